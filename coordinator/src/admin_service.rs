@@ -1,0 +1,242 @@
+//! `AdminService`: what operators call. Any coordinator accepts it; a follower forwards the call
+//! once to the leader, or answers UNAVAILABLE with a leader hint.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use surge_proto::v1::admin_service_client::AdminServiceClient;
+use surge_proto::v1::admin_service_server::AdminService;
+use surge_proto::v1::coordinator_peer_service_client::CoordinatorPeerServiceClient;
+use surge_proto::v1::{
+    AddCoordinatorRequest, ClusterStatusRequest, ClusterStatusResponse, CoordinatorStatus,
+    InitClusterRequest, InitClusterResponse, ListNodesRequest, ListNodesResponse, LocalStatusRequest,
+    MembershipResponse, NodeStatus, RemoveCoordinatorRequest, ShardStatus,
+};
+use tonic::{Request, Response, Status};
+
+use crate::config::check_address;
+use crate::coordinator::{now_ms, Coordinator};
+use crate::membership;
+use crate::meta::{Command, NodeInfo, NodeState, Reply};
+use crate::meta_state::META_GROUP;
+
+/// Metadata marking a call a coordinator already forwarded, so it is never forwarded twice.
+pub const FORWARDED_METADATA: &str = "x-surge-forwarded";
+
+/// Shard counts and replication factors `cluster init` accepts.
+pub const MAX_SHARDS: u32 = 4096;
+pub const MAX_REPLICAS: u32 = 7;
+
+pub struct AdminApi {
+    pub coordinator: Arc<Coordinator>,
+}
+
+/// Where a call goes: handled here, or forwarded to the leader over this channel.
+pub enum Route {
+    Local,
+    Forward(tonic::transport::Channel),
+}
+
+/// Decides whether this coordinator serves a call or forwards it to the leader.
+pub async fn route<T>(c: &Coordinator, request: &Request<T>) -> Result<Route, Status> {
+    let view = c.local_view().await?;
+    if view.is_leader {
+        return Ok(Route::Local);
+    }
+    let leader_addr = (view.leader_id != 0).then(|| c.address_of(view.leader_id)).flatten();
+    let Some(addr) = leader_addr else {
+        return Err(crate::error::unavailable("no coordinator leader is known yet; retry shortly", None));
+    };
+    if request.metadata().contains_key(FORWARDED_METADATA) {
+        return Err(crate::error::unavailable(
+            format!("not the leader; coordinator {} at {addr} is", view.leader_id),
+            Some(&addr),
+        ));
+    }
+    Ok(Route::Forward(c.channel(&addr)?))
+}
+
+/// Wraps a message for forwarding, marked so the leader never forwards it again.
+pub fn forwarded<T>(message: T) -> Request<T> {
+    let mut request = Request::new(message);
+    request.metadata_mut().insert(FORWARDED_METADATA, tonic::metadata::MetadataValue::from_static("1"));
+    request
+}
+
+pub fn node_status(node: &NodeInfo, last_seen: Option<Instant>, replica_count: usize) -> NodeStatus {
+    let state = match node.state {
+        NodeState::Up => surge_proto::v1::NodeState::Up,
+        NodeState::Down => surge_proto::v1::NodeState::Down,
+        NodeState::Draining => surge_proto::v1::NodeState::Draining,
+        NodeState::Removed => surge_proto::v1::NodeState::Removed,
+    };
+    NodeStatus {
+        id: node.id,
+        address: node.address.clone(),
+        zone: node.zone.clone(),
+        state: state as i32,
+        seconds_since_heartbeat: last_seen.map_or(-1.0, |t| t.elapsed().as_secs_f64()),
+        http_address: node.http_address.clone(),
+        replica_count: replica_count as u32,
+    }
+}
+
+impl AdminApi {
+    async fn nodes(&self) -> Result<Vec<NodeStatus>, Status> {
+        let c = &self.coordinator;
+        let nodes = c
+            .handle
+            .read(META_GROUP, |sm| {
+                sm.nodes.values().map(|n| (n.clone(), sm.shards_of(n.id).len())).collect::<Vec<_>>()
+            })
+            .await
+            .map_err(|e| c.map_request(e))?;
+        let seen = c.heartbeats.lock().map(|h| h.clone()).unwrap_or_default();
+        Ok(nodes.iter().map(|(n, count)| node_status(n, seen.get(&n.id).copied(), *count)).collect())
+    }
+
+    async fn peer_status(&self, id: u64, address: String) -> CoordinatorStatus {
+        let unreachable = CoordinatorStatus {
+            id,
+            address: address.clone(),
+            role: "unreachable".into(),
+            ..Default::default()
+        };
+        let Ok(channel) = self.coordinator.channel(&address) else { return unreachable };
+        let mut client = CoordinatorPeerServiceClient::new(channel);
+        let mut request = Request::new(LocalStatusRequest {});
+        request.set_timeout(Duration::from_millis(800));
+        match tokio::time::timeout(Duration::from_secs(1), client.local_status(request)).await {
+            Ok(Ok(resp)) => resp.into_inner(),
+            _ => unreachable,
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl AdminService for AdminApi {
+    async fn init_cluster(&self, request: Request<InitClusterRequest>) -> Result<Response<InitClusterResponse>, Status> {
+        if let Route::Forward(ch) = route(&self.coordinator, &request).await? {
+            return AdminServiceClient::new(ch).init_cluster(forwarded(request.into_inner())).await;
+        }
+        let req = request.into_inner();
+        if req.shards == 0 || req.shards > MAX_SHARDS {
+            return Err(Status::invalid_argument(format!("shards: must be between 1 and {MAX_SHARDS}, got {}", req.shards)));
+        }
+        if req.replicas == 0 || req.replicas > MAX_REPLICAS {
+            return Err(Status::invalid_argument(format!(
+                "replicas: must be between 1 and {MAX_REPLICAS}, got {}",
+                req.replicas
+            )));
+        }
+        if req.request_token.len() > 128 {
+            return Err(Status::invalid_argument("request_token: at most 128 bytes"));
+        }
+        let cmd = Command::InitCluster {
+            cluster_id: uuid::Uuid::new_v4().to_string(),
+            shards: req.shards,
+            replicas: req.replicas,
+            token: req.request_token,
+            at_ms: now_ms(),
+        };
+        match self.coordinator.propose(cmd).await? {
+            Reply::Initialized(info) => {
+                if let Ok(mut shared) = self.coordinator.cluster_id.write() {
+                    *shared = info.cluster_id.clone();
+                }
+                Ok(Response::new(InitClusterResponse {
+                    cluster_id: info.cluster_id,
+                    shards: info.shards,
+                    replicas: info.replicas,
+                }))
+            }
+            other => Err(Status::internal(format!("unexpected reply to init: {other:?}"))),
+        }
+    }
+
+    async fn cluster_status(&self, request: Request<ClusterStatusRequest>) -> Result<Response<ClusterStatusResponse>, Status> {
+        if let Route::Forward(ch) = route(&self.coordinator, &request).await? {
+            return AdminServiceClient::new(ch).cluster_status(forwarded(request.into_inner())).await;
+        }
+        let c = &self.coordinator;
+        let (cluster, members, shards) = c
+            .handle
+            .read(META_GROUP, |sm| (sm.cluster.clone(), sm.coordinators.clone(), sm.shards.clone()))
+            .await
+            .map_err(|e| c.map_request(e))?;
+        let voters = c
+            .handle
+            .inspect(META_GROUP, |p| {
+                let cs = p.conf_state();
+                let mut ids: Vec<u64> = cs.voters.iter().chain(&cs.voters_outgoing).chain(&cs.learners).copied().collect();
+                ids.sort_unstable();
+                ids.dedup();
+                ids
+            })
+            .await
+            .map_err(|e| c.map_request(e))?;
+        let mut coordinators = Vec::with_capacity(voters.len());
+        let mut lookups = Vec::new();
+        for id in voters {
+            if id == c.config.id {
+                coordinators.push(c.local_status().await?);
+            } else {
+                let addr = members.get(&id).map(|m| m.address.clone()).or_else(|| c.address_of(id)).unwrap_or_default();
+                lookups.push(self.peer_status(id, addr));
+            }
+        }
+        coordinators.extend(join_all(lookups).await);
+        coordinators.sort_by_key(|s| s.id);
+        let nodes = self.nodes().await?;
+        Ok(Response::new(ClusterStatusResponse {
+            initialized: cluster.is_some(),
+            cluster_id: cluster.as_ref().map(|i| i.cluster_id.clone()).unwrap_or_default(),
+            shard_count: cluster.as_ref().map_or(0, |i| i.shards),
+            replicas: cluster.as_ref().map_or(0, |i| i.replicas),
+            leader_id: c.config.id,
+            coordinators,
+            nodes,
+            shards: shards
+                .values()
+                .map(|s| ShardStatus { id: s.id, epoch: s.epoch, replicas: s.replicas.clone() })
+                .collect(),
+        }))
+    }
+
+    async fn list_nodes(&self, request: Request<ListNodesRequest>) -> Result<Response<ListNodesResponse>, Status> {
+        if let Route::Forward(ch) = route(&self.coordinator, &request).await? {
+            return AdminServiceClient::new(ch).list_nodes(forwarded(request.into_inner())).await;
+        }
+        Ok(Response::new(ListNodesResponse { nodes: self.nodes().await? }))
+    }
+
+    async fn add_coordinator(&self, request: Request<AddCoordinatorRequest>) -> Result<Response<MembershipResponse>, Status> {
+        if let Route::Forward(ch) = route(&self.coordinator, &request).await? {
+            return AdminServiceClient::new(ch).add_coordinator(forwarded(request.into_inner())).await;
+        }
+        let req = request.into_inner();
+        if req.id == 0 {
+            return Err(Status::invalid_argument("id: must be greater than 0"));
+        }
+        check_address("address", &req.address).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        if !req.http_address.is_empty() {
+            check_address("http_address", &req.http_address).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        }
+        membership::add(&self.coordinator, req).await.map(Response::new)
+    }
+
+    async fn remove_coordinator(
+        &self,
+        request: Request<RemoveCoordinatorRequest>,
+    ) -> Result<Response<MembershipResponse>, Status> {
+        if let Route::Forward(ch) = route(&self.coordinator, &request).await? {
+            return AdminServiceClient::new(ch).remove_coordinator(forwarded(request.into_inner())).await;
+        }
+        let req = request.into_inner();
+        if req.id == 0 {
+            return Err(Status::invalid_argument("id: must be greater than 0"));
+        }
+        membership::remove(&self.coordinator, req.id).await.map(Response::new)
+    }
+}

@@ -1,0 +1,297 @@
+//! The coordinator's configuration: a TOML file with documented defaults, overridden by flags,
+//! then validated. Unknown keys are errors, and every error names the key.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use surge_raftstore::RaftConfig;
+
+use crate::meta::CoordinatorInfo;
+
+/// A coordinator the group starts with.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PeerFile {
+    pub id: u64,
+    /// gRPC address other processes use to reach it.
+    pub address: String,
+    /// HTTP (metrics) address; informational.
+    #[serde(default)]
+    pub http_address: String,
+}
+
+/// Raft timers; identical on every process (DESIGN.md §8).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RaftFile {
+    pub tick_ms: u64,
+    pub heartbeat_ticks: usize,
+    pub election_ticks: usize,
+    pub log_gc_threshold: u64,
+    pub request_timeout_ms: u64,
+}
+
+impl Default for RaftFile {
+    fn default() -> Self {
+        let d = RaftConfig::default();
+        RaftFile {
+            tick_ms: d.tick.as_millis() as u64,
+            heartbeat_ticks: d.heartbeat_ticks,
+            election_ticks: d.election_ticks,
+            log_gc_threshold: d.log_gc_threshold,
+            request_timeout_ms: d.request_timeout.as_millis() as u64,
+        }
+    }
+}
+
+/// The file as written by the operator.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// This coordinator's Raft id (> 0), unique in the cluster.
+    pub id: u64,
+    /// RocksDB and identity live here.
+    pub data_dir: PathBuf,
+    /// gRPC listen address (AdminService, NodeService, RaftTransport, health, reflection).
+    pub grpc_listen: String,
+    /// HTTP listen address for /metrics, /healthz and /readyz.
+    pub http_listen: String,
+    /// Address others use to reach this gRPC server; defaults to `grpc_listen`.
+    #[serde(default)]
+    pub advertise_address: Option<String>,
+    /// Pins the cluster this data dir must belong to (refuses to start otherwise).
+    #[serde(default)]
+    pub cluster_id: Option<String>,
+    /// Start with an empty configuration and wait to be added (`surgectl coordinator add`).
+    #[serde(default)]
+    pub join: bool,
+    /// Silence after which a node is marked Down.
+    #[serde(default = "default_node_down_after_secs")]
+    pub node_down_after_secs: u64,
+    /// The coordinators a new cluster starts with (including this one unless `join`).
+    #[serde(default)]
+    pub initial_peers: Vec<PeerFile>,
+    #[serde(default)]
+    pub raft: RaftFile,
+}
+
+fn default_node_down_after_secs() -> u64 {
+    10
+}
+
+/// A validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub id: u64,
+    pub data_dir: PathBuf,
+    pub grpc_listen: String,
+    pub http_listen: String,
+    pub advertise_address: String,
+    pub advertise_http: String,
+    pub cluster_id: Option<String>,
+    pub join: bool,
+    pub node_down_after: Duration,
+    pub initial_peers: Vec<CoordinatorInfo>,
+    pub raft: RaftConfig,
+}
+
+/// A configuration problem, naming the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{key}: {reason}")]
+    Invalid { key: String, reason: String },
+}
+
+fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { key: key.into(), reason: reason.into() }
+}
+
+/// Checks a `host:port` address.
+pub fn check_address(key: &str, value: &str) -> Result<(), ConfigError> {
+    if value.parse::<SocketAddr>().is_ok() {
+        return Ok(());
+    }
+    match value.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(()),
+        _ => Err(invalid(key, format!("{value:?} is not a host:port address"))),
+    }
+}
+
+impl ConfigFile {
+    pub fn parse(path: &Path, text: &str) -> Result<ConfigFile, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() })
+    }
+
+    pub fn load(path: &Path) -> Result<ConfigFile, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        ConfigFile::parse(path, &text)
+    }
+
+    /// Validates every field; the destructuring makes a new field impossible to forget.
+    pub fn validate(self) -> Result<Config, ConfigError> {
+        let ConfigFile {
+            id,
+            data_dir,
+            grpc_listen,
+            http_listen,
+            advertise_address,
+            cluster_id,
+            join,
+            node_down_after_secs,
+            initial_peers,
+            raft,
+        } = self;
+        if id == 0 {
+            return Err(invalid("id", "must be greater than 0"));
+        }
+        if data_dir.as_os_str().is_empty() {
+            return Err(invalid("data_dir", "must not be empty"));
+        }
+        check_address("grpc_listen", &grpc_listen)?;
+        check_address("http_listen", &http_listen)?;
+        let advertise_address = advertise_address.unwrap_or_else(|| grpc_listen.clone());
+        check_address("advertise_address", &advertise_address)?;
+        if let Some(cid) = &cluster_id {
+            if cid.trim().is_empty() {
+                return Err(invalid("cluster_id", "must not be empty when set"));
+            }
+        }
+        if !(1..=3600).contains(&node_down_after_secs) {
+            return Err(invalid("node_down_after_secs", "must be between 1 and 3600"));
+        }
+        let mut seen = BTreeSet::new();
+        let mut peers = Vec::with_capacity(initial_peers.len());
+        for (i, p) in initial_peers.into_iter().enumerate() {
+            if p.id == 0 {
+                return Err(invalid(format!("initial_peers[{i}].id"), "must be greater than 0"));
+            }
+            if !seen.insert(p.id) {
+                return Err(invalid(format!("initial_peers[{i}].id"), format!("id {} appears twice", p.id)));
+            }
+            check_address(&format!("initial_peers[{i}].address"), &p.address)?;
+            peers.push(CoordinatorInfo { id: p.id, address: p.address, http_address: p.http_address });
+        }
+        if !join && !seen.contains(&id) {
+            return Err(invalid("initial_peers", format!("must list this coordinator (id {id}) unless join = true")));
+        }
+        if join && !peers.is_empty() && seen.contains(&id) {
+            return Err(invalid("join", "a joining coordinator must not be one of initial_peers"));
+        }
+        let RaftFile { tick_ms, heartbeat_ticks, election_ticks, log_gc_threshold, request_timeout_ms } = raft;
+        if !(10..=10_000).contains(&tick_ms) {
+            return Err(invalid("raft.tick_ms", "must be between 10 and 10000"));
+        }
+        if heartbeat_ticks == 0 || election_ticks <= heartbeat_ticks {
+            return Err(invalid("raft.election_ticks", "must be greater than raft.heartbeat_ticks (> 0)"));
+        }
+        if log_gc_threshold == 0 {
+            return Err(invalid("raft.log_gc_threshold", "must be greater than 0"));
+        }
+        if request_timeout_ms < 100 {
+            return Err(invalid("raft.request_timeout_ms", "must be at least 100"));
+        }
+        let advertise_http = peers
+            .iter()
+            .find(|p| p.id == id && !p.http_address.is_empty())
+            .map(|p| p.http_address.clone())
+            .unwrap_or_else(|| http_listen.clone());
+        Ok(Config {
+            id,
+            data_dir,
+            grpc_listen,
+            http_listen,
+            advertise_address,
+            advertise_http,
+            cluster_id,
+            join,
+            node_down_after: Duration::from_secs(node_down_after_secs),
+            initial_peers: peers,
+            raft: RaftConfig {
+                tick: Duration::from_millis(tick_ms),
+                heartbeat_ticks,
+                election_ticks,
+                log_gc_threshold,
+                request_timeout: Duration::from_millis(request_timeout_ms),
+                ..RaftConfig::default()
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+        id = 1
+        data_dir = "/tmp/c1"
+        grpc_listen = "127.0.0.1:7001"
+        http_listen = "127.0.0.1:7101"
+
+        [[initial_peers]]
+        id = 1
+        address = "127.0.0.1:7001"
+
+        [[initial_peers]]
+        id = 2
+        address = "127.0.0.1:7002"
+    "#;
+
+    fn check(text: &str) -> Result<Config, ConfigError> {
+        ConfigFile::parse(Path::new("c.toml"), text)?.validate()
+    }
+
+    #[test]
+    fn a_good_file_gets_the_documented_defaults() -> Result<(), ConfigError> {
+        let c = check(GOOD)?;
+        assert_eq!(c.node_down_after, Duration::from_secs(10));
+        assert_eq!(c.raft, RaftConfig::default());
+        assert_eq!(c.advertise_address, "127.0.0.1:7001");
+        Ok(())
+    }
+
+    #[test]
+    fn every_error_names_its_key() {
+        let cases = [
+            (GOOD.replace("id = 1\n        data_dir", "id = 0\n        data_dir"), "id"),
+            (GOOD.replace("127.0.0.1:7101", "nowhere"), "http_listen"),
+            (GOOD.replace("127.0.0.1:7002", "x"), "initial_peers[1].address"),
+            (GOOD.replace("id = 2", "id = 1"), "initial_peers[1].id"),
+            (GOOD.replace("grpc_listen", "grpc_lisen"), "grpc_lisen"),
+            (format!("{GOOD}\n[raft]\nelection_ticks = 1\n"), "raft.election_ticks"),
+            (format!("{GOOD}\n[raft]\ntick = 5\n"), "tick"),
+            (GOOD.replace("id = 1\n        address", "id = 3\n        address"), "initial_peers"),
+            (GOOD.replace("id = 1\n        data_dir", "id = \"one\"\n        data_dir"), "id"),
+        ];
+        for (text, key) in cases {
+            match check(&text) {
+                Ok(_) => panic!("accepted a config with a bad {key}"),
+                Err(e) => assert!(e.to_string().contains(key), "error {e:?} does not name {key}"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_example_files_in_deploy_parse() -> Result<(), ConfigError> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/config");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).map_err(|source| ConfigError::Read { path: dir.clone(), source })? {
+            let path = entry.map_err(|source| ConfigError::Read { path: dir.clone(), source })?.path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            if name.starts_with("coordinator") && name.ends_with(".toml") {
+                ConfigFile::load(&path)?.validate()?;
+                seen += 1;
+            }
+        }
+        assert!(seen > 0, "no coordinator example in {}", dir.display());
+        Ok(())
+    }
+}

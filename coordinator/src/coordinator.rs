@@ -1,0 +1,149 @@
+//! [`Coordinator`]: the shared state behind the coordinator's gRPC services and scheduler.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use surge_proto::v1::CoordinatorStatus;
+use surge_raftstore::raft::StateRole;
+use surge_raftstore::transport::SharedClusterId;
+use surge_raftstore::{RaftHandle, RequestError, RocksEngine};
+use tonic::transport::{Channel, Endpoint};
+use tonic::Status;
+
+use crate::config::Config;
+use crate::error;
+use crate::meta::{Command, CoordinatorInfo, Output, Reply};
+use crate::meta_state::{MetaState, META_GROUP};
+
+pub type MetaHandle = RaftHandle<RocksEngine, MetaState<RocksEngine>>;
+
+/// Coordinator id → addresses, refreshed from the replicated state.
+pub type AddressBook = Arc<RwLock<BTreeMap<u64, CoordinatorInfo>>>;
+
+/// Everything the services share.
+pub struct Coordinator {
+    pub config: Config,
+    pub handle: MetaHandle,
+    pub book: AddressBook,
+    pub cluster_id: SharedClusterId,
+    /// Last heartbeat per node, as seen by this process while it leads.
+    pub heartbeats: Mutex<HashMap<u64, Instant>>,
+    channels: Mutex<HashMap<String, Channel>>,
+}
+
+/// The local Raft view used to route a request.
+#[derive(Clone, Copy, Debug)]
+pub struct LocalView {
+    pub is_leader: bool,
+    pub leader_id: u64,
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+impl Coordinator {
+    pub fn new(config: Config, handle: MetaHandle, book: AddressBook, cluster_id: SharedClusterId) -> Coordinator {
+        Coordinator {
+            config,
+            handle,
+            book,
+            cluster_id,
+            heartbeats: Mutex::new(HashMap::new()),
+            channels: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn address_of(&self, id: u64) -> Option<String> {
+        self.book.read().ok().and_then(|b| b.get(&id).map(|c| c.address.clone()))
+    }
+
+    pub fn map_request(&self, err: RequestError) -> Status {
+        error::from_request(err, |id| self.address_of(id))
+    }
+
+    pub async fn local_view(&self) -> Result<LocalView, Status> {
+        self.handle
+            .inspect(META_GROUP, |p| LocalView { is_leader: p.is_leader(), leader_id: p.leader_id() })
+            .await
+            .map_err(|e| self.map_request(e))
+    }
+
+    /// A cached, lazily connected channel to `address`.
+    pub fn channel(&self, address: &str) -> Result<Channel, Status> {
+        let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = channels.get(address) {
+            return Ok(c.clone());
+        }
+        let endpoint = Endpoint::from_shared(format!("http://{address}"))
+            .map_err(|e| Status::internal(format!("bad coordinator address {address}: {e}")))?
+            .connect_timeout(Duration::from_secs(1))
+            .timeout(Duration::from_secs(10));
+        let channel = endpoint.connect_lazy();
+        channels.insert(address.to_string(), channel.clone());
+        Ok(channel)
+    }
+
+    /// Proposes a command stamped now and returns its reply.
+    pub async fn propose(&self, cmd: Command) -> Result<Reply, Status> {
+        let data = serde_json::to_vec(&cmd).map_err(|e| Status::internal(e.to_string()))?;
+        let out: Output = self.handle.propose(META_GROUP, data).await.map_err(|e| self.map_request(e))?;
+        out.map_err(error::from_meta)
+    }
+
+    /// This process's own view of the group, for `cluster status`.
+    pub async fn local_status(&self) -> Result<CoordinatorStatus, Status> {
+        let id = self.config.id;
+        let address = self.config.advertise_address.clone();
+        let http_address = self.config.advertise_http.clone();
+        self.handle
+            .inspect(META_GROUP, move |p| {
+                let cs = p.conf_state();
+                let voter = cs.voters.contains(&id) || cs.voters_outgoing.contains(&id);
+                let role = match p.role() {
+                    StateRole::Leader => "leader",
+                    StateRole::Candidate => "candidate",
+                    StateRole::PreCandidate => "pre_candidate",
+                    StateRole::Follower if cs.learners.contains(&id) => "learner",
+                    StateRole::Follower if !voter => "non_member",
+                    StateRole::Follower => "follower",
+                };
+                CoordinatorStatus {
+                    id,
+                    address,
+                    role: role.to_string(),
+                    term: p.term(),
+                    commit_index: p.commit_index(),
+                    applied_index: p.applied_index(),
+                    voter,
+                    http_address,
+                }
+            })
+            .await
+            .map_err(|e| self.map_request(e))
+    }
+
+    /// Reloads the address book and cluster id from the local state machine.
+    pub async fn refresh_from_state(&self) {
+        let Ok((coords, cluster_id)) = self
+            .handle
+            .inspect(META_GROUP, |p| (p.sm.coordinators.clone(), p.sm.cluster_id().map(str::to_string)))
+            .await
+        else {
+            return;
+        };
+        if let Ok(mut book) = self.book.write() {
+            for (id, info) in coords {
+                book.insert(id, info);
+            }
+        }
+        if let Some(cid) = cluster_id {
+            if let Ok(mut shared) = self.cluster_id.write() {
+                if *shared != cid {
+                    *shared = cid;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,80 @@
+//! `surge-coordinator --config FILE`: binds the sockets, installs signal handlers, runs.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use surge_coordinator::config::ConfigFile;
+
+/// A surge coordinator: one member of the Raft-replicated metadata quorum.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// TOML configuration file (see deploy/config/coordinator-1.toml).
+    #[arg(long, short)]
+    config: PathBuf,
+    /// Overrides `id`.
+    #[arg(long)]
+    id: Option<u64>,
+    /// Overrides `data_dir`.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Overrides `grpc_listen`.
+    #[arg(long)]
+    grpc_listen: Option<String>,
+    /// Overrides `http_listen`.
+    #[arg(long)]
+    http_listen: Option<String>,
+    /// Overrides `join`.
+    #[arg(long)]
+    join: bool,
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    surge_raftstore::ops::init_tracing();
+    let args = Args::parse();
+    let mut file = ConfigFile::load(&args.config)?;
+    if let Some(id) = args.id {
+        file.id = id;
+    }
+    if let Some(dir) = args.data_dir {
+        file.data_dir = dir;
+    }
+    if let Some(addr) = args.grpc_listen {
+        file.grpc_listen = addr;
+    }
+    if let Some(addr) = args.http_listen {
+        file.http_listen = addr;
+    }
+    file.join |= args.join;
+    let config = file.validate()?;
+    let grpc = tokio::net::TcpListener::bind(&config.grpc_listen)
+        .await
+        .with_context(|| format!("grpc_listen: cannot bind {}", config.grpc_listen))?;
+    let http = tokio::net::TcpListener::bind(&config.http_listen)
+        .await
+        .with_context(|| format!("http_listen: cannot bind {}", config.http_listen))?;
+    surge_coordinator::server::run(config, grpc, http, shutdown_signal()).await?;
+    Ok(())
+}

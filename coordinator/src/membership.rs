@@ -1,0 +1,171 @@
+//! Changing the coordinator quorum through joint consensus.
+//!
+//! Add: the newcomer joins as a learner, catches up, then one `ConfChangeV2` with an explicit
+//! transition promotes it (C_old,new), and the leader proposes leaving the joint configuration.
+//! Remove: refused when the remaining voters could not form a quorum from the healthy ones;
+//! a leader asked to remove itself first hands leadership to a caught-up voter.
+
+use std::time::{Duration, Instant};
+
+use surge_proto::v1::{AddCoordinatorRequest, MembershipResponse};
+use surge_raftstore::raft::eraftpb::{ConfChangeSingle, ConfChangeTransition, ConfChangeType, ConfChangeV2, ConfState};
+use tonic::Status;
+use tracing::info;
+
+use crate::coordinator::Coordinator;
+use crate::meta::CoordinatorInfo;
+use crate::meta_state::META_GROUP;
+
+/// How long a learner may take to catch up before `add` gives up (the learner stays).
+const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How far behind the commit index a learner may be when it is promoted.
+const CATCH_UP_SLACK: u64 = 16;
+
+fn single(id: u64, ty: ConfChangeType) -> ConfChangeSingle {
+    let mut s = ConfChangeSingle::default();
+    s.node_id = id;
+    s.set_change_type(ty);
+    s
+}
+
+fn change(changes: Vec<ConfChangeSingle>, transition: ConfChangeTransition, context: Vec<u8>) -> ConfChangeV2 {
+    let mut cc = ConfChangeV2::default();
+    cc.set_changes(changes.into());
+    cc.set_transition(transition);
+    cc.context = context.into();
+    cc
+}
+
+fn response(cs: &ConfState) -> MembershipResponse {
+    MembershipResponse { voters: cs.voters.clone(), learners: cs.learners.clone() }
+}
+
+/// Facts about the group the leader checks before a change.
+struct GroupView {
+    is_leader: bool,
+    cs: ConfState,
+    commit: u64,
+    /// `(peer, matched index, recently active)` for every tracked peer but this one.
+    progress: Vec<(u64, u64, bool)>,
+}
+
+async fn view(c: &Coordinator) -> Result<GroupView, Status> {
+    c.handle
+        .inspect(META_GROUP, |p| GroupView {
+            is_leader: p.is_leader(),
+            cs: p.conf_state().clone(),
+            commit: p.commit_index(),
+            progress: p
+                .node
+                .raft
+                .prs()
+                .iter()
+                .filter(|(id, _)| **id != p.id())
+                .map(|(id, pr)| (*id, pr.matched, pr.recent_active))
+                .collect(),
+        })
+        .await
+        .map_err(|e| c.map_request(e))
+}
+
+async fn wait_joint_left(c: &Coordinator) -> Result<ConfState, Status> {
+    let deadline = Instant::now() + c.config.raft.request_timeout * 2;
+    loop {
+        let v = view(c).await?;
+        if v.cs.voters_outgoing.is_empty() {
+            return Ok(v.cs);
+        }
+        if Instant::now() > deadline {
+            return Err(Status::unavailable("the joint configuration was not left in time; the leader keeps trying"));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Adds a coordinator: learner, catch up, joint promotion, leave joint.
+pub async fn add(c: &Coordinator, req: AddCoordinatorRequest) -> Result<MembershipResponse, Status> {
+    let id = req.id;
+    let v = view(c).await?;
+    if v.cs.voters.contains(&id) {
+        return Ok(response(&v.cs));
+    }
+    let info = CoordinatorInfo { id, address: req.address, http_address: req.http_address };
+    let context = serde_json::to_vec(&info).map_err(|e| Status::internal(e.to_string()))?;
+    if !v.cs.learners.contains(&id) {
+        info!(id, address = %info.address, "adding coordinator as a learner");
+        let cc = change(vec![single(id, ConfChangeType::AddLearnerNode)], ConfChangeTransition::Auto, context.clone());
+        c.handle.conf_change(META_GROUP, cc).await.map_err(|e| c.map_request(e))?;
+    }
+    if let Ok(mut book) = c.book.write() {
+        book.insert(id, info.clone());
+    }
+    let deadline = Instant::now() + CATCH_UP_TIMEOUT;
+    loop {
+        let v = view(c).await?;
+        if !v.is_leader {
+            return Err(crate::error::unavailable("leadership changed during the add; retry", None));
+        }
+        let matched = v.progress.iter().find(|(p, _, _)| *p == id).map_or(0, |(_, m, _)| *m);
+        if matched + CATCH_UP_SLACK >= v.commit && matched > 0 {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(Status::deadline_exceeded(format!(
+                "id: coordinator {id} at {} did not catch up within {}s (it stays a learner); is it running with join = true?",
+                info.address,
+                CATCH_UP_TIMEOUT.as_secs()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    info!(id, "promoting learner through a joint configuration");
+    let cc = change(vec![single(id, ConfChangeType::AddNode)], ConfChangeTransition::Explicit, context);
+    c.handle.conf_change(META_GROUP, cc).await.map_err(|e| c.map_request(e))?;
+    wait_joint_left(c).await.map(|cs| response(&cs))
+}
+
+/// Removes a coordinator, refusing when that would leave no healthy quorum.
+pub async fn remove(c: &Coordinator, id: u64) -> Result<MembershipResponse, Status> {
+    let v = view(c).await?;
+    let is_voter = v.cs.voters.contains(&id);
+    if !is_voter && !v.cs.learners.contains(&id) {
+        return Err(Status::not_found(format!("id: coordinator {id} is not a member (voters {:?})", v.cs.voters)));
+    }
+    if is_voter {
+        let remaining: Vec<u64> = v.cs.voters.iter().copied().filter(|v| *v != id).collect();
+        if remaining.is_empty() {
+            return Err(Status::failed_precondition("id: cannot remove the last coordinator"));
+        }
+        let healthy = remaining
+            .iter()
+            .filter(|r| **r == c.config.id || v.progress.iter().any(|(p, _, active)| p == *r && *active))
+            .count();
+        let quorum = remaining.len() / 2 + 1;
+        if healthy < quorum {
+            return Err(Status::failed_precondition(format!(
+                "id: removing coordinator {id} would leave {healthy} healthy of {} voters; a quorum needs {quorum}",
+                remaining.len()
+            )));
+        }
+        if id == c.config.id {
+            let target = v
+                .progress
+                .iter()
+                .filter(|(p, _, active)| *active && remaining.contains(p))
+                .max_by_key(|(_, matched, _)| *matched)
+                .map(|(p, _, _)| *p);
+            if let Some(target) = target {
+                info!(from = id, to = target, "transferring leadership before removing this coordinator");
+                c.handle.transfer_leader(META_GROUP, target).map_err(|e| c.map_request(e))?;
+            }
+            return Err(crate::error::unavailable(
+                "this coordinator is the leader being removed; leadership is moving, retry",
+                None,
+            ));
+        }
+    }
+    info!(id, "removing coordinator through a joint configuration");
+    let cc = change(vec![single(id, ConfChangeType::RemoveNode)], ConfChangeTransition::Explicit, Vec::new());
+    c.handle.conf_change(META_GROUP, cc).await.map_err(|e| c.map_request(e))?;
+    wait_joint_left(c).await.map(|cs| response(&cs))
+}

@@ -1,0 +1,119 @@
+//! `NodeService`: nodes register and heartbeat to the coordinator leader.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use surge_proto::v1::node_service_client::NodeServiceClient;
+use surge_proto::v1::node_service_server::NodeService;
+use surge_proto::v1::{
+    HeartbeatRequest, HeartbeatResponse, RegisterNodeRequest, RegisterNodeResponse, ShardStatus,
+};
+use tonic::{Request, Response, Status};
+use tracing::info;
+
+use crate::admin_service::{forwarded, route, Route};
+use crate::config::check_address;
+use crate::coordinator::{now_ms, Coordinator};
+use crate::meta::{Command, MetaError, NodeState, Reply};
+use crate::meta_state::META_GROUP;
+
+const MAX_ZONE_LEN: usize = 64;
+const MAX_INSTANCE_ID_LEN: usize = 64;
+
+pub struct NodeApi {
+    pub coordinator: Arc<Coordinator>,
+}
+
+fn invalid(field: &str, reason: impl std::fmt::Display) -> Status {
+    Status::invalid_argument(format!("{field}: {reason}"))
+}
+
+fn check_cluster(ours: Option<&str>, theirs: &str) -> Result<(), Status> {
+    match ours {
+        Some(ours) if !theirs.is_empty() && ours != theirs => Err(Status::failed_precondition(format!(
+            "cluster_id: the node's data dir belongs to cluster {theirs}, this is cluster {ours}; refusing it"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+#[tonic::async_trait]
+impl NodeService for NodeApi {
+    async fn register_node(&self, request: Request<RegisterNodeRequest>) -> Result<Response<RegisterNodeResponse>, Status> {
+        if let Route::Forward(ch) = route(&self.coordinator, &request).await? {
+            return NodeServiceClient::new(ch).register_node(forwarded(request.into_inner())).await;
+        }
+        let req = request.into_inner();
+        if req.instance_id.is_empty() || req.instance_id.len() > MAX_INSTANCE_ID_LEN {
+            return Err(invalid("instance_id", format!("must be 1 to {MAX_INSTANCE_ID_LEN} bytes")));
+        }
+        check_address("address", &req.address).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        if !req.http_address.is_empty() {
+            check_address("http_address", &req.http_address).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        }
+        if req.zone.len() > MAX_ZONE_LEN {
+            return Err(invalid("zone", format!("at most {MAX_ZONE_LEN} bytes")));
+        }
+        let c = &self.coordinator;
+        let cluster = c.handle.read(META_GROUP, |sm| sm.cluster_id().map(str::to_string)).await.map_err(|e| c.map_request(e))?;
+        check_cluster(cluster.as_deref(), &req.cluster_id)?;
+        let cmd = Command::RegisterNode {
+            instance_id: req.instance_id,
+            address: req.address,
+            http_address: req.http_address,
+            zone: req.zone,
+            at_ms: now_ms(),
+        };
+        match c.propose(cmd).await? {
+            Reply::Registered { node_id, cluster_id } => {
+                info!(node_id, "node registered");
+                if let Ok(mut h) = c.heartbeats.lock() {
+                    h.insert(node_id, Instant::now());
+                }
+                Ok(Response::new(RegisterNodeResponse { node_id, cluster_id }))
+            }
+            other => Err(Status::internal(format!("unexpected reply to register: {other:?}"))),
+        }
+    }
+
+    async fn heartbeat(&self, request: Request<HeartbeatRequest>) -> Result<Response<HeartbeatResponse>, Status> {
+        if let Route::Forward(ch) = route(&self.coordinator, &request).await? {
+            return NodeServiceClient::new(ch).heartbeat(forwarded(request.into_inner())).await;
+        }
+        let req = request.into_inner();
+        let c = &self.coordinator;
+        let node_id = req.node_id;
+        let found = c
+            .handle
+            .inspect(META_GROUP, move |p| {
+                let sm = &p.sm;
+                let node = sm.nodes.get(&node_id).cloned();
+                let shards: Vec<ShardStatus> = sm
+                    .shards_of(node_id)
+                    .into_iter()
+                    .map(|s| ShardStatus { id: s.id, epoch: s.epoch, replicas: s.replicas.clone() })
+                    .collect();
+                (sm.cluster_id().map(str::to_string), node, shards)
+            })
+            .await
+            .map_err(|e| c.map_request(e))?;
+        let (cluster, node, assigned_shards) = found;
+        check_cluster(cluster.as_deref(), &req.cluster_id)?;
+        let Some(node) = node else {
+            return Err(crate::error::from_meta(MetaError::UnknownNode(node_id)));
+        };
+        if let Ok(mut h) = c.heartbeats.lock() {
+            h.insert(node_id, Instant::now());
+        }
+        if !req.address.is_empty() && (req.address != node.address || req.http_address != node.http_address) {
+            check_address("address", &req.address).map_err(|e| Status::invalid_argument(e.to_string()))?;
+            c.propose(Command::UpdateNodeAddress { node_id, address: req.address, http_address: req.http_address })
+                .await?;
+        }
+        if node.state == NodeState::Down {
+            info!(node_id, "node is back; marking it up");
+            c.propose(Command::SetNodeState { node_id, state: NodeState::Up, at_ms: now_ms() }).await?;
+        }
+        Ok(Response::new(HeartbeatResponse { assigned_shards }))
+    }
+}

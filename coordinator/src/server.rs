@@ -1,0 +1,186 @@
+//! Starting a coordinator: open and check the data dir, bootstrap the group once, start the
+//! Raft loop, and serve gRPC and HTTP on listeners the caller bound.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::{Arc, OnceLock, RwLock};
+
+use serde::{Deserialize, Serialize};
+use surge_raftstore::ops::{health_and_reflection, serve_http, Readiness};
+use surge_raftstore::transport::{GrpcTransport, RaftTransportService};
+use surge_raftstore::{keys, logger, raft_loop, Cf, Engine, GroupStorage, Peer, RaftLoop, RocksEngine, WriteBatch};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_stream::wrappers::TcpListenerStream;
+use tracing::{error, info};
+
+use crate::admin_service::AdminApi;
+use crate::config::Config;
+use crate::coordinator::{Coordinator, MetaHandle};
+use crate::meta_state::{MetaState, META_GROUP};
+use crate::node_service::NodeApi;
+use crate::peer_service::PeerApi;
+
+/// Why a coordinator refused to start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("data dir {path}: {reason}")]
+    DataDir { path: String, reason: String },
+    #[error(transparent)]
+    Engine(#[from] surge_raftstore::EngineError),
+    #[error(transparent)]
+    Peer(#[from] surge_raftstore::PeerError),
+    #[error("serving: {0}")]
+    Serve(String),
+}
+
+/// What a data dir records about its owner, checked at every start.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    pub kind: String,
+    pub id: u64,
+}
+
+/// The identity key lives outside every group's key range.
+pub fn identity_key() -> Vec<u8> {
+    keys::data_key(u64::MAX, b"identity")
+}
+
+fn data_dir_error(config: &Config, reason: impl Into<String>) -> ServerError {
+    ServerError::DataDir { path: config.data_dir.display().to_string(), reason: reason.into() }
+}
+
+/// Opens the engine and refuses a data dir that belongs to another process or cluster.
+fn open_checked(config: &Config) -> Result<Arc<RocksEngine>, ServerError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| data_dir_error(config, e.to_string()))?;
+    let engine = Arc::new(RocksEngine::open(&config.data_dir.join("db"))?);
+    let ours = Identity { kind: "coordinator".into(), id: config.id };
+    match engine.get(Cf::Meta, &identity_key())? {
+        Some(raw) => {
+            let found: Identity = serde_json::from_slice(&raw)
+                .map_err(|e| data_dir_error(config, format!("unreadable identity: {e}")))?;
+            if found != ours {
+                return Err(data_dir_error(
+                    config,
+                    format!("belongs to {} {}, not coordinator {}; refusing to start", found.kind, found.id, config.id),
+                ));
+            }
+        }
+        None => {
+            let mut batch = WriteBatch::default();
+            batch.put(Cf::Meta, identity_key(), serde_json::to_vec(&ours).unwrap_or_default());
+            engine.write(&batch, true)?;
+        }
+    }
+    Ok(engine)
+}
+
+/// Runs a coordinator until `shutdown` resolves or the Raft loop fails.
+pub async fn run(
+    config: Config,
+    grpc: TcpListener,
+    http: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let engine = open_checked(&config)?;
+    let mut storage = GroupStorage::open(engine.clone(), META_GROUP)?;
+    if !storage.is_initialized() && !config.join {
+        let voters: Vec<u64> = config.initial_peers.iter().map(|p| p.id).collect();
+        info!(?voters, "bootstrapping the coordinator group");
+        let mut batch = WriteBatch::default();
+        storage.stage_bootstrap(&voters, &mut batch);
+        MetaState::<RocksEngine>::stage_initial_coordinators(&config.initial_peers, &mut batch);
+        engine.write(&batch, true)?;
+    }
+    let sm = MetaState::load(engine.clone())?;
+    if let (Some(pinned), Some(found)) = (&config.cluster_id, sm.cluster_id()) {
+        if pinned != found {
+            return Err(data_dir_error(
+                &config,
+                format!("belongs to cluster {found}, but cluster_id = {pinned:?} is configured; refusing to start"),
+            ));
+        }
+    }
+    let cluster_id = Arc::new(RwLock::new(sm.cluster_id().unwrap_or_default().to_string()));
+    let mut initial_book: BTreeMap<u64, _> = config.initial_peers.iter().map(|p| (p.id, p.clone())).collect();
+    initial_book.extend(sm.coordinators.clone());
+    let book = Arc::new(RwLock::new(initial_book));
+
+    let handle_cell: Arc<OnceLock<MetaHandle>> = Arc::new(OnceLock::new());
+    let resolver_book = book.clone();
+    let unreachable_cell = handle_cell.clone();
+    let transport = GrpcTransport::new(
+        config.id,
+        cluster_id.clone(),
+        Arc::new(move |_group, peer| {
+            resolver_book.read().ok().and_then(|b| b.get(&peer).map(|c| (peer, c.address.clone())))
+        }),
+        Arc::new(move |group, peer| {
+            if let Some(h) = unreachable_cell.get() {
+                h.report_unreachable(group, peer);
+            }
+        }),
+        tokio::runtime::Handle::current(),
+    );
+    let peer = Peer::open(config.id, storage, sm, &config.raft, &logger::raft_logger(META_GROUP))?;
+    let (raft_loop, handle) = RaftLoop::new(vec![peer], Arc::new(transport), config.raft.clone());
+    let _ = handle_cell.set(handle.clone());
+    let loop_thread = raft_loop::spawn(raft_loop);
+
+    let coordinator = Arc::new(Coordinator::new(config.clone(), handle.clone(), book, cluster_id.clone()));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let ready = Readiness::default();
+
+    let (reporter, health, reflection) = health_and_reflection();
+    reporter.set_serving::<surge_proto::v1::admin_service_server::AdminServiceServer<AdminApi>>().await;
+    reporter.set_serving::<surge_proto::v1::node_service_server::NodeServiceServer<NodeApi>>().await;
+    let inbound_handle = handle.clone();
+    let raft_service = RaftTransportService::new(
+        config.id,
+        cluster_id,
+        Arc::new(move |group, msg| inbound_handle.step(group, msg)),
+    );
+    let mut grpc_stop = stop_rx.clone();
+    let grpc_server = tonic::transport::Server::builder()
+        .add_service(health)
+        .add_service(reflection)
+        .add_service(surge_proto::v1::admin_service_server::AdminServiceServer::new(AdminApi {
+            coordinator: coordinator.clone(),
+        }))
+        .add_service(surge_proto::v1::node_service_server::NodeServiceServer::new(NodeApi {
+            coordinator: coordinator.clone(),
+        }))
+        .add_service(surge_proto::v1::coordinator_peer_service_server::CoordinatorPeerServiceServer::new(PeerApi {
+            coordinator: coordinator.clone(),
+        }))
+        .add_service(raft_service.into_server())
+        .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), async move {
+            let _ = grpc_stop.changed().await;
+        });
+    let mut http_stop = stop_rx.clone();
+    let http_server = serve_http(http, ready.clone(), async move {
+        let _ = http_stop.changed().await;
+    });
+    let scheduler = tokio::spawn(crate::scheduler::run(coordinator, ready, stop_rx));
+    info!(id = config.id, grpc = %config.advertise_address, http = %config.http_listen, "coordinator serving");
+
+    let grpc_task = tokio::spawn(grpc_server);
+    let http_task = tokio::spawn(http_server);
+    let loop_watch = tokio::task::spawn_blocking(move || loop_thread.join());
+    let outcome = tokio::select! {
+        _ = shutdown => Ok(()),
+        joined = loop_watch => match joined {
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(e))) => Err(ServerError::Peer(e)),
+            _ => Err(ServerError::Serve("the raft loop thread panicked".into())),
+        },
+    };
+    let _ = stop_tx.send(true);
+    handle.stop();
+    if let Ok(Err(e)) = grpc_task.await {
+        error!(error = %e, "gRPC server stopped with an error");
+    }
+    let _ = http_task.await;
+    let _ = scheduler.await;
+    outcome
+}

@@ -1,0 +1,182 @@
+//! The storage trait: an ordered key-value engine with column families and atomic write batches.
+//!
+//! It knows nothing of Raft or of RocksDB. Everything Raft-specific (key layout, truncation,
+//! snapshots) is written once on top of it in [`crate::GroupStorage`], so the RocksDB engine and
+//! the in-memory engine behave identically and pass the same conformance suite.
+
+use std::time::Instant;
+
+/// Column families, shared by every process (DESIGN.md §7). They share one WAL, so one
+/// [`WriteBatch`] is atomic across them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Cf {
+    /// `group | index` → `eraftpb::Entry`.
+    RaftLog,
+    /// `group` → `RaftLocalState` (HardState, ConfState, truncation point).
+    RaftState,
+    /// `group` → applied index, written with the state it covers.
+    ApplyState,
+    /// Process identity and coordinator metadata (`group | ...`).
+    Meta,
+    /// Shard epoch, peers and state.
+    ShardMeta,
+    /// `shard | order id` → order.
+    Orders,
+    /// Secondary order indexes.
+    OrderIndex,
+    /// `shard | seq` → print job.
+    Outbox,
+}
+
+impl Cf {
+    /// Every family, in a fixed order.
+    pub const ALL: [Cf; 8] = [
+        Cf::RaftLog,
+        Cf::RaftState,
+        Cf::ApplyState,
+        Cf::Meta,
+        Cf::ShardMeta,
+        Cf::Orders,
+        Cf::OrderIndex,
+        Cf::Outbox,
+    ];
+
+    /// The families that hold a group's state-machine data: what a snapshot carries.
+    pub const DATA: [Cf; 5] = [Cf::Meta, Cf::ShardMeta, Cf::Orders, Cf::OrderIndex, Cf::Outbox];
+
+    /// The RocksDB column family name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Cf::RaftLog => "raft_log",
+            Cf::RaftState => "raft_state",
+            Cf::ApplyState => "apply_state",
+            Cf::Meta => "meta",
+            Cf::ShardMeta => "shard_meta",
+            Cf::Orders => "orders",
+            Cf::OrderIndex => "order_index",
+            Cf::Outbox => "outbox",
+        }
+    }
+
+    /// A stable number for the wire (snapshot rows).
+    pub fn code(self) -> u32 {
+        match self {
+            Cf::RaftLog => 0,
+            Cf::RaftState => 1,
+            Cf::ApplyState => 2,
+            Cf::Meta => 3,
+            Cf::ShardMeta => 4,
+            Cf::Orders => 5,
+            Cf::OrderIndex => 6,
+            Cf::Outbox => 7,
+        }
+    }
+
+    /// The inverse of [`Cf::code`].
+    pub fn from_code(code: u32) -> Option<Cf> {
+        Cf::ALL.into_iter().find(|cf| cf.code() == code)
+    }
+}
+
+/// One write in a batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WriteOp {
+    Put { cf: Cf, key: Vec<u8>, value: Vec<u8> },
+    Delete { cf: Cf, key: Vec<u8> },
+    /// Deletes keys in `[start, end)`.
+    DeleteRange { cf: Cf, start: Vec<u8>, end: Vec<u8> },
+}
+
+/// Writes applied atomically, in order.
+#[derive(Clone, Debug, Default)]
+pub struct WriteBatch {
+    ops: Vec<WriteOp>,
+    bytes: usize,
+}
+
+impl WriteBatch {
+    pub fn put(&mut self, cf: Cf, key: Vec<u8>, value: Vec<u8>) {
+        self.bytes += key.len() + value.len();
+        self.ops.push(WriteOp::Put { cf, key, value });
+    }
+
+    pub fn delete(&mut self, cf: Cf, key: Vec<u8>) {
+        self.bytes += key.len();
+        self.ops.push(WriteOp::Delete { cf, key });
+    }
+
+    pub fn delete_range(&mut self, cf: Cf, start: Vec<u8>, end: Vec<u8>) {
+        self.bytes += start.len() + end.len();
+        self.ops.push(WriteOp::DeleteRange { cf, start, end });
+    }
+
+    pub fn ops(&self) -> &[WriteOp] {
+        &self.ops
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    /// Approximate payload size, for batch-size limits and metrics.
+    pub fn size_bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Moves every op of `other` behind this batch's ops.
+    pub fn append(&mut self, other: &mut WriteBatch) {
+        self.bytes += other.bytes;
+        self.ops.append(&mut other.ops);
+        other.bytes = 0;
+    }
+}
+
+/// An engine failure. Raft cannot go on after one: the process stops the affected groups.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("storage engine: {0}")]
+    Backend(String),
+    #[error("corrupt record in {cf:?} at key {key:?}: {reason}")]
+    Corrupt { cf: Cf, key: Vec<u8>, reason: String },
+}
+
+/// An ordered key-value store with column families.
+pub trait Engine: Send + Sync + 'static {
+    fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, EngineError>;
+
+    /// Visits keys in `[start, end)` in order until `visit` returns false.
+    fn scan(
+        &self,
+        cf: Cf,
+        start: &[u8],
+        end: &[u8],
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), EngineError>;
+
+    /// The greatest key in `[start, end)`, with its value.
+    fn last_in_range(
+        &self,
+        cf: Cf,
+        start: &[u8],
+        end: &[u8],
+    ) -> Result<Option<(Vec<u8>, Vec<u8>)>, EngineError>;
+
+    /// Applies `batch` atomically; with `sync`, returns only once it is durable.
+    fn write(&self, batch: &WriteBatch, sync: bool) -> Result<(), EngineError>;
+}
+
+/// Writes a batch and records its latency in the fsync histogram when synced.
+pub fn write_timed<E: Engine + ?Sized>(
+    engine: &E,
+    batch: &WriteBatch,
+    sync: bool,
+) -> Result<(), EngineError> {
+    let started = Instant::now();
+    let result = engine.write(batch, sync);
+    let metrics = crate::metrics::RaftMetrics::get();
+    if sync {
+        metrics.fsync_seconds.observe(started.elapsed().as_secs_f64());
+    }
+    metrics.write_batch_bytes.observe(batch.size_bytes() as f64);
+    result
+}

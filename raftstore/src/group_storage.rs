@@ -1,0 +1,379 @@
+//! [`GroupStorage`]: one Raft group's log, hard state, conf state and applied index on an
+//! [`Engine`], implementing raft-rs's read-side `Storage` trait.
+//!
+//! Writes are *staged*: each `stage_*` call appends ops to a caller's [`WriteBatch`] and updates
+//! the cached view at once (raft-rs must see appended entries before `advance`). The caller writes
+//! the batch (synced) before it sends persisted messages or applies anything; a failed write is
+//! fatal for the group, as in TiKV.
+
+use std::sync::Arc;
+
+use prost::Message as _;
+use protobuf::Message as _;
+use raft::eraftpb::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
+use raft::{GetEntriesContext, RaftState, StorageError};
+use surge_proto::v1::{RaftLocalState, SnapshotData, SnapshotRow};
+
+use crate::engine::{Cf, Engine, EngineError, WriteBatch};
+use crate::keys;
+
+/// The cached, always-current view of a group's Raft bookkeeping.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct LocalState {
+    hard_state: HardState,
+    conf_state: ConfState,
+    truncated_index: u64,
+    truncated_term: u64,
+    last_index: u64,
+    last_term: u64,
+}
+
+/// One Raft group's storage on a shared engine.
+pub struct GroupStorage<E: Engine> {
+    engine: Arc<E>,
+    group: u64,
+    state: LocalState,
+    applied: u64,
+}
+
+fn corrupt(cf: Cf, key: &[u8], reason: impl ToString) -> EngineError {
+    EngineError::Corrupt { cf, key: key.to_vec(), reason: reason.to_string() }
+}
+
+fn to_raft(e: EngineError) -> raft::Error {
+    raft::Error::Store(StorageError::Other(Box::new(e)))
+}
+
+fn decode_entry(key: &[u8], value: &[u8]) -> Result<Entry, EngineError> {
+    Entry::parse_from_bytes(value).map_err(|e| corrupt(Cf::RaftLog, key, e))
+}
+
+impl<E: Engine> GroupStorage<E> {
+    /// Loads the group's state from the engine (empty if the group was never written).
+    pub fn open(engine: Arc<E>, group: u64) -> Result<GroupStorage<E>, EngineError> {
+        let key = keys::state_key(group);
+        let mut state = LocalState::default();
+        if let Some(raw) = engine.get(Cf::RaftState, &key)? {
+            let record =
+                RaftLocalState::decode(raw.as_slice()).map_err(|e| corrupt(Cf::RaftState, &key, e))?;
+            state.hard_state = HardState::parse_from_bytes(&record.hard_state)
+                .map_err(|e| corrupt(Cf::RaftState, &key, e))?;
+            state.conf_state = ConfState::parse_from_bytes(&record.conf_state)
+                .map_err(|e| corrupt(Cf::RaftState, &key, e))?;
+            state.truncated_index = record.truncated_index;
+            state.truncated_term = record.truncated_term;
+        }
+        state.last_index = state.truncated_index;
+        state.last_term = state.truncated_term;
+        let start = keys::log_key(group, 0);
+        let end = keys::group_end(group);
+        if let Some((k, v)) = engine.last_in_range(Cf::RaftLog, &start, &end)? {
+            let entry = decode_entry(&k, &v)?;
+            if keys::log_index(&k) != Some(entry.index) {
+                return Err(corrupt(Cf::RaftLog, &k, "key and entry index differ"));
+            }
+            state.last_index = entry.index;
+            state.last_term = entry.term;
+        }
+        let applied = match engine.get(Cf::ApplyState, &key)? {
+            Some(raw) => {
+                let bytes: [u8; 8] = raw
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| corrupt(Cf::ApplyState, &key, "applied index is not 8 bytes"))?;
+                u64::from_be_bytes(bytes)
+            }
+            None => state.truncated_index,
+        };
+        Ok(GroupStorage { engine, group, state, applied })
+    }
+
+    pub fn group(&self) -> u64 {
+        self.group
+    }
+
+    pub fn engine(&self) -> &Arc<E> {
+        &self.engine
+    }
+
+    /// True once the group has a configuration or any log: it must not be bootstrapped again.
+    pub fn is_initialized(&self) -> bool {
+        let cs = &self.state.conf_state;
+        !cs.voters.is_empty() || !cs.learners.is_empty() || self.state.last_index > 0
+    }
+
+    /// Stages the very first configuration of a group that starts with these voters.
+    pub fn stage_bootstrap(&mut self, voters: &[u64], batch: &mut WriteBatch) {
+        let mut cs = ConfState::default();
+        cs.voters = voters.to_vec();
+        self.state.conf_state = cs;
+        self.stage_local_state(batch);
+    }
+
+    pub fn hard_state(&self) -> &HardState {
+        &self.state.hard_state
+    }
+
+    pub fn conf_state(&self) -> &ConfState {
+        &self.state.conf_state
+    }
+
+    /// The index the state machine's durable data covers; `Config.applied` on restart.
+    pub fn applied_index(&self) -> u64 {
+        self.applied
+    }
+
+    pub fn first_log_index(&self) -> u64 {
+        self.state.truncated_index + 1
+    }
+
+    pub fn last_log_index(&self) -> u64 {
+        self.state.last_index
+    }
+
+    fn stage_local_state(&self, batch: &mut WriteBatch) {
+        let record = RaftLocalState {
+            hard_state: self.state.hard_state.write_to_bytes().unwrap_or_default(),
+            conf_state: self.state.conf_state.write_to_bytes().unwrap_or_default(),
+            truncated_index: self.state.truncated_index,
+            truncated_term: self.state.truncated_term,
+        };
+        batch.put(Cf::RaftState, keys::state_key(self.group), record.encode_to_vec());
+    }
+
+    /// Appends entries, dropping any existing suffix they conflict with.
+    pub fn stage_entries(&mut self, entries: &[Entry], batch: &mut WriteBatch) {
+        let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
+            return;
+        };
+        debug_assert!(first.index > self.state.truncated_index, "append below truncation");
+        for entry in entries {
+            let value = entry.write_to_bytes().unwrap_or_default();
+            batch.put(Cf::RaftLog, keys::log_key(self.group, entry.index), value);
+        }
+        if last.index < self.state.last_index {
+            batch.delete_range(
+                Cf::RaftLog,
+                keys::log_key(self.group, last.index + 1),
+                keys::log_key(self.group, self.state.last_index + 1),
+            );
+        }
+        self.state.last_index = last.index;
+        self.state.last_term = last.term;
+    }
+
+    pub fn stage_hard_state(&mut self, hs: &HardState, batch: &mut WriteBatch) {
+        self.state.hard_state = hs.clone();
+        self.stage_local_state(batch);
+    }
+
+    /// Persists a commit index learned after the hard state was written (LightReady).
+    pub fn stage_commit(&mut self, commit: u64, batch: &mut WriteBatch) {
+        if commit > self.state.hard_state.commit {
+            self.state.hard_state.commit = commit;
+            self.stage_local_state(batch);
+        }
+    }
+
+    pub fn stage_conf_state(&mut self, cs: &ConfState, batch: &mut WriteBatch) {
+        self.state.conf_state = cs.clone();
+        self.stage_local_state(batch);
+    }
+
+    /// Records the applied index; the caller puts the data it covers in the same batch.
+    pub fn stage_applied(&mut self, index: u64, batch: &mut WriteBatch) {
+        self.applied = index;
+        batch.put(Cf::ApplyState, keys::state_key(self.group), index.to_be_bytes().to_vec());
+    }
+
+    /// Drops log entries up to and including `compact_to`, which must be applied.
+    pub fn stage_compact(&mut self, compact_to: u64, batch: &mut WriteBatch) -> Result<(), EngineError> {
+        if compact_to <= self.state.truncated_index {
+            return Ok(());
+        }
+        let compact_to = compact_to.min(self.applied).min(self.state.last_index);
+        if compact_to <= self.state.truncated_index {
+            return Ok(());
+        }
+        let term = self.term_of(compact_to)?;
+        batch.delete_range(
+            Cf::RaftLog,
+            keys::log_key(self.group, self.state.truncated_index + 1),
+            keys::log_key(self.group, compact_to + 1),
+        );
+        self.state.truncated_index = compact_to;
+        self.state.truncated_term = term;
+        self.stage_local_state(batch);
+        Ok(())
+    }
+
+    /// Installs a snapshot received from the leader: replaces the log, the conf state and every
+    /// data row of the group, and moves the applied index to the snapshot's.
+    pub fn stage_snapshot(&mut self, snap: &Snapshot, batch: &mut WriteBatch) -> Result<(), EngineError> {
+        let meta = snap.get_metadata();
+        let data = SnapshotData::decode(snap.data.as_ref())
+            .map_err(|e| corrupt(Cf::RaftState, &keys::state_key(self.group), e))?;
+        batch.delete_range(
+            Cf::RaftLog,
+            keys::log_key(self.group, 0),
+            keys::group_end(self.group),
+        );
+        let prefix = keys::group_prefix(self.group);
+        let end = keys::group_end(self.group);
+        for cf in Cf::DATA {
+            batch.delete_range(cf, prefix.to_vec(), end.clone());
+        }
+        for row in data.rows {
+            let cf = Cf::from_code(row.cf)
+                .filter(|cf| Cf::DATA.contains(cf))
+                .ok_or_else(|| corrupt(Cf::RaftState, &row.key, "snapshot row in unknown family"))?;
+            if !row.key.starts_with(&prefix) {
+                return Err(corrupt(cf, &row.key, "snapshot row outside the group"));
+            }
+            batch.put(cf, row.key, row.value);
+        }
+        self.state.truncated_index = meta.index;
+        self.state.truncated_term = meta.term;
+        self.state.last_index = meta.index;
+        self.state.last_term = meta.term;
+        self.state.conf_state = meta.get_conf_state().clone();
+        if self.state.hard_state.commit < meta.index {
+            self.state.hard_state.commit = meta.index;
+        }
+        if self.state.hard_state.term < meta.term {
+            self.state.hard_state.term = meta.term;
+        }
+        self.stage_local_state(batch);
+        self.stage_applied(meta.index, batch);
+        Ok(())
+    }
+
+    /// Builds a snapshot of the applied state: every data row of the group.
+    pub fn build_snapshot(&self) -> Result<Snapshot, EngineError> {
+        let prefix = keys::group_prefix(self.group);
+        let end = keys::group_end(self.group);
+        let mut rows = Vec::new();
+        for cf in Cf::DATA {
+            self.engine.scan(cf, &prefix, &end, &mut |k, v| {
+                rows.push(SnapshotRow { cf: cf.code(), key: k.to_vec(), value: v.to_vec() });
+                true
+            })?;
+        }
+        let data = SnapshotData { rows, applied_index: self.applied };
+        let mut snap = Snapshot::default();
+        snap.data = data.encode_to_vec().into();
+        let mut meta = SnapshotMetadata::default();
+        meta.index = self.applied;
+        meta.term = self.term_of(self.applied)?;
+        meta.set_conf_state(self.state.conf_state.clone());
+        snap.set_metadata(meta);
+        Ok(snap)
+    }
+
+    fn term_of(&self, idx: u64) -> Result<u64, EngineError> {
+        match raft::Storage::term(self, idx) {
+            Ok(term) => Ok(term),
+            Err(e) => Err(EngineError::Backend(format!(
+                "group {} has no term for index {idx}: {e}",
+                self.group
+            ))),
+        }
+    }
+
+    fn read_entry(&self, idx: u64) -> Result<Option<Entry>, EngineError> {
+        let key = keys::log_key(self.group, idx);
+        match self.engine.get(Cf::RaftLog, &key)? {
+            Some(v) => decode_entry(&key, &v).map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
+impl<E: Engine> raft::Storage for GroupStorage<E> {
+    fn initial_state(&self) -> raft::Result<RaftState> {
+        Ok(RaftState::new(self.state.hard_state.clone(), self.state.conf_state.clone()))
+    }
+
+    fn entries(
+        &self,
+        low: u64,
+        high: u64,
+        max_size: impl Into<Option<u64>>,
+        _context: GetEntriesContext,
+    ) -> raft::Result<Vec<Entry>> {
+        if low <= self.state.truncated_index {
+            return Err(raft::Error::Store(StorageError::Compacted));
+        }
+        if high > self.state.last_index + 1 {
+            return Err(raft::Error::Store(StorageError::Unavailable));
+        }
+        let max_size = max_size.into().unwrap_or(u64::MAX);
+        let mut entries = Vec::with_capacity((high - low).min(1024) as usize);
+        let mut size = 0u64;
+        let mut failure = None;
+        let start = keys::log_key(self.group, low);
+        let end = keys::log_key(self.group, high);
+        self.engine
+            .scan(Cf::RaftLog, &start, &end, &mut |k, v| match decode_entry(k, v) {
+                Ok(entry) => {
+                    size += u64::from(protobuf::Message::compute_size(&entry));
+                    if !entries.is_empty() && size > max_size {
+                        return false;
+                    }
+                    entries.push(entry);
+                    true
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    false
+                }
+            })
+            .map_err(to_raft)?;
+        if let Some(e) = failure {
+            return Err(to_raft(e));
+        }
+        let expected_first = entries.first().map(|e| e.index);
+        if expected_first != Some(low) && low < high {
+            return Err(to_raft(EngineError::Backend(format!(
+                "group {} log has a hole at index {low}",
+                self.group
+            ))));
+        }
+        Ok(entries)
+    }
+
+    fn term(&self, idx: u64) -> raft::Result<u64> {
+        if idx == self.state.truncated_index {
+            return Ok(self.state.truncated_term);
+        }
+        if idx < self.state.truncated_index {
+            return Err(raft::Error::Store(StorageError::Compacted));
+        }
+        if idx > self.state.last_index {
+            return Err(raft::Error::Store(StorageError::Unavailable));
+        }
+        if idx == self.state.last_index {
+            return Ok(self.state.last_term);
+        }
+        match self.read_entry(idx).map_err(to_raft)? {
+            Some(entry) => Ok(entry.term),
+            None => Err(raft::Error::Store(StorageError::Unavailable)),
+        }
+    }
+
+    fn first_index(&self) -> raft::Result<u64> {
+        Ok(self.state.truncated_index + 1)
+    }
+
+    fn last_index(&self) -> raft::Result<u64> {
+        Ok(self.state.last_index)
+    }
+
+    fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
+        let snap = self.build_snapshot().map_err(to_raft)?;
+        if snap.get_metadata().index < request_index {
+            return Err(raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable));
+        }
+        Ok(snap)
+    }
+}

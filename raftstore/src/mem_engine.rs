@@ -1,0 +1,116 @@
+//! The in-memory [`Engine`], for the deterministic test tier. Every write is "durable": a
+//! simulated crash drops the process state built on top of it and keeps the engine.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::sync::Mutex;
+
+use crate::engine::{Cf, Engine, EngineError, WriteBatch, WriteOp};
+
+type Table = BTreeMap<Vec<u8>, Vec<u8>>;
+
+/// An ordered map per column family behind one lock, so a batch is atomic.
+#[derive(Default)]
+pub struct MemEngine {
+    tables: Mutex<BTreeMap<Cf, Table>>,
+}
+
+impl MemEngine {
+    pub fn new() -> MemEngine {
+        MemEngine::default()
+    }
+
+    fn with_tables<R>(&self, f: impl FnOnce(&mut BTreeMap<Cf, Table>) -> R) -> R {
+        // A poisoned lock means a test thread panicked mid-write; the data is still consistent
+        // because a batch is applied under one lock acquisition.
+        let mut tables = self.tables.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(&mut tables)
+    }
+}
+
+fn range(start: &[u8], end: &[u8]) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+    (Bound::Included(start.to_vec()), Bound::Excluded(end.to_vec()))
+}
+
+impl Engine for MemEngine {
+    fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, EngineError> {
+        Ok(self.with_tables(|t| t.get(&cf).and_then(|table| table.get(key).cloned())))
+    }
+
+    fn scan(
+        &self,
+        cf: Cf,
+        start: &[u8],
+        end: &[u8],
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), EngineError> {
+        if start >= end {
+            return Ok(());
+        }
+        // Copy out first so `visit` may call back into the engine.
+        let rows: Vec<(Vec<u8>, Vec<u8>)> = self.with_tables(|t| {
+            t.get(&cf)
+                .map(|table| {
+                    table
+                        .range(range(start, end))
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect()
+                })
+                .unwrap_or_default()
+        });
+        for (k, v) in rows {
+            if !visit(&k, &v) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn last_in_range(
+        &self,
+        cf: Cf,
+        start: &[u8],
+        end: &[u8],
+    ) -> Result<Option<(Vec<u8>, Vec<u8>)>, EngineError> {
+        if start >= end {
+            return Ok(None);
+        }
+        Ok(self.with_tables(|t| {
+            t.get(&cf).and_then(|table| {
+                table
+                    .range(range(start, end))
+                    .next_back()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+            })
+        }))
+    }
+
+    fn write(&self, batch: &WriteBatch, _sync: bool) -> Result<(), EngineError> {
+        self.with_tables(|t| {
+            for op in batch.ops() {
+                match op {
+                    WriteOp::Put { cf, key, value } => {
+                        t.entry(*cf).or_default().insert(key.clone(), value.clone());
+                    }
+                    WriteOp::Delete { cf, key } => {
+                        if let Some(table) = t.get_mut(cf) {
+                            table.remove(key);
+                        }
+                    }
+                    WriteOp::DeleteRange { cf, start, end } => {
+                        if let Some(table) = t.get_mut(cf) {
+                            if start < end {
+                                let doomed: Vec<Vec<u8>> =
+                                    table.range(range(start, end)).map(|(k, _)| k.clone()).collect();
+                                for k in doomed {
+                                    table.remove(&k);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        });
+        Ok(())
+    }
+}

@@ -1,0 +1,284 @@
+//! [`Peer`]: one replica of one Raft group — a raft-rs `RawNode`, its storage and its state
+//! machine — driven without any I/O of its own.
+//!
+//! The caller ticks, steps and proposes, then calls [`Peer::handle_ready`], which follows
+//! raft-rs's documented order: persist snapshot, entries and HardState in one synced batch;
+//! only then release persisted messages and apply committed entries; persist the commit index
+//! with (never after) the data it lets us apply. The same code runs in the deterministic
+//! simulation and in the processes.
+
+use std::sync::Arc;
+
+use protobuf::Message as _;
+use raft::eraftpb::{ConfChange, ConfChangeV2, ConfState, Entry, EntryType, Message};
+use raft::{RawNode, ReadState, SoftState, StateRole};
+
+use crate::config::RaftConfig;
+use crate::engine::{write_timed, Engine, EngineError, WriteBatch};
+use crate::group_storage::GroupStorage;
+use crate::state_machine::StateMachine;
+
+/// What applying one committed entry produced.
+#[derive(Debug)]
+pub enum ApplyResult<O> {
+    /// A command; its output goes back to the proposer.
+    Command(O),
+    /// A membership change, with the configuration after it.
+    ConfChange(ConfState),
+    /// The empty entry a new leader appends, or an entry raft-rs blanked out.
+    Empty,
+}
+
+/// One applied entry, with the proposer's context so it can be matched to its waiter.
+#[derive(Debug)]
+pub struct Applied<O> {
+    pub index: u64,
+    pub term: u64,
+    pub context: Vec<u8>,
+    pub result: ApplyResult<O>,
+}
+
+/// Everything a Ready produced that the driver must act on.
+#[derive(Debug)]
+pub struct ReadyOutput<O> {
+    /// Messages to send; every one of them may go out now (persistence already happened).
+    pub messages: Vec<Message>,
+    pub applied: Vec<Applied<O>>,
+    pub read_states: Vec<ReadState>,
+    /// Set when the role or leader changed.
+    pub soft_state: Option<SoftState>,
+}
+
+impl<O> Default for ReadyOutput<O> {
+    fn default() -> Self {
+        ReadyOutput { messages: Vec::new(), applied: Vec::new(), read_states: Vec::new(), soft_state: None }
+    }
+}
+
+/// An error that stops the peer: the engine failed or a persisted record was unreadable.
+#[derive(Debug, thiserror::Error)]
+pub enum PeerError {
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("raft: {0}")]
+    Raft(#[from] raft::Error),
+    #[error("committed entry {index} is undecodable: {reason}")]
+    BadEntry { index: u64, reason: String },
+}
+
+/// A legacy single-change `ConfChange` as the equivalent `ConfChangeV2`.
+fn v1_to_v2(mut cc: ConfChange) -> ConfChangeV2 {
+    let mut single = raft::eraftpb::ConfChangeSingle::default();
+    single.node_id = cc.node_id;
+    single.set_change_type(cc.get_change_type());
+    let mut v2 = ConfChangeV2::default();
+    v2.mut_changes().push(single);
+    v2.set_context(cc.take_context());
+    v2
+}
+
+/// One replica of one Raft group.
+pub struct Peer<E: Engine, S: StateMachine> {
+    pub node: RawNode<GroupStorage<E>>,
+    pub sm: S,
+    group: u64,
+    engine: Arc<E>,
+}
+
+impl<E: Engine, S: StateMachine> Peer<E, S> {
+    /// Builds a peer from what storage holds; `Config.applied` comes from the applied index.
+    pub fn open(
+        id: u64,
+        storage: GroupStorage<E>,
+        sm: S,
+        config: &RaftConfig,
+        logger: &slog::Logger,
+    ) -> Result<Peer<E, S>, PeerError> {
+        let group = storage.group();
+        let engine = storage.engine().clone();
+        let mut cfg = config.to_raft(id);
+        cfg.applied = storage.applied_index();
+        let node = RawNode::new(&cfg, storage, logger)?;
+        Ok(Peer { node, sm, group, engine })
+    }
+
+    pub fn group(&self) -> u64 {
+        self.group
+    }
+
+    pub fn id(&self) -> u64 {
+        self.node.raft.id
+    }
+
+    pub fn role(&self) -> StateRole {
+        self.node.raft.state
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.node.raft.state == StateRole::Leader
+    }
+
+    pub fn leader_id(&self) -> u64 {
+        self.node.raft.leader_id
+    }
+
+    pub fn term(&self) -> u64 {
+        self.node.raft.term
+    }
+
+    pub fn commit_index(&self) -> u64 {
+        self.node.raft.raft_log.committed
+    }
+
+    pub fn applied_index(&self) -> u64 {
+        self.node.store().applied_index()
+    }
+
+    pub fn conf_state(&self) -> &ConfState {
+        self.node.store().conf_state()
+    }
+
+    /// Processes one Ready, if there is one.
+    pub fn handle_ready(&mut self) -> Result<ReadyOutput<S::Output>, PeerError> {
+        let mut out = ReadyOutput::default();
+        if !self.node.has_ready() {
+            return Ok(out);
+        }
+        let mut rd = self.node.ready();
+        out.soft_state = rd.ss().map(|ss| SoftState { leader_id: ss.leader_id, raft_state: ss.raft_state });
+        out.messages.extend(rd.take_messages());
+
+        let mut batch = WriteBatch::default();
+        let snapshot_installed = !rd.snapshot().is_empty();
+        if snapshot_installed {
+            let snap = rd.snapshot().clone();
+            self.node.mut_store().stage_snapshot(&snap, &mut batch)?;
+        }
+        self.node.mut_store().stage_entries(rd.entries(), &mut batch);
+        if let Some(hs) = rd.hs() {
+            let hs = hs.clone();
+            self.node.mut_store().stage_hard_state(&hs, &mut batch);
+        }
+        if !batch.is_empty() {
+            write_timed(self.engine.as_ref(), &batch, true)?;
+        }
+        if snapshot_installed {
+            self.sm.reload()?;
+        }
+        out.messages.extend(rd.take_persisted_messages());
+        out.read_states = rd.take_read_states();
+
+        let committed = rd.take_committed_entries();
+        self.apply_entries(committed, None, &mut out)?;
+
+        let mut light = self.node.advance(rd);
+        out.messages.extend(light.take_messages());
+        let commit = light.commit_index();
+        let committed = light.take_committed_entries();
+        self.apply_entries(committed, commit, &mut out)?;
+        self.node.advance_apply();
+        Ok(out)
+    }
+
+    /// Applies entries in one batch with the applied index (and the commit index that covers
+    /// them, when it was not persisted yet).
+    fn apply_entries(
+        &mut self,
+        entries: Vec<Entry>,
+        commit: Option<u64>,
+        out: &mut ReadyOutput<S::Output>,
+    ) -> Result<(), PeerError> {
+        let mut batch = WriteBatch::default();
+        if let Some(commit) = commit {
+            self.node.mut_store().stage_commit(commit, &mut batch);
+        }
+        let mut last = None;
+        for entry in entries {
+            last = Some(entry.index);
+            let result = self.apply_entry(&entry, &mut batch)?;
+            out.applied.push(Applied {
+                index: entry.index,
+                term: entry.term,
+                context: entry.context.to_vec(),
+                result,
+            });
+        }
+        if let Some(index) = last {
+            self.node.mut_store().stage_applied(index, &mut batch);
+        }
+        if !batch.is_empty() {
+            // Not synced on its own: the log it derives from is durable, and a lost apply batch
+            // rolls back together with its applied index and is re-applied on restart.
+            write_timed(self.engine.as_ref(), &batch, false)?;
+        }
+        Ok(())
+    }
+
+    fn apply_entry(
+        &mut self,
+        entry: &Entry,
+        batch: &mut WriteBatch,
+    ) -> Result<ApplyResult<S::Output>, PeerError> {
+        let bad = |reason: String| PeerError::BadEntry { index: entry.index, reason };
+        match entry.get_entry_type() {
+            EntryType::EntryNormal if entry.data.is_empty() => Ok(ApplyResult::Empty),
+            EntryType::EntryNormal => {
+                Ok(ApplyResult::Command(self.sm.apply(entry.index, &entry.data, batch)))
+            }
+            EntryType::EntryConfChange => {
+                let cc = ConfChange::parse_from_bytes(&entry.data).map_err(|e| bad(e.to_string()))?;
+                let cc = v1_to_v2(cc);
+                self.apply_conf_change(entry.index, &cc, batch)
+            }
+            EntryType::EntryConfChangeV2 => {
+                let cc = ConfChangeV2::parse_from_bytes(&entry.data).map_err(|e| bad(e.to_string()))?;
+                self.apply_conf_change(entry.index, &cc, batch)
+            }
+        }
+    }
+
+    fn apply_conf_change(
+        &mut self,
+        index: u64,
+        cc: &ConfChangeV2,
+        batch: &mut WriteBatch,
+    ) -> Result<ApplyResult<S::Output>, PeerError> {
+        let cs = self.node.apply_conf_change(cc)?;
+        self.node.mut_store().stage_conf_state(&cs, batch);
+        self.sm.on_conf_change(index, cc, &cs, batch);
+        Ok(ApplyResult::ConfChange(cs))
+    }
+
+    /// True while the group sits in a joint configuration that nobody has proposed to leave.
+    pub fn needs_leave_joint(&self) -> bool {
+        self.is_leader()
+            && !self.conf_state().voters_outgoing.is_empty()
+            && !self.node.raft.has_pending_conf()
+    }
+
+    /// Truncates the log below `compact_to` (bounded by the applied index).
+    pub fn compact_log(&mut self, compact_to: u64) -> Result<(), PeerError> {
+        let mut batch = WriteBatch::default();
+        self.node.mut_store().stage_compact(compact_to, &mut batch)?;
+        if !batch.is_empty() {
+            write_timed(self.engine.as_ref(), &batch, false)?;
+        }
+        Ok(())
+    }
+
+    /// The index below which this peer may drop its log: everything applied, and — on a
+    /// leader — nothing a recently active follower still needs.
+    pub fn compaction_point(&self) -> u64 {
+        let applied = self.applied_index();
+        if !self.is_leader() {
+            return applied;
+        }
+        let mut point = applied;
+        for (id, progress) in self.node.raft.prs().iter() {
+            if *id != self.id() && progress.recent_active {
+                point = point.min(progress.matched);
+            }
+        }
+        point
+    }
+}

@@ -1,0 +1,110 @@
+//! The RocksDB [`Engine`]: one database per process, one column family per [`Cf`], one WAL.
+
+use std::path::Path;
+
+use rocksdb::{ColumnFamilyDescriptor, Direction, IteratorMode, Options, ReadOptions, DB};
+
+use crate::engine::{Cf, Engine, EngineError, WriteBatch, WriteOp};
+
+/// A RocksDB database opened with every surge column family.
+pub struct RocksEngine {
+    db: DB,
+}
+
+fn backend(e: rocksdb::Error) -> EngineError {
+    EngineError::Backend(e.into_string())
+}
+
+impl RocksEngine {
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open(path: &Path) -> Result<RocksEngine, EngineError> {
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        // Bounded: the process may run next to others on a small machine.
+        opts.set_max_background_jobs(2);
+        opts.set_keep_log_file_num(4);
+        let cfs = Cf::ALL.iter().map(|cf| ColumnFamilyDescriptor::new(cf.name(), Options::default()));
+        let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(backend)?;
+        Ok(RocksEngine { db })
+    }
+
+    fn handle(&self, cf: Cf) -> Result<&rocksdb::ColumnFamily, EngineError> {
+        self.db
+            .cf_handle(cf.name())
+            .ok_or_else(|| EngineError::Backend(format!("column family {} missing", cf.name())))
+    }
+
+    fn bounded(start: &[u8], end: &[u8]) -> ReadOptions {
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_lower_bound(start.to_vec());
+        ro.set_iterate_upper_bound(end.to_vec());
+        ro
+    }
+}
+
+impl Engine for RocksEngine {
+    fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, EngineError> {
+        self.db.get_cf(self.handle(cf)?, key).map_err(backend)
+    }
+
+    fn scan(
+        &self,
+        cf: Cf,
+        start: &[u8],
+        end: &[u8],
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), EngineError> {
+        if start >= end {
+            return Ok(());
+        }
+        let iter = self.db.iterator_cf_opt(
+            self.handle(cf)?,
+            Self::bounded(start, end),
+            IteratorMode::From(start, Direction::Forward),
+        );
+        for item in iter {
+            let (k, v) = item.map_err(backend)?;
+            if !visit(&k, &v) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn last_in_range(
+        &self,
+        cf: Cf,
+        start: &[u8],
+        end: &[u8],
+    ) -> Result<Option<(Vec<u8>, Vec<u8>)>, EngineError> {
+        if start >= end {
+            return Ok(None);
+        }
+        let mut iter =
+            self.db.iterator_cf_opt(self.handle(cf)?, Self::bounded(start, end), IteratorMode::End);
+        match iter.next() {
+            Some(item) => {
+                let (k, v) = item.map_err(backend)?;
+                Ok(Some((k.to_vec(), v.to_vec())))
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn write(&self, batch: &WriteBatch, sync: bool) -> Result<(), EngineError> {
+        let mut wb = rocksdb::WriteBatch::default();
+        for op in batch.ops() {
+            match op {
+                WriteOp::Put { cf, key, value } => wb.put_cf(self.handle(*cf)?, key, value),
+                WriteOp::Delete { cf, key } => wb.delete_cf(self.handle(*cf)?, key),
+                WriteOp::DeleteRange { cf, start, end } => {
+                    wb.delete_range_cf(self.handle(*cf)?, start, end)
+                }
+            }
+        }
+        let mut wo = rocksdb::WriteOptions::default();
+        wo.set_sync(sync);
+        self.db.write_opt(wb, &wo).map_err(backend)
+    }
+}

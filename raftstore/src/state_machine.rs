@@ -1,0 +1,31 @@
+//! The state-machine contract every replicated group implements.
+
+use raft::eraftpb::{ConfChangeV2, ConfState};
+
+use crate::engine::{EngineError, WriteBatch};
+
+/// A deterministic state machine fed committed entries in log order.
+///
+/// Sans-IO: no clock, no RNG, no network. Time arrives inside the command, stamped by the
+/// proposing leader. Durable effects go into `batch`, which the peer writes together with the
+/// applied index, so the data on disk and the applied index never disagree.
+pub trait StateMachine: Send + 'static {
+    /// What a proposer learns when its command has been applied.
+    type Output: Send + 'static;
+
+    /// Applies one committed command.
+    fn apply(&mut self, index: u64, data: &[u8], batch: &mut WriteBatch) -> Self::Output;
+
+    /// A membership change was applied; `cc.context` carries what the proposer attached.
+    fn on_conf_change(
+        &mut self,
+        _index: u64,
+        _cc: &ConfChangeV2,
+        _cs: &ConfState,
+        _batch: &mut WriteBatch,
+    ) {
+    }
+
+    /// Rebuilds in-memory state from the engine after a snapshot replaced the group's rows.
+    fn reload(&mut self) -> Result<(), EngineError>;
+}

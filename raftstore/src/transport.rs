@@ -1,0 +1,261 @@
+//! The peer transport: one long-lived gRPC client stream per destination process, carrying
+//! batches of Raft messages as opaque rust-protobuf bytes (raft-rs speaks protobuf 2, tonic
+//! speaks prost), and the server side that hands inbound messages to the local loop.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use protobuf::Message as _;
+use raft::eraftpb::Message;
+use surge_proto::v1::raft_transport_client::RaftTransportClient;
+use surge_proto::v1::raft_transport_server::RaftTransport;
+use surge_proto::v1::{RaftBatch, RaftDone, RaftEnvelope};
+use tokio::sync::mpsc;
+use tokio_stream::StreamExt;
+use tonic::{Request, Response, Status, Streaming};
+use tracing::{debug, warn};
+
+use crate::raft_loop::{decode_message, MessageSink};
+
+/// Messages queued per destination before new ones are dropped (raft resends).
+const QUEUE_PER_PEER: usize = 8192;
+/// A batch is flushed at this many messages or bytes.
+const BATCH_MESSAGES: usize = 256;
+const BATCH_BYTES: usize = 1 << 20;
+/// Largest batch a receiver accepts.
+pub const MAX_RAFT_BATCH_BYTES: usize = 64 << 20;
+
+/// The cluster id this process belongs to; empty until known.
+pub type SharedClusterId = Arc<RwLock<String>>;
+
+/// Maps `(group, peer)` to the destination process id and its gRPC address.
+pub type Resolver = Arc<dyn Fn(u64, u64) -> Option<(u64, String)> + Send + Sync>;
+
+/// Called for every message that could not be delivered: `(group, to_peer)`.
+pub type UnreachableFn = Arc<dyn Fn(u64, u64) + Send + Sync>;
+
+/// Called for every inbound message: `(group, message)`; false if it was dropped.
+pub type InboundFn = Arc<dyn Fn(u64, Message) -> bool + Send + Sync>;
+
+fn read_cluster_id(id: &SharedClusterId) -> String {
+    id.read().map(|s| s.clone()).unwrap_or_default()
+}
+
+/// The sending side: implements [`MessageSink`] for the Raft loop.
+#[derive(Clone)]
+pub struct GrpcTransport {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    self_store: u64,
+    cluster_id: SharedClusterId,
+    resolver: Resolver,
+    unreachable: UnreachableFn,
+    senders: Mutex<HashMap<u64, mpsc::Sender<RaftEnvelope>>>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl GrpcTransport {
+    pub fn new(
+        self_store: u64,
+        cluster_id: SharedClusterId,
+        resolver: Resolver,
+        unreachable: UnreachableFn,
+        runtime: tokio::runtime::Handle,
+    ) -> GrpcTransport {
+        GrpcTransport {
+            inner: Arc::new(Inner {
+                self_store,
+                cluster_id,
+                resolver,
+                unreachable,
+                senders: Mutex::new(HashMap::new()),
+                runtime,
+            }),
+        }
+    }
+
+    fn sender(&self, store: u64) -> mpsc::Sender<RaftEnvelope> {
+        let mut senders = self.inner.senders.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(tx) = senders.get(&store) {
+            if !tx.is_closed() {
+                return tx.clone();
+            }
+        }
+        let (tx, rx) = mpsc::channel(QUEUE_PER_PEER);
+        senders.insert(store, tx.clone());
+        let inner = self.inner.clone();
+        self.inner.runtime.spawn(async move { stream_to(inner, store, rx).await });
+        tx
+    }
+}
+
+impl MessageSink for GrpcTransport {
+    fn send(&self, group: u64, msg: Message) -> bool {
+        let Some((store, _)) = (self.inner.resolver)(group, msg.to) else {
+            return false;
+        };
+        let Ok(bytes) = msg.write_to_bytes() else {
+            return false;
+        };
+        let envelope =
+            RaftEnvelope { group_id: group, epoch: 0, from_peer: msg.from, to_peer: msg.to, message: bytes };
+        self.sender(store).try_send(envelope).is_ok()
+    }
+}
+
+/// Keeps one client stream open to `store`, reconnecting with a bounded backoff.
+async fn stream_to(inner: Arc<Inner>, store: u64, mut rx: mpsc::Receiver<RaftEnvelope>) {
+    let mut backoff = Duration::from_millis(50);
+    let mut carry: Option<RaftEnvelope> = None;
+    loop {
+        let first = match carry.take() {
+            Some(env) => env,
+            None => match rx.recv().await {
+                Some(env) => env,
+                None => return,
+            },
+        };
+        let Some((_, addr)) = (inner.resolver)(first.group_id, first.to_peer) else {
+            (inner.unreachable)(first.group_id, first.to_peer);
+            continue;
+        };
+        let endpoint = match tonic::transport::Endpoint::from_shared(format!("http://{addr}")) {
+            Ok(e) => e.connect_timeout(Duration::from_secs(1)).tcp_nodelay(true),
+            Err(e) => {
+                warn!(store, %addr, error = %e, "bad peer address");
+                (inner.unreachable)(first.group_id, first.to_peer);
+                tokio::time::sleep(backoff).await;
+                continue;
+            }
+        };
+        let channel = match endpoint.connect().await {
+            Ok(c) => c,
+            Err(e) => {
+                debug!(store, %addr, error = %e, "peer unreachable");
+                (inner.unreachable)(first.group_id, first.to_peer);
+                drain_unreachable(&inner, &mut rx);
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(50);
+        let mut client = RaftTransportClient::new(channel).max_encoding_message_size(MAX_RAFT_BATCH_BYTES);
+        let (batch_tx, batch_rx) = mpsc::channel::<RaftBatch>(16);
+        let call = tokio::spawn(async move {
+            client.raft(tokio_stream::wrappers::ReceiverStream::new(batch_rx)).await
+        });
+        let mut next = Some(first);
+        loop {
+            let head = match next.take() {
+                Some(env) => env,
+                None => match rx.recv().await {
+                    Some(env) => env,
+                    None => return,
+                },
+            };
+            let mut size = head.message.len();
+            let mut messages = vec![head];
+            while messages.len() < BATCH_MESSAGES && size < BATCH_BYTES {
+                match rx.try_recv() {
+                    Ok(env) => {
+                        size += env.message.len();
+                        messages.push(env);
+                    }
+                    Err(_) => break,
+                }
+            }
+            let batch = RaftBatch {
+                cluster_id: read_cluster_id(&inner.cluster_id),
+                from_store: inner.self_store,
+                to_store: store,
+                messages,
+            };
+            if call.is_finished() {
+                for env in &batch.messages {
+                    (inner.unreachable)(env.group_id, env.to_peer);
+                }
+                break;
+            }
+            if let Err(failed) = batch_tx.send(batch).await {
+                for env in &failed.0.messages {
+                    (inner.unreachable)(env.group_id, env.to_peer);
+                }
+                break;
+            }
+        }
+        drop(batch_tx);
+        if let Ok(Err(status)) = call.await {
+            debug!(store, code = ?status.code(), message = status.message(), "raft stream closed");
+        }
+        carry = None;
+    }
+}
+
+fn drain_unreachable(inner: &Inner, rx: &mut mpsc::Receiver<RaftEnvelope>) {
+    while let Ok(env) = rx.try_recv() {
+        (inner.unreachable)(env.group_id, env.to_peer);
+    }
+}
+
+/// The receiving side of the peer transport.
+pub struct RaftTransportService {
+    self_store: u64,
+    cluster_id: SharedClusterId,
+    inbound: InboundFn,
+}
+
+impl RaftTransportService {
+    pub fn new(self_store: u64, cluster_id: SharedClusterId, inbound: InboundFn) -> RaftTransportService {
+        RaftTransportService { self_store, cluster_id, inbound }
+    }
+
+    /// The tonic server, with the decoding limit raised for batches.
+    pub fn into_server(self) -> surge_proto::v1::raft_transport_server::RaftTransportServer<Self> {
+        surge_proto::v1::raft_transport_server::RaftTransportServer::new(self)
+            .max_decoding_message_size(MAX_RAFT_BATCH_BYTES)
+    }
+
+    fn check(&self, batch: &RaftBatch) -> Result<(), Status> {
+        let ours = read_cluster_id(&self.cluster_id);
+        if !ours.is_empty() && !batch.cluster_id.is_empty() && ours != batch.cluster_id {
+            return Err(Status::failed_precondition(format!(
+                "cluster_id: peer {} belongs to cluster {}, this process to cluster {ours}",
+                batch.from_store, batch.cluster_id
+            )));
+        }
+        if batch.to_store != self.self_store {
+            return Err(Status::failed_precondition(format!(
+                "to_store: batch addressed to {} reached {}",
+                batch.to_store, self.self_store
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[tonic::async_trait]
+impl RaftTransport for RaftTransportService {
+    async fn raft(&self, request: Request<Streaming<RaftBatch>>) -> Result<Response<RaftDone>, Status> {
+        let mut stream = request.into_inner();
+        while let Some(batch) = stream.next().await {
+            let batch = batch?;
+            if let Err(status) = self.check(&batch) {
+                warn!(from = batch.from_store, reason = status.message(), "raft batch refused");
+                return Err(status);
+            }
+            for env in batch.messages {
+                match decode_message(&env.message) {
+                    Ok(msg) => {
+                        (self.inbound)(env.group_id, msg);
+                    }
+                    Err(e) => warn!(from = batch.from_store, group = env.group_id, error = %e, "undecodable raft message dropped"),
+                }
+            }
+        }
+        Ok(Response::new(RaftDone {}))
+    }
+}
