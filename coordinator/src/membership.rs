@@ -37,7 +37,11 @@ fn change(changes: Vec<ConfChangeSingle>, transition: ConfChangeTransition, cont
 }
 
 fn response(cs: &ConfState) -> MembershipResponse {
-    MembershipResponse { voters: cs.voters.clone(), learners: cs.learners.clone() }
+    let mut voters = cs.voters.clone();
+    let mut learners = cs.learners.clone();
+    voters.sort_unstable();
+    learners.sort_unstable();
+    MembershipResponse { voters, learners }
 }
 
 /// Facts about the group the leader checks before a change.

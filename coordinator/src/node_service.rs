@@ -30,7 +30,7 @@ fn invalid(field: &str, reason: impl std::fmt::Display) -> Status {
 
 fn check_cluster(ours: Option<&str>, theirs: &str) -> Result<(), Status> {
     match ours {
-        Some(ours) if !theirs.is_empty() && ours != theirs => Err(Status::failed_precondition(format!(
+        Some(ours) if !theirs.is_empty() && ours != theirs => Err(Status::permission_denied(format!(
             "cluster_id: the node's data dir belongs to cluster {theirs}, this is cluster {ours}; refusing it"
         ))),
         _ => Ok(()),

@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::{Arc, OnceLock, RwLock};
 
-use serde::{Deserialize, Serialize};
-use surge_raftstore::ops::{health_and_reflection, serve_http, Readiness};
+use surge_raftstore::ops::{health_and_reflection, serve_http, stop_within_grace, Readiness};
 use surge_raftstore::transport::{GrpcTransport, RaftTransportService};
-use surge_raftstore::{keys, logger, raft_loop, Cf, Engine, GroupStorage, Peer, RaftLoop, RocksEngine, WriteBatch};
+use surge_raftstore::identity::{self, Identity};
+use surge_raftstore::{logger, raft_loop, Engine, GroupStorage, Peer, RaftLoop, RocksEngine, WriteBatch};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -34,18 +34,6 @@ pub enum ServerError {
     Serve(String),
 }
 
-/// What a data dir records about its owner, checked at every start.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Identity {
-    pub kind: String,
-    pub id: u64,
-}
-
-/// The identity key lives outside every group's key range.
-pub fn identity_key() -> Vec<u8> {
-    keys::data_key(u64::MAX, b"identity")
-}
-
 fn data_dir_error(config: &Config, reason: impl Into<String>) -> ServerError {
     ServerError::DataDir { path: config.data_dir.display().to_string(), reason: reason.into() }
 }
@@ -54,23 +42,17 @@ fn data_dir_error(config: &Config, reason: impl Into<String>) -> ServerError {
 fn open_checked(config: &Config) -> Result<Arc<RocksEngine>, ServerError> {
     std::fs::create_dir_all(&config.data_dir).map_err(|e| data_dir_error(config, e.to_string()))?;
     let engine = Arc::new(RocksEngine::open(&config.data_dir.join("db"))?);
-    let ours = Identity { kind: "coordinator".into(), id: config.id };
-    match engine.get(Cf::Meta, &identity_key())? {
-        Some(raw) => {
-            let found: Identity = serde_json::from_slice(&raw)
-                .map_err(|e| data_dir_error(config, format!("unreadable identity: {e}")))?;
-            if found != ours {
+    let ours = Identity { kind: "coordinator".into(), id: config.id, ..Identity::default() };
+    match identity::load(engine.as_ref())? {
+        Some(found) => {
+            if found.kind != ours.kind || found.id != ours.id {
                 return Err(data_dir_error(
                     config,
                     format!("belongs to {} {}, not coordinator {}; refusing to start", found.kind, found.id, config.id),
                 ));
             }
         }
-        None => {
-            let mut batch = WriteBatch::default();
-            batch.put(Cf::Meta, identity_key(), serde_json::to_vec(&ours).unwrap_or_default());
-            engine.write(&batch, true)?;
-        }
+        None => identity::save(engine.as_ref(), &ours)?,
     }
     Ok(engine)
 }
@@ -177,10 +159,10 @@ pub async fn run(
     };
     let _ = stop_tx.send(true);
     handle.stop();
-    if let Ok(Err(e)) = grpc_task.await {
+    if let Some(Err(e)) = stop_within_grace(grpc_task).await {
         error!(error = %e, "gRPC server stopped with an error");
     }
-    let _ = http_task.await;
+    let _ = stop_within_grace(http_task).await;
     let _ = scheduler.await;
     outcome
 }

@@ -17,6 +17,11 @@ use surge_proto::v1::{RaftLocalState, SnapshotData, SnapshotRow};
 use crate::engine::{Cf, Engine, EngineError, WriteBatch};
 use crate::keys;
 
+/// The index of the implicit snapshot a bootstrapped group starts from.
+pub const BOOTSTRAP_INDEX: u64 = 1;
+/// The term of that implicit snapshot.
+pub const BOOTSTRAP_TERM: u64 = 1;
+
 /// The cached, always-current view of a group's Raft bookkeeping.
 #[derive(Clone, Debug, Default, PartialEq)]
 struct LocalState {
@@ -102,12 +107,23 @@ impl<E: Engine> GroupStorage<E> {
         !cs.voters.is_empty() || !cs.learners.is_empty() || self.state.last_index > 0
     }
 
-    /// Stages the very first configuration of a group that starts with these voters.
+    /// Stages the very first state of a group that starts with these voters: an implicit
+    /// snapshot at [`BOOTSTRAP_INDEX`] (TiKV's way), so the log proper starts after it. Every
+    /// founding replica stages the same state (and the caller the same initial rows); a replica
+    /// added later has nothing below that index and is caught up by a real snapshot, which
+    /// carries those rows too.
     pub fn stage_bootstrap(&mut self, voters: &[u64], batch: &mut WriteBatch) {
         let mut cs = ConfState::default();
         cs.voters = voters.to_vec();
         self.state.conf_state = cs;
+        self.state.truncated_index = BOOTSTRAP_INDEX;
+        self.state.truncated_term = BOOTSTRAP_TERM;
+        self.state.last_index = BOOTSTRAP_INDEX;
+        self.state.last_term = BOOTSTRAP_TERM;
+        self.state.hard_state.term = BOOTSTRAP_TERM;
+        self.state.hard_state.commit = BOOTSTRAP_INDEX;
         self.stage_local_state(batch);
+        self.stage_applied(BOOTSTRAP_INDEX, batch);
     }
 
     pub fn hard_state(&self) -> &HardState {

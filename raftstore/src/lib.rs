@@ -15,6 +15,7 @@
 pub mod config;
 pub mod engine;
 pub mod group_storage;
+pub mod identity;
 pub mod keys;
 pub mod logger;
 pub mod mem_engine;

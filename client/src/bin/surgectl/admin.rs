@@ -1,0 +1,89 @@
+//! The admin commands: each calls the coordinators through `MetaClient` and prints the result.
+
+use anyhow::Context;
+use std::time::Duration;
+
+use surge_client::{MetaClient, RetryPolicy};
+use surge_proto::v1::admin_service_client::AdminServiceClient;
+use surge_proto::v1::{
+    AddCoordinatorRequest, ClusterStatusRequest, InitClusterRequest, ListNodesRequest, RemoveCoordinatorRequest,
+};
+
+use crate::output::{self, Format};
+
+fn client(coordinators: &[String]) -> anyhow::Result<MetaClient> {
+    MetaClient::new(coordinators.to_vec()).map_err(|s| anyhow::anyhow!(s.message().to_string()))
+}
+
+/// Membership changes wait for a learner to catch up: give them a longer call timeout.
+fn membership_client(coordinators: &[String]) -> anyhow::Result<MetaClient> {
+    let policy = RetryPolicy { deadline: Duration::from_secs(90), ..RetryPolicy::default() };
+    Ok(client(coordinators)?.with_call_timeout(Duration::from_secs(60)).with_policy(policy))
+}
+
+fn status_error(s: tonic::Status) -> anyhow::Error {
+    anyhow::anyhow!("{} ({:?})", s.message(), s.code())
+}
+
+pub(crate) async fn init(coordinators: &[String], format: Format, shards: u32, replicas: u32) -> anyhow::Result<()> {
+    let token = uuid::Uuid::new_v4().to_string();
+    let resp = client(coordinators)?
+        .call(|ch| {
+            let req = InitClusterRequest { shards, replicas, request_token: token.clone() };
+            async move { AdminServiceClient::new(ch).init_cluster(req).await }
+        })
+        .await
+        .map_err(status_error)
+        .context("cluster init")?;
+    output::print_init(format, &resp);
+    Ok(())
+}
+
+pub(crate) async fn status(coordinators: &[String], format: Format) -> anyhow::Result<()> {
+    let resp = client(coordinators)?
+        .call(|ch| async move { AdminServiceClient::new(ch).cluster_status(ClusterStatusRequest {}).await })
+        .await
+        .map_err(status_error)
+        .context("cluster status")?;
+    output::print_status(format, &resp);
+    Ok(())
+}
+
+pub(crate) async fn node_list(coordinators: &[String], format: Format) -> anyhow::Result<()> {
+    let resp = client(coordinators)?
+        .call(|ch| async move { AdminServiceClient::new(ch).list_nodes(ListNodesRequest {}).await })
+        .await
+        .map_err(status_error)
+        .context("node list")?;
+    output::print_nodes(format, &resp.nodes);
+    Ok(())
+}
+
+pub(crate) async fn coordinator_add(
+    coordinators: &[String],
+    format: Format,
+    id: u64,
+    address: String,
+    http_address: String,
+) -> anyhow::Result<()> {
+    let resp = membership_client(coordinators)?
+        .call(|ch| {
+            let req = AddCoordinatorRequest { id, address: address.clone(), http_address: http_address.clone() };
+            async move { AdminServiceClient::new(ch).add_coordinator(req).await }
+        })
+        .await
+        .map_err(status_error)
+        .context("coordinator add")?;
+    output::print_membership(format, &resp);
+    Ok(())
+}
+
+pub(crate) async fn coordinator_remove(coordinators: &[String], format: Format, id: u64) -> anyhow::Result<()> {
+    let resp = membership_client(coordinators)?
+        .call(|ch| async move { AdminServiceClient::new(ch).remove_coordinator(RemoveCoordinatorRequest { id }).await })
+        .await
+        .map_err(status_error)
+        .context("coordinator remove")?;
+    output::print_membership(format, &resp);
+    Ok(())
+}

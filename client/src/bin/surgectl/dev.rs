@@ -1,0 +1,243 @@
+//! `surgectl dev up`: a whole cluster on loopback, as child processes of this command.
+
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use surge_client::dev_cluster::{self, ClusterFile, ProcessEntry};
+use surge_client::{MetaClient, RetryPolicy};
+use surge_proto::v1::admin_service_client::AdminServiceClient;
+use surge_proto::v1::{ClusterStatusRequest, ClusterStatusResponse, InitClusterRequest, NodeState};
+
+use crate::output::{print_status, Format};
+
+#[derive(clap::Args, Debug)]
+pub(crate) struct UpArgs {
+    /// Working directory: configs, data dirs, logs and cluster.json.
+    #[arg(long)]
+    dir: PathBuf,
+    #[arg(long, default_value_t = 3)]
+    coordinator_count: u64,
+    #[arg(long, default_value_t = 3)]
+    node_count: u64,
+    #[arg(long, default_value_t = 64)]
+    shards: u32,
+    #[arg(long, default_value_t = 3)]
+    replicas: u32,
+    /// Coordinators listen on BASE.., their HTTP on BASE+100.., nodes on BASE+200.. and BASE+300..
+    #[arg(long, default_value_t = 7001)]
+    base_port: u16,
+    /// Stop the cluster once it is up and its status printed, instead of waiting for Ctrl-C.
+    #[arg(long)]
+    exit_when_ready: bool,
+}
+
+const ZONES: [&str; 3] = ["zone-a", "zone-b", "zone-c"];
+
+fn port(base: u16, offset: u64) -> anyhow::Result<u16> {
+    u16::try_from(u64::from(base) + offset).context("base_port: the port range runs past 65535")
+}
+
+fn coordinator_config(dir: &Path, id: u64, args: &UpArgs) -> anyhow::Result<String> {
+    let mut text = format!(
+        "# written by surgectl dev up\nid = {id}\ndata_dir = {:?}\ngrpc_listen = \"127.0.0.1:{}\"\nhttp_listen = \"127.0.0.1:{}\"\n",
+        dir.join(format!("coordinator-{id}")),
+        port(args.base_port, id - 1)?,
+        port(args.base_port, 100 + id - 1)?,
+    );
+    for peer in 1..=args.coordinator_count {
+        text.push_str(&format!(
+            "\n[[initial_peers]]\nid = {peer}\naddress = \"127.0.0.1:{}\"\nhttp_address = \"127.0.0.1:{}\"\n",
+            port(args.base_port, peer - 1)?,
+            port(args.base_port, 100 + peer - 1)?,
+        ));
+    }
+    Ok(text)
+}
+
+fn node_config(dir: &Path, n: u64, args: &UpArgs, coordinators: &[String]) -> anyhow::Result<String> {
+    let list: Vec<String> = coordinators.iter().map(|c| format!("{c:?}")).collect();
+    Ok(format!(
+        "# written by surgectl dev up\ndata_dir = {:?}\ngrpc_listen = \"127.0.0.1:{}\"\nhttp_listen = \"127.0.0.1:{}\"\nzone = \"{}\"\ncoordinators = [{}]\n",
+        dir.join(format!("node-{n}")),
+        port(args.base_port, 200 + n - 1)?,
+        port(args.base_port, 300 + n - 1)?,
+        ZONES[(n as usize - 1) % ZONES.len()],
+        list.join(", "),
+    ))
+}
+
+fn entry(dir: &Path, kind: &str, id: u64, binary: &Path, config: String, grpc: String, http: String) -> anyhow::Result<ProcessEntry> {
+    let name = format!("{kind}-{id}");
+    let config_path = dir.join(format!("{name}.toml"));
+    std::fs::write(&config_path, config).with_context(|| format!("writing {}", config_path.display()))?;
+    Ok(ProcessEntry {
+        name: name.clone(),
+        id,
+        grpc_address: grpc,
+        http_address: http,
+        pid: 0,
+        data_dir: dir.join(&name),
+        config: config_path.clone(),
+        log: dir.join("logs").join(format!("{name}.log")),
+        command: vec![binary.display().to_string(), "--config".into(), config_path.display().to_string()],
+    })
+}
+
+/// Children this command owns; stopped (SIGTERM, then SIGKILL) when dropped.
+struct Children(Vec<(String, Child)>);
+
+impl Children {
+    fn start(&mut self, e: &mut ProcessEntry) -> anyhow::Result<()> {
+        let child = dev_cluster::spawn(e).with_context(|| format!("starting {}", e.name))?;
+        e.pid = child.id();
+        self.0.push((e.name.clone(), child));
+        Ok(())
+    }
+
+    /// Names of children that have exited.
+    fn exited(&mut self) -> Vec<String> {
+        self.0
+            .iter_mut()
+            .filter_map(|(n, c)| matches!(c.try_wait(), Ok(Some(_))).then(|| n.clone()))
+            .collect()
+    }
+
+    fn stop(&mut self) {
+        for (_, child) in &self.0 {
+            let _ = dev_cluster::signal(child.id(), nix::sys::signal::Signal::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        for (name, child) in &mut self.0 {
+            while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if matches!(child.try_wait(), Ok(None)) {
+                eprintln!("{name} did not stop in time; killing it");
+                let _ = child.kill();
+            }
+            let _ = child.wait();
+        }
+        self.0.clear();
+    }
+}
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+async fn status(client: &MetaClient) -> Result<ClusterStatusResponse, tonic::Status> {
+    client.call(|ch| async move { AdminServiceClient::new(ch).cluster_status(ClusterStatusRequest {}).await }).await
+}
+
+/// Polls `check` on the cluster status until it holds or `within` passes.
+async fn wait_for(
+    client: &MetaClient,
+    children: &mut Children,
+    what: &str,
+    within: Duration,
+    check: impl Fn(&ClusterStatusResponse) -> bool,
+) -> anyhow::Result<ClusterStatusResponse> {
+    let deadline = Instant::now() + within;
+    loop {
+        let exited = children.exited();
+        if !exited.is_empty() {
+            bail!("{} exited while waiting for {what}; see the logs", exited.join(", "));
+        }
+        match status(client).await {
+            Ok(s) if check(&s) => return Ok(s),
+            Ok(_) | Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(200)).await,
+            Ok(_) => bail!("timed out after {}s waiting for {what}", within.as_secs()),
+            Err(e) => bail!("timed out after {}s waiting for {what}: {}", within.as_secs(), e.message()),
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+pub(crate) async fn up(args: UpArgs, format: Format) -> anyhow::Result<()> {
+    if args.coordinator_count == 0 || args.node_count == 0 {
+        bail!("coordinator_count and node_count must be at least 1");
+    }
+    let coordinator_bin = crate::sibling_binary("surge-coordinator")?;
+    let node_bin = crate::sibling_binary("surge-node")?;
+    std::fs::create_dir_all(args.dir.join("logs")).with_context(|| format!("creating {}", args.dir.display()))?;
+    let dir = args.dir.canonicalize()?;
+    let mut file = ClusterFile::default();
+    for id in 1..=args.coordinator_count {
+        let grpc = format!("127.0.0.1:{}", port(args.base_port, id - 1)?);
+        let http = format!("127.0.0.1:{}", port(args.base_port, 100 + id - 1)?);
+        let config = coordinator_config(&dir, id, &args)?;
+        file.coordinators.push(entry(&dir, "coordinator", id, &coordinator_bin, config, grpc, http)?);
+    }
+    let coordinator_addrs = file.coordinator_addresses();
+    for n in 1..=args.node_count {
+        let grpc = format!("127.0.0.1:{}", port(args.base_port, 200 + n - 1)?);
+        let http = format!("127.0.0.1:{}", port(args.base_port, 300 + n - 1)?);
+        let config = node_config(&dir, n, &args, &coordinator_addrs)?;
+        file.nodes.push(entry(&dir, "node", n, &node_bin, config, grpc, http)?);
+    }
+
+    let mut children = Children(Vec::new());
+    for c in &mut file.coordinators {
+        children.start(c)?;
+    }
+    let client = MetaClient::new(coordinator_addrs)
+        .map_err(|s| anyhow::anyhow!(s.message().to_string()))?
+        .with_policy(RetryPolicy { deadline: Duration::from_secs(3), ..RetryPolicy::default() });
+    let first = wait_for(&client, &mut children, "a coordinator leader", Duration::from_secs(60), |_| true).await?;
+    if !first.initialized {
+        let token = uuid::Uuid::new_v4().to_string();
+        let (shards, replicas) = (args.shards, args.replicas);
+        client
+            .call(|ch| {
+                let req = InitClusterRequest { shards, replicas, request_token: token.clone() };
+                async move { AdminServiceClient::new(ch).init_cluster(req).await }
+            })
+            .await
+            .map_err(|s| anyhow::anyhow!("cluster init: {}", s.message()))?;
+    }
+    for n in &mut file.nodes {
+        children.start(n)?;
+    }
+    let want_nodes = args.node_count as usize;
+    let ready = wait_for(&client, &mut children, "nodes up and shards placed", Duration::from_secs(60), |s| {
+        let up = s.nodes.iter().filter(|n| n.state == NodeState::Up as i32).count();
+        s.initialized && up >= want_nodes && s.shards.iter().all(|sh| !sh.replicas.is_empty())
+    })
+    .await?;
+    file.cluster_id = ready.cluster_id.clone();
+    file.save(&dir)?;
+    print_status(format, &ready);
+    if format == Format::Table {
+        println!();
+        println!("cluster file: {}", ClusterFile::path(&dir).display());
+        println!("logs:         {}", dir.join("logs").display());
+    }
+    if args.exit_when_ready {
+        children.stop();
+        return Ok(());
+    }
+    if format == Format::Table {
+        println!("running; Ctrl-C stops every process");
+    }
+    shutdown_signal().await;
+    eprintln!("stopping the dev cluster");
+    children.stop();
+    Ok(())
+}

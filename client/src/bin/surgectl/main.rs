@@ -1,0 +1,124 @@
+//! `surgectl`: the operator's shell for a surge cluster.
+
+mod admin;
+mod dev;
+mod output;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::output::Format;
+
+/// Operate a surge cluster.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Cli {
+    /// Coordinator gRPC addresses, comma-separated.
+    #[arg(long, global = true, env = "SURGE_COORDINATORS", value_delimiter = ',', default_value = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003")]
+    coordinators: Vec<String>,
+    /// Output format.
+    #[arg(long, short, global = true, value_enum, default_value_t = Format::Table)]
+    output: Format,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Cluster-wide operations.
+    #[command(subcommand)]
+    Cluster(ClusterCmd),
+    /// Worker nodes.
+    #[command(subcommand)]
+    Node(NodeCmd),
+    /// The coordinator quorum.
+    #[command(subcommand)]
+    Coordinator(CoordinatorCmd),
+    /// A local development cluster on loopback.
+    #[command(subcommand)]
+    Dev(DevCmd),
+}
+
+#[derive(Subcommand, Debug)]
+enum ClusterCmd {
+    /// Initializes the cluster once: cluster id and shard table.
+    Init {
+        #[arg(long, default_value_t = 64)]
+        shards: u32,
+        #[arg(long, default_value_t = 3)]
+        replicas: u32,
+    },
+    /// Coordinators, nodes and shards.
+    Status,
+}
+
+#[derive(Subcommand, Debug)]
+enum NodeCmd {
+    /// Every node with its state and heartbeat age.
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+enum CoordinatorCmd {
+    /// Adds a coordinator (started with `join = true`) through joint consensus.
+    Add {
+        #[arg(long)]
+        id: u64,
+        /// Its gRPC address.
+        #[arg(long)]
+        address: String,
+        /// Its HTTP address.
+        #[arg(long, default_value = "")]
+        http_address: String,
+    },
+    /// Removes a coordinator through joint consensus; refused if it would break quorum.
+    Remove {
+        #[arg(long)]
+        id: u64,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum DevCmd {
+    /// Starts coordinators and nodes on loopback as child processes, initializes the cluster,
+    /// writes DIR/cluster.json and stops them all on Ctrl-C.
+    Up(dev::UpArgs),
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Cluster(ClusterCmd::Init { shards, replicas }) => {
+            admin::init(&cli.coordinators, cli.output, shards, replicas).await
+        }
+        Command::Cluster(ClusterCmd::Status) => admin::status(&cli.coordinators, cli.output).await,
+        Command::Node(NodeCmd::List) => admin::node_list(&cli.coordinators, cli.output).await,
+        Command::Coordinator(CoordinatorCmd::Add { id, address, http_address }) => {
+            admin::coordinator_add(&cli.coordinators, cli.output, id, address, http_address).await
+        }
+        Command::Coordinator(CoordinatorCmd::Remove { id }) => {
+            admin::coordinator_remove(&cli.coordinators, cli.output, id).await
+        }
+        Command::Dev(DevCmd::Up(args)) => dev::up(args, cli.output).await,
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Where `dev up` finds the server binaries: next to this executable.
+pub(crate) fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let dir = exe.parent().ok_or_else(|| anyhow::anyhow!("surgectl has no parent directory"))?;
+    let path = dir.join(name);
+    if !path.exists() {
+        anyhow::bail!("{} not found next to surgectl; build it with `cargo build --workspace --bins`", path.display());
+    }
+    Ok(path)
+}

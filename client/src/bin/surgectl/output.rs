@@ -1,0 +1,212 @@
+//! Rendering for people (`table`) and for scripts (`json`).
+
+use serde::Serialize;
+use surge_proto::v1::{ClusterStatusResponse, InitClusterResponse, MembershipResponse, NodeState, NodeStatus};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Serialize)]
+struct CoordinatorJson<'a> {
+    id: u64,
+    address: &'a str,
+    role: &'a str,
+    term: u64,
+    commit_index: u64,
+    applied_index: u64,
+    voter: bool,
+}
+
+#[derive(Serialize)]
+struct NodeJson<'a> {
+    id: u64,
+    address: &'a str,
+    zone: &'a str,
+    state: &'a str,
+    seconds_since_heartbeat: Option<f64>,
+    replicas: u32,
+}
+
+#[derive(Serialize)]
+struct ShardJson<'a> {
+    id: u32,
+    epoch: u64,
+    replicas: &'a [u64],
+}
+
+#[derive(Serialize)]
+struct StatusJson<'a> {
+    initialized: bool,
+    cluster_id: &'a str,
+    shard_count: u32,
+    replicas: u32,
+    leader_id: u64,
+    coordinators: Vec<CoordinatorJson<'a>>,
+    nodes: Vec<NodeJson<'a>>,
+    shards: Vec<ShardJson<'a>>,
+}
+
+fn state_name(state: i32) -> &'static str {
+    match NodeState::try_from(state) {
+        Ok(NodeState::Up) => "up",
+        Ok(NodeState::Down) => "down",
+        Ok(NodeState::Draining) => "draining",
+        Ok(NodeState::Removed) => "removed",
+        _ => "unknown",
+    }
+}
+
+fn node_json(n: &NodeStatus) -> NodeJson<'_> {
+    NodeJson {
+        id: n.id,
+        address: &n.address,
+        zone: &n.zone,
+        state: state_name(n.state),
+        seconds_since_heartbeat: (n.seconds_since_heartbeat >= 0.0).then_some(n.seconds_since_heartbeat),
+        replicas: n.replica_count,
+    }
+}
+
+/// Writes a line to stdout; a closed pipe (`surgectl ... | head`) ends the program quietly.
+pub(crate) fn emit(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = writeln!(out, "{line}") {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write output: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn print_json<T: Serialize>(value: &T) {
+    match serde_json::to_string_pretty(value) {
+        Ok(text) => emit(&text),
+        Err(e) => eprintln!("error: cannot render JSON: {e}"),
+    }
+}
+
+/// Prints rows as aligned columns under a header.
+fn print_table(header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let padded: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        emit(padded.join("  ").trim_end());
+    };
+    line(header.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+}
+
+pub(crate) fn print_init(format: Format, resp: &InitClusterResponse) {
+    match format {
+        Format::Json => print_json(&serde_json::json!({
+            "cluster_id": resp.cluster_id, "shards": resp.shards, "replicas": resp.replicas,
+        })),
+        Format::Table => emit(&format!(
+            "cluster {} initialized: {} shards, {} replicas each",
+            resp.cluster_id, resp.shards, resp.replicas
+        )),
+    }
+}
+
+fn node_rows(nodes: &[NodeStatus]) -> Vec<Vec<String>> {
+    nodes
+        .iter()
+        .map(|n| {
+            vec![
+                n.id.to_string(),
+                n.address.clone(),
+                if n.zone.is_empty() { "-".into() } else { n.zone.clone() },
+                state_name(n.state).to_string(),
+                if n.seconds_since_heartbeat < 0.0 { "-".into() } else { format!("{:.1}s", n.seconds_since_heartbeat) },
+                n.replica_count.to_string(),
+            ]
+        })
+        .collect()
+}
+
+const NODE_HEADER: [&str; 6] = ["NODE", "ADDRESS", "ZONE", "STATE", "HEARTBEAT", "REPLICAS"];
+
+pub(crate) fn print_nodes(format: Format, nodes: &[NodeStatus]) {
+    match format {
+        Format::Json => print_json(&nodes.iter().map(node_json).collect::<Vec<_>>()),
+        Format::Table => print_table(&NODE_HEADER, &node_rows(nodes)),
+    }
+}
+
+pub(crate) fn print_status(format: Format, s: &ClusterStatusResponse) {
+    match format {
+        Format::Json => print_json(&StatusJson {
+            initialized: s.initialized,
+            cluster_id: &s.cluster_id,
+            shard_count: s.shard_count,
+            replicas: s.replicas,
+            leader_id: s.leader_id,
+            coordinators: s
+                .coordinators
+                .iter()
+                .map(|c| CoordinatorJson {
+                    id: c.id,
+                    address: &c.address,
+                    role: &c.role,
+                    term: c.term,
+                    commit_index: c.commit_index,
+                    applied_index: c.applied_index,
+                    voter: c.voter,
+                })
+                .collect(),
+            nodes: s.nodes.iter().map(node_json).collect(),
+            shards: s
+                .shards
+                .iter()
+                .map(|sh| ShardJson { id: sh.id, epoch: sh.epoch, replicas: &sh.replicas })
+                .collect(),
+        }),
+        Format::Table => {
+            if s.initialized {
+                emit(&format!("cluster {}  shards {}  replicas {}", s.cluster_id, s.shard_count, s.replicas));
+            } else {
+                emit("cluster not initialized (run `surgectl cluster init`)");
+            }
+            emit("");
+            let rows: Vec<Vec<String>> = s
+                .coordinators
+                .iter()
+                .map(|c| {
+                    vec![
+                        c.id.to_string(),
+                        c.address.clone(),
+                        c.role.clone(),
+                        c.term.to_string(),
+                        c.commit_index.to_string(),
+                        c.applied_index.to_string(),
+                    ]
+                })
+                .collect();
+            print_table(&["COORDINATOR", "ADDRESS", "ROLE", "TERM", "COMMIT", "APPLIED"], &rows);
+            emit("");
+            print_table(&NODE_HEADER, &node_rows(&s.nodes));
+            let placed = s.shards.iter().filter(|sh| !sh.replicas.is_empty()).count();
+            emit("");
+            emit(&format!("shards placed: {placed}/{}", s.shards.len()));
+        }
+    }
+}
+
+pub(crate) fn print_membership(format: Format, m: &MembershipResponse) {
+    match format {
+        Format::Json => print_json(&serde_json::json!({ "voters": m.voters, "learners": m.learners })),
+        Format::Table => emit(&format!("voters {:?}  learners {:?}", m.voters, m.learners)),
+    }
+}

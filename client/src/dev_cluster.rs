@@ -1,0 +1,73 @@
+//! The local development cluster's description (`DIR/cluster.json`), written by
+//! `surgectl dev up` and read by tests, benches and operators' scripts to find, kill and
+//! restart its processes.
+
+use std::fs::OpenOptions;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use serde::{Deserialize, Serialize};
+
+/// One process of the dev cluster.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessEntry {
+    /// `coordinator-1`, `node-2`, ...
+    pub name: String,
+    /// Coordinator id, or the node's ordinal in the dev cluster.
+    pub id: u64,
+    pub grpc_address: String,
+    pub http_address: String,
+    pub pid: u32,
+    pub data_dir: PathBuf,
+    pub config: PathBuf,
+    pub log: PathBuf,
+    /// Program and arguments that (re)start it.
+    pub command: Vec<String>,
+}
+
+/// The whole dev cluster.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterFile {
+    pub cluster_id: String,
+    pub coordinators: Vec<ProcessEntry>,
+    pub nodes: Vec<ProcessEntry>,
+}
+
+impl ClusterFile {
+    pub fn path(dir: &Path) -> PathBuf {
+        dir.join("cluster.json")
+    }
+
+    pub fn load(dir: &Path) -> std::io::Result<ClusterFile> {
+        let text = std::fs::read_to_string(Self::path(dir))?;
+        serde_json::from_str(&text).map_err(std::io::Error::other)
+    }
+
+    /// Writes atomically (temp file + rename), so readers never see half a file.
+    pub fn save(&self, dir: &Path) -> std::io::Result<()> {
+        let tmp = dir.join("cluster.json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?)?;
+        std::fs::rename(tmp, Self::path(dir))
+    }
+
+    pub fn coordinator_addresses(&self) -> Vec<String> {
+        self.coordinators.iter().map(|c| c.grpc_address.clone()).collect()
+    }
+}
+
+/// Starts `entry`'s command with stdout and stderr appended to its log.
+pub fn spawn(entry: &ProcessEntry) -> std::io::Result<Child> {
+    let (program, args) = entry
+        .command
+        .split_first()
+        .ok_or_else(|| std::io::Error::other(format!("{}: empty command", entry.name)))?;
+    let log = OpenOptions::new().create(true).append(true).open(&entry.log)?;
+    let err = log.try_clone()?;
+    Command::new(program).args(args).stdin(Stdio::null()).stdout(log).stderr(err).spawn()
+}
+
+/// Sends `signal` to `pid`.
+pub fn signal(pid: u32, signal: nix::sys::signal::Signal) -> std::io::Result<()> {
+    let pid = i32::try_from(pid).map_err(std::io::Error::other)?;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal).map_err(std::io::Error::other)
+}

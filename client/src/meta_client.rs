@@ -1,0 +1,120 @@
+//! [`MetaClient`]: leader-following calls to the coordinator quorum.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use surge_proto::LEADER_HINT_METADATA;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Response, Status};
+use tracing::debug;
+
+use crate::retry::{is_retryable, RetryPolicy};
+
+/// A client of the coordinators.
+pub struct MetaClient {
+    addresses: Vec<String>,
+    /// The coordinator that answered last (or that a hint named): tried first.
+    preferred: Mutex<Option<String>>,
+    channels: Mutex<HashMap<String, Channel>>,
+    policy: RetryPolicy,
+    call_timeout: Duration,
+}
+
+impl MetaClient {
+    /// A client over `addresses` (`host:port`, at least one).
+    pub fn new(addresses: Vec<String>) -> Result<MetaClient, Status> {
+        if addresses.is_empty() {
+            return Err(Status::invalid_argument("coordinators: at least one address is needed"));
+        }
+        Ok(MetaClient {
+            addresses,
+            preferred: Mutex::new(None),
+            channels: Mutex::new(HashMap::new()),
+            policy: RetryPolicy::default(),
+            call_timeout: Duration::from_secs(12),
+        })
+    }
+
+    pub fn with_policy(mut self, policy: RetryPolicy) -> MetaClient {
+        self.policy = policy;
+        self
+    }
+
+    pub fn with_call_timeout(mut self, timeout: Duration) -> MetaClient {
+        self.call_timeout = timeout;
+        self
+    }
+
+    pub fn addresses(&self) -> &[String] {
+        &self.addresses
+    }
+
+    fn channel(&self, address: &str) -> Result<Channel, Status> {
+        let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = channels.get(address) {
+            return Ok(c.clone());
+        }
+        let channel = Endpoint::from_shared(format!("http://{address}"))
+            .map_err(|e| Status::invalid_argument(format!("coordinators: bad address {address:?}: {e}")))?
+            .connect_timeout(Duration::from_millis(500))
+            .timeout(self.call_timeout)
+            .connect_lazy();
+        channels.insert(address.to_string(), channel.clone());
+        Ok(channel)
+    }
+
+    /// The order to try coordinators in on attempt `attempt`: the preferred one first.
+    fn target(&self, attempt: u32) -> String {
+        let preferred = self.preferred.lock().ok().and_then(|p| p.clone());
+        match preferred {
+            Some(p) if attempt % 2 == 0 => p,
+            _ => self.addresses[attempt as usize % self.addresses.len()].clone(),
+        }
+    }
+
+    fn prefer(&self, address: Option<String>) {
+        if let Ok(mut p) = self.preferred.lock() {
+            *p = address;
+        }
+    }
+
+    /// Calls `f` on a coordinator, following leader hints and retrying transient failures
+    /// until the policy's attempts or deadline run out.
+    pub async fn call<T, F, Fut>(&self, f: F) -> Result<T, Status>
+    where
+        F: Fn(Channel) -> Fut,
+        Fut: Future<Output = Result<Response<T>, Status>>,
+    {
+        let started = Instant::now();
+        let mut attempt = 0u32;
+        loop {
+            let address = self.target(attempt);
+            let result = f(self.channel(&address)?).await;
+            match result {
+                Ok(resp) => {
+                    self.prefer(Some(address));
+                    return Ok(resp.into_inner());
+                }
+                Err(status) => {
+                    let hint = status
+                        .metadata()
+                        .get(LEADER_HINT_METADATA)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string);
+                    if !is_retryable(&status) {
+                        return Err(status);
+                    }
+                    debug!(%address, code = ?status.code(), message = status.message(), "coordinator call failed; retrying");
+                    self.prefer(hint);
+                    attempt += 1;
+                    if attempt >= self.policy.max_attempts || started.elapsed() >= self.policy.deadline {
+                        return Err(status);
+                    }
+                    tokio::time::sleep(self.policy.backoff(attempt.saturating_sub(1) / 2)).await;
+                }
+            }
+        }
+    }
+}

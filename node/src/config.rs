@@ -1,0 +1,179 @@
+//! The node's configuration: TOML with documented defaults, flags on top, then validation
+//! that names the offending key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// RocksDB and the node's identity live here.
+    pub data_dir: PathBuf,
+    /// gRPC listen address (orders, printing, peer Raft traffic, health, reflection).
+    pub grpc_listen: String,
+    /// HTTP listen address for /metrics, /healthz and /readyz.
+    pub http_listen: String,
+    /// Address others use to reach this node; defaults to `grpc_listen`.
+    #[serde(default)]
+    pub advertise_address: Option<String>,
+    /// Failure-domain label; replicas of a shard go to distinct zones where possible.
+    #[serde(default)]
+    pub zone: String,
+    /// Coordinator gRPC addresses.
+    pub coordinators: Vec<String>,
+    /// Heartbeat period.
+    #[serde(default = "default_heartbeat_ms")]
+    pub heartbeat_interval_ms: u64,
+}
+
+fn default_heartbeat_ms() -> u64 {
+    1000
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub grpc_listen: String,
+    pub http_listen: String,
+    pub advertise_address: String,
+    pub advertise_http: String,
+    pub zone: String,
+    pub coordinators: Vec<String>,
+    pub heartbeat_interval: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{key}: {reason}")]
+    Invalid { key: String, reason: String },
+}
+
+fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { key: key.into(), reason: reason.into() }
+}
+
+fn check_address(key: &str, value: &str) -> Result<(), ConfigError> {
+    if value.parse::<SocketAddr>().is_ok() {
+        return Ok(());
+    }
+    match value.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(()),
+        _ => Err(invalid(key, format!("{value:?} is not a host:port address"))),
+    }
+}
+
+impl ConfigFile {
+    pub fn parse(path: &Path, text: &str) -> Result<ConfigFile, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() })
+    }
+
+    pub fn load(path: &Path) -> Result<ConfigFile, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        ConfigFile::parse(path, &text)
+    }
+
+    pub fn validate(self) -> Result<Config, ConfigError> {
+        let ConfigFile {
+            data_dir,
+            grpc_listen,
+            http_listen,
+            advertise_address,
+            zone,
+            coordinators,
+            heartbeat_interval_ms,
+        } = self;
+        if data_dir.as_os_str().is_empty() {
+            return Err(invalid("data_dir", "must not be empty"));
+        }
+        check_address("grpc_listen", &grpc_listen)?;
+        check_address("http_listen", &http_listen)?;
+        let advertise_address = advertise_address.unwrap_or_else(|| grpc_listen.clone());
+        check_address("advertise_address", &advertise_address)?;
+        if zone.len() > 64 {
+            return Err(invalid("zone", "at most 64 bytes"));
+        }
+        if coordinators.is_empty() {
+            return Err(invalid("coordinators", "at least one coordinator address is needed"));
+        }
+        for (i, c) in coordinators.iter().enumerate() {
+            check_address(&format!("coordinators[{i}]"), c)?;
+        }
+        if !(100..=10_000).contains(&heartbeat_interval_ms) {
+            return Err(invalid("heartbeat_interval_ms", "must be between 100 and 10000"));
+        }
+        Ok(Config {
+            data_dir,
+            advertise_http: http_listen.clone(),
+            grpc_listen,
+            http_listen,
+            advertise_address,
+            zone,
+            coordinators,
+            heartbeat_interval: Duration::from_millis(heartbeat_interval_ms),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+        data_dir = "/tmp/n1"
+        grpc_listen = "127.0.0.1:7201"
+        http_listen = "127.0.0.1:7301"
+        zone = "zone-a"
+        coordinators = ["127.0.0.1:7001"]
+    "#;
+
+    fn check(text: &str) -> Result<Config, ConfigError> {
+        ConfigFile::parse(Path::new("n.toml"), text)?.validate()
+    }
+
+    #[test]
+    fn defaults_apply() -> Result<(), ConfigError> {
+        assert_eq!(check(GOOD)?.heartbeat_interval, Duration::from_secs(1));
+        Ok(())
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases = [
+            (GOOD.replace("[\"127.0.0.1:7001\"]", "[]"), "coordinators"),
+            (GOOD.replace("[\"127.0.0.1:7001\"]", "[\"x\"]"), "coordinators[0]"),
+            (GOOD.replace("zone =", "zon ="), "zon"),
+            (format!("{GOOD}\nheartbeat_interval_ms = 5\n"), "heartbeat_interval_ms"),
+            (GOOD.replace("127.0.0.1:7301", "7301"), "http_listen"),
+        ];
+        for (text, key) in cases {
+            match check(&text) {
+                Ok(_) => panic!("accepted a bad {key}"),
+                Err(e) => assert!(e.to_string().contains(key), "{e} does not name {key}"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_example_files_in_deploy_parse() -> Result<(), ConfigError> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/config");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).map_err(|source| ConfigError::Read { path: dir.clone(), source })? {
+            let path = entry.map_err(|source| ConfigError::Read { path: dir.clone(), source })?.path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            if name.starts_with("node") && name.ends_with(".toml") {
+                ConfigFile::load(&path)?.validate()?;
+                seen += 1;
+            }
+        }
+        assert!(seen > 0);
+        Ok(())
+    }
+}

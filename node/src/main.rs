@@ -1,0 +1,70 @@
+//! `surge-node --config FILE`: binds the sockets, installs signal handlers, runs.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use surge_node::config::ConfigFile;
+
+/// A surge worker node.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// TOML configuration file (see deploy/config/node-1.toml).
+    #[arg(long, short)]
+    config: PathBuf,
+    /// Overrides `data_dir`.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Overrides `grpc_listen`.
+    #[arg(long)]
+    grpc_listen: Option<String>,
+    /// Overrides `http_listen`.
+    #[arg(long)]
+    http_listen: Option<String>,
+    /// Overrides `zone`.
+    #[arg(long)]
+    zone: Option<String>,
+}
+
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    surge_raftstore::ops::init_tracing();
+    let args = Args::parse();
+    let mut file = ConfigFile::load(&args.config)?;
+    if let Some(dir) = args.data_dir {
+        file.data_dir = dir;
+    }
+    if let Some(addr) = args.grpc_listen {
+        file.grpc_listen = addr;
+    }
+    if let Some(addr) = args.http_listen {
+        file.http_listen = addr;
+    }
+    if let Some(zone) = args.zone {
+        file.zone = zone;
+    }
+    let config = file.validate()?;
+    let grpc = tokio::net::TcpListener::bind(&config.grpc_listen)
+        .await
+        .with_context(|| format!("grpc_listen: cannot bind {}", config.grpc_listen))?;
+    let http = tokio::net::TcpListener::bind(&config.http_listen)
+        .await
+        .with_context(|| format!("http_listen: cannot bind {}", config.http_listen))?;
+    surge_node::server::run(config, grpc, http, shutdown_signal()).await?;
+    Ok(())
+}

@@ -1,0 +1,152 @@
+//! The node's side of cluster membership: register once (keeping the node id in the data
+//! dir), then heartbeat every period and learn the shard replicas placed here.
+
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use prometheus::{IntCounter, IntGauge};
+use surge_client::MetaClient;
+use surge_proto::v1::node_service_client::NodeServiceClient;
+use surge_proto::v1::{HeartbeatRequest, RegisterNodeRequest, ShardStatus};
+use surge_raftstore::identity::{self, Identity};
+use surge_raftstore::ops::Readiness;
+use surge_raftstore::RocksEngine;
+use tokio::sync::watch;
+use tonic::Code;
+use tracing::{info, warn};
+
+use crate::config::Config;
+
+/// Why the node gave up on the cluster (it then exits instead of running as a stranger).
+#[derive(Debug, thiserror::Error)]
+pub enum MembershipError {
+    #[error("refused by the coordinators: {0}")]
+    Refused(String),
+    #[error(transparent)]
+    Engine(#[from] surge_raftstore::EngineError),
+}
+
+struct Gauges {
+    assigned: IntGauge,
+    heartbeat_failures: IntCounter,
+}
+
+fn gauges() -> &'static Gauges {
+    static G: OnceLock<Gauges> = OnceLock::new();
+    G.get_or_init(|| {
+        let assigned = IntGauge::new("surge_node_assigned_replicas", "Shard replicas placed on this node")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let heartbeat_failures = IntCounter::new("surge_node_heartbeat_failures_total", "Heartbeats that failed")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let r = prometheus::default_registry();
+        let _ = r.register(Box::new(assigned.clone()));
+        let _ = r.register(Box::new(heartbeat_failures.clone()));
+        Gauges { assigned, heartbeat_failures }
+    })
+}
+
+/// Codes after which retrying cannot help: this data dir is not welcome in this cluster.
+fn is_refusal(code: Code) -> bool {
+    matches!(code, Code::PermissionDenied | Code::NotFound | Code::InvalidArgument)
+}
+
+/// Registers (unless the data dir already holds a node id) and returns the identity.
+pub async fn register(
+    config: &Config,
+    engine: &RocksEngine,
+    client: &MetaClient,
+    mut identity: Identity,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<Option<Identity>, MembershipError> {
+    if identity.id != 0 {
+        return Ok(Some(identity));
+    }
+    let mut attempt = 0u32;
+    loop {
+        let req = RegisterNodeRequest {
+            instance_id: identity.instance_id.clone(),
+            address: config.advertise_address.clone(),
+            http_address: config.advertise_http.clone(),
+            zone: config.zone.clone(),
+            cluster_id: identity.cluster_id.clone(),
+        };
+        let result = client
+            .call(|ch| {
+                let req = req.clone();
+                async move { NodeServiceClient::new(ch).register_node(req).await }
+            })
+            .await;
+        match result {
+            Ok(resp) => {
+                identity.id = resp.node_id;
+                identity.cluster_id = resp.cluster_id;
+                identity::save(engine, &identity)?;
+                info!(node_id = identity.id, cluster_id = %identity.cluster_id, "registered");
+                return Ok(Some(identity));
+            }
+            Err(s) if is_refusal(s.code()) => return Err(MembershipError::Refused(s.message().to_string())),
+            Err(s) => {
+                if attempt % 10 == 0 {
+                    info!(code = ?s.code(), message = s.message(), "waiting to register");
+                }
+                attempt += 1;
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = shutdown.changed() => return Ok(None),
+        }
+    }
+}
+
+/// Heartbeats until shutdown; a refusal ends the loop with an error.
+pub async fn heartbeat_loop(
+    config: Config,
+    client: Arc<MetaClient>,
+    identity: Identity,
+    assigned: Arc<Mutex<Vec<ShardStatus>>>,
+    ready: Readiness,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), MembershipError> {
+    let mut ticker = tokio::time::interval(config.heartbeat_interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = shutdown.changed() => return Ok(()),
+        }
+        let req = HeartbeatRequest {
+            node_id: identity.id,
+            cluster_id: identity.cluster_id.clone(),
+            address: config.advertise_address.clone(),
+            http_address: config.advertise_http.clone(),
+        };
+        let result = client
+            .call(|ch| {
+                let req = req.clone();
+                async move {
+                    let mut request = tonic::Request::new(req);
+                    request.set_timeout(Duration::from_secs(2));
+                    NodeServiceClient::new(ch).heartbeat(request).await
+                }
+            })
+            .await;
+        match result {
+            Ok(resp) => {
+                gauges().assigned.set(resp.assigned_shards.len() as i64);
+                if let Ok(mut a) = assigned.lock() {
+                    *a = resp.assigned_shards;
+                }
+                ready.set(true);
+            }
+            Err(s) if is_refusal(s.code()) => {
+                ready.set(false);
+                return Err(MembershipError::Refused(s.message().to_string()));
+            }
+            Err(s) => {
+                gauges().heartbeat_failures.inc();
+                warn!(code = ?s.code(), message = s.message(), "heartbeat failed");
+            }
+        }
+    }
+}

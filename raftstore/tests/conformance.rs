@@ -1,0 +1,596 @@
+//! The storage conformance suite (STYLE.md habit 4): one set of checks, run against both
+//! [`MemEngine`] and [`RocksEngine`] through [`GroupStorage`] and raft-rs's `Storage` trait.
+//!
+//! The in-memory engine stands in for RocksDB in the deterministic simulation, so any
+//! behaviour the two disagree on would make the simulation prove nothing about production.
+//! Every check is a generic function over a [`Harness`]; `conformance!` instantiates the whole
+//! list once per engine, so a check cannot be added for one engine and forgotten for the other.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use prost::Message as _;
+use surge_proto::v1::{SnapshotData, SnapshotRow};
+use surge_raftstore::raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
+use surge_raftstore::raft::{self, GetEntriesContext, Storage as _, StorageError};
+use surge_raftstore::{keys, Cf, Engine, GroupStorage, MemEngine, RocksEngine, WriteBatch};
+use tempfile::TempDir;
+
+/// How a check obtains an engine and simulates a process restart.
+trait Harness {
+    type E: Engine;
+
+    /// The engine under test (the same one on every call until [`Harness::restart`]).
+    fn engine(&mut self) -> Arc<Self::E>;
+
+    /// Simulates a process restart. The caller hands over its last handle, so a leaked handle
+    /// (which would keep RocksDB's lock and cached state) fails the test instead of hiding.
+    fn restart(&mut self, engine: Arc<Self::E>) -> Arc<Self::E>;
+}
+
+/// The in-memory engine: every write is durable, so a restart keeps the same engine.
+struct MemHarness {
+    engine: Arc<MemEngine>,
+}
+
+impl MemHarness {
+    fn new() -> MemHarness {
+        MemHarness { engine: Arc::new(MemEngine::new()) }
+    }
+}
+
+impl Harness for MemHarness {
+    type E = MemEngine;
+
+    fn engine(&mut self) -> Arc<MemEngine> {
+        self.engine.clone()
+    }
+
+    fn restart(&mut self, engine: Arc<MemEngine>) -> Arc<MemEngine> {
+        engine
+    }
+}
+
+/// RocksDB in a temporary directory; a restart closes the database and opens it again.
+struct RocksHarness {
+    dir: TempDir,
+    engine: Option<Arc<RocksEngine>>,
+}
+
+impl RocksHarness {
+    fn new() -> RocksHarness {
+        RocksHarness { dir: tempfile::tempdir().expect("temp dir"), engine: None }
+    }
+}
+
+impl Harness for RocksHarness {
+    type E = RocksEngine;
+
+    fn engine(&mut self) -> Arc<RocksEngine> {
+        let path = self.dir.path().to_path_buf();
+        self.engine
+            .get_or_insert_with(|| Arc::new(RocksEngine::open(&path).expect("open rocksdb")))
+            .clone()
+    }
+
+    fn restart(&mut self, engine: Arc<RocksEngine>) -> Arc<RocksEngine> {
+        drop(self.engine.take());
+        assert_eq!(Arc::strong_count(&engine), 1, "a handle to the engine outlived the restart");
+        drop(engine);
+        self.engine()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------
+
+const GROUP: u64 = 1;
+const OTHER: u64 = 2;
+
+fn entry(index: u64, term: u64, data: &[u8]) -> Entry {
+    let mut e = Entry::default();
+    e.index = index;
+    e.term = term;
+    e.data = data.to_vec().into();
+    e
+}
+
+/// Entries `first..=last`, all of `term`, with a payload naming their index.
+fn entries_in(first: u64, last: u64, term: u64) -> Vec<Entry> {
+    (first..=last).map(|i| entry(i, term, format!("t{term}-e{i}").as_bytes())).collect()
+}
+
+fn hard_state(term: u64, vote: u64, commit: u64) -> HardState {
+    let mut hs = HardState::default();
+    hs.term = term;
+    hs.vote = vote;
+    hs.commit = commit;
+    hs
+}
+
+fn conf_state(voters: &[u64], learners: &[u64]) -> ConfState {
+    let mut cs = ConfState::default();
+    cs.voters = voters.to_vec();
+    cs.learners = learners.to_vec();
+    cs
+}
+
+fn open<E: Engine>(engine: &Arc<E>, group: u64) -> GroupStorage<E> {
+    GroupStorage::open(engine.clone(), group).expect("open group storage")
+}
+
+/// Stages with `stage` and writes the batch synced, as the peer does.
+fn persist<E: Engine>(storage: &mut GroupStorage<E>, stage: impl FnOnce(&mut GroupStorage<E>, &mut WriteBatch)) {
+    let mut batch = WriteBatch::default();
+    stage(storage, &mut batch);
+    storage.engine().clone().write(&batch, true).expect("write batch");
+}
+
+fn append<E: Engine>(storage: &mut GroupStorage<E>, entries: &[Entry]) {
+    persist(storage, |s, b| s.stage_entries(entries, b));
+}
+
+fn read<E: Engine>(storage: &GroupStorage<E>, low: u64, high: u64, max: Option<u64>) -> raft::Result<Vec<Entry>> {
+    storage.entries(low, high, max, GetEntriesContext::empty(false))
+}
+
+fn put_row<E: Engine>(engine: &E, cf: Cf, key: Vec<u8>, value: &[u8]) {
+    let mut batch = WriteBatch::default();
+    batch.put(cf, key, value.to_vec());
+    engine.write(&batch, true).expect("write row");
+}
+
+/// Every row of `cf` in `[start, end)`.
+fn rows<E: Engine>(engine: &E, cf: Cf, start: &[u8], end: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut out = Vec::new();
+    engine
+        .scan(cf, start, end, &mut |k, v| {
+            out.push((k.to_vec(), v.to_vec()));
+            true
+        })
+        .expect("scan");
+    out
+}
+
+fn group_rows<E: Engine>(engine: &E, cf: Cf, group: u64) -> Vec<(Vec<u8>, Vec<u8>)> {
+    rows(engine, cf, &keys::group_prefix(group), &keys::group_end(group))
+}
+
+fn is_compacted<T: std::fmt::Debug>(result: raft::Result<T>) -> bool {
+    matches!(result, Err(raft::Error::Store(StorageError::Compacted)))
+}
+
+fn is_unavailable<T: std::fmt::Debug>(result: raft::Result<T>) -> bool {
+    matches!(result, Err(raft::Error::Store(StorageError::Unavailable)))
+}
+
+/// Everything a restart must preserve, in one comparable value.
+#[derive(Debug, PartialEq)]
+struct Observed {
+    hard_state: HardState,
+    conf_state: ConfState,
+    first_index: u64,
+    last_index: u64,
+    applied: u64,
+    entries: Vec<Entry>,
+    truncated_term: u64,
+}
+
+fn observe<E: Engine>(storage: &GroupStorage<E>) -> Observed {
+    let first_index = storage.first_index().expect("first_index");
+    let last_index = storage.last_index().expect("last_index");
+    let state = storage.initial_state().expect("initial_state");
+    Observed {
+        hard_state: state.hard_state,
+        conf_state: state.conf_state,
+        first_index,
+        last_index,
+        applied: storage.applied_index(),
+        entries: read(storage, first_index, last_index + 1, None).expect("entries"),
+        truncated_term: storage.term(first_index - 1).expect("term of the truncation point"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The checks
+// ---------------------------------------------------------------------------------------------
+
+/// A group never written looks like raft-rs's empty `MemStorage`.
+fn empty_storage<H: Harness>(mut h: H) {
+    let engine = h.engine();
+    let storage = open(&engine, GROUP);
+    assert_eq!(storage.first_index().unwrap(), 1);
+    assert_eq!(storage.last_index().unwrap(), 0);
+    assert_eq!(storage.term(0).unwrap(), 0);
+    assert!(is_unavailable(storage.term(1)));
+    assert!(!storage.is_initialized());
+    assert_eq!(storage.applied_index(), 0);
+    let state = storage.initial_state().unwrap();
+    assert_eq!(state.hard_state, HardState::default());
+    assert_eq!(state.conf_state, ConfState::default());
+    assert_eq!(read(&storage, 1, 1, None).unwrap(), Vec::<Entry>::new());
+    assert!(is_unavailable(read(&storage, 1, 2, None)));
+}
+
+/// Bootstrapping writes the first configuration; afterwards the group counts as initialized.
+fn bootstrap_sets_voters<H: Harness>(mut h: H) {
+    let engine = h.engine();
+    let mut storage = open(&engine, GROUP);
+    persist(&mut storage, |s, b| s.stage_bootstrap(&[1, 2, 3], b));
+    assert!(storage.is_initialized());
+    assert_eq!(storage.initial_state().unwrap().conf_state.voters, vec![1, 2, 3]);
+    assert_eq!(storage.last_index().unwrap(), 0, "bootstrap adds no log entry");
+
+    let reopened = open(&engine, GROUP);
+    assert!(reopened.is_initialized());
+    assert_eq!(reopened.conf_state().voters, vec![1, 2, 3]);
+}
+
+/// Appended entries read back whole, and `max_size` limits a read but never below one entry.
+fn append_and_read_back<H: Harness>(mut h: H) {
+    let engine = h.engine();
+    let mut storage = open(&engine, GROUP);
+    let written: Vec<Entry> = (1..=5).map(|i| entry(i, 1 + i / 3, &[i as u8; 100])).collect();
+    append(&mut storage, &written);
+
+    assert_eq!(storage.first_index().unwrap(), 1);
+    assert_eq!(storage.last_index().unwrap(), 5);
+    for e in &written {
+        assert_eq!(storage.term(e.index).unwrap(), e.term, "term of {}", e.index);
+    }
+    assert!(is_unavailable(storage.term(6)));
+    assert_eq!(read(&storage, 1, 6, None).unwrap(), written);
+    assert_eq!(read(&storage, 2, 4, None).unwrap(), written[1..3].to_vec());
+    assert!(is_unavailable(read(&storage, 1, 7, None)));
+
+    let one = u64::from(protobuf::Message::compute_size(&written[0]));
+    let limited = |max: u64| read(&storage, 1, 6, Some(max)).unwrap().len();
+    assert_eq!(limited(0), 1, "at least one entry is always returned");
+    assert_eq!(limited(one - 1), 1);
+    assert_eq!(limited(one), 1);
+    assert_eq!(limited(2 * one), 2);
+    assert_eq!(limited(2 * one + 1), 2);
+    assert_eq!(limited(5 * one), 5);
+    assert_eq!(limited(u64::MAX), 5);
+}
+
+/// An append that conflicts at an index replaces that index and drops every later entry, in
+/// the cached view and on disk.
+fn conflicting_append_truncates_suffix<H: Harness>(mut h: H) {
+    let engine = h.engine();
+    let mut storage = open(&engine, GROUP);
+    append(&mut storage, &entries_in(1, 5, 1));
+    append(&mut storage, &entries_in(3, 3, 2));
+
+    let expected: Vec<Entry> = entries_in(1, 2, 1).into_iter().chain(entries_in(3, 3, 2)).collect();
+    for s in [&storage, &open(&engine, GROUP)] {
+        assert_eq!(s.last_index().unwrap(), 3);
+        assert_eq!(s.term(3).unwrap(), 2);
+        assert!(is_unavailable(s.term(4)));
+        assert_eq!(read(s, 1, 4, None).unwrap(), expected);
+        assert!(is_unavailable(read(s, 1, 5, None)));
+    }
+    assert_eq!(rows(engine.as_ref(), Cf::RaftLog, &keys::log_key(GROUP, 4), &keys::group_end(GROUP)), vec![]);
+
+    // Appending past the conflict point again extends the new branch.
+    append(&mut storage, &entries_in(4, 6, 2));
+    assert_eq!(storage.last_index().unwrap(), 6);
+    assert_eq!(read(&storage, 3, 7, None).unwrap(), entries_in(3, 6, 2));
+}
+
+/// HardState, ConfState and the LightReady commit index survive reopening the group.
+fn hard_state_and_conf_state_persisted<H: Harness>(mut h: H) {
+    let engine = h.engine();
+    let mut storage = open(&engine, GROUP);
+    append(&mut storage, &entries_in(1, 4, 3));
+    persist(&mut storage, |s, b| {
+        s.stage_hard_state(&hard_state(3, 2, 2), b);
+        s.stage_conf_state(&conf_state(&[1, 2, 3], &[4]), b);
+    });
+    persist(&mut storage, |s, b| s.stage_commit(4, b));
+    persist(&mut storage, |s, b| s.stage_commit(1, b));
+
+    let reopened = open(&engine, GROUP);
+    let state = reopened.initial_state().unwrap();
+    assert_eq!(state.hard_state, hard_state(3, 2, 4), "commit only moves forward");
+    assert_eq!(state.conf_state, conf_state(&[1, 2, 3], &[4]));
+    assert_eq!(reopened.last_index().unwrap(), 4);
+}
+
+/// The applied index is written by the caller's batch and read back on open.
+fn applied_index_persisted<H: Harness>(mut h: H) {
+    let engine = h.engine();
+    let mut storage = open(&engine, GROUP);
+    append(&mut storage, &entries_in(1, 3, 1));
+    persist(&mut storage, |s, b| s.stage_applied(2, b));
+    assert_eq!(storage.applied_index(), 2);
+    assert_eq!(open(&engine, GROUP).applied_index(), 2);
+}
+
+/// Compaction moves the first index, keeps the term of the truncation point answerable, and
+/// never goes past the applied index.
+fn compaction<H: Harness>(mut h: H) {
+    let engine = h.engine();
+    let mut storage = open(&engine, GROUP);
+    append(&mut storage, &entries_in(1, 4, 1));
+    append(&mut storage, &entries_in(5, 10, 2));
+    persist(&mut storage, |s, b| s.stage_applied(7, b));
+    persist(&mut storage, |s, b| s.stage_compact(5, b).unwrap());
+
+    for s in [&storage, &open(&engine, GROUP)] {
+        assert_eq!(s.first_index().unwrap(), 6);
+        assert_eq!(s.last_index().unwrap(), 10);
+        assert_eq!(s.term(5).unwrap(), 2, "the truncation point still has a term");
+        assert!(is_compacted(s.term(4)));
+        assert!(is_compacted(read(s, 5, 11, None)));
+        assert!(is_compacted(read(s, 1, 3, None)));
+        assert_eq!(read(s, 6, 11, None).unwrap(), entries_in(6, 10, 2));
+    }
+    assert_eq!(rows(engine.as_ref(), Cf::RaftLog, &keys::log_key(GROUP, 0), &keys::log_key(GROUP, 6)), vec![]);
+
+    persist(&mut storage, |s, b| s.stage_compact(9, b).unwrap());
+    assert_eq!(storage.first_index().unwrap(), 8, "compaction stops at the applied index");
+    persist(&mut storage, |s, b| s.stage_compact(3, b).unwrap());
+    assert_eq!(storage.first_index().unwrap(), 8, "compaction never moves back");
+
+    // Compacting the whole log leaves an empty log that still knows where it ends.
+    persist(&mut storage, |s, b| {
+        s.stage_applied(10, b);
+        s.stage_compact(10, b).unwrap();
+    });
+    let reopened = open(&engine, GROUP);
+    assert_eq!(reopened.first_index().unwrap(), 11);
+    assert_eq!(reopened.last_index().unwrap(), 10);
+    assert_eq!(reopened.term(10).unwrap(), 2);
+    assert_eq!(read(&reopened, 11, 11, None).unwrap(), vec![]);
+}
+
+/// The group the snapshot tests ship between engines, and its neighbours on either side.
+const SNAP: u64 = 7;
+const BELOW: u64 = SNAP - 1;
+const ABOVE: u64 = SNAP + 1;
+
+/// A source group with a log, applied data in two data families and neighbours' rows.
+fn snapshot_source<E: Engine>(engine: &Arc<E>) -> Snapshot {
+    let mut source = open(engine, SNAP);
+    persist(&mut source, |s, b| s.stage_bootstrap(&[1, 2, 3], b));
+    append(&mut source, &entries_in(1, 2, 1));
+    append(&mut source, &entries_in(3, 6, 2));
+    persist(&mut source, |s, b| {
+        s.stage_hard_state(&hard_state(2, 1, 6), b);
+        b.put(Cf::Meta, keys::data_key(SNAP, b"a"), b"1".to_vec());
+        b.put(Cf::Meta, keys::data_key(SNAP, b"b"), b"2".to_vec());
+        b.put(Cf::Orders, keys::data_key(SNAP, b"order-9"), b"shipped".to_vec());
+        s.stage_applied(5, b);
+    });
+    put_row(engine.as_ref(), Cf::Meta, keys::data_key(BELOW, b"a"), b"neighbour");
+    put_row(engine.as_ref(), Cf::Meta, keys::data_key(ABOVE, b""), b"neighbour");
+    source.build_snapshot().expect("build snapshot")
+}
+
+/// A snapshot carries exactly the group's data rows at its applied index.
+fn check_snapshot_contents(snap: &Snapshot) {
+    let meta = snap.get_metadata();
+    assert_eq!((meta.index, meta.term), (5, 2));
+    assert_eq!(meta.get_conf_state().voters, vec![1, 2, 3]);
+    let data = SnapshotData::decode(snap.data.as_ref()).expect("snapshot data decodes");
+    assert_eq!(data.applied_index, 5);
+    let row = |cf: Cf, suffix: &[u8], value: &[u8]| SnapshotRow {
+        cf: cf.code(),
+        key: keys::data_key(SNAP, suffix),
+        value: value.to_vec(),
+    };
+    let mut got = data.rows.clone();
+    got.sort_by(|a, b| (a.cf, &a.key).cmp(&(b.cf, &b.key)));
+    assert_eq!(
+        got,
+        vec![row(Cf::Meta, b"a", b"1"), row(Cf::Meta, b"b", b"2"), row(Cf::Orders, b"order-9", b"shipped")]
+    );
+}
+
+/// The receiving engine: a stale copy of the group plus neighbours whose rows must survive.
+fn snapshot_target<E: Engine>(engine: &Arc<E>) -> BTreeMap<&'static str, Vec<(Vec<u8>, Vec<u8>)>> {
+    let mut stale = open(engine, SNAP);
+    append(&mut stale, &entries_in(1, 8, 1));
+    persist(&mut stale, |s, b| {
+        s.stage_hard_state(&hard_state(1, 0, 3), b);
+        b.put(Cf::Meta, keys::data_key(SNAP, b"stale"), b"x".to_vec());
+        b.put(Cf::Outbox, keys::data_key(SNAP, b"job"), b"x".to_vec());
+        s.stage_applied(3, b);
+    });
+    let mut below = open(engine, BELOW);
+    append(&mut below, &entries_in(1, 3, 1));
+    put_row(engine.as_ref(), Cf::Meta, keys::data_key(BELOW, b"z"), b"mine");
+    put_row(engine.as_ref(), Cf::Meta, keys::data_key(ABOVE, b"a"), b"mine");
+    neighbour_rows(engine.as_ref())
+}
+
+fn neighbour_rows<E: Engine>(engine: &E) -> BTreeMap<&'static str, Vec<(Vec<u8>, Vec<u8>)>> {
+    BTreeMap::from([
+        ("below meta", group_rows(engine, Cf::Meta, BELOW)),
+        ("below log", group_rows(engine, Cf::RaftLog, BELOW)),
+        ("above meta", group_rows(engine, Cf::Meta, ABOVE)),
+    ])
+}
+
+/// After installing, the group holds the snapshot's rows and nothing else, with an empty log
+/// that starts after the snapshot.
+fn check_installed<E: Engine>(engine: &Arc<E>, storage: &GroupStorage<E>) {
+    assert_eq!(storage.first_index().unwrap(), 6);
+    assert_eq!(storage.last_index().unwrap(), 5);
+    assert_eq!(storage.term(5).unwrap(), 2);
+    assert!(is_compacted(storage.term(4)));
+    assert!(is_compacted(read(storage, 3, 6, None)));
+    assert_eq!(storage.applied_index(), 5);
+    let state = storage.initial_state().unwrap();
+    assert_eq!(state.conf_state.voters, vec![1, 2, 3]);
+    assert!(state.hard_state.commit >= 5 && state.hard_state.term >= 2, "{:?}", state.hard_state);
+    assert_eq!(group_rows(engine.as_ref(), Cf::RaftLog, SNAP), vec![], "the old log is gone");
+    assert_eq!(
+        group_rows(engine.as_ref(), Cf::Meta, SNAP),
+        vec![(keys::data_key(SNAP, b"a"), b"1".to_vec()), (keys::data_key(SNAP, b"b"), b"2".to_vec())]
+    );
+    assert_eq!(group_rows(engine.as_ref(), Cf::Orders, SNAP).len(), 1);
+    assert_eq!(group_rows(engine.as_ref(), Cf::Outbox, SNAP), vec![], "stale rows are gone");
+}
+
+/// A snapshot built on one engine installs on another, replacing that group's log and data and
+/// leaving every other group alone.
+fn snapshot_replaces_group<H: Harness>(mut h: H, mut source: impl Harness) {
+    let snap = snapshot_source(&source.engine());
+    check_snapshot_contents(&snap);
+
+    let engine = h.engine();
+    let neighbours = snapshot_target(&engine);
+    let mut storage = open(&engine, SNAP);
+    persist(&mut storage, |s, b| s.stage_snapshot(&snap, b).expect("stage snapshot"));
+
+    check_installed(&engine, &storage);
+    check_installed(&engine, &open(&engine, SNAP));
+    assert_eq!(neighbour_rows(engine.as_ref()), neighbours, "other groups untouched");
+    assert_eq!(read(&open(&engine, BELOW), 1, 4, None).unwrap(), entries_in(1, 3, 1));
+
+    append(&mut storage, &entries_in(6, 7, 3));
+    assert_eq!(read(&open(&engine, SNAP), 6, 8, None).unwrap(), entries_in(6, 7, 3));
+}
+
+/// A snapshot that would write into another group's key range is refused.
+fn snapshot_outside_group_rejected<H: Harness>(mut h: H) {
+    let engine = h.engine();
+    let data = SnapshotData {
+        rows: vec![SnapshotRow { cf: Cf::Meta.code(), key: keys::data_key(ABOVE, b"x"), value: vec![] }],
+        applied_index: 1,
+    };
+    let mut snap = Snapshot::default();
+    snap.data = data.encode_to_vec().into();
+    snap.mut_metadata().index = 1;
+    snap.mut_metadata().term = 1;
+    let mut storage = open(&engine, SNAP);
+    let mut batch = WriteBatch::default();
+    assert!(storage.stage_snapshot(&snap, &mut batch).is_err());
+}
+
+/// Two groups on one engine share nothing: logs, states, applied indexes and compaction.
+fn groups_are_isolated<H: Harness>(mut h: H) {
+    let engine = h.engine();
+    let mut a = open(&engine, GROUP);
+    let mut b = open(&engine, OTHER);
+    persist(&mut a, |s, batch| s.stage_bootstrap(&[1, 2, 3], batch));
+    persist(&mut b, |s, batch| s.stage_bootstrap(&[4, 5], batch));
+    append(&mut a, &entries_in(1, 6, 1));
+    append(&mut b, &entries_in(1, 3, 5));
+    persist(&mut a, |s, batch| {
+        s.stage_hard_state(&hard_state(1, 1, 6), batch);
+        s.stage_applied(6, batch);
+        s.stage_compact(4, batch).unwrap();
+    });
+    // A conflicting append in b must not delete a's suffix.
+    append(&mut b, &entries_in(2, 2, 6));
+
+    let (a, b) = (open(&engine, GROUP), open(&engine, OTHER));
+    assert_eq!((a.first_index().unwrap(), a.last_index().unwrap()), (5, 6));
+    assert_eq!((b.first_index().unwrap(), b.last_index().unwrap()), (1, 2));
+    assert_eq!(read(&a, 5, 7, None).unwrap(), entries_in(5, 6, 1));
+    assert_eq!(read(&b, 1, 2, None).unwrap(), entries_in(1, 1, 5));
+    assert_eq!(b.term(2).unwrap(), 6);
+    assert_eq!(a.conf_state().voters, vec![1, 2, 3]);
+    assert_eq!(b.conf_state().voters, vec![4, 5]);
+    assert_eq!((a.applied_index(), b.applied_index()), (6, 0));
+    assert_eq!(b.hard_state(), &HardState::default());
+}
+
+/// Everything durable comes back after a restart, with RocksDB closed and reopened.
+fn reopen_restores_state<H: Harness>(mut h: H) {
+    let engine = h.engine();
+    let mut storage = open(&engine, GROUP);
+    persist(&mut storage, |s, b| s.stage_bootstrap(&[1, 2, 3], b));
+    append(&mut storage, &entries_in(1, 3, 1));
+    append(&mut storage, &entries_in(4, 9, 2));
+    append(&mut storage, &entries_in(8, 8, 3));
+    persist(&mut storage, |s, b| {
+        s.stage_hard_state(&hard_state(3, 2, 7), b);
+        s.stage_conf_state(&conf_state(&[1, 2, 3], &[5]), b);
+        s.stage_applied(6, b);
+    });
+    persist(&mut storage, |s, b| s.stage_compact(3, b).unwrap());
+    let before = observe(&storage);
+    assert_eq!((before.first_index, before.last_index, before.applied), (4, 8, 6));
+
+    drop(storage);
+    let engine = h.restart(engine);
+    let storage = open(&engine, GROUP);
+    assert_eq!(observe(&storage), before);
+    assert!(storage.is_initialized());
+}
+
+macro_rules! conformance {
+    ($engine:ident, $harness:expr) => {
+        mod $engine {
+            use super::*;
+
+            #[test]
+            fn empty_storage() {
+                super::empty_storage($harness);
+            }
+
+            #[test]
+            fn bootstrap_sets_voters() {
+                super::bootstrap_sets_voters($harness);
+            }
+
+            #[test]
+            fn append_and_read_back() {
+                super::append_and_read_back($harness);
+            }
+
+            #[test]
+            fn conflicting_append_truncates_suffix() {
+                super::conflicting_append_truncates_suffix($harness);
+            }
+
+            #[test]
+            fn hard_state_and_conf_state_persisted() {
+                super::hard_state_and_conf_state_persisted($harness);
+            }
+
+            #[test]
+            fn applied_index_persisted() {
+                super::applied_index_persisted($harness);
+            }
+
+            #[test]
+            fn compaction() {
+                super::compaction($harness);
+            }
+
+            #[test]
+            fn snapshot_from_mem_replaces_group() {
+                super::snapshot_replaces_group($harness, MemHarness::new());
+            }
+
+            #[test]
+            fn snapshot_from_rocks_replaces_group() {
+                super::snapshot_replaces_group($harness, RocksHarness::new());
+            }
+
+            #[test]
+            fn snapshot_outside_group_rejected() {
+                super::snapshot_outside_group_rejected($harness);
+            }
+
+            #[test]
+            fn groups_are_isolated() {
+                super::groups_are_isolated($harness);
+            }
+
+            #[test]
+            fn reopen_restores_state() {
+                super::reopen_restores_state($harness);
+            }
+        }
+    };
+}
+
+conformance!(mem, MemHarness::new());
+conformance!(rocks, RocksHarness::new());
