@@ -1,0 +1,143 @@
+//! A dev cluster of real processes for tests: `surgectl dev up` in a temp dir, with helpers to
+//! find the leader, kill -9 and restart processes, and call the coordinators.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use surge_client::dev_cluster::{self, ClusterFile, ProcessEntry};
+use surge_client::{MetaClient, RetryPolicy};
+use surge_proto::v1::admin_service_client::AdminServiceClient;
+use surge_proto::v1::coordinator_peer_service_client::CoordinatorPeerServiceClient;
+use surge_proto::v1::{ClusterStatusRequest, ClusterStatusResponse, CoordinatorStatus, LocalStatusRequest};
+
+pub fn bin_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_surgectl")).parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+/// A base port for test `slot`, below the ephemeral range and apart from other test processes.
+pub fn base_port(slot: u16) -> u16 {
+    10_000 + (std::process::id() % 18) as u16 * 1_200 + slot * 400
+}
+
+pub struct DevCluster {
+    pub dir: tempfile::TempDir,
+    surgectl: Child,
+    pub file: ClusterFile,
+    /// Processes this test restarted itself (not children of surgectl).
+    restarted: Vec<Child>,
+}
+
+impl DevCluster {
+    /// Starts 3 coordinators and 3 nodes and waits for cluster.json.
+    pub fn start(slot: u16, shards: u32) -> DevCluster {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = std::fs::File::create(dir.path().join("surgectl.log")).expect("log");
+        let surgectl = Command::new(env!("CARGO_BIN_EXE_surgectl"))
+            .args(["dev", "up", "--dir"])
+            .arg(dir.path())
+            .args(["--base-port", &base_port(slot).to_string(), "--shards", &shards.to_string()])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start surgectl dev up");
+        let mut cluster = DevCluster { dir, surgectl, file: ClusterFile::default(), restarted: Vec::new() };
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Ok(file) = ClusterFile::load(cluster.dir.path()) {
+                cluster.file = file;
+                return cluster;
+            }
+            if let Ok(Some(status)) = cluster.surgectl.try_wait() {
+                panic!("surgectl dev up exited with {status}: {}", cluster.surgectl_log());
+            }
+            assert!(Instant::now() < deadline, "dev cluster not up in time: {}", cluster.surgectl_log());
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    pub fn surgectl_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("surgectl.log")).unwrap_or_default()
+    }
+
+    pub fn client(&self) -> MetaClient {
+        MetaClient::new(self.file.coordinator_addresses())
+            .expect("client")
+            .with_call_timeout(Duration::from_secs(2))
+            .with_policy(RetryPolicy { deadline: Duration::from_secs(20), ..RetryPolicy::default() })
+    }
+
+    pub fn coordinator(&self, id: u64) -> &ProcessEntry {
+        self.file.coordinators.iter().find(|c| c.id == id).expect("coordinator")
+    }
+
+    pub fn kill9(&self, entry: &ProcessEntry) {
+        dev_cluster::signal(entry.pid, Signal::SIGKILL).expect("kill -9");
+    }
+
+    /// Restarts a killed process with its original command and records its new pid.
+    pub fn restart(&mut self, name: &str) {
+        let entry = self
+            .file
+            .coordinators
+            .iter_mut()
+            .chain(self.file.nodes.iter_mut())
+            .find(|e| e.name == name)
+            .expect("process");
+        let child = dev_cluster::spawn(entry).expect("restart");
+        entry.pid = child.id();
+        self.restarted.push(child);
+    }
+}
+
+impl Drop for DevCluster {
+    fn drop(&mut self) {
+        let _ = dev_cluster::signal(self.surgectl.id(), Signal::SIGTERM);
+        for child in &mut self.restarted {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline && matches!(self.surgectl.try_wait(), Ok(None)) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.surgectl.kill();
+        let _ = self.surgectl.wait();
+    }
+}
+
+pub async fn status(client: &MetaClient) -> Result<ClusterStatusResponse, tonic::Status> {
+    client.call(|ch| async move { AdminServiceClient::new(ch).cluster_status(ClusterStatusRequest {}).await }).await
+}
+
+/// A coordinator's own view, asked directly (never forwarded).
+pub async fn local_status(address: &str) -> Option<CoordinatorStatus> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+        .ok()?
+        .connect_timeout(Duration::from_millis(300))
+        .timeout(Duration::from_millis(800))
+        .connect()
+        .await
+        .ok()?;
+    CoordinatorPeerServiceClient::new(channel).local_status(LocalStatusRequest {}).await.ok().map(|r| r.into_inner())
+}
+
+/// Polls until `f` holds or `within` passes; returns the time it took.
+pub async fn eventually<F, Fut>(within: Duration, what: &str, mut f: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    loop {
+        if f().await {
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < within, "timed out after {within:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

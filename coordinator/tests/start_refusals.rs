@@ -1,0 +1,125 @@
+//! The coordinator binary refuses to start on a malformed config (naming the key) and on a
+//! data dir that belongs to another coordinator or cluster — and leaves that data dir intact.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use surge_proto::v1::admin_service_client::AdminServiceClient;
+use surge_proto::v1::InitClusterRequest;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("port")
+}
+
+fn write_config(dir: &Path, name: &str, id: u64, data_dir: &Path, extra: &str, grpc: u16) -> std::path::PathBuf {
+    let path = dir.join(name);
+    let text = format!(
+        "id = {id}\ndata_dir = {data_dir:?}\ngrpc_listen = \"127.0.0.1:{grpc}\"\nhttp_listen = \"127.0.0.1:{}\"\n{extra}\n[[initial_peers]]\nid = {id}\naddress = \"127.0.0.1:{grpc}\"\n",
+        free_port()
+    );
+    std::fs::write(&path, text).expect("config");
+    path
+}
+
+fn run_to_exit(config: &Path) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_surge-coordinator"))
+        .arg("--config")
+        .arg(config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while matches!(child.try_wait(), Ok(None)) {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the coordinator kept running; it should have refused to start");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().expect("output")
+}
+
+#[test]
+fn a_malformed_config_is_refused_with_the_key_named() {
+    let dir = tempfile::tempdir().expect("dir");
+    let cases = [
+        ("id = 1\ndata_dir = \"d\"\ngrpc_listen = \"127.0.0.1:1\"\nhttp_listen = \"127.0.0.1:2\"\ngrpc_lisen = \"x\"\n", "grpc_lisen"),
+        ("id = 1\ndata_dir = \"d\"\ngrpc_listen = \"nowhere\"\nhttp_listen = \"127.0.0.1:2\"\n", "grpc_listen"),
+        ("id = \"one\"\n", "id"),
+    ];
+    for (text, key) in cases {
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, text).expect("write");
+        let out = run_to_exit(&path);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "accepted a config with a bad {key}");
+        assert!(stderr.contains(key), "stderr does not name {key}: {stderr}");
+    }
+    assert!(!dir.path().join("d").exists(), "a refused config must not create a data dir");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_dir_of_another_coordinator_or_cluster_is_refused() {
+    let dir = tempfile::tempdir().expect("dir");
+    let data = dir.path().join("data");
+    let grpc = free_port();
+    let config = write_config(dir.path(), "c1.toml", 1, &data, "", grpc);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_surge-coordinator"))
+        .arg("--config")
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start");
+    // A one-coordinator cluster elects itself; initialize it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let cluster_id = loop {
+        assert!(Instant::now() < deadline, "single coordinator never initialized");
+        if let Ok(mut client) = AdminServiceClient::connect(format!("http://127.0.0.1:{grpc}")).await {
+            let req = InitClusterRequest { shards: 2, replicas: 1, request_token: "t".into() };
+            if let Ok(resp) = client.init_cluster(req).await {
+                break resp.into_inner().cluster_id;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let _ = surge_client::dev_cluster::signal(child.id(), nix::sys::signal::Signal::SIGTERM);
+    let _ = child.wait();
+
+    let as_other_id = write_config(dir.path(), "c2.toml", 2, &data, "", free_port());
+    let out = run_to_exit(&as_other_id);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("belongs to coordinator 1"), "{stderr}");
+
+    let pinned = write_config(dir.path(), "c3.toml", 1, &data, "cluster_id = \"some-other-cluster\"\n", free_port());
+    let out = run_to_exit(&pinned);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains(&format!("belongs to cluster {cluster_id}")), "{stderr}");
+
+    // The data dir is intact: the right config still starts and keeps its cluster.
+    let right = write_config(dir.path(), "c4.toml", 1, &data, &format!("cluster_id = {cluster_id:?}\n"), grpc);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_surge-coordinator"))
+        .arg("--config")
+        .arg(&right)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("restart");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(Instant::now() < deadline, "restarted coordinator never answered");
+        if let Ok(mut client) = AdminServiceClient::connect(format!("http://127.0.0.1:{grpc}")).await {
+            if let Ok(s) = client.cluster_status(surge_proto::v1::ClusterStatusRequest {}).await {
+                assert_eq!(s.into_inner().cluster_id, cluster_id);
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
