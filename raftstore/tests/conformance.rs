@@ -35,7 +35,9 @@ struct MemHarness {
 
 impl MemHarness {
     fn new() -> MemHarness {
-        MemHarness { engine: Arc::new(MemEngine::new()) }
+        MemHarness {
+            engine: Arc::new(MemEngine::new()),
+        }
     }
 }
 
@@ -59,7 +61,10 @@ struct RocksHarness {
 
 impl RocksHarness {
     fn new() -> RocksHarness {
-        RocksHarness { dir: tempfile::tempdir().expect("temp dir"), engine: None }
+        RocksHarness {
+            dir: tempfile::tempdir().expect("temp dir"),
+            engine: None,
+        }
     }
 }
 
@@ -75,7 +80,11 @@ impl Harness for RocksHarness {
 
     fn restart(&mut self, engine: Arc<RocksEngine>) -> Arc<RocksEngine> {
         drop(self.engine.take());
-        assert_eq!(Arc::strong_count(&engine), 1, "a handle to the engine outlived the restart");
+        assert_eq!(
+            Arc::strong_count(&engine),
+            1,
+            "a handle to the engine outlived the restart"
+        );
         drop(engine);
         self.engine()
     }
@@ -98,7 +107,9 @@ fn entry(index: u64, term: u64, data: &[u8]) -> Entry {
 
 /// Entries `first..=last`, all of `term`, with a payload naming their index.
 fn entries_in(first: u64, last: u64, term: u64) -> Vec<Entry> {
-    (first..=last).map(|i| entry(i, term, format!("t{term}-e{i}").as_bytes())).collect()
+    (first..=last)
+        .map(|i| entry(i, term, format!("t{term}-e{i}").as_bytes()))
+        .collect()
 }
 
 fn hard_state(term: u64, vote: u64, commit: u64) -> HardState {
@@ -121,17 +132,29 @@ fn open<E: Engine>(engine: &Arc<E>, group: u64) -> GroupStorage<E> {
 }
 
 /// Stages with `stage` and writes the batch synced, as the peer does.
-fn persist<E: Engine>(storage: &mut GroupStorage<E>, stage: impl FnOnce(&mut GroupStorage<E>, &mut WriteBatch)) {
+fn persist<E: Engine>(
+    storage: &mut GroupStorage<E>,
+    stage: impl FnOnce(&mut GroupStorage<E>, &mut WriteBatch),
+) {
     let mut batch = WriteBatch::default();
     stage(storage, &mut batch);
-    storage.engine().clone().write(&batch, true).expect("write batch");
+    storage
+        .engine()
+        .clone()
+        .write(&batch, true)
+        .expect("write batch");
 }
 
 fn append<E: Engine>(storage: &mut GroupStorage<E>, entries: &[Entry]) {
     persist(storage, |s, b| s.stage_entries(entries, b));
 }
 
-fn read<E: Engine>(storage: &GroupStorage<E>, low: u64, high: u64, max: Option<u64>) -> raft::Result<Vec<Entry>> {
+fn read<E: Engine>(
+    storage: &GroupStorage<E>,
+    low: u64,
+    high: u64,
+    max: Option<u64>,
+) -> raft::Result<Vec<Entry>> {
     storage.entries(low, high, max, GetEntriesContext::empty(false))
 }
 
@@ -154,7 +177,12 @@ fn rows<E: Engine>(engine: &E, cf: Cf, start: &[u8], end: &[u8]) -> Vec<(Vec<u8>
 }
 
 fn group_rows<E: Engine>(engine: &E, cf: Cf, group: u64) -> Vec<(Vec<u8>, Vec<u8>)> {
-    rows(engine, cf, &keys::group_prefix(group), &keys::group_end(group))
+    rows(
+        engine,
+        cf,
+        &keys::group_prefix(group),
+        &keys::group_end(group),
+    )
 }
 
 fn is_compacted<T: std::fmt::Debug>(result: raft::Result<T>) -> bool {
@@ -188,7 +216,9 @@ fn observe<E: Engine>(storage: &GroupStorage<E>) -> Observed {
         last_index,
         applied: storage.applied_index(),
         entries: read(storage, first_index, last_index + 1, None).expect("entries"),
-        truncated_term: storage.term(first_index - 1).expect("term of the truncation point"),
+        truncated_term: storage
+            .term(first_index - 1)
+            .expect("term of the truncation point"),
     }
 }
 
@@ -219,8 +249,15 @@ fn bootstrap_sets_voters<H: Harness>(mut h: H) {
     let mut storage = open(&engine, GROUP);
     persist(&mut storage, |s, b| s.stage_bootstrap(&[1, 2, 3], b));
     assert!(storage.is_initialized());
-    assert_eq!(storage.initial_state().unwrap().conf_state.voters, vec![1, 2, 3]);
-    assert_eq!(storage.last_index().unwrap(), 0, "bootstrap adds no log entry");
+    assert_eq!(
+        storage.initial_state().unwrap().conf_state.voters,
+        vec![1, 2, 3]
+    );
+    assert_eq!(
+        storage.last_index().unwrap(),
+        0,
+        "bootstrap adds no log entry"
+    );
 
     let reopened = open(&engine, GROUP);
     assert!(reopened.is_initialized());
@@ -231,13 +268,20 @@ fn bootstrap_sets_voters<H: Harness>(mut h: H) {
 fn append_and_read_back<H: Harness>(mut h: H) {
     let engine = h.engine();
     let mut storage = open(&engine, GROUP);
-    let written: Vec<Entry> = (1..=5).map(|i| entry(i, 1 + i / 3, &[i as u8; 100])).collect();
+    let written: Vec<Entry> = (1..=5)
+        .map(|i| entry(i, 1 + i / 3, &[i as u8; 100]))
+        .collect();
     append(&mut storage, &written);
 
     assert_eq!(storage.first_index().unwrap(), 1);
     assert_eq!(storage.last_index().unwrap(), 5);
     for e in &written {
-        assert_eq!(storage.term(e.index).unwrap(), e.term, "term of {}", e.index);
+        assert_eq!(
+            storage.term(e.index).unwrap(),
+            e.term,
+            "term of {}",
+            e.index
+        );
     }
     assert!(is_unavailable(storage.term(6)));
     assert_eq!(read(&storage, 1, 6, None).unwrap(), written);
@@ -263,7 +307,10 @@ fn conflicting_append_truncates_suffix<H: Harness>(mut h: H) {
     append(&mut storage, &entries_in(1, 5, 1));
     append(&mut storage, &entries_in(3, 3, 2));
 
-    let expected: Vec<Entry> = entries_in(1, 2, 1).into_iter().chain(entries_in(3, 3, 2)).collect();
+    let expected: Vec<Entry> = entries_in(1, 2, 1)
+        .into_iter()
+        .chain(entries_in(3, 3, 2))
+        .collect();
     for s in [&storage, &open(&engine, GROUP)] {
         assert_eq!(s.last_index().unwrap(), 3);
         assert_eq!(s.term(3).unwrap(), 2);
@@ -271,7 +318,15 @@ fn conflicting_append_truncates_suffix<H: Harness>(mut h: H) {
         assert_eq!(read(s, 1, 4, None).unwrap(), expected);
         assert!(is_unavailable(read(s, 1, 5, None)));
     }
-    assert_eq!(rows(engine.as_ref(), Cf::RaftLog, &keys::log_key(GROUP, 4), &keys::group_end(GROUP)), vec![]);
+    assert_eq!(
+        rows(
+            engine.as_ref(),
+            Cf::RaftLog,
+            &keys::log_key(GROUP, 4),
+            &keys::group_end(GROUP)
+        ),
+        vec![]
+    );
 
     // Appending past the conflict point again extends the new branch.
     append(&mut storage, &entries_in(4, 6, 2));
@@ -293,7 +348,11 @@ fn hard_state_and_conf_state_persisted<H: Harness>(mut h: H) {
 
     let reopened = open(&engine, GROUP);
     let state = reopened.initial_state().unwrap();
-    assert_eq!(state.hard_state, hard_state(3, 2, 4), "commit only moves forward");
+    assert_eq!(
+        state.hard_state,
+        hard_state(3, 2, 4),
+        "commit only moves forward"
+    );
     assert_eq!(state.conf_state, conf_state(&[1, 2, 3], &[4]));
     assert_eq!(reopened.last_index().unwrap(), 4);
 }
@@ -321,18 +380,38 @@ fn compaction<H: Harness>(mut h: H) {
     for s in [&storage, &open(&engine, GROUP)] {
         assert_eq!(s.first_index().unwrap(), 6);
         assert_eq!(s.last_index().unwrap(), 10);
-        assert_eq!(s.term(5).unwrap(), 2, "the truncation point still has a term");
+        assert_eq!(
+            s.term(5).unwrap(),
+            2,
+            "the truncation point still has a term"
+        );
         assert!(is_compacted(s.term(4)));
         assert!(is_compacted(read(s, 5, 11, None)));
         assert!(is_compacted(read(s, 1, 3, None)));
         assert_eq!(read(s, 6, 11, None).unwrap(), entries_in(6, 10, 2));
     }
-    assert_eq!(rows(engine.as_ref(), Cf::RaftLog, &keys::log_key(GROUP, 0), &keys::log_key(GROUP, 6)), vec![]);
+    assert_eq!(
+        rows(
+            engine.as_ref(),
+            Cf::RaftLog,
+            &keys::log_key(GROUP, 0),
+            &keys::log_key(GROUP, 6)
+        ),
+        vec![]
+    );
 
     persist(&mut storage, |s, b| s.stage_compact(9, b).unwrap());
-    assert_eq!(storage.first_index().unwrap(), 8, "compaction stops at the applied index");
+    assert_eq!(
+        storage.first_index().unwrap(),
+        8,
+        "compaction stops at the applied index"
+    );
     persist(&mut storage, |s, b| s.stage_compact(3, b).unwrap());
-    assert_eq!(storage.first_index().unwrap(), 8, "compaction never moves back");
+    assert_eq!(
+        storage.first_index().unwrap(),
+        8,
+        "compaction never moves back"
+    );
 
     // Compacting the whole log leaves an empty log that still knows where it ends.
     persist(&mut storage, |s, b| {
@@ -361,11 +440,25 @@ fn snapshot_source<E: Engine>(engine: &Arc<E>) -> Snapshot {
         s.stage_hard_state(&hard_state(2, 1, 6), b);
         b.put(Cf::Meta, keys::data_key(SNAP, b"a"), b"1".to_vec());
         b.put(Cf::Meta, keys::data_key(SNAP, b"b"), b"2".to_vec());
-        b.put(Cf::Orders, keys::data_key(SNAP, b"order-9"), b"shipped".to_vec());
+        b.put(
+            Cf::Orders,
+            keys::data_key(SNAP, b"order-9"),
+            b"shipped".to_vec(),
+        );
         s.stage_applied(5, b);
     });
-    put_row(engine.as_ref(), Cf::Meta, keys::data_key(BELOW, b"a"), b"neighbour");
-    put_row(engine.as_ref(), Cf::Meta, keys::data_key(ABOVE, b""), b"neighbour");
+    put_row(
+        engine.as_ref(),
+        Cf::Meta,
+        keys::data_key(BELOW, b"a"),
+        b"neighbour",
+    );
+    put_row(
+        engine.as_ref(),
+        Cf::Meta,
+        keys::data_key(ABOVE, b""),
+        b"neighbour",
+    );
     source.build_snapshot().expect("build snapshot")
 }
 
@@ -385,7 +478,11 @@ fn check_snapshot_contents(snap: &Snapshot) {
     got.sort_by(|a, b| (a.cf, &a.key).cmp(&(b.cf, &b.key)));
     assert_eq!(
         got,
-        vec![row(Cf::Meta, b"a", b"1"), row(Cf::Meta, b"b", b"2"), row(Cf::Orders, b"order-9", b"shipped")]
+        vec![
+            row(Cf::Meta, b"a", b"1"),
+            row(Cf::Meta, b"b", b"2"),
+            row(Cf::Orders, b"order-9", b"shipped")
+        ]
     );
 }
 
@@ -401,8 +498,18 @@ fn snapshot_target<E: Engine>(engine: &Arc<E>) -> BTreeMap<&'static str, Vec<(Ve
     });
     let mut below = open(engine, BELOW);
     append(&mut below, &entries_in(1, 3, 1));
-    put_row(engine.as_ref(), Cf::Meta, keys::data_key(BELOW, b"z"), b"mine");
-    put_row(engine.as_ref(), Cf::Meta, keys::data_key(ABOVE, b"a"), b"mine");
+    put_row(
+        engine.as_ref(),
+        Cf::Meta,
+        keys::data_key(BELOW, b"z"),
+        b"mine",
+    );
+    put_row(
+        engine.as_ref(),
+        Cf::Meta,
+        keys::data_key(ABOVE, b"a"),
+        b"mine",
+    );
     neighbour_rows(engine.as_ref())
 }
 
@@ -425,14 +532,29 @@ fn check_installed<E: Engine>(engine: &Arc<E>, storage: &GroupStorage<E>) {
     assert_eq!(storage.applied_index(), 5);
     let state = storage.initial_state().unwrap();
     assert_eq!(state.conf_state.voters, vec![1, 2, 3]);
-    assert!(state.hard_state.commit >= 5 && state.hard_state.term >= 2, "{:?}", state.hard_state);
-    assert_eq!(group_rows(engine.as_ref(), Cf::RaftLog, SNAP), vec![], "the old log is gone");
+    assert!(
+        state.hard_state.commit >= 5 && state.hard_state.term >= 2,
+        "{:?}",
+        state.hard_state
+    );
+    assert_eq!(
+        group_rows(engine.as_ref(), Cf::RaftLog, SNAP),
+        vec![],
+        "the old log is gone"
+    );
     assert_eq!(
         group_rows(engine.as_ref(), Cf::Meta, SNAP),
-        vec![(keys::data_key(SNAP, b"a"), b"1".to_vec()), (keys::data_key(SNAP, b"b"), b"2".to_vec())]
+        vec![
+            (keys::data_key(SNAP, b"a"), b"1".to_vec()),
+            (keys::data_key(SNAP, b"b"), b"2".to_vec())
+        ]
     );
     assert_eq!(group_rows(engine.as_ref(), Cf::Orders, SNAP).len(), 1);
-    assert_eq!(group_rows(engine.as_ref(), Cf::Outbox, SNAP), vec![], "stale rows are gone");
+    assert_eq!(
+        group_rows(engine.as_ref(), Cf::Outbox, SNAP),
+        vec![],
+        "stale rows are gone"
+    );
 }
 
 /// A snapshot built on one engine installs on another, replacing that group's log and data and
@@ -444,22 +566,38 @@ fn snapshot_replaces_group<H: Harness>(mut h: H, mut source: impl Harness) {
     let engine = h.engine();
     let neighbours = snapshot_target(&engine);
     let mut storage = open(&engine, SNAP);
-    persist(&mut storage, |s, b| s.stage_snapshot(&snap, b).expect("stage snapshot"));
+    persist(&mut storage, |s, b| {
+        s.stage_snapshot(&snap, b).expect("stage snapshot")
+    });
 
     check_installed(&engine, &storage);
     check_installed(&engine, &open(&engine, SNAP));
-    assert_eq!(neighbour_rows(engine.as_ref()), neighbours, "other groups untouched");
-    assert_eq!(read(&open(&engine, BELOW), 1, 4, None).unwrap(), entries_in(1, 3, 1));
+    assert_eq!(
+        neighbour_rows(engine.as_ref()),
+        neighbours,
+        "other groups untouched"
+    );
+    assert_eq!(
+        read(&open(&engine, BELOW), 1, 4, None).unwrap(),
+        entries_in(1, 3, 1)
+    );
 
     append(&mut storage, &entries_in(6, 7, 3));
-    assert_eq!(read(&open(&engine, SNAP), 6, 8, None).unwrap(), entries_in(6, 7, 3));
+    assert_eq!(
+        read(&open(&engine, SNAP), 6, 8, None).unwrap(),
+        entries_in(6, 7, 3)
+    );
 }
 
 /// A snapshot that would write into another group's key range is refused.
 fn snapshot_outside_group_rejected<H: Harness>(mut h: H) {
     let engine = h.engine();
     let data = SnapshotData {
-        rows: vec![SnapshotRow { cf: Cf::Meta.code(), key: keys::data_key(ABOVE, b"x"), value: vec![] }],
+        rows: vec![SnapshotRow {
+            cf: Cf::Meta.code(),
+            key: keys::data_key(ABOVE, b"x"),
+            value: vec![],
+        }],
         applied_index: 1,
     };
     let mut snap = Snapshot::default();
@@ -515,7 +653,10 @@ fn reopen_restores_state<H: Harness>(mut h: H) {
     });
     persist(&mut storage, |s, b| s.stage_compact(3, b).unwrap());
     let before = observe(&storage);
-    assert_eq!((before.first_index, before.last_index, before.applied), (4, 8, 6));
+    assert_eq!(
+        (before.first_index, before.last_index, before.applied),
+        (4, 8, 6)
+    );
 
     drop(storage);
     let engine = h.restart(engine);

@@ -55,7 +55,11 @@ impl Totals {
 /// The seed `SIM_SEED` asks to replay, if any.
 fn replay_seed() -> Option<u64> {
     let raw = std::env::var("SIM_SEED").ok()?;
-    Some(raw.trim().parse().unwrap_or_else(|_| panic!("SIM_SEED must be an unsigned integer, got {raw:?}")))
+    Some(
+        raw.trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("SIM_SEED must be an unsigned integer, got {raw:?}")),
+    )
 }
 
 /// Runs one seed; a violation or a panic (ours or raft-rs's) becomes an error naming the seed.
@@ -98,8 +102,14 @@ fn run_seeds(test: &str, nodes: u64, seeds: std::ops::Range<u64>, min_committed_
             totals.committed >= totals.seeds * min_committed_per_seed,
             "too little committed to mean anything: {totals:?}"
         );
-        assert!(totals.crashes > 0 && totals.snapshot_installs > 0, "faults never exercised: {totals:?}");
-        assert!(totals.dropped > 0 && totals.partitions > 0, "network filters never fired: {totals:?}");
+        assert!(
+            totals.crashes > 0 && totals.snapshot_installs > 0,
+            "faults never exercised: {totals:?}"
+        );
+        assert!(
+            totals.dropped > 0 && totals.partitions > 0,
+            "network filters never fired: {totals:?}"
+        );
     }
 }
 
@@ -113,12 +123,18 @@ fn five_nodes_survive_faults() {
     run_seeds("five_nodes_survive_faults", 5, 0..30, 200);
 }
 
-/// A seed must replay exactly, or a printed seed is worthless.
+/// A seed must replay exactly, or a printed seed is worthless. The seed compared is the first
+/// one that crashed a node, partitioned the network and shipped a snapshot, so every source
+/// of randomness (including raft-rs's election timeouts) is covered.
 #[test]
 fn a_seed_replays_identically() {
-    let first = Cluster::new(7, 3).run(300).expect("seed 7 passes");
-    let second = Cluster::new(7, 3).run(300).expect("seed 7 passes");
-    assert_eq!(first, second);
+    let eventful = |r: &Report| r.crashes > 0 && r.snapshot_installs > 0 && r.net.partitions > 0;
+    let (seed, first) = (0..20)
+        .map(|seed| (seed, Cluster::new(seed, 3).run(STEPS).expect("seed passes")))
+        .find(|(_, report)| eventful(report))
+        .expect("some seed among the first 20 is eventful");
+    let second = Cluster::new(seed, 3).run(STEPS).expect("seed passes");
+    assert_eq!(first, second, "seed {seed} did not replay identically");
 }
 
 // ---- the checkers can fail ------------------------------------------------------------------
@@ -141,8 +157,16 @@ fn entry(index: u64, term: u64, data: &str) -> Entry {
 }
 
 fn log(first: u64, commit: u64, entries: &[(u64, &str)]) -> LogView {
-    let entries = entries.iter().zip(first..).map(|(&(term, data), i)| entry(i, term, data)).collect();
-    LogView { first, commit, entries }
+    let entries = entries
+        .iter()
+        .zip(first..)
+        .map(|(&(term, data), i)| entry(i, term, data))
+        .collect();
+    LogView {
+        first,
+        commit,
+        entries,
+    }
 }
 
 #[test]
@@ -176,9 +200,19 @@ fn durability_checkers_catch_lost_and_divergent_entries() {
     history.record_applied(1, 1, 1, b"a".to_vec()).unwrap();
     history.record_applied(2, 1, 1, b"a".to_vec()).unwrap();
     history.record_applied(1, 2, 1, b"b".to_vec()).unwrap();
-    assert!(history.record_applied(3, 2, 2, b"other".to_vec()).is_err(), "two commands at one index");
+    assert!(
+        history.record_applied(3, 2, 2, b"other".to_vec()).is_err(),
+        "two commands at one index"
+    );
     let expected = &history.applied;
-    assert_eq!(expected.get(&2), Some(&AppliedCommand { term: 1, data: b"b".to_vec(), first_reported_by: 1 }));
+    assert_eq!(
+        expected.get(&2),
+        Some(&AppliedCommand {
+            term: 1,
+            data: b"b".to_vec(),
+            first_reported_by: 1
+        })
+    );
 
     let whole = vec![(1, b"a".to_vec()), (2, b"b".to_vec())];
     let states = BTreeMap::from([(1, whole.clone()), (2, whole.clone())]);

@@ -10,7 +10,9 @@
 //! raft-rs draws election timeouts from `thread_rng`; the cluster overrides each new draw with
 //! one from the seeded RNG, so a seed replays exactly.
 
+use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use rand::rngs::StdRng;
@@ -48,7 +50,10 @@ pub(crate) struct Report {
     pub(crate) crashes: u64,
     pub(crate) snapshot_installs: u64,
     pub(crate) net: NetStats,
-    pub(crate) history: History,
+    /// Every (term, leader) observed.
+    pub(crate) leaders: BTreeSet<(u64, u64)>,
+    /// A hash of every applied command, so two runs compare without printing thousands.
+    pub(crate) applied_digest: u64,
 }
 
 /// One replica: its durable engine, and its process when it is up.
@@ -102,7 +107,14 @@ impl Cluster {
             let mut batch = WriteBatch::default();
             storage.stage_bootstrap(&voters, &mut batch);
             surge_raftstore::Engine::write(engine.as_ref(), &batch, true).expect("bootstrap");
-            cluster.nodes.insert(id, Node { engine, peer: None, timeout: 0 });
+            cluster.nodes.insert(
+                id,
+                Node {
+                    engine,
+                    peer: None,
+                    timeout: 0,
+                },
+            );
             cluster.start(id);
         }
         cluster
@@ -212,7 +224,9 @@ impl Cluster {
                 break;
             }
             let leaders = self.ids_where(|n| n.peer.as_ref().is_some_and(|p| p.is_leader()));
-            let Some(&id) = leaders.choose(&mut self.rng) else { return Ok(()) };
+            let Some(&id) = leaders.choose(&mut self.rng) else {
+                return Ok(());
+            };
             let value = format!("seed{}-value{}", self.seed, self.next_value).into_bytes();
             self.next_value += 1;
             self.on_peer(id, |peer| {
@@ -227,7 +241,9 @@ impl Cluster {
     /// Compacts like the production loop: below what every recently active follower has.
     fn compact_logs(&mut self) {
         for node in self.nodes.values_mut() {
-            let Some(peer) = node.peer.as_mut() else { continue };
+            let Some(peer) = node.peer.as_mut() else {
+                continue;
+            };
             let first = peer.node.store().first_log_index();
             if peer.applied_index().saturating_sub(first) >= LOG_GC_THRESHOLD {
                 let point = peer.compaction_point();
@@ -252,15 +268,6 @@ impl Cluster {
 
     fn crash(&mut self, id: u64) {
         let node = self.nodes.get_mut(&id).expect("known node");
-        {
-            // MUTATION: lose the unsynced log tail on crash.
-            let st = GroupStorage::open(node.engine.clone(), GROUP).unwrap();
-            let last = st.last_log_index();
-            let from = (last.saturating_sub(2)).max(st.first_log_index()).max(st.hard_state().commit + 1);
-            let mut b = WriteBatch::default();
-            b.delete_range(surge_raftstore::Cf::RaftLog, surge_raftstore::keys::log_key(GROUP, from), surge_raftstore::keys::log_key(GROUP, last + 1));
-            surge_raftstore::Engine::write(node.engine.as_ref(), &b, true).unwrap();
-        }
         if let Some(peer) = node.peer.take() {
             self.snapshot_installs += peer.sm.snapshot_installs();
             self.crashes += 1;
@@ -270,8 +277,12 @@ impl Cluster {
     /// Runs one operation on a live peer, then re-seeds its election timeout if raft-rs drew a
     /// new one, and records whether it leads.
     fn on_peer(&mut self, id: u64, op: impl FnOnce(&mut SimPeer)) {
-        let Some(node) = self.nodes.get_mut(&id) else { return };
-        let Some(peer) = node.peer.as_mut() else { return };
+        let Some(node) = self.nodes.get_mut(&id) else {
+            return;
+        };
+        let Some(peer) = node.peer.as_mut() else {
+            return;
+        };
         let before = (peer.term(), peer.role());
         op(peer);
         let redrawn = peer.node.raft.randomized_election_timeout() != node.timeout;
@@ -293,10 +304,13 @@ impl Cluster {
             if !peer.node.has_ready() {
                 return Ok(());
             }
-            let out = peer.handle_ready().map_err(|e| format!("node {id}: handle_ready failed: {e}"))?;
+            let out = peer
+                .handle_ready()
+                .map_err(|e| format!("node {id}: handle_ready failed: {e}"))?;
             for applied in out.applied {
                 if let ApplyResult::Command(data) = applied.result {
-                    self.history.record_applied(id, applied.index, applied.term, data)?;
+                    self.history
+                        .record_applied(id, applied.index, applied.term, data)?;
                 }
             }
             for msg in out.messages {
@@ -306,16 +320,26 @@ impl Cluster {
                     peer.node.report_unreachable(to);
                 }
                 if is_snapshot {
-                    let status = if sent { SnapshotStatus::Finish } else { SnapshotStatus::Failure };
+                    let status = if sent {
+                        SnapshotStatus::Finish
+                    } else {
+                        SnapshotStatus::Failure
+                    };
                     peer.node.report_snapshot(to, status);
                 }
             }
         }
-        Err(format!("node {id} still has a Ready after {MAX_READY_ROUNDS} rounds"))
+        Err(format!(
+            "node {id} still has a Ready after {MAX_READY_ROUNDS} rounds"
+        ))
     }
 
     fn ids_where(&self, pred: impl Fn(&Node) -> bool) -> Vec<u64> {
-        self.nodes.iter().filter(|(_, n)| pred(n)).map(|(id, _)| *id).collect()
+        self.nodes
+            .iter()
+            .filter(|(_, n)| pred(n))
+            .map(|(id, _)| *id)
+            .collect()
     }
 
     fn live_ids(&self) -> Vec<u64> {
@@ -347,17 +371,31 @@ impl Cluster {
             .iter()
             .filter_map(|(id, n)| n.peer.as_ref().map(|p| (id, p)))
             .map(|(id, p)| {
-                format!("{id}: {:?} term {} commit {} applied {}", p.role(), p.term(), p.commit_index(), p.applied_index())
+                format!(
+                    "{id}: {:?} term {} commit {} applied {}",
+                    p.role(),
+                    p.term(),
+                    p.commit_index(),
+                    p.applied_index()
+                )
             })
             .collect();
-        Err(format!("the healed cluster did not converge in {SETTLE_STEPS} steps: {status:?}"))
+        Err(format!(
+            "the healed cluster did not converge in {SETTLE_STEPS} steps: {status:?}"
+        ))
     }
 
     /// One leader that every peer follows, and every peer has applied the leader's whole log.
     fn converged(&self) -> bool {
-        let peers: Vec<&SimPeer> = self.nodes.values().filter_map(|n| n.peer.as_ref()).collect();
+        let peers: Vec<&SimPeer> = self
+            .nodes
+            .values()
+            .filter_map(|n| n.peer.as_ref())
+            .collect();
         let leaders: Vec<&&SimPeer> = peers.iter().filter(|p| p.is_leader()).collect();
-        let [leader] = leaders.as_slice() else { return false };
+        let [leader] = leaders.as_slice() else {
+            return false;
+        };
         let last = leader.node.raft.raft_log.last_index();
         peers.iter().all(|p| {
             p.term() == leader.term()
@@ -391,7 +429,14 @@ impl Cluster {
                     .entries(first, last + 1, None, GetEntriesContext::empty(false))
                     .expect("read log");
                 let commit = storage.hard_state().commit.min(last);
-                (id, LogView { first, commit, entries })
+                (
+                    id,
+                    LogView {
+                        first,
+                        commit,
+                        entries,
+                    },
+                )
             })
             .collect()
     }
@@ -401,23 +446,41 @@ impl Cluster {
     fn state_machines(&self) -> BTreeMap<u64, Vec<Command>> {
         let mut states = BTreeMap::new();
         for (&id, node) in &self.nodes {
-            let live = node.peer.as_ref().expect("every peer runs after settling").sm.applied().to_vec();
+            let live = node
+                .peer
+                .as_ref()
+                .expect("every peer runs after settling")
+                .sm
+                .applied()
+                .to_vec();
             let reloaded = KvSm::load(node.engine.clone(), GROUP).applied().to_vec();
-            assert_eq!(live, reloaded, "node {id}: in-memory state machine differs from its rows");
+            assert_eq!(
+                live, reloaded,
+                "node {id}: in-memory state machine differs from its rows"
+            );
             states.insert(id, live);
         }
         states
     }
 
     fn report(&self) -> Report {
-        let live_installs: u64 =
-            self.nodes.values().filter_map(|n| n.peer.as_ref()).map(|p| p.sm.snapshot_installs()).sum();
+        let live_installs: u64 = self
+            .nodes
+            .values()
+            .filter_map(|n| n.peer.as_ref())
+            .map(|p| p.sm.snapshot_installs())
+            .sum();
         Report {
             committed: self.history.applied.len(),
             crashes: self.crashes,
             snapshot_installs: self.snapshot_installs + live_installs,
             net: self.net.stats.clone(),
-            history: self.history.clone(),
+            leaders: self.history.leaders.clone(),
+            applied_digest: {
+                let mut hasher = DefaultHasher::new();
+                self.history.applied.hash(&mut hasher);
+                hasher.finish()
+            },
         }
     }
 }

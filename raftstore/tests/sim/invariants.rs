@@ -9,7 +9,7 @@ use surge_raftstore::raft::eraftpb::Entry;
 use crate::kv_sm::Command;
 
 /// A command some peer reported as applied, and which peer reported it first.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct AppliedCommand {
     pub(crate) term: u64,
     pub(crate) data: Vec<u8>,
@@ -28,8 +28,18 @@ pub(crate) struct History {
 impl History {
     /// Records an applied command; two different commands applied at one index violate
     /// state-machine safety, which is reported at once rather than at the end of the run.
-    pub(crate) fn record_applied(&mut self, node: u64, index: u64, term: u64, data: Vec<u8>) -> Result<(), String> {
-        let reported = AppliedCommand { term, data, first_reported_by: node };
+    pub(crate) fn record_applied(
+        &mut self,
+        node: u64,
+        index: u64,
+        term: u64,
+        data: Vec<u8>,
+    ) -> Result<(), String> {
+        let reported = AppliedCommand {
+            term,
+            data,
+            first_reported_by: node,
+        };
         match self.applied.get(&index) {
             None => {
                 self.applied.insert(index, reported);
@@ -97,7 +107,9 @@ fn check_pair(a: u64, log_a: &LogView, b: u64, log_b: &LogView) -> Result<(), St
     if low > high {
         return Ok(());
     }
-    let agreed_up_to = (low..=high).rev().find(|&i| log_a.get(i).term == log_b.get(i).term);
+    let agreed_up_to = (low..=high)
+        .rev()
+        .find(|&i| log_a.get(i).term == log_b.get(i).term);
     let committed_up_to = log_a.commit.min(log_b.commit);
     let must_match = agreed_up_to.unwrap_or(0).max(committed_up_to).min(high);
     for i in low..=must_match {
@@ -121,7 +133,10 @@ pub(crate) fn check_no_committed_entry_lost(
 ) -> Result<(), String> {
     for (node, state) in states {
         let held: BTreeMap<u64, &[u8]> = state.iter().map(|(i, d)| (*i, d.as_slice())).collect();
-        if let Some((index, command)) = applied.iter().find(|(i, c)| held.get(i) != Some(&c.data.as_slice())) {
+        if let Some((index, command)) = applied
+            .iter()
+            .find(|(i, c)| held.get(i) != Some(&c.data.as_slice()))
+        {
             return Err(format!(
                 "committed entry lost: node {node} lacks {:?} at index {index}",
                 String::from_utf8_lossy(&command.data)
@@ -138,12 +153,20 @@ pub(crate) fn check_no_committed_entry_lost(
 }
 
 /// Every peer applied the same sequence of commands.
-pub(crate) fn check_state_machines_identical(states: &BTreeMap<u64, Vec<Command>>) -> Result<(), String> {
+pub(crate) fn check_state_machines_identical(
+    states: &BTreeMap<u64, Vec<Command>>,
+) -> Result<(), String> {
     let mut iter = states.iter();
-    let Some((first_node, first)) = iter.next() else { return Ok(()) };
+    let Some((first_node, first)) = iter.next() else {
+        return Ok(());
+    };
     for (node, state) in iter {
         if state != first {
-            let at = first.iter().zip(state).position(|(x, y)| x != y).unwrap_or(first.len().min(state.len()));
+            let at = first
+                .iter()
+                .zip(state)
+                .position(|(x, y)| x != y)
+                .unwrap_or(first.len().min(state.len()));
             return Err(format!(
                 "state machines differ: node {first_node} applied {} commands, node {node} {}; \
                  first difference at position {at}",

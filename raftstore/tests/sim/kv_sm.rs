@@ -24,7 +24,12 @@ pub(crate) struct KvSm {
 impl KvSm {
     /// Rebuilds the state machine from the engine, as a restarted process does.
     pub(crate) fn load(engine: Arc<MemEngine>, group: u64) -> KvSm {
-        let mut sm = KvSm { engine, group, applied: Vec::new(), snapshot_installs: 0 };
+        let mut sm = KvSm {
+            engine,
+            group,
+            applied: Vec::new(),
+            snapshot_installs: 0,
+        };
         sm.applied = sm.read_rows().expect("read state machine rows");
         sm
     }
@@ -41,11 +46,15 @@ impl KvSm {
         let mut rows = Vec::new();
         let start = keys::group_prefix(self.group);
         let end = keys::group_end(self.group);
-        self.engine.scan(Cf::Meta, &start, &end, &mut |key, value| {
-            let index = key[8..].try_into().map(u64::from_be_bytes).expect("row key is group | index");
-            rows.push((index, value.to_vec()));
-            true
-        })?;
+        self.engine
+            .scan(Cf::Meta, &start, &end, &mut |key, value| {
+                let index = key[8..]
+                    .try_into()
+                    .map(u64::from_be_bytes)
+                    .expect("row key is group | index");
+                rows.push((index, value.to_vec()));
+                true
+            })?;
         Ok(rows)
     }
 }
@@ -60,7 +69,11 @@ impl StateMachine for KvSm {
         if let Some((last, _)) = self.applied.last() {
             assert!(index > *last, "entry {index} applied after entry {last}");
         }
-        batch.put(Cf::Meta, keys::data_key(self.group, &index.to_be_bytes()), data.to_vec());
+        batch.put(
+            Cf::Meta,
+            keys::data_key(self.group, &index.to_be_bytes()),
+            data.to_vec(),
+        );
         self.applied.push((index, data.to_vec()));
         data.to_vec()
     }

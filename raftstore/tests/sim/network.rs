@@ -88,11 +88,18 @@ pub(crate) struct Network {
 
 impl Network {
     pub(crate) fn new(faults: Faults) -> Network {
-        Network { faults, queue: Vec::new(), partition: None, stats: NetStats::default() }
+        Network {
+            faults,
+            queue: Vec::new(),
+            partition: None,
+            stats: NetStats::default(),
+        }
     }
 
     pub(crate) fn blocked(&self, from: u64, to: u64) -> bool {
-        self.partition.as_ref().is_some_and(|side| side.contains(&from) != side.contains(&to))
+        self.partition
+            .as_ref()
+            .is_some_and(|side| side.contains(&from) != side.contains(&to))
     }
 
     /// Queues `msg` through the filters; false when it was lost on the way out, which the
@@ -106,7 +113,10 @@ impl Network {
         if rng.gen_bool(self.faults.duplicate) {
             self.stats.duplicated += 1;
             let deliver_at = now + 1 + rng.gen_range(0..=self.faults.max_delay);
-            self.queue.push(InFlight { deliver_at, msg: msg.clone() });
+            self.queue.push(InFlight {
+                deliver_at,
+                msg: msg.clone(),
+            });
         }
         let deliver_at = now + 1 + rng.gen_range(0..=self.faults.max_delay);
         self.queue.push(InFlight { deliver_at, msg });
@@ -116,8 +126,9 @@ impl Network {
     /// Removes the messages due by `now`, in a random order, dropping those a partition
     /// blocks (a partition also cuts messages already in flight).
     pub(crate) fn take_due(&mut self, rng: &mut StdRng, now: u64) -> Vec<Message> {
-        let (due, later): (Vec<InFlight>, Vec<InFlight>) =
-            std::mem::take(&mut self.queue).into_iter().partition(|m| m.deliver_at <= now);
+        let (due, later): (Vec<InFlight>, Vec<InFlight>) = std::mem::take(&mut self.queue)
+            .into_iter()
+            .partition(|m| m.deliver_at <= now);
         self.queue = later;
         let mut due: Vec<Message> = due
             .into_iter()
@@ -130,7 +141,11 @@ impl Network {
 
     /// Starts a partition: either one node isolated or a random minority cut off.
     pub(crate) fn partition(&mut self, rng: &mut StdRng, ids: &[u64]) {
-        let size = if rng.gen_bool(0.5) { 1 } else { rng.gen_range(1..=(ids.len() - 1) / 2) };
+        let size = if rng.gen_bool(0.5) {
+            1
+        } else {
+            rng.gen_range(1..=(ids.len() - 1) / 2)
+        };
         let side: BTreeSet<u64> = ids.choose_multiple(rng, size).copied().collect();
         self.partition = Some(side);
         self.stats.partitions += 1;

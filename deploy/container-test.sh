@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Container tier: the compose cluster (3 coordinators, 3 nodes) under docker kill, docker pause
+# and network disconnects. Every wait is bounded; the cluster is torn down on exit.
+set -euo pipefail
+cd "$(dirname "$0")"
+root=$(cd .. && pwd)
+bin="${SURGE_BIN_DIR:-$root/target/debug}"
+project="surge-ct-$$"
+compose=(docker compose -p "$project" -f compose.yaml)
+
+for b in surge-coordinator surge-node surgectl; do
+  [ -x "$bin/$b" ] || { echo "container-test: $bin/$b missing; build with cargo build --workspace --bins" >&2; exit 1; }
+done
+
+# Build context: stripped binaries plus the shared libraries they link, FROM scratch.
+ctx=$(mktemp -d)
+cleanup() {
+  "${compose[@]}" down -v --remove-orphans >/dev/null 2>&1 || true
+  rm -rf "$ctx"
+}
+trap cleanup EXIT
+mkdir -p "$ctx/rootfs/usr/local/bin" "$ctx/rootfs/data" "$ctx/rootfs/tmp"
+for b in surge-coordinator surge-node surgectl; do
+  objcopy --strip-debug "$bin/$b" "$ctx/rootfs/usr/local/bin/$b"
+done
+for lib in $(ldd "$bin/surge-coordinator" "$bin/surge-node" "$bin/surgectl" | awk '/=> \//{print $3} /^\s*\/lib/{print $1}' | sort -u); do
+  mkdir -p "$ctx/rootfs$(dirname "$lib")"
+  cp -L "$lib" "$ctx/rootfs$lib"
+done
+cp Dockerfile "$ctx/"
+docker build -q -t surge:dev "$ctx" >/dev/null
+
+"${compose[@]}" up -d
+ctl() { docker exec "$project-coordinator-1-1" /usr/local/bin/surgectl --coordinators coordinator-1:7000,coordinator-2:7000,coordinator-3:7000 "$@"; }
+ctl_from() { local c=$1; shift; docker exec "$project-$c-1" /usr/local/bin/surgectl --coordinators coordinator-1:7000,coordinator-2:7000,coordinator-3:7000 "$@"; }
+json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+
+wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
+  local limit=$1 what=$2; shift 2
+  local start=$SECONDS
+  until "$@" >/dev/null 2>&1; do
+    if (( SECONDS - start > limit )); then echo "container-test: timed out waiting for $what" >&2; "${compose[@]}" logs --tail 30 >&2; return 1; fi
+    sleep 0.5
+  done
+  echo "container-test: $what after $((SECONDS - start)) s"
+}
+
+wait_for 60 "a coordinator leader" ctl cluster status
+ctl cluster init --shards 16 --replicas 3
+placed() { ctl -o json cluster status | json "sum(1 for n in d['nodes'] if n['state']=='up')==3 and all(s['replicas'] for s in d['shards'])" | grep -q True; }
+wait_for 60 "3 nodes up and 16 shards placed" placed
+
+# docker kill the coordinator leader: a new leader answers.
+leader=$(ctl -o json cluster status | json "d['leader_id']")
+docker kill "$project-coordinator-$leader-1" >/dev/null
+other=$(( leader % 3 + 1 ))
+new_leader() { ctl_from "coordinator-$other" -o json cluster status | json "d['leader_id']" | grep -vqx "$leader"; }
+wait_for 15 "a new coordinator leader after docker kill of coordinator-$leader" new_leader
+docker start "$project-coordinator-$leader-1" >/dev/null
+all_members() { ctl_from "coordinator-$other" -o json cluster status | json "all(c['role'] in ('leader','follower') for c in d['coordinators']) and len(d['coordinators'])==3" | grep -q True; }
+wait_for 30 "coordinator-$leader back as a member" all_members
+
+# docker pause a node: Down after 10 s of silence, Up again after unpause.
+docker pause "$project-node-2-1" >/dev/null
+node_state() { ctl_from "coordinator-$other" -o json node list | json "sorted(n['state'] for n in d)" | grep -q "$1"; }
+wait_for 30 "a paused node marked down" node_state "'down'"
+docker unpause "$project-node-2-1" >/dev/null
+all_up() { ctl_from "coordinator-$other" -o json node list | json "all(n['state']=='up' for n in d)" | grep -q True; }
+wait_for 30 "the node up again" all_up
+
+# Disconnect the leader from the network: the others elect a new leader; reconnect heals.
+leader=$(ctl_from "coordinator-$other" -o json cluster status | json "d['leader_id']")
+network="${project}_surge"
+docker network disconnect "$network" "$project-coordinator-$leader-1"
+other=$(( leader % 3 + 1 ))
+wait_for 15 "a new leader with coordinator-$leader cut off" new_leader
+docker network connect --alias "coordinator-$leader" "$network" "$project-coordinator-$leader-1"
+wait_for 30 "coordinator-$leader rejoined" all_members
+echo "container-test: 4 passed, 0 failed"
