@@ -5,8 +5,14 @@ set -euo pipefail
 cd "$(dirname "$0")"
 root=$(cd .. && pwd)
 bin="${SURGE_BIN_DIR:-$root/target/debug}"
-project="surge-ct-$$"
-compose=(docker compose -p "$project" -f compose.yaml)
+project="surgect$$"
+if docker compose version >/dev/null 2>&1; then
+  compose=(docker compose -p "$project" -f compose.yaml)
+else
+  compose=(docker-compose -p "$project" -f compose.yaml)
+fi
+# The container of a compose service, whichever compose flavour named it.
+cid() { docker ps -aq --filter "label=com.docker.compose.project=$project" --filter "label=com.docker.compose.service=$1"; }
 
 for b in surge-coordinator surge-node surgectl; do
   [ -x "$bin/$b" ] || { echo "container-test: $bin/$b missing; build with cargo build --workspace --bins" >&2; exit 1; }
@@ -23,7 +29,7 @@ mkdir -p "$ctx/rootfs/usr/local/bin" "$ctx/rootfs/data" "$ctx/rootfs/tmp"
 for b in surge-coordinator surge-node surgectl; do
   objcopy --strip-debug "$bin/$b" "$ctx/rootfs/usr/local/bin/$b"
 done
-for lib in $(ldd "$bin/surge-coordinator" "$bin/surge-node" "$bin/surgectl" | awk '/=> \//{print $3} /^\s*\/lib/{print $1}' | sort -u); do
+for lib in $(ldd "$bin/surge-coordinator" "$bin/surge-node" "$bin/surgectl" | awk '/=> \//{print $3} /^[ \t]*\/lib/{print $1}' | sort -u); do
   mkdir -p "$ctx/rootfs$(dirname "$lib")"
   cp -L "$lib" "$ctx/rootfs$lib"
 done
@@ -31,8 +37,8 @@ cp Dockerfile "$ctx/"
 docker build -q -t surge:dev "$ctx" >/dev/null
 
 "${compose[@]}" up -d
-ctl() { docker exec "$project-coordinator-1-1" /usr/local/bin/surgectl --coordinators coordinator-1:7000,coordinator-2:7000,coordinator-3:7000 "$@"; }
-ctl_from() { local c=$1; shift; docker exec "$project-$c-1" /usr/local/bin/surgectl --coordinators coordinator-1:7000,coordinator-2:7000,coordinator-3:7000 "$@"; }
+ctl() { docker exec "$(cid coordinator-1)" /usr/local/bin/surgectl --coordinators coordinator-1:7000,coordinator-2:7000,coordinator-3:7000 "$@"; }
+ctl_from() { local c=$1; shift; docker exec "$(cid "$c")" /usr/local/bin/surgectl --coordinators coordinator-1:7000,coordinator-2:7000,coordinator-3:7000 "$@"; }
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 
 wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
@@ -52,28 +58,28 @@ wait_for 60 "3 nodes up and 16 shards placed" placed
 
 # docker kill the coordinator leader: a new leader answers.
 leader=$(ctl -o json cluster status | json "d['leader_id']")
-docker kill "$project-coordinator-$leader-1" >/dev/null
+docker kill "$(cid "coordinator-$leader")" >/dev/null
 other=$(( leader % 3 + 1 ))
 new_leader() { ctl_from "coordinator-$other" -o json cluster status | json "d['leader_id']" | grep -vqx "$leader"; }
 wait_for 15 "a new coordinator leader after docker kill of coordinator-$leader" new_leader
-docker start "$project-coordinator-$leader-1" >/dev/null
+docker start "$(cid "coordinator-$leader")" >/dev/null
 all_members() { ctl_from "coordinator-$other" -o json cluster status | json "all(c['role'] in ('leader','follower') for c in d['coordinators']) and len(d['coordinators'])==3" | grep -q True; }
 wait_for 30 "coordinator-$leader back as a member" all_members
 
 # docker pause a node: Down after 10 s of silence, Up again after unpause.
-docker pause "$project-node-2-1" >/dev/null
+docker pause "$(cid node-2)" >/dev/null
 node_state() { ctl_from "coordinator-$other" -o json node list | json "sorted(n['state'] for n in d)" | grep -q "$1"; }
 wait_for 30 "a paused node marked down" node_state "'down'"
-docker unpause "$project-node-2-1" >/dev/null
+docker unpause "$(cid node-2)" >/dev/null
 all_up() { ctl_from "coordinator-$other" -o json node list | json "all(n['state']=='up' for n in d)" | grep -q True; }
 wait_for 30 "the node up again" all_up
 
 # Disconnect the leader from the network: the others elect a new leader; reconnect heals.
 leader=$(ctl_from "coordinator-$other" -o json cluster status | json "d['leader_id']")
-network="${project}_surge"
-docker network disconnect "$network" "$project-coordinator-$leader-1"
+network=$(docker network ls -q --filter "label=com.docker.compose.project=$project" --filter "label=com.docker.compose.network=surge")
+docker network disconnect "$network" "$(cid "coordinator-$leader")"
 other=$(( leader % 3 + 1 ))
 wait_for 15 "a new leader with coordinator-$leader cut off" new_leader
-docker network connect --alias "coordinator-$leader" "$network" "$project-coordinator-$leader-1"
+docker network connect --alias "coordinator-$leader" "$network" "$(cid "coordinator-$leader")"
 wait_for 30 "coordinator-$leader rejoined" all_members
 echo "container-test: 4 passed, 0 failed"

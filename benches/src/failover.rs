@@ -32,18 +32,32 @@ fn start_cluster(base_port: u16) -> anyhow::Result<(PathBuf, OwnCluster)> {
     let dir = temp.path().to_path_buf();
     let surgectl = std::env::current_exe()?.with_file_name("surgectl");
     let child = Command::new(&surgectl)
-        .args(["dev", "up", "--shards", "8", "--base-port", &base_port.to_string(), "--dir"])
+        .args([
+            "dev",
+            "up",
+            "--shards",
+            "8",
+            "--base-port",
+            &base_port.to_string(),
+            "--dir",
+        ])
         .arg(&dir)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .with_context(|| format!("starting {}", surgectl.display()))?;
-    let own = OwnCluster { surgectl: child, _dir: temp };
+    let own = OwnCluster {
+        surgectl: child,
+        _dir: temp,
+    };
     let deadline = Instant::now() + Duration::from_secs(120);
     while ClusterFile::load(&dir).is_err() {
         if Instant::now() > deadline {
-            bail!("the dev cluster did not come up; see {}/logs", dir.display());
+            bail!(
+                "the dev cluster did not come up; see {}/logs",
+                dir.display()
+            );
         }
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -51,7 +65,13 @@ fn start_cluster(base_port: u16) -> anyhow::Result<(PathBuf, OwnCluster)> {
 }
 
 async fn status(client: &MetaClient) -> Result<ClusterStatusResponse, tonic::Status> {
-    client.call(|ch| async move { AdminServiceClient::new(ch).cluster_status(ClusterStatusRequest {}).await }).await
+    client
+        .call(|ch| async move {
+            AdminServiceClient::new(ch)
+                .cluster_status(ClusterStatusRequest {})
+                .await
+        })
+        .await
 }
 
 async fn applied_index(address: &str) -> Option<u64> {
@@ -61,11 +81,18 @@ async fn applied_index(address: &str) -> Option<u64> {
         .connect()
         .await
         .ok()?;
-    let s = CoordinatorPeerServiceClient::new(ch).local_status(LocalStatusRequest {}).await.ok()?;
+    let s = CoordinatorPeerServiceClient::new(ch)
+        .local_status(LocalStatusRequest {})
+        .await
+        .ok()?;
     Some(s.into_inner().applied_index)
 }
 
-pub(crate) async fn coordinator(cluster_dir: Option<PathBuf>, kills: u32, base_port: u16) -> anyhow::Result<()> {
+pub(crate) async fn coordinator(
+    cluster_dir: Option<PathBuf>,
+    kills: u32,
+    base_port: u16,
+) -> anyhow::Result<()> {
     let (dir, own) = match cluster_dir {
         Some(d) => (d, None),
         None => {
@@ -86,30 +113,58 @@ pub(crate) async fn coordinator(cluster_dir: Option<PathBuf>, kills: u32, base_p
         });
     let mut restarted: Vec<Child> = Vec::new();
     let mut windows = Vec::new();
-    println!("{:>4}  {:>6}  {:>10}  {:>10}", "kill", "leader", "new leader", "window ms");
+    println!(
+        "{:>4}  {:>6}  {:>10}  {:>10}",
+        "kill", "leader", "new leader", "window ms"
+    );
     for round in 1..=kills {
-        let leader = status(&client).await.map_err(|s| anyhow::anyhow!(s.message().to_string()))?.leader_id;
-        let entry = file.coordinators.iter().find(|c| c.id == leader).context("leader not in cluster.json")?.clone();
+        let leader = status(&client)
+            .await
+            .map_err(|s| anyhow::anyhow!(s.message().to_string()))?
+            .leader_id;
+        let entry = file
+            .coordinators
+            .iter()
+            .find(|c| c.id == leader)
+            .context("leader not in cluster.json")?
+            .clone();
         dev_cluster::signal(entry.pid, Signal::SIGKILL)?;
         let killed = Instant::now();
         let new_leader = loop {
             match status(&client).await {
                 Ok(s) if s.leader_id != leader && s.leader_id != 0 => break s.leader_id,
-                _ if killed.elapsed() > Duration::from_secs(30) => bail!("no new leader 30 s after kill {round}"),
+                _ if killed.elapsed() > Duration::from_secs(30) => {
+                    bail!("no new leader 30 s after kill {round}")
+                }
                 _ => tokio::time::sleep(Duration::from_millis(10)).await,
             }
         };
         let window = killed.elapsed();
         windows.push(window);
-        println!("{round:>4}  {leader:>6}  {new_leader:>10}  {:>10.1}", window.as_secs_f64() * 1e3);
-        let target = status(&client).await.map(|s| s.coordinators.iter().map(|c| c.commit_index).max().unwrap_or(0)).unwrap_or(0);
+        println!(
+            "{round:>4}  {leader:>6}  {new_leader:>10}  {:>10.1}",
+            window.as_secs_f64() * 1e3
+        );
+        let target = status(&client)
+            .await
+            .map(|s| {
+                s.coordinators
+                    .iter()
+                    .map(|c| c.commit_index)
+                    .max()
+                    .unwrap_or(0)
+            })
+            .unwrap_or(0);
         let child = dev_cluster::spawn(&entry)?;
         if let Some(e) = file.coordinators.iter_mut().find(|c| c.id == leader) {
             e.pid = child.id();
         }
         restarted.push(child);
         let caught_up = Instant::now();
-        while applied_index(&entry.grpc_address).await.is_none_or(|a| a < target) {
+        while applied_index(&entry.grpc_address)
+            .await
+            .is_none_or(|a| a < target)
+        {
             if caught_up.elapsed() > Duration::from_secs(30) {
                 bail!("coordinator {leader} did not catch up after restart {round}");
             }
@@ -122,7 +177,10 @@ pub(crate) async fn coordinator(cluster_dir: Option<PathBuf>, kills: u32, base_p
         "coordinator failover over {} kills: median {:.0} ms, p90 {:.0} ms, worst {:.0} ms",
         summary.count, summary.p50_ms, summary.p90_ms, summary.max_ms
     );
-    println!("{}", serde_json::json!({ "workload": "coordinator-failover", "windows": summary }));
+    println!(
+        "{}",
+        serde_json::json!({ "workload": "coordinator-failover", "windows": summary })
+    );
     // Processes restarted in a cluster this command started die with it; in an operator's
     // cluster they keep running in place of the ones killed.
     if own.is_some() {

@@ -37,8 +37,10 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::CoordinatorFailover { cluster_dir, kills, base_port } => {
-            failover::coordinator(cluster_dir, kills, base_port).await
-        }
+        Command::CoordinatorFailover {
+            cluster_dir,
+            kills,
+            base_port,
+        } => failover::coordinator(cluster_dir, kills, base_port).await,
     }
 }

@@ -49,7 +49,10 @@ mod tests {
     fn nearest_rank_percentiles() {
         let s: Vec<Duration> = (1..=10).map(Duration::from_millis).collect();
         let sum = summarize(&s);
-        assert_eq!((sum.p50_ms, sum.p90_ms, sum.max_ms, sum.min_ms), (5.0, 9.0, 10.0, 1.0));
+        assert_eq!(
+            (sum.p50_ms, sum.p90_ms, sum.max_ms, sum.min_ms),
+            (5.0, 9.0, 10.0, 1.0)
+        );
         assert_eq!(summarize(&[]).count, 0);
     }
 }

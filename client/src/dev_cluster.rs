@@ -46,12 +46,18 @@ impl ClusterFile {
     /// Writes atomically (temp file + rename), so readers never see half a file.
     pub fn save(&self, dir: &Path) -> std::io::Result<()> {
         let tmp = dir.join("cluster.json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?)?;
+        std::fs::write(
+            &tmp,
+            serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?,
+        )?;
         std::fs::rename(tmp, Self::path(dir))
     }
 
     pub fn coordinator_addresses(&self) -> Vec<String> {
-        self.coordinators.iter().map(|c| c.grpc_address.clone()).collect()
+        self.coordinators
+            .iter()
+            .map(|c| c.grpc_address.clone())
+            .collect()
     }
 }
 
@@ -61,9 +67,17 @@ pub fn spawn(entry: &ProcessEntry) -> std::io::Result<Child> {
         .command
         .split_first()
         .ok_or_else(|| std::io::Error::other(format!("{}: empty command", entry.name)))?;
-    let log = OpenOptions::new().create(true).append(true).open(&entry.log)?;
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&entry.log)?;
     let err = log.try_clone()?;
-    Command::new(program).args(args).stdin(Stdio::null()).stdout(log).stderr(err).spawn()
+    Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(err)
+        .spawn()
 }
 
 /// Sends `signal` to `pid`.

@@ -26,14 +26,16 @@ impl MetaClient {
     /// A client over `addresses` (`host:port`, at least one).
     pub fn new(addresses: Vec<String>) -> Result<MetaClient, Status> {
         if addresses.is_empty() {
-            return Err(Status::invalid_argument("coordinators: at least one address is needed"));
+            return Err(Status::invalid_argument(
+                "coordinators: at least one address is needed",
+            ));
         }
         Ok(MetaClient {
             addresses,
             preferred: Mutex::new(None),
             channels: Mutex::new(HashMap::new()),
             policy: RetryPolicy::default(),
-            call_timeout: Duration::from_secs(12),
+            call_timeout: Duration::from_secs(5),
         })
     }
 
@@ -57,7 +59,9 @@ impl MetaClient {
             return Ok(c.clone());
         }
         let channel = Endpoint::from_shared(format!("http://{address}"))
-            .map_err(|e| Status::invalid_argument(format!("coordinators: bad address {address:?}: {e}")))?
+            .map_err(|e| {
+                Status::invalid_argument(format!("coordinators: bad address {address:?}: {e}"))
+            })?
             .connect_timeout(Duration::from_millis(500))
             .timeout(self.call_timeout)
             .connect_lazy();
@@ -69,7 +73,7 @@ impl MetaClient {
     fn target(&self, attempt: u32) -> String {
         let preferred = self.preferred.lock().ok().and_then(|p| p.clone());
         match preferred {
-            Some(p) if attempt % 2 == 0 => p,
+            Some(p) if attempt.is_multiple_of(2) => p,
             _ => self.addresses[attempt as usize % self.addresses.len()].clone(),
         }
     }
@@ -109,7 +113,9 @@ impl MetaClient {
                     debug!(%address, code = ?status.code(), message = status.message(), "coordinator call failed; retrying");
                     self.prefer(hint);
                     attempt += 1;
-                    if attempt >= self.policy.max_attempts || started.elapsed() >= self.policy.deadline {
+                    if attempt >= self.policy.max_attempts
+                        || started.elapsed() >= self.policy.deadline
+                    {
                         return Err(status);
                     }
                     tokio::time::sleep(self.policy.backoff(attempt.saturating_sub(1) / 2)).await;

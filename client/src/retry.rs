@@ -28,7 +28,9 @@ impl RetryPolicy {
     /// The pause before attempt `attempt` (0-based), doubling up to the cap.
     pub fn backoff(&self, attempt: u32) -> Duration {
         let factor = 1u32.checked_shl(attempt.min(16)).unwrap_or(u32::MAX);
-        self.first_backoff.saturating_mul(factor).min(self.max_backoff)
+        self.first_backoff
+            .saturating_mul(factor)
+            .min(self.max_backoff)
     }
 }
 
@@ -36,8 +38,10 @@ impl RetryPolicy {
 /// succeed on another coordinator or a moment later. Every surge admin call is idempotent
 /// or carries a token that makes it so.
 pub fn is_retryable(status: &Status) -> bool {
-    matches!(status.code(), Code::Unavailable | Code::ResourceExhausted | Code::Cancelled)
-        || (status.code() == Code::Unknown && status.message().contains("transport"))
+    matches!(
+        status.code(),
+        Code::Unavailable | Code::ResourceExhausted | Code::Cancelled
+    ) || (status.code() == Code::Unknown && status.message().contains("transport"))
 }
 
 #[cfg(test)]

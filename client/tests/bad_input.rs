@@ -20,29 +20,48 @@ async fn refusals_name_the_problem_and_change_nothing() {
     // A second init.
     let err = client
         .call(|ch| async move {
-            let req = InitClusterRequest { shards: 4, replicas: 1, request_token: "another".into() };
+            let req = InitClusterRequest {
+                shards: 4,
+                replicas: 1,
+                request_token: "another".into(),
+            };
             AdminServiceClient::new(ch).init_cluster(req).await
         })
         .await
         .expect_err("second init must be refused");
     assert_eq!(err.code(), Code::AlreadyExists, "{err:?}");
-    assert!(err.message().contains(&before.cluster_id), "{}", err.message());
+    assert!(
+        err.message().contains(&before.cluster_id),
+        "{}",
+        err.message()
+    );
 
     // A heartbeat from a node id nobody registered.
     let err = client
         .call(|ch| async move {
-            let req = HeartbeatRequest { node_id: 999, ..Default::default() };
+            let req = HeartbeatRequest {
+                node_id: 999,
+                ..Default::default()
+            };
             NodeServiceClient::new(ch).heartbeat(req).await
         })
         .await
         .expect_err("unknown node must be refused");
     assert_eq!(err.code(), Code::NotFound, "{err:?}");
-    assert!(err.message().contains("node_id") && err.message().contains("999"), "{}", err.message());
+    assert!(
+        err.message().contains("node_id") && err.message().contains("999"),
+        "{}",
+        err.message()
+    );
 
     // Invalid init arguments name the field.
     let err = client
         .call(|ch| async move {
-            let req = InitClusterRequest { shards: 0, replicas: 3, request_token: String::new() };
+            let req = InitClusterRequest {
+                shards: 0,
+                replicas: 3,
+                request_token: String::new(),
+            };
             AdminServiceClient::new(ch).init_cluster(req).await
         })
         .await
@@ -53,13 +72,22 @@ async fn refusals_name_the_problem_and_change_nothing() {
     let after = status(&client).await.expect("status");
     assert_eq!(after.cluster_id, before.cluster_id);
     assert_eq!(after.shard_count, before.shard_count);
-    assert_eq!(after.nodes.len(), before.nodes.len(), "a refused heartbeat added a node");
+    assert_eq!(
+        after.nodes.len(),
+        before.nodes.len(),
+        "a refused heartbeat added a node"
+    );
 
     // A node whose data dir belongs to another cluster is refused and exits.
     let foreign = cluster.dir.path().join("foreign-node");
     {
         let engine = surge_raftstore::RocksEngine::open(&foreign.join("db")).expect("engine");
-        let id = Identity { kind: "node".into(), id: 0, instance_id: "foreign".into(), cluster_id: "another-cluster".into() };
+        let id = Identity {
+            kind: "node".into(),
+            id: 0,
+            instance_id: "foreign".into(),
+            cluster_id: "another-cluster".into(),
+        };
         identity::save(&engine, &id).expect("identity");
     }
     let mut node = cluster.file.nodes[0].clone();
@@ -84,31 +112,51 @@ async fn refusals_name_the_problem_and_change_nothing() {
     let code = child.wait().expect("wait").code();
     assert_ne!(code, Some(0), "a foreign node must exit with an error");
     let log = std::fs::read_to_string(&node.log).unwrap_or_default();
-    assert!(log.contains("belongs to cluster another-cluster"), "log: {log}");
+    assert!(
+        log.contains("belongs to cluster another-cluster"),
+        "log: {log}"
+    );
     println!("foreign node refused after {exited:?}");
     let after = status(&client).await.expect("status");
-    assert_eq!(after.nodes.len(), before.nodes.len(), "the foreign node was admitted");
+    assert_eq!(
+        after.nodes.len(),
+        before.nodes.len(),
+        "the foreign node was admitted"
+    );
 
     // Removing a healthy coordinator while another one is down would break quorum.
     let leader = after.leader_id;
-    let followers: Vec<u64> = after.coordinators.iter().map(|c| c.id).filter(|id| *id != leader).collect();
+    let followers: Vec<u64> = after
+        .coordinators
+        .iter()
+        .map(|c| c.id)
+        .filter(|id| *id != leader)
+        .collect();
     let (dead, victim) = (followers[0], followers[1]);
     let dead_entry = cluster.coordinator(dead).clone();
     cluster.kill9(&dead_entry);
     // The leader notices within an election timeout (check-quorum marks the peer inactive).
     tokio::time::sleep(Duration::from_secs(3)).await;
     let err = client
-        .call(|ch| async move { AdminServiceClient::new(ch).remove_coordinator(RemoveCoordinatorRequest { id: victim }).await })
+        .call(|ch| async move {
+            AdminServiceClient::new(ch)
+                .remove_coordinator(RemoveCoordinatorRequest { id: victim })
+                .await
+        })
         .await
         .expect_err("remove that breaks quorum");
     assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
     assert!(err.message().contains("quorum"), "{}", err.message());
     cluster.restart(&dead_entry.name);
     let client = &client;
-    eventually(Duration::from_secs(20), "all three coordinators to be members again", || async move {
-        status(client).await.is_ok_and(|s| {
-            s.coordinators.len() == 3 && s.coordinators.iter().all(|c| c.role != "unreachable")
-        })
-    })
+    eventually(
+        Duration::from_secs(20),
+        "all three coordinators to be members again",
+        || async move {
+            status(client).await.is_ok_and(|s| {
+                s.coordinators.len() == 3 && s.coordinators.iter().all(|c| c.role != "unreachable")
+            })
+        },
+    )
     .await;
 }

@@ -40,29 +40,63 @@ async fn leader_kill_fails_over_and_the_restarted_coordinator_catches_up() {
         let leader = before.leader_id;
         let entry = cluster.coordinator(leader).clone();
         cluster.kill9(&entry);
-        let answered = eventually(Duration::from_secs(15), "a new leader to answer cluster status", || {
-            let client = &client;
-            async move { matches!(status(client).await, Ok(s) if s.leader_id != leader) }
-        })
+        let answered = eventually(
+            Duration::from_secs(15),
+            "a new leader to answer cluster status",
+            || {
+                let client = &client;
+                async move { matches!(status(client).await, Ok(s) if s.leader_id != leader) }
+            },
+        )
         .await;
         let after = status(&client).await.expect("status after failover");
-        println!("round {round}: coordinator {leader} killed; new leader {} answered after {answered:?}", after.leader_id);
+        println!(
+            "round {round}: coordinator {leader} killed; new leader {} answered after {answered:?}",
+            after.leader_id
+        );
         let ids: Vec<u64> = after.nodes.iter().map(|n| n.id).collect();
         for m in &markers {
-            assert!(ids.contains(m), "committed node {m} lost after failover; nodes now {ids:?}");
+            assert!(
+                ids.contains(m),
+                "committed node {m} lost after failover; nodes now {ids:?}"
+            );
         }
         assert_eq!(after.cluster_id, before.cluster_id);
-        assert_eq!(after.shards, before.shards, "shard table changed across failover");
+        assert_eq!(
+            after.shards, before.shards,
+            "shard table changed across failover"
+        );
 
         cluster.restart(&entry.name);
-        let target = after.coordinators.iter().map(|c| c.commit_index).max().unwrap_or(0);
+        let target = after
+            .coordinators
+            .iter()
+            .map(|c| c.commit_index)
+            .max()
+            .unwrap_or(0);
         let address = entry.grpc_address.clone();
-        eventually(Duration::from_secs(20), "the restarted coordinator to catch up", || {
-            let address = address.clone();
-            async move { local_status(&address).await.is_some_and(|s| s.applied_index >= target) }
-        })
+        eventually(
+            Duration::from_secs(20),
+            "the restarted coordinator to catch up",
+            || {
+                let address = address.clone();
+                async move {
+                    local_status(&address)
+                        .await
+                        .is_some_and(|s| s.applied_index >= target)
+                }
+            },
+        )
         .await;
     }
     let last = status(&client).await.expect("final status");
-    assert_eq!(last.coordinators.iter().filter(|c| c.role == "unreachable").count(), 0, "{:?}", last.coordinators);
+    assert_eq!(
+        last.coordinators
+            .iter()
+            .filter(|c| c.role == "unreachable")
+            .count(),
+        0,
+        "{:?}",
+        last.coordinators
+    );
 }

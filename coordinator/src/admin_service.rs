@@ -10,8 +10,8 @@ use surge_proto::v1::admin_service_server::AdminService;
 use surge_proto::v1::coordinator_peer_service_client::CoordinatorPeerServiceClient;
 use surge_proto::v1::{
     AddCoordinatorRequest, ClusterStatusRequest, ClusterStatusResponse, CoordinatorStatus,
-    InitClusterRequest, InitClusterResponse, ListNodesRequest, ListNodesResponse, LocalStatusRequest,
-    MembershipResponse, NodeStatus, RemoveCoordinatorRequest, ShardStatus,
+    InitClusterRequest, InitClusterResponse, ListNodesRequest, ListNodesResponse,
+    LocalStatusRequest, MembershipResponse, NodeStatus, RemoveCoordinatorRequest, ShardStatus,
 };
 use tonic::{Request, Response, Status};
 
@@ -44,27 +44,54 @@ pub async fn route<T>(c: &Coordinator, request: &Request<T>) -> Result<Route, St
     if view.is_leader {
         return Ok(Route::Local);
     }
-    let leader_addr = (view.leader_id != 0).then(|| c.address_of(view.leader_id)).flatten();
+    let leader_addr = (view.leader_id != 0)
+        .then(|| c.address_of(view.leader_id))
+        .flatten();
     let Some(addr) = leader_addr else {
-        return Err(crate::error::unavailable("no coordinator leader is known yet; retry shortly", None));
+        return Err(crate::error::unavailable(
+            "no coordinator leader is known yet; retry shortly",
+            None,
+        ));
     };
     if request.metadata().contains_key(FORWARDED_METADATA) {
         return Err(crate::error::unavailable(
-            format!("not the leader; coordinator {} at {addr} is", view.leader_id),
+            format!(
+                "not the leader; coordinator {} at {addr} is",
+                view.leader_id
+            ),
             Some(&addr),
         ));
     }
     Ok(Route::Forward(c.channel(&addr)?))
 }
 
+/// How long a forwarded call may take at the leader. Bounded, so that a leader that went
+/// silent (partitioned, paused) costs the caller seconds, not minutes.
+pub const FORWARD_TIMEOUT: Duration = Duration::from_secs(3);
+/// Membership changes wait for a learner to catch up at the leader.
+pub const FORWARD_MEMBERSHIP_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Wraps a message for forwarding, marked so the leader never forwards it again.
 pub fn forwarded<T>(message: T) -> Request<T> {
+    forwarded_within(message, FORWARD_TIMEOUT)
+}
+
+/// [`forwarded`] with a deadline of its own.
+pub fn forwarded_within<T>(message: T, timeout: Duration) -> Request<T> {
     let mut request = Request::new(message);
-    request.metadata_mut().insert(FORWARDED_METADATA, tonic::metadata::MetadataValue::from_static("1"));
+    request.set_timeout(timeout);
+    request.metadata_mut().insert(
+        FORWARDED_METADATA,
+        tonic::metadata::MetadataValue::from_static("1"),
+    );
     request
 }
 
-pub fn node_status(node: &NodeInfo, last_seen: Option<Instant>, replica_count: usize) -> NodeStatus {
+pub fn node_status(
+    node: &NodeInfo,
+    last_seen: Option<Instant>,
+    replica_count: usize,
+) -> NodeStatus {
     let state = match node.state {
         NodeState::Up => surge_proto::v1::NodeState::Up,
         NodeState::Down => surge_proto::v1::NodeState::Down,
@@ -88,12 +115,18 @@ impl AdminApi {
         let nodes = c
             .handle
             .read(META_GROUP, |sm| {
-                sm.nodes.values().map(|n| (n.clone(), sm.shards_of(n.id).len())).collect::<Vec<_>>()
+                sm.nodes
+                    .values()
+                    .map(|n| (n.clone(), sm.shards_of(n.id).len()))
+                    .collect::<Vec<_>>()
             })
             .await
             .map_err(|e| c.map_request(e))?;
         let seen = c.heartbeats.lock().map(|h| h.clone()).unwrap_or_default();
-        Ok(nodes.iter().map(|(n, count)| node_status(n, seen.get(&n.id).copied(), *count)).collect())
+        Ok(nodes
+            .iter()
+            .map(|(n, count)| node_status(n, seen.get(&n.id).copied(), *count))
+            .collect())
     }
 
     async fn peer_status(&self, id: u64, address: String) -> CoordinatorStatus {
@@ -103,7 +136,9 @@ impl AdminApi {
             role: "unreachable".into(),
             ..Default::default()
         };
-        let Ok(channel) = self.coordinator.channel(&address) else { return unreachable };
+        let Ok(channel) = self.coordinator.channel(&address) else {
+            return unreachable;
+        };
         let mut client = CoordinatorPeerServiceClient::new(channel);
         let mut request = Request::new(LocalStatusRequest {});
         request.set_timeout(Duration::from_millis(800));
@@ -116,13 +151,21 @@ impl AdminApi {
 
 #[tonic::async_trait]
 impl AdminService for AdminApi {
-    async fn init_cluster(&self, request: Request<InitClusterRequest>) -> Result<Response<InitClusterResponse>, Status> {
+    async fn init_cluster(
+        &self,
+        request: Request<InitClusterRequest>,
+    ) -> Result<Response<InitClusterResponse>, Status> {
         if let Route::Forward(ch) = route(&self.coordinator, &request).await? {
-            return AdminServiceClient::new(ch).init_cluster(forwarded(request.into_inner())).await;
+            return AdminServiceClient::new(ch)
+                .init_cluster(forwarded(request.into_inner()))
+                .await;
         }
         let req = request.into_inner();
         if req.shards == 0 || req.shards > MAX_SHARDS {
-            return Err(Status::invalid_argument(format!("shards: must be between 1 and {MAX_SHARDS}, got {}", req.shards)));
+            return Err(Status::invalid_argument(format!(
+                "shards: must be between 1 and {MAX_SHARDS}, got {}",
+                req.shards
+            )));
         }
         if req.replicas == 0 || req.replicas > MAX_REPLICAS {
             return Err(Status::invalid_argument(format!(
@@ -151,25 +194,44 @@ impl AdminService for AdminApi {
                     replicas: info.replicas,
                 }))
             }
-            other => Err(Status::internal(format!("unexpected reply to init: {other:?}"))),
+            other => Err(Status::internal(format!(
+                "unexpected reply to init: {other:?}"
+            ))),
         }
     }
 
-    async fn cluster_status(&self, request: Request<ClusterStatusRequest>) -> Result<Response<ClusterStatusResponse>, Status> {
+    async fn cluster_status(
+        &self,
+        request: Request<ClusterStatusRequest>,
+    ) -> Result<Response<ClusterStatusResponse>, Status> {
         if let Route::Forward(ch) = route(&self.coordinator, &request).await? {
-            return AdminServiceClient::new(ch).cluster_status(forwarded(request.into_inner())).await;
+            return AdminServiceClient::new(ch)
+                .cluster_status(forwarded(request.into_inner()))
+                .await;
         }
         let c = &self.coordinator;
         let (cluster, members, shards) = c
             .handle
-            .read(META_GROUP, |sm| (sm.cluster.clone(), sm.coordinators.clone(), sm.shards.clone()))
+            .read(META_GROUP, |sm| {
+                (
+                    sm.cluster.clone(),
+                    sm.coordinators.clone(),
+                    sm.shards.clone(),
+                )
+            })
             .await
             .map_err(|e| c.map_request(e))?;
         let voters = c
             .handle
             .inspect(META_GROUP, |p| {
                 let cs = p.conf_state();
-                let mut ids: Vec<u64> = cs.voters.iter().chain(&cs.voters_outgoing).chain(&cs.learners).copied().collect();
+                let mut ids: Vec<u64> = cs
+                    .voters
+                    .iter()
+                    .chain(&cs.voters_outgoing)
+                    .chain(&cs.learners)
+                    .copied()
+                    .collect();
                 ids.sort_unstable();
                 ids.dedup();
                 ids
@@ -182,7 +244,11 @@ impl AdminService for AdminApi {
             if id == c.config.id {
                 coordinators.push(c.local_status().await?);
             } else {
-                let addr = members.get(&id).map(|m| m.address.clone()).or_else(|| c.address_of(id)).unwrap_or_default();
+                let addr = members
+                    .get(&id)
+                    .map(|m| m.address.clone())
+                    .or_else(|| c.address_of(id))
+                    .unwrap_or_default();
                 lookups.push(self.peer_status(id, addr));
             }
         }
@@ -191,7 +257,10 @@ impl AdminService for AdminApi {
         let nodes = self.nodes().await?;
         Ok(Response::new(ClusterStatusResponse {
             initialized: cluster.is_some(),
-            cluster_id: cluster.as_ref().map(|i| i.cluster_id.clone()).unwrap_or_default(),
+            cluster_id: cluster
+                .as_ref()
+                .map(|i| i.cluster_id.clone())
+                .unwrap_or_default(),
             shard_count: cluster.as_ref().map_or(0, |i| i.shards),
             replicas: cluster.as_ref().map_or(0, |i| i.replicas),
             leader_id: c.config.id,
@@ -199,31 +268,54 @@ impl AdminService for AdminApi {
             nodes,
             shards: shards
                 .values()
-                .map(|s| ShardStatus { id: s.id, epoch: s.epoch, replicas: s.replicas.clone() })
+                .map(|s| ShardStatus {
+                    id: s.id,
+                    epoch: s.epoch,
+                    replicas: s.replicas.clone(),
+                })
                 .collect(),
         }))
     }
 
-    async fn list_nodes(&self, request: Request<ListNodesRequest>) -> Result<Response<ListNodesResponse>, Status> {
+    async fn list_nodes(
+        &self,
+        request: Request<ListNodesRequest>,
+    ) -> Result<Response<ListNodesResponse>, Status> {
         if let Route::Forward(ch) = route(&self.coordinator, &request).await? {
-            return AdminServiceClient::new(ch).list_nodes(forwarded(request.into_inner())).await;
+            return AdminServiceClient::new(ch)
+                .list_nodes(forwarded(request.into_inner()))
+                .await;
         }
-        Ok(Response::new(ListNodesResponse { nodes: self.nodes().await? }))
+        Ok(Response::new(ListNodesResponse {
+            nodes: self.nodes().await?,
+        }))
     }
 
-    async fn add_coordinator(&self, request: Request<AddCoordinatorRequest>) -> Result<Response<MembershipResponse>, Status> {
+    async fn add_coordinator(
+        &self,
+        request: Request<AddCoordinatorRequest>,
+    ) -> Result<Response<MembershipResponse>, Status> {
         if let Route::Forward(ch) = route(&self.coordinator, &request).await? {
-            return AdminServiceClient::new(ch).add_coordinator(forwarded(request.into_inner())).await;
+            return AdminServiceClient::new(ch)
+                .add_coordinator(forwarded_within(
+                    request.into_inner(),
+                    FORWARD_MEMBERSHIP_TIMEOUT,
+                ))
+                .await;
         }
         let req = request.into_inner();
         if req.id == 0 {
             return Err(Status::invalid_argument("id: must be greater than 0"));
         }
-        check_address("address", &req.address).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        check_address("address", &req.address)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
         if !req.http_address.is_empty() {
-            check_address("http_address", &req.http_address).map_err(|e| Status::invalid_argument(e.to_string()))?;
+            check_address("http_address", &req.http_address)
+                .map_err(|e| Status::invalid_argument(e.to_string()))?;
         }
-        membership::add(&self.coordinator, req).await.map(Response::new)
+        membership::add(&self.coordinator, req)
+            .await
+            .map(Response::new)
     }
 
     async fn remove_coordinator(
@@ -231,12 +323,19 @@ impl AdminService for AdminApi {
         request: Request<RemoveCoordinatorRequest>,
     ) -> Result<Response<MembershipResponse>, Status> {
         if let Route::Forward(ch) = route(&self.coordinator, &request).await? {
-            return AdminServiceClient::new(ch).remove_coordinator(forwarded(request.into_inner())).await;
+            return AdminServiceClient::new(ch)
+                .remove_coordinator(forwarded_within(
+                    request.into_inner(),
+                    FORWARD_MEMBERSHIP_TIMEOUT,
+                ))
+                .await;
         }
         let req = request.into_inner();
         if req.id == 0 {
             return Err(Status::invalid_argument("id: must be greater than 0"));
         }
-        membership::remove(&self.coordinator, req.id).await.map(Response::new)
+        membership::remove(&self.coordinator, req.id)
+            .await
+            .map(Response::new)
     }
 }

@@ -102,7 +102,10 @@ pub struct Config {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("{key}: {reason}")]
@@ -110,7 +113,10 @@ pub enum ConfigError {
 }
 
 fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { key: key.into(), reason: reason.into() }
+    ConfigError::Invalid {
+        key: key.into(),
+        reason: reason.into(),
+    }
 }
 
 /// Checks a `host:port` address.
@@ -120,18 +126,26 @@ pub fn check_address(key: &str, value: &str) -> Result<(), ConfigError> {
     }
     match value.rsplit_once(':') {
         Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(()),
-        _ => Err(invalid(key, format!("{value:?} is not a host:port address"))),
+        _ => Err(invalid(
+            key,
+            format!("{value:?} is not a host:port address"),
+        )),
     }
 }
 
 impl ConfigFile {
     pub fn parse(path: &Path, text: &str) -> Result<ConfigFile, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() })
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
     }
 
     pub fn load(path: &Path) -> Result<ConfigFile, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         ConfigFile::parse(path, &text)
     }
 
@@ -165,32 +179,60 @@ impl ConfigFile {
             }
         }
         if !(1..=3600).contains(&node_down_after_secs) {
-            return Err(invalid("node_down_after_secs", "must be between 1 and 3600"));
+            return Err(invalid(
+                "node_down_after_secs",
+                "must be between 1 and 3600",
+            ));
         }
         let mut seen = BTreeSet::new();
         let mut peers = Vec::with_capacity(initial_peers.len());
         for (i, p) in initial_peers.into_iter().enumerate() {
             if p.id == 0 {
-                return Err(invalid(format!("initial_peers[{i}].id"), "must be greater than 0"));
+                return Err(invalid(
+                    format!("initial_peers[{i}].id"),
+                    "must be greater than 0",
+                ));
             }
             if !seen.insert(p.id) {
-                return Err(invalid(format!("initial_peers[{i}].id"), format!("id {} appears twice", p.id)));
+                return Err(invalid(
+                    format!("initial_peers[{i}].id"),
+                    format!("id {} appears twice", p.id),
+                ));
             }
             check_address(&format!("initial_peers[{i}].address"), &p.address)?;
-            peers.push(CoordinatorInfo { id: p.id, address: p.address, http_address: p.http_address });
+            peers.push(CoordinatorInfo {
+                id: p.id,
+                address: p.address,
+                http_address: p.http_address,
+            });
         }
         if !join && !seen.contains(&id) {
-            return Err(invalid("initial_peers", format!("must list this coordinator (id {id}) unless join = true")));
+            return Err(invalid(
+                "initial_peers",
+                format!("must list this coordinator (id {id}) unless join = true"),
+            ));
         }
         if join && !peers.is_empty() && seen.contains(&id) {
-            return Err(invalid("join", "a joining coordinator must not be one of initial_peers"));
+            return Err(invalid(
+                "join",
+                "a joining coordinator must not be one of initial_peers",
+            ));
         }
-        let RaftFile { tick_ms, heartbeat_ticks, election_ticks, log_gc_threshold, request_timeout_ms } = raft;
+        let RaftFile {
+            tick_ms,
+            heartbeat_ticks,
+            election_ticks,
+            log_gc_threshold,
+            request_timeout_ms,
+        } = raft;
         if !(10..=10_000).contains(&tick_ms) {
             return Err(invalid("raft.tick_ms", "must be between 10 and 10000"));
         }
         if heartbeat_ticks == 0 || election_ticks <= heartbeat_ticks {
-            return Err(invalid("raft.election_ticks", "must be greater than raft.heartbeat_ticks (> 0)"));
+            return Err(invalid(
+                "raft.election_ticks",
+                "must be greater than raft.heartbeat_ticks (> 0)",
+            ));
         }
         if log_gc_threshold == 0 {
             return Err(invalid("raft.log_gc_threshold", "must be greater than 0"));
@@ -261,20 +303,38 @@ mod tests {
     #[test]
     fn every_error_names_its_key() {
         let cases = [
-            (GOOD.replace("id = 1\n        data_dir", "id = 0\n        data_dir"), "id"),
+            (
+                GOOD.replace("id = 1\n        data_dir", "id = 0\n        data_dir"),
+                "id",
+            ),
             (GOOD.replace("127.0.0.1:7101", "nowhere"), "http_listen"),
-            (GOOD.replace("127.0.0.1:7002", "x"), "initial_peers[1].address"),
+            (
+                GOOD.replace("127.0.0.1:7002", "x"),
+                "initial_peers[1].address",
+            ),
             (GOOD.replace("id = 2", "id = 1"), "initial_peers[1].id"),
             (GOOD.replace("grpc_listen", "grpc_lisen"), "grpc_lisen"),
-            (format!("{GOOD}\n[raft]\nelection_ticks = 1\n"), "raft.election_ticks"),
+            (
+                format!("{GOOD}\n[raft]\nelection_ticks = 1\n"),
+                "raft.election_ticks",
+            ),
             (format!("{GOOD}\n[raft]\ntick = 5\n"), "tick"),
-            (GOOD.replace("id = 1\n        address", "id = 3\n        address"), "initial_peers"),
-            (GOOD.replace("id = 1\n        data_dir", "id = \"one\"\n        data_dir"), "id"),
+            (
+                GOOD.replace("id = 1\n        address", "id = 3\n        address"),
+                "initial_peers",
+            ),
+            (
+                GOOD.replace("id = 1\n        data_dir", "id = \"one\"\n        data_dir"),
+                "id",
+            ),
         ];
         for (text, key) in cases {
             match check(&text) {
                 Ok(_) => panic!("accepted a config with a bad {key}"),
-                Err(e) => assert!(e.to_string().contains(key), "error {e:?} does not name {key}"),
+                Err(e) => assert!(
+                    e.to_string().contains(key),
+                    "error {e:?} does not name {key}"
+                ),
             }
         }
     }
@@ -283,9 +343,20 @@ mod tests {
     fn the_example_files_in_deploy_parse() -> Result<(), ConfigError> {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/config");
         let mut seen = 0;
-        for entry in std::fs::read_dir(&dir).map_err(|source| ConfigError::Read { path: dir.clone(), source })? {
-            let path = entry.map_err(|source| ConfigError::Read { path: dir.clone(), source })?.path();
-            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        for entry in std::fs::read_dir(&dir).map_err(|source| ConfigError::Read {
+            path: dir.clone(),
+            source,
+        })? {
+            let path = entry
+                .map_err(|source| ConfigError::Read {
+                    path: dir.clone(),
+                    source,
+                })?
+                .path();
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
             if name.starts_with("coordinator") && name.ends_with(".toml") {
                 ConfigFile::load(&path)?.validate()?;
                 seen += 1;

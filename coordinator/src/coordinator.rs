@@ -40,11 +40,19 @@ pub struct LocalView {
 }
 
 pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 impl Coordinator {
-    pub fn new(config: Config, handle: MetaHandle, book: AddressBook, cluster_id: SharedClusterId) -> Coordinator {
+    pub fn new(
+        config: Config,
+        handle: MetaHandle,
+        book: AddressBook,
+        cluster_id: SharedClusterId,
+    ) -> Coordinator {
         Coordinator {
             config,
             handle,
@@ -56,7 +64,10 @@ impl Coordinator {
     }
 
     pub fn address_of(&self, id: u64) -> Option<String> {
-        self.book.read().ok().and_then(|b| b.get(&id).map(|c| c.address.clone()))
+        self.book
+            .read()
+            .ok()
+            .and_then(|b| b.get(&id).map(|c| c.address.clone()))
     }
 
     pub fn map_request(&self, err: RequestError) -> Status {
@@ -65,7 +76,10 @@ impl Coordinator {
 
     pub async fn local_view(&self) -> Result<LocalView, Status> {
         self.handle
-            .inspect(META_GROUP, |p| LocalView { is_leader: p.is_leader(), leader_id: p.leader_id() })
+            .inspect(META_GROUP, |p| LocalView {
+                is_leader: p.is_leader(),
+                leader_id: p.leader_id(),
+            })
             .await
             .map_err(|e| self.map_request(e))
     }
@@ -78,8 +92,7 @@ impl Coordinator {
         }
         let endpoint = Endpoint::from_shared(format!("http://{address}"))
             .map_err(|e| Status::internal(format!("bad coordinator address {address}: {e}")))?
-            .connect_timeout(Duration::from_secs(1))
-            .timeout(Duration::from_secs(10));
+            .connect_timeout(Duration::from_millis(500));
         let channel = endpoint.connect_lazy();
         channels.insert(address.to_string(), channel.clone());
         Ok(channel)
@@ -88,7 +101,11 @@ impl Coordinator {
     /// Proposes a command stamped now and returns its reply.
     pub async fn propose(&self, cmd: Command) -> Result<Reply, Status> {
         let data = serde_json::to_vec(&cmd).map_err(|e| Status::internal(e.to_string()))?;
-        let out: Output = self.handle.propose(META_GROUP, data).await.map_err(|e| self.map_request(e))?;
+        let out: Output = self
+            .handle
+            .propose(META_GROUP, data)
+            .await
+            .map_err(|e| self.map_request(e))?;
         out.map_err(error::from_meta)
     }
 
@@ -128,7 +145,12 @@ impl Coordinator {
     pub async fn refresh_from_state(&self) {
         let Ok((coords, cluster_id)) = self
             .handle
-            .inspect(META_GROUP, |p| (p.sm.coordinators.clone(), p.sm.cluster_id().map(str::to_string)))
+            .inspect(META_GROUP, |p| {
+                (
+                    p.sm.coordinators.clone(),
+                    p.sm.cluster_id().map(str::to_string),
+                )
+            })
             .await
         else {
             return;

@@ -28,11 +28,20 @@ pub fn from_request(err: RequestError, leader_address: impl Fn(u64) -> Option<St
             };
             unavailable(message, addr.as_deref())
         }
-        RequestError::Timeout => unavailable("no outcome within the request timeout; retrying is safe", None),
-        RequestError::Dropped => unavailable("the request was dropped by raft; retrying is safe", None),
-        RequestError::Busy => Status::resource_exhausted("the coordinator is overloaded; retry with backoff"),
+        RequestError::Timeout => unavailable(
+            "no outcome within the request timeout; retrying is safe",
+            None,
+        ),
+        RequestError::Dropped => {
+            unavailable("the request was dropped by raft; retrying is safe", None)
+        }
+        RequestError::Busy => {
+            Status::resource_exhausted("the coordinator is overloaded; retry with backoff")
+        }
         RequestError::Rejected(reason) => Status::failed_precondition(reason),
-        RequestError::NoGroup(_) | RequestError::Stopped => Status::unavailable("the coordinator is shutting down"),
+        RequestError::NoGroup(_) | RequestError::Stopped => {
+            Status::unavailable("the coordinator is shutting down")
+        }
     }
 }
 

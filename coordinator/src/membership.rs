@@ -8,7 +8,9 @@
 use std::time::{Duration, Instant};
 
 use surge_proto::v1::{AddCoordinatorRequest, MembershipResponse};
-use surge_raftstore::raft::eraftpb::{ConfChangeSingle, ConfChangeTransition, ConfChangeType, ConfChangeV2, ConfState};
+use surge_raftstore::raft::eraftpb::{
+    ConfChangeSingle, ConfChangeTransition, ConfChangeType, ConfChangeV2, ConfState,
+};
 use tonic::Status;
 use tracing::info;
 
@@ -22,13 +24,19 @@ const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(30);
 const CATCH_UP_SLACK: u64 = 16;
 
 fn single(id: u64, ty: ConfChangeType) -> ConfChangeSingle {
-    let mut s = ConfChangeSingle::default();
-    s.node_id = id;
+    let mut s = ConfChangeSingle {
+        node_id: id,
+        ..ConfChangeSingle::default()
+    };
     s.set_change_type(ty);
     s
 }
 
-fn change(changes: Vec<ConfChangeSingle>, transition: ConfChangeTransition, context: Vec<u8>) -> ConfChangeV2 {
+fn change(
+    changes: Vec<ConfChangeSingle>,
+    transition: ConfChangeTransition,
+    context: Vec<u8>,
+) -> ConfChangeV2 {
     let mut cc = ConfChangeV2::default();
     cc.set_changes(changes.into());
     cc.set_transition(transition);
@@ -80,25 +88,41 @@ async fn wait_joint_left(c: &Coordinator) -> Result<ConfState, Status> {
             return Ok(v.cs);
         }
         if Instant::now() > deadline {
-            return Err(Status::unavailable("the joint configuration was not left in time; the leader keeps trying"));
+            return Err(Status::unavailable(
+                "the joint configuration was not left in time; the leader keeps trying",
+            ));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
 /// Adds a coordinator: learner, catch up, joint promotion, leave joint.
-pub async fn add(c: &Coordinator, req: AddCoordinatorRequest) -> Result<MembershipResponse, Status> {
+pub async fn add(
+    c: &Coordinator,
+    req: AddCoordinatorRequest,
+) -> Result<MembershipResponse, Status> {
     let id = req.id;
     let v = view(c).await?;
     if v.cs.voters.contains(&id) {
         return Ok(response(&v.cs));
     }
-    let info = CoordinatorInfo { id, address: req.address, http_address: req.http_address };
+    let info = CoordinatorInfo {
+        id,
+        address: req.address,
+        http_address: req.http_address,
+    };
     let context = serde_json::to_vec(&info).map_err(|e| Status::internal(e.to_string()))?;
     if !v.cs.learners.contains(&id) {
         info!(id, address = %info.address, "adding coordinator as a learner");
-        let cc = change(vec![single(id, ConfChangeType::AddLearnerNode)], ConfChangeTransition::Auto, context.clone());
-        c.handle.conf_change(META_GROUP, cc).await.map_err(|e| c.map_request(e))?;
+        let cc = change(
+            vec![single(id, ConfChangeType::AddLearnerNode)],
+            ConfChangeTransition::Auto,
+            context.clone(),
+        );
+        c.handle
+            .conf_change(META_GROUP, cc)
+            .await
+            .map_err(|e| c.map_request(e))?;
     }
     if let Ok(mut book) = c.book.write() {
         book.insert(id, info.clone());
@@ -107,9 +131,16 @@ pub async fn add(c: &Coordinator, req: AddCoordinatorRequest) -> Result<Membersh
     loop {
         let v = view(c).await?;
         if !v.is_leader {
-            return Err(crate::error::unavailable("leadership changed during the add; retry", None));
+            return Err(crate::error::unavailable(
+                "leadership changed during the add; retry",
+                None,
+            ));
         }
-        let matched = v.progress.iter().find(|(p, _, _)| *p == id).map_or(0, |(_, m, _)| *m);
+        let matched = v
+            .progress
+            .iter()
+            .find(|(p, _, _)| *p == id)
+            .map_or(0, |(_, m, _)| *m);
         if matched + CATCH_UP_SLACK >= v.commit && matched > 0 {
             break;
         }
@@ -123,8 +154,15 @@ pub async fn add(c: &Coordinator, req: AddCoordinatorRequest) -> Result<Membersh
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     info!(id, "promoting learner through a joint configuration");
-    let cc = change(vec![single(id, ConfChangeType::AddNode)], ConfChangeTransition::Explicit, context);
-    c.handle.conf_change(META_GROUP, cc).await.map_err(|e| c.map_request(e))?;
+    let cc = change(
+        vec![single(id, ConfChangeType::AddNode)],
+        ConfChangeTransition::Explicit,
+        context,
+    );
+    c.handle
+        .conf_change(META_GROUP, cc)
+        .await
+        .map_err(|e| c.map_request(e))?;
     wait_joint_left(c).await.map(|cs| response(&cs))
 }
 
@@ -133,16 +171,23 @@ pub async fn remove(c: &Coordinator, id: u64) -> Result<MembershipResponse, Stat
     let v = view(c).await?;
     let is_voter = v.cs.voters.contains(&id);
     if !is_voter && !v.cs.learners.contains(&id) {
-        return Err(Status::not_found(format!("id: coordinator {id} is not a member (voters {:?})", v.cs.voters)));
+        return Err(Status::not_found(format!(
+            "id: coordinator {id} is not a member (voters {:?})",
+            v.cs.voters
+        )));
     }
     if is_voter {
         let remaining: Vec<u64> = v.cs.voters.iter().copied().filter(|v| *v != id).collect();
         if remaining.is_empty() {
-            return Err(Status::failed_precondition("id: cannot remove the last coordinator"));
+            return Err(Status::failed_precondition(
+                "id: cannot remove the last coordinator",
+            ));
         }
         let healthy = remaining
             .iter()
-            .filter(|r| **r == c.config.id || v.progress.iter().any(|(p, _, active)| p == *r && *active))
+            .filter(|r| {
+                **r == c.config.id || v.progress.iter().any(|(p, _, active)| p == *r && *active)
+            })
             .count();
         let quorum = remaining.len() / 2 + 1;
         if healthy < quorum {
@@ -159,8 +204,14 @@ pub async fn remove(c: &Coordinator, id: u64) -> Result<MembershipResponse, Stat
                 .max_by_key(|(_, matched, _)| *matched)
                 .map(|(p, _, _)| *p);
             if let Some(target) = target {
-                info!(from = id, to = target, "transferring leadership before removing this coordinator");
-                c.handle.transfer_leader(META_GROUP, target).map_err(|e| c.map_request(e))?;
+                info!(
+                    from = id,
+                    to = target,
+                    "transferring leadership before removing this coordinator"
+                );
+                c.handle
+                    .transfer_leader(META_GROUP, target)
+                    .map_err(|e| c.map_request(e))?;
             }
             return Err(crate::error::unavailable(
                 "this coordinator is the leader being removed; leadership is moving, retry",
@@ -169,7 +220,14 @@ pub async fn remove(c: &Coordinator, id: u64) -> Result<MembershipResponse, Stat
         }
     }
     info!(id, "removing coordinator through a joint configuration");
-    let cc = change(vec![single(id, ConfChangeType::RemoveNode)], ConfChangeTransition::Explicit, Vec::new());
-    c.handle.conf_change(META_GROUP, cc).await.map_err(|e| c.map_request(e))?;
+    let cc = change(
+        vec![single(id, ConfChangeType::RemoveNode)],
+        ConfChangeTransition::Explicit,
+        Vec::new(),
+    );
+    c.handle
+        .conf_change(META_GROUP, cc)
+        .await
+        .map_err(|e| c.map_request(e))?;
     wait_joint_left(c).await.map(|cs| response(&cs))
 }

@@ -63,11 +63,33 @@ pub struct ShardInfo {
 /// A change to the metadata. Times are stamped by the proposing leader.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
-    InitCluster { cluster_id: String, shards: u32, replicas: u32, token: String, at_ms: u64 },
-    RegisterNode { instance_id: String, address: String, http_address: String, zone: String, at_ms: u64 },
-    UpdateNodeAddress { node_id: u64, address: String, http_address: String },
-    SetNodeState { node_id: u64, state: NodeState, at_ms: u64 },
-    PlaceShards { assignments: Vec<(u32, Vec<u64>)> },
+    InitCluster {
+        cluster_id: String,
+        shards: u32,
+        replicas: u32,
+        token: String,
+        at_ms: u64,
+    },
+    RegisterNode {
+        instance_id: String,
+        address: String,
+        http_address: String,
+        zone: String,
+        at_ms: u64,
+    },
+    UpdateNodeAddress {
+        node_id: u64,
+        address: String,
+        http_address: String,
+    },
+    SetNodeState {
+        node_id: u64,
+        state: NodeState,
+        at_ms: u64,
+    },
+    PlaceShards {
+        assignments: Vec<(u32, Vec<u64>)>,
+    },
 }
 
 /// Why a command changed nothing.

@@ -84,33 +84,65 @@ impl<E: Engine> MetaState<E> {
 
     /// The shards placed on `node_id`.
     pub fn shards_of(&self, node_id: u64) -> Vec<&ShardInfo> {
-        self.shards.values().filter(|s| s.replicas.contains(&node_id)).collect()
+        self.shards
+            .values()
+            .filter(|s| s.replicas.contains(&node_id))
+            .collect()
     }
 
     fn apply_command(&mut self, cmd: Command, batch: &mut WriteBatch) -> Output {
         match cmd {
-            Command::InitCluster { cluster_id, shards, replicas, token, at_ms } => {
+            Command::InitCluster {
+                cluster_id,
+                shards,
+                replicas,
+                token,
+                at_ms,
+            } => {
                 if let Some(existing) = &self.cluster {
                     if !token.is_empty() && existing.init_token == token {
                         return Ok(Reply::Initialized(existing.clone()));
                     }
-                    return Err(MetaError::AlreadyInitialized { cluster_id: existing.cluster_id.clone() });
+                    return Err(MetaError::AlreadyInitialized {
+                        cluster_id: existing.cluster_id.clone(),
+                    });
                 }
-                let info = ClusterInfo { cluster_id, shards, replicas, created_at_ms: at_ms, init_token: token };
+                let info = ClusterInfo {
+                    cluster_id,
+                    shards,
+                    replicas,
+                    created_at_ms: at_ms,
+                    init_token: token,
+                };
                 put_json(batch, keys::data_key(META_GROUP, CLUSTER_KEY), &info);
                 for id in 0..shards {
-                    let shard = ShardInfo { id, epoch: 1, replicas: Vec::new() };
+                    let shard = ShardInfo {
+                        id,
+                        epoch: 1,
+                        replicas: Vec::new(),
+                    };
                     put_json(batch, id_key(SHARD_PREFIX, u64::from(id)), &shard);
                     self.shards.insert(id, shard);
                 }
                 self.cluster = Some(info.clone());
                 Ok(Reply::Initialized(info))
             }
-            Command::RegisterNode { instance_id, address, http_address, zone, at_ms } => {
-                let Some(cluster) = &self.cluster else { return Err(MetaError::NotInitialized) };
+            Command::RegisterNode {
+                instance_id,
+                address,
+                http_address,
+                zone,
+                at_ms,
+            } => {
+                let Some(cluster) = &self.cluster else {
+                    return Err(MetaError::NotInitialized);
+                };
                 let cluster_id = cluster.cluster_id.clone();
                 if let Some(&node_id) = self.instances.get(&instance_id) {
-                    return Ok(Reply::Registered { node_id, cluster_id });
+                    return Ok(Reply::Registered {
+                        node_id,
+                        cluster_id,
+                    });
                 }
                 let node_id = self.next_node_id;
                 self.next_node_id += 1;
@@ -126,20 +158,41 @@ impl<E: Engine> MetaState<E> {
                 };
                 put_json(batch, id_key(NODE_PREFIX, node_id), &node);
                 put_json(batch, named_key(INSTANCE_PREFIX, &instance_id), &node_id);
-                put_json(batch, keys::data_key(META_GROUP, NEXT_NODE_KEY), &self.next_node_id);
+                put_json(
+                    batch,
+                    keys::data_key(META_GROUP, NEXT_NODE_KEY),
+                    &self.next_node_id,
+                );
                 self.nodes.insert(node_id, node);
                 self.instances.insert(instance_id, node_id);
-                Ok(Reply::Registered { node_id, cluster_id })
+                Ok(Reply::Registered {
+                    node_id,
+                    cluster_id,
+                })
             }
-            Command::UpdateNodeAddress { node_id, address, http_address } => {
-                let node = self.nodes.get_mut(&node_id).ok_or(MetaError::UnknownNode(node_id))?;
+            Command::UpdateNodeAddress {
+                node_id,
+                address,
+                http_address,
+            } => {
+                let node = self
+                    .nodes
+                    .get_mut(&node_id)
+                    .ok_or(MetaError::UnknownNode(node_id))?;
                 node.address = address;
                 node.http_address = http_address;
                 put_json(batch, id_key(NODE_PREFIX, node_id), node);
                 Ok(Reply::Done)
             }
-            Command::SetNodeState { node_id, state, at_ms } => {
-                let node = self.nodes.get_mut(&node_id).ok_or(MetaError::UnknownNode(node_id))?;
+            Command::SetNodeState {
+                node_id,
+                state,
+                at_ms,
+            } => {
+                let node = self
+                    .nodes
+                    .get_mut(&node_id)
+                    .ok_or(MetaError::UnknownNode(node_id))?;
                 if node.state != state {
                     node.state = state;
                     node.state_changed_at_ms = at_ms;
@@ -155,7 +208,10 @@ impl<E: Engine> MetaState<E> {
                     }
                     for (i, node) in replicas.iter().enumerate() {
                         if !self.nodes.contains_key(node) || replicas[..i].contains(node) {
-                            return Err(MetaError::BadPlacement { shard: *shard, node: *node });
+                            return Err(MetaError::BadPlacement {
+                                shard: *shard,
+                                node: *node,
+                            });
                         }
                     }
                 }
@@ -181,16 +237,25 @@ impl<E: Engine> MetaState<E> {
         let start = keys::data_key(META_GROUP, prefix);
         let end = keys::prefix_end(&start);
         let mut failure = None;
-        self.engine.scan(Cf::Meta, &start, &end, &mut |k, v| match serde_json::from_slice(v) {
-            Ok(row) => {
-                each(row);
-                true
-            }
-            Err(e) => {
-                failure = Some(EngineError::Corrupt { cf: Cf::Meta, key: k.to_vec(), reason: e.to_string() });
-                false
-            }
-        })?;
+        self.engine.scan(
+            Cf::Meta,
+            &start,
+            &end,
+            &mut |k, v| match serde_json::from_slice(v) {
+                Ok(row) => {
+                    each(row);
+                    true
+                }
+                Err(e) => {
+                    failure = Some(EngineError::Corrupt {
+                        cf: Cf::Meta,
+                        key: k.to_vec(),
+                        reason: e.to_string(),
+                    });
+                    false
+                }
+            },
+        )?;
         failure.map_or(Ok(()), Err)
     }
 
@@ -199,7 +264,11 @@ impl<E: Engine> MetaState<E> {
         match self.engine.get(Cf::Meta, &full)? {
             Some(v) => serde_json::from_slice(&v)
                 .map(Some)
-                .map_err(|e| EngineError::Corrupt { cf: Cf::Meta, key: full, reason: e.to_string() }),
+                .map_err(|e| EngineError::Corrupt {
+                    cf: Cf::Meta,
+                    key: full,
+                    reason: e.to_string(),
+                }),
             None => Ok(None),
         }
     }
@@ -215,7 +284,13 @@ impl<E: Engine> StateMachine for MetaState<E> {
         }
     }
 
-    fn on_conf_change(&mut self, index: u64, cc: &ConfChangeV2, _cs: &ConfState, batch: &mut WriteBatch) {
+    fn on_conf_change(
+        &mut self,
+        index: u64,
+        cc: &ConfChangeV2,
+        _cs: &ConfState,
+        batch: &mut WriteBatch,
+    ) {
         for change in cc.get_changes() {
             match change.get_change_type() {
                 ConfChangeType::AddNode | ConfChangeType::AddLearnerNode => {
@@ -227,7 +302,11 @@ impl<E: Engine> StateMachine for MetaState<E> {
                             put_json(batch, id_key(COORD_PREFIX, info.id), &info);
                             self.coordinators.insert(info.id, info);
                         }
-                        Ok(_) | Err(_) => warn!(index, node = change.node_id, "conf change without a usable address"),
+                        Ok(_) | Err(_) => warn!(
+                            index,
+                            node = change.node_id,
+                            "conf change without a usable address"
+                        ),
                     }
                 }
                 ConfChangeType::RemoveNode => {
@@ -253,7 +332,10 @@ impl<E: Engine> StateMachine for MetaState<E> {
         self.scan_rows(SHARD_PREFIX, |s: ShardInfo| {
             shards.insert(s.id, s);
         })?;
-        self.instances = nodes.values().map(|n: &NodeInfo| (n.instance_id.clone(), n.id)).collect();
+        self.instances = nodes
+            .values()
+            .map(|n: &NodeInfo| (n.instance_id.clone(), n.id))
+            .collect();
         self.coordinators = coordinators;
         self.nodes = nodes;
         self.shards = shards;
@@ -269,12 +351,20 @@ mod tests {
     fn apply(sm: &mut MetaState<MemEngine>, cmd: Command) -> Output {
         let mut batch = WriteBatch::default();
         let out = sm.apply(1, &serde_json::to_vec(&cmd).unwrap_or_default(), &mut batch);
-        sm.engine.write(&batch, true).unwrap_or_else(|e| panic!("{e}"));
+        sm.engine
+            .write(&batch, true)
+            .unwrap_or_else(|e| panic!("{e}"));
         out
     }
 
     fn init(token: &str) -> Command {
-        Command::InitCluster { cluster_id: "c1".into(), shards: 4, replicas: 3, token: token.into(), at_ms: 5 }
+        Command::InitCluster {
+            cluster_id: "c1".into(),
+            shards: 4,
+            replicas: 3,
+            token: token.into(),
+            at_ms: 5,
+        }
     }
 
     fn register(instance: &str) -> Command {
@@ -288,27 +378,46 @@ mod tests {
     }
 
     #[test]
-    fn init_runs_once_and_a_retry_with_the_same_token_succeeds() -> Result<(), Box<dyn std::error::Error>> {
+    fn init_runs_once_and_a_retry_with_the_same_token_succeeds(
+    ) -> Result<(), Box<dyn std::error::Error>> {
         let mut sm = MetaState::load(Arc::new(MemEngine::new()))?;
-        assert!(matches!(apply(&mut sm, init("t1")), Ok(Reply::Initialized(_))));
-        assert!(matches!(apply(&mut sm, init("t1")), Ok(Reply::Initialized(_))));
+        assert!(matches!(
+            apply(&mut sm, init("t1")),
+            Ok(Reply::Initialized(_))
+        ));
+        assert!(matches!(
+            apply(&mut sm, init("t1")),
+            Ok(Reply::Initialized(_))
+        ));
         assert_eq!(
             apply(&mut sm, init("t2")),
-            Err(MetaError::AlreadyInitialized { cluster_id: "c1".into() })
+            Err(MetaError::AlreadyInitialized {
+                cluster_id: "c1".into()
+            })
         );
         assert_eq!(sm.shards.len(), 4);
         Ok(())
     }
 
     #[test]
-    fn registration_is_idempotent_per_instance_and_survives_reload() -> Result<(), Box<dyn std::error::Error>> {
+    fn registration_is_idempotent_per_instance_and_survives_reload(
+    ) -> Result<(), Box<dyn std::error::Error>> {
         let engine = Arc::new(MemEngine::new());
         let mut sm = MetaState::load(engine.clone())?;
-        assert_eq!(apply(&mut sm, register("a")), Err(MetaError::NotInitialized));
+        assert_eq!(
+            apply(&mut sm, register("a")),
+            Err(MetaError::NotInitialized)
+        );
         apply(&mut sm, init("t"))?;
         let first = apply(&mut sm, register("a"))?;
         assert_eq!(apply(&mut sm, register("a"))?, first);
-        assert_eq!(apply(&mut sm, register("b"))?, Reply::Registered { node_id: 2, cluster_id: "c1".into() });
+        assert_eq!(
+            apply(&mut sm, register("b"))?,
+            Reply::Registered {
+                node_id: 2,
+                cluster_id: "c1".into()
+            }
+        );
         let reloaded = MetaState::load(engine)?;
         assert_eq!(reloaded.nodes, sm.nodes);
         assert_eq!(reloaded.shards, sm.shards);
@@ -323,13 +432,27 @@ mod tests {
         apply(&mut sm, register("a"))?;
         let before = sm.shards.clone();
         assert_eq!(
-            apply(&mut sm, Command::SetNodeState { node_id: 9, state: NodeState::Down, at_ms: 1 }),
+            apply(
+                &mut sm,
+                Command::SetNodeState {
+                    node_id: 9,
+                    state: NodeState::Down,
+                    at_ms: 1
+                }
+            ),
             Err(MetaError::UnknownNode(9))
         );
-        let bad = Command::PlaceShards { assignments: vec![(0, vec![1]), (1, vec![1, 1])] };
-        assert_eq!(apply(&mut sm, bad), Err(MetaError::BadPlacement { shard: 1, node: 1 }));
+        let bad = Command::PlaceShards {
+            assignments: vec![(0, vec![1]), (1, vec![1, 1])],
+        };
+        assert_eq!(
+            apply(&mut sm, bad),
+            Err(MetaError::BadPlacement { shard: 1, node: 1 })
+        );
         assert_eq!(sm.shards, before);
-        let good = Command::PlaceShards { assignments: vec![(0, vec![1])] };
+        let good = Command::PlaceShards {
+            assignments: vec![(0, vec![1])],
+        };
         apply(&mut sm, good)?;
         assert_eq!(sm.shards[&0].epoch, 2);
         Ok(())

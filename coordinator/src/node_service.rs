@@ -39,23 +39,37 @@ fn check_cluster(ours: Option<&str>, theirs: &str) -> Result<(), Status> {
 
 #[tonic::async_trait]
 impl NodeService for NodeApi {
-    async fn register_node(&self, request: Request<RegisterNodeRequest>) -> Result<Response<RegisterNodeResponse>, Status> {
+    async fn register_node(
+        &self,
+        request: Request<RegisterNodeRequest>,
+    ) -> Result<Response<RegisterNodeResponse>, Status> {
         if let Route::Forward(ch) = route(&self.coordinator, &request).await? {
-            return NodeServiceClient::new(ch).register_node(forwarded(request.into_inner())).await;
+            return NodeServiceClient::new(ch)
+                .register_node(forwarded(request.into_inner()))
+                .await;
         }
         let req = request.into_inner();
         if req.instance_id.is_empty() || req.instance_id.len() > MAX_INSTANCE_ID_LEN {
-            return Err(invalid("instance_id", format!("must be 1 to {MAX_INSTANCE_ID_LEN} bytes")));
+            return Err(invalid(
+                "instance_id",
+                format!("must be 1 to {MAX_INSTANCE_ID_LEN} bytes"),
+            ));
         }
-        check_address("address", &req.address).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        check_address("address", &req.address)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
         if !req.http_address.is_empty() {
-            check_address("http_address", &req.http_address).map_err(|e| Status::invalid_argument(e.to_string()))?;
+            check_address("http_address", &req.http_address)
+                .map_err(|e| Status::invalid_argument(e.to_string()))?;
         }
         if req.zone.len() > MAX_ZONE_LEN {
             return Err(invalid("zone", format!("at most {MAX_ZONE_LEN} bytes")));
         }
         let c = &self.coordinator;
-        let cluster = c.handle.read(META_GROUP, |sm| sm.cluster_id().map(str::to_string)).await.map_err(|e| c.map_request(e))?;
+        let cluster = c
+            .handle
+            .read(META_GROUP, |sm| sm.cluster_id().map(str::to_string))
+            .await
+            .map_err(|e| c.map_request(e))?;
         check_cluster(cluster.as_deref(), &req.cluster_id)?;
         let cmd = Command::RegisterNode {
             instance_id: req.instance_id,
@@ -65,20 +79,33 @@ impl NodeService for NodeApi {
             at_ms: now_ms(),
         };
         match c.propose(cmd).await? {
-            Reply::Registered { node_id, cluster_id } => {
+            Reply::Registered {
+                node_id,
+                cluster_id,
+            } => {
                 info!(node_id, "node registered");
                 if let Ok(mut h) = c.heartbeats.lock() {
                     h.insert(node_id, Instant::now());
                 }
-                Ok(Response::new(RegisterNodeResponse { node_id, cluster_id }))
+                Ok(Response::new(RegisterNodeResponse {
+                    node_id,
+                    cluster_id,
+                }))
             }
-            other => Err(Status::internal(format!("unexpected reply to register: {other:?}"))),
+            other => Err(Status::internal(format!(
+                "unexpected reply to register: {other:?}"
+            ))),
         }
     }
 
-    async fn heartbeat(&self, request: Request<HeartbeatRequest>) -> Result<Response<HeartbeatResponse>, Status> {
+    async fn heartbeat(
+        &self,
+        request: Request<HeartbeatRequest>,
+    ) -> Result<Response<HeartbeatResponse>, Status> {
         if let Route::Forward(ch) = route(&self.coordinator, &request).await? {
-            return NodeServiceClient::new(ch).heartbeat(forwarded(request.into_inner())).await;
+            return NodeServiceClient::new(ch)
+                .heartbeat(forwarded(request.into_inner()))
+                .await;
         }
         let req = request.into_inner();
         let c = &self.coordinator;
@@ -91,7 +118,11 @@ impl NodeService for NodeApi {
                 let shards: Vec<ShardStatus> = sm
                     .shards_of(node_id)
                     .into_iter()
-                    .map(|s| ShardStatus { id: s.id, epoch: s.epoch, replicas: s.replicas.clone() })
+                    .map(|s| ShardStatus {
+                        id: s.id,
+                        epoch: s.epoch,
+                        replicas: s.replicas.clone(),
+                    })
                     .collect();
                 (sm.cluster_id().map(str::to_string), node, shards)
             })
@@ -105,14 +136,26 @@ impl NodeService for NodeApi {
         if let Ok(mut h) = c.heartbeats.lock() {
             h.insert(node_id, Instant::now());
         }
-        if !req.address.is_empty() && (req.address != node.address || req.http_address != node.http_address) {
-            check_address("address", &req.address).map_err(|e| Status::invalid_argument(e.to_string()))?;
-            c.propose(Command::UpdateNodeAddress { node_id, address: req.address, http_address: req.http_address })
-                .await?;
+        if !req.address.is_empty()
+            && (req.address != node.address || req.http_address != node.http_address)
+        {
+            check_address("address", &req.address)
+                .map_err(|e| Status::invalid_argument(e.to_string()))?;
+            c.propose(Command::UpdateNodeAddress {
+                node_id,
+                address: req.address,
+                http_address: req.http_address,
+            })
+            .await?;
         }
         if node.state == NodeState::Down {
             info!(node_id, "node is back; marking it up");
-            c.propose(Command::SetNodeState { node_id, state: NodeState::Up, at_ms: now_ms() }).await?;
+            c.propose(Command::SetNodeState {
+                node_id,
+                state: NodeState::Up,
+                at_ms: now_ms(),
+            })
+            .await?;
         }
         Ok(Response::new(HeartbeatResponse { assigned_shards }))
     }

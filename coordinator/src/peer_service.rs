@@ -14,7 +14,10 @@ pub struct PeerApi {
 
 #[tonic::async_trait]
 impl CoordinatorPeerService for PeerApi {
-    async fn local_status(&self, _request: Request<LocalStatusRequest>) -> Result<Response<CoordinatorStatus>, Status> {
+    async fn local_status(
+        &self,
+        _request: Request<LocalStatusRequest>,
+    ) -> Result<Response<CoordinatorStatus>, Status> {
         self.coordinator.local_status().await.map(Response::new)
     }
 }

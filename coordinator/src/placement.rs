@@ -25,8 +25,10 @@ pub fn place(
     if replicas == 0 || distinct.len() < replicas {
         return Vec::new();
     }
-    let mut load: BTreeMap<u64, usize> =
-        distinct.iter().map(|id| (*id, existing.get(id).copied().unwrap_or(0))).collect();
+    let mut load: BTreeMap<u64, usize> = distinct
+        .iter()
+        .map(|id| (*id, existing.get(id).copied().unwrap_or(0)))
+        .collect();
     let mut out = Vec::with_capacity(unplaced.len());
     for &shard in unplaced {
         let mut chosen: Vec<u64> = Vec::with_capacity(replicas);
@@ -57,7 +59,12 @@ mod tests {
     use super::*;
 
     fn nodes(spec: &[(u64, &str)]) -> Vec<Candidate> {
-        spec.iter().map(|(id, zone)| Candidate { id: *id, zone: zone.to_string() }).collect()
+        spec.iter()
+            .map(|(id, zone)| Candidate {
+                id: *id,
+                zone: zone.to_string(),
+            })
+            .collect()
     }
 
     fn counts(placed: &[(u32, Vec<u64>)]) -> BTreeMap<u64, usize> {
@@ -73,10 +80,18 @@ mod tests {
     #[test]
     fn three_nodes_take_every_shard_once_each() {
         let shards: Vec<u32> = (0..64).collect();
-        let placed = place(&shards, 3, &nodes(&[(1, ""), (2, ""), (3, "")]), &BTreeMap::new());
+        let placed = place(
+            &shards,
+            3,
+            &nodes(&[(1, ""), (2, ""), (3, "")]),
+            &BTreeMap::new(),
+        );
         assert_eq!(placed.len(), 64);
         assert!(placed.iter().all(|(_, r)| r.len() == 3));
-        assert_eq!(counts(&placed).values().copied().collect::<Vec<_>>(), vec![64, 64, 64]);
+        assert_eq!(
+            counts(&placed).values().copied().collect::<Vec<_>>(),
+            vec![64, 64, 64]
+        );
     }
 
     #[test]
@@ -85,8 +100,15 @@ mod tests {
         let cands = nodes(&[(1, "a"), (2, "a"), (3, "b"), (4, "b"), (5, "c"), (6, "c")]);
         let placed = place(&shards, 3, &cands, &BTreeMap::new());
         for (shard, r) in &placed {
-            let zones: BTreeSet<&str> =
-                r.iter().map(|id| cands.iter().find(|c| c.id == *id).map_or("", |c| c.zone.as_str())).collect();
+            let zones: BTreeSet<&str> = r
+                .iter()
+                .map(|id| {
+                    cands
+                        .iter()
+                        .find(|c| c.id == *id)
+                        .map_or("", |c| c.zone.as_str())
+                })
+                .collect();
             assert_eq!(zones.len(), 3, "shard {shard} replicas {r:?} share a zone");
         }
         let c = counts(&placed);

@@ -20,8 +20,11 @@ const ROUND: Duration = Duration::from_millis(500);
 fn nodes_gauge() -> &'static IntGaugeVec {
     static GAUGE: OnceLock<IntGaugeVec> = OnceLock::new();
     GAUGE.get_or_init(|| {
-        let g = IntGaugeVec::new(Opts::new("surge_coordinator_nodes", "Nodes by state"), &["state"])
-            .unwrap_or_else(|e| panic!("nodes gauge: {e}"));
+        let g = IntGaugeVec::new(
+            Opts::new("surge_coordinator_nodes", "Nodes by state"),
+            &["state"],
+        )
+        .unwrap_or_else(|e| panic!("nodes gauge: {e}"));
         let _ = prometheus::default_registry().register(Box::new(g.clone()));
         g
     })
@@ -73,7 +76,12 @@ pub async fn run(c: Arc<Coordinator>, ready: Readiness, mut shutdown: watch::Rec
 
 fn publish_gauges(nodes: &[NodeInfo]) {
     let gauge = nodes_gauge();
-    for state in [NodeState::Up, NodeState::Down, NodeState::Draining, NodeState::Removed] {
+    for state in [
+        NodeState::Up,
+        NodeState::Down,
+        NodeState::Draining,
+        NodeState::Removed,
+    ] {
         let n = nodes.iter().filter(|n| n.state == state).count();
         gauge.with_label_values(&[state.as_str()]).set(n as i64);
     }
@@ -83,10 +91,22 @@ async fn mark_silent_nodes_down(c: &Coordinator, view: &View, leader_since: Inst
     let seen = c.heartbeats.lock().map(|h| h.clone()).unwrap_or_default();
     for node in view.nodes.iter().filter(|n| n.state == NodeState::Up) {
         // A new leader has heard nobody yet: everyone gets a full grace period from its start.
-        let last = seen.get(&node.id).copied().unwrap_or(leader_since).max(leader_since);
+        let last = seen
+            .get(&node.id)
+            .copied()
+            .unwrap_or(leader_since)
+            .max(leader_since);
         if last.elapsed() > c.config.node_down_after {
-            warn!(node_id = node.id, silent_secs = last.elapsed().as_secs(), "node silent; marking it down");
-            let cmd = Command::SetNodeState { node_id: node.id, state: NodeState::Down, at_ms: now_ms() };
+            warn!(
+                node_id = node.id,
+                silent_secs = last.elapsed().as_secs(),
+                "node silent; marking it down"
+            );
+            let cmd = Command::SetNodeState {
+                node_id: node.id,
+                state: NodeState::Down,
+                at_ms: now_ms(),
+            };
             if let Err(e) = c.propose(cmd).await {
                 warn!(node_id = node.id, error = %e, "could not mark node down");
             }
@@ -96,7 +116,12 @@ async fn mark_silent_nodes_down(c: &Coordinator, view: &View, leader_since: Inst
 
 async fn place_unplaced_shards(c: &Coordinator, view: &View) {
     let Some(cluster) = &view.cluster else { return };
-    let unplaced: Vec<u32> = view.shards.iter().filter(|s| s.replicas.is_empty()).map(|s| s.id).collect();
+    let unplaced: Vec<u32> = view
+        .shards
+        .iter()
+        .filter(|s| s.replicas.is_empty())
+        .map(|s| s.id)
+        .collect();
     if unplaced.is_empty() {
         return;
     }
@@ -104,7 +129,10 @@ async fn place_unplaced_shards(c: &Coordinator, view: &View) {
         .nodes
         .iter()
         .filter(|n| n.state == NodeState::Up)
-        .map(|n| Candidate { id: n.id, zone: n.zone.clone() })
+        .map(|n| Candidate {
+            id: n.id,
+            zone: n.zone.clone(),
+        })
         .collect();
     let mut existing: BTreeMap<u64, usize> = BTreeMap::new();
     for shard in &view.shards {
@@ -116,7 +144,11 @@ async fn place_unplaced_shards(c: &Coordinator, view: &View) {
     if assignments.is_empty() {
         return;
     }
-    info!(shards = assignments.len(), nodes = candidates.len(), "placing shard replicas");
+    info!(
+        shards = assignments.len(),
+        nodes = candidates.len(),
+        "placing shard replicas"
+    );
     if let Err(e) = c.propose(Command::PlaceShards { assignments }).await {
         warn!(error = %e, "could not place shard replicas");
     }

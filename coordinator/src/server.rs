@@ -5,10 +5,12 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::{Arc, OnceLock, RwLock};
 
+use surge_raftstore::identity::{self, Identity};
 use surge_raftstore::ops::{health_and_reflection, serve_http, stop_within_grace, Readiness};
 use surge_raftstore::transport::{GrpcTransport, RaftTransportService};
-use surge_raftstore::identity::{self, Identity};
-use surge_raftstore::{logger, raft_loop, Engine, GroupStorage, Peer, RaftLoop, RocksEngine, WriteBatch};
+use surge_raftstore::{
+    logger, raft_loop, Engine, GroupStorage, Peer, RaftLoop, RocksEngine, WriteBatch,
+};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -35,20 +37,30 @@ pub enum ServerError {
 }
 
 fn data_dir_error(config: &Config, reason: impl Into<String>) -> ServerError {
-    ServerError::DataDir { path: config.data_dir.display().to_string(), reason: reason.into() }
+    ServerError::DataDir {
+        path: config.data_dir.display().to_string(),
+        reason: reason.into(),
+    }
 }
 
 /// Opens the engine and refuses a data dir that belongs to another process or cluster.
 fn open_checked(config: &Config) -> Result<Arc<RocksEngine>, ServerError> {
     std::fs::create_dir_all(&config.data_dir).map_err(|e| data_dir_error(config, e.to_string()))?;
     let engine = Arc::new(RocksEngine::open(&config.data_dir.join("db"))?);
-    let ours = Identity { kind: "coordinator".into(), id: config.id, ..Identity::default() };
+    let ours = Identity {
+        kind: "coordinator".into(),
+        id: config.id,
+        ..Identity::default()
+    };
     match identity::load(engine.as_ref())? {
         Some(found) => {
             if found.kind != ours.kind || found.id != ours.id {
                 return Err(data_dir_error(
                     config,
-                    format!("belongs to {} {}, not coordinator {}; refusing to start", found.kind, found.id, config.id),
+                    format!(
+                        "belongs to {} {}, not coordinator {}; refusing to start",
+                        found.kind, found.id, config.id
+                    ),
                 ));
             }
         }
@@ -84,7 +96,11 @@ pub async fn run(
         }
     }
     let cluster_id = Arc::new(RwLock::new(sm.cluster_id().unwrap_or_default().to_string()));
-    let mut initial_book: BTreeMap<u64, _> = config.initial_peers.iter().map(|p| (p.id, p.clone())).collect();
+    let mut initial_book: BTreeMap<u64, _> = config
+        .initial_peers
+        .iter()
+        .map(|p| (p.id, p.clone()))
+        .collect();
     initial_book.extend(sm.coordinators.clone());
     let book = Arc::new(RwLock::new(initial_book));
 
@@ -95,7 +111,10 @@ pub async fn run(
         config.id,
         cluster_id.clone(),
         Arc::new(move |_group, peer| {
-            resolver_book.read().ok().and_then(|b| b.get(&peer).map(|c| (peer, c.address.clone())))
+            resolver_book
+                .read()
+                .ok()
+                .and_then(|b| b.get(&peer).map(|c| (peer, c.address.clone())))
         }),
         Arc::new(move |group, peer| {
             if let Some(h) = unreachable_cell.get() {
@@ -104,18 +123,33 @@ pub async fn run(
         }),
         tokio::runtime::Handle::current(),
     );
-    let peer = Peer::open(config.id, storage, sm, &config.raft, &logger::raft_logger(META_GROUP))?;
+    let peer = Peer::open(
+        config.id,
+        storage,
+        sm,
+        &config.raft,
+        &logger::raft_logger(META_GROUP),
+    )?;
     let (raft_loop, handle) = RaftLoop::new(vec![peer], Arc::new(transport), config.raft.clone());
     let _ = handle_cell.set(handle.clone());
     let loop_thread = raft_loop::spawn(raft_loop);
 
-    let coordinator = Arc::new(Coordinator::new(config.clone(), handle.clone(), book, cluster_id.clone()));
+    let coordinator = Arc::new(Coordinator::new(
+        config.clone(),
+        handle.clone(),
+        book,
+        cluster_id.clone(),
+    ));
     let (stop_tx, stop_rx) = watch::channel(false);
     let ready = Readiness::default();
 
     let (reporter, health, reflection) = health_and_reflection();
-    reporter.set_serving::<surge_proto::v1::admin_service_server::AdminServiceServer<AdminApi>>().await;
-    reporter.set_serving::<surge_proto::v1::node_service_server::NodeServiceServer<NodeApi>>().await;
+    reporter
+        .set_serving::<surge_proto::v1::admin_service_server::AdminServiceServer<AdminApi>>()
+        .await;
+    reporter
+        .set_serving::<surge_proto::v1::node_service_server::NodeServiceServer<NodeApi>>()
+        .await;
     let inbound_handle = handle.clone();
     let raft_service = RaftTransportService::new(
         config.id,
@@ -126,15 +160,23 @@ pub async fn run(
     let grpc_server = tonic::transport::Server::builder()
         .add_service(health)
         .add_service(reflection)
-        .add_service(surge_proto::v1::admin_service_server::AdminServiceServer::new(AdminApi {
-            coordinator: coordinator.clone(),
-        }))
-        .add_service(surge_proto::v1::node_service_server::NodeServiceServer::new(NodeApi {
-            coordinator: coordinator.clone(),
-        }))
-        .add_service(surge_proto::v1::coordinator_peer_service_server::CoordinatorPeerServiceServer::new(PeerApi {
-            coordinator: coordinator.clone(),
-        }))
+        .add_service(
+            surge_proto::v1::admin_service_server::AdminServiceServer::new(AdminApi {
+                coordinator: coordinator.clone(),
+            }),
+        )
+        .add_service(
+            surge_proto::v1::node_service_server::NodeServiceServer::new(NodeApi {
+                coordinator: coordinator.clone(),
+            }),
+        )
+        .add_service(
+            surge_proto::v1::coordinator_peer_service_server::CoordinatorPeerServiceServer::new(
+                PeerApi {
+                    coordinator: coordinator.clone(),
+                },
+            ),
+        )
         .add_service(raft_service.into_server())
         .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), async move {
             let _ = grpc_stop.changed().await;

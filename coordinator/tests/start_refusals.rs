@@ -9,10 +9,20 @@ use surge_proto::v1::admin_service_client::AdminServiceClient;
 use surge_proto::v1::InitClusterRequest;
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("port")
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port")
 }
 
-fn write_config(dir: &Path, name: &str, id: u64, data_dir: &Path, extra: &str, grpc: u16) -> std::path::PathBuf {
+fn write_config(
+    dir: &Path,
+    name: &str,
+    id: u64,
+    data_dir: &Path,
+    extra: &str,
+    grpc: u16,
+) -> std::path::PathBuf {
     let path = dir.join(name);
     let text = format!(
         "id = {id}\ndata_dir = {data_dir:?}\ngrpc_listen = \"127.0.0.1:{grpc}\"\nhttp_listen = \"127.0.0.1:{}\"\n{extra}\n[[initial_peers]]\nid = {id}\naddress = \"127.0.0.1:{grpc}\"\n",
@@ -57,7 +67,10 @@ fn a_malformed_config_is_refused_with_the_key_named() {
         assert!(!out.status.success(), "accepted a config with a bad {key}");
         assert!(stderr.contains(key), "stderr does not name {key}: {stderr}");
     }
-    assert!(!dir.path().join("d").exists(), "a refused config must not create a data dir");
+    assert!(
+        !dir.path().join("d").exists(),
+        "a refused config must not create a data dir"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -76,9 +89,18 @@ async fn a_data_dir_of_another_coordinator_or_cluster_is_refused() {
     // A one-coordinator cluster elects itself; initialize it.
     let deadline = Instant::now() + Duration::from_secs(30);
     let cluster_id = loop {
-        assert!(Instant::now() < deadline, "single coordinator never initialized");
-        if let Ok(mut client) = AdminServiceClient::connect(format!("http://127.0.0.1:{grpc}")).await {
-            let req = InitClusterRequest { shards: 2, replicas: 1, request_token: "t".into() };
+        assert!(
+            Instant::now() < deadline,
+            "single coordinator never initialized"
+        );
+        if let Ok(mut client) =
+            AdminServiceClient::connect(format!("http://127.0.0.1:{grpc}")).await
+        {
+            let req = InitClusterRequest {
+                shards: 2,
+                replicas: 1,
+                request_token: "t".into(),
+            };
             if let Ok(resp) = client.init_cluster(req).await {
                 break resp.into_inner().cluster_id;
             }
@@ -94,14 +116,31 @@ async fn a_data_dir_of_another_coordinator_or_cluster_is_refused() {
     assert!(!out.status.success());
     assert!(stderr.contains("belongs to coordinator 1"), "{stderr}");
 
-    let pinned = write_config(dir.path(), "c3.toml", 1, &data, "cluster_id = \"some-other-cluster\"\n", free_port());
+    let pinned = write_config(
+        dir.path(),
+        "c3.toml",
+        1,
+        &data,
+        "cluster_id = \"some-other-cluster\"\n",
+        free_port(),
+    );
     let out = run_to_exit(&pinned);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(stderr.contains(&format!("belongs to cluster {cluster_id}")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("belongs to cluster {cluster_id}")),
+        "{stderr}"
+    );
 
     // The data dir is intact: the right config still starts and keeps its cluster.
-    let right = write_config(dir.path(), "c4.toml", 1, &data, &format!("cluster_id = {cluster_id:?}\n"), grpc);
+    let right = write_config(
+        dir.path(),
+        "c4.toml",
+        1,
+        &data,
+        &format!("cluster_id = {cluster_id:?}\n"),
+        grpc,
+    );
     let mut child = Command::new(env!("CARGO_BIN_EXE_surge-coordinator"))
         .arg("--config")
         .arg(&right)
@@ -111,9 +150,17 @@ async fn a_data_dir_of_another_coordinator_or_cluster_is_refused() {
         .expect("restart");
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        assert!(Instant::now() < deadline, "restarted coordinator never answered");
-        if let Ok(mut client) = AdminServiceClient::connect(format!("http://127.0.0.1:{grpc}")).await {
-            if let Ok(s) = client.cluster_status(surge_proto::v1::ClusterStatusRequest {}).await {
+        assert!(
+            Instant::now() < deadline,
+            "restarted coordinator never answered"
+        );
+        if let Ok(mut client) =
+            AdminServiceClient::connect(format!("http://127.0.0.1:{grpc}")).await
+        {
+            if let Ok(s) = client
+                .cluster_status(surge_proto::v1::ClusterStatusRequest {})
+                .await
+            {
                 assert_eq!(s.into_inner().cluster_id, cluster_id);
                 break;
             }

@@ -48,7 +48,10 @@ pub struct Config {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("{key}: {reason}")]
@@ -56,7 +59,10 @@ pub enum ConfigError {
 }
 
 fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { key: key.into(), reason: reason.into() }
+    ConfigError::Invalid {
+        key: key.into(),
+        reason: reason.into(),
+    }
 }
 
 fn check_address(key: &str, value: &str) -> Result<(), ConfigError> {
@@ -65,18 +71,26 @@ fn check_address(key: &str, value: &str) -> Result<(), ConfigError> {
     }
     match value.rsplit_once(':') {
         Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(()),
-        _ => Err(invalid(key, format!("{value:?} is not a host:port address"))),
+        _ => Err(invalid(
+            key,
+            format!("{value:?} is not a host:port address"),
+        )),
     }
 }
 
 impl ConfigFile {
     pub fn parse(path: &Path, text: &str) -> Result<ConfigFile, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() })
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
     }
 
     pub fn load(path: &Path) -> Result<ConfigFile, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         ConfigFile::parse(path, &text)
     }
 
@@ -101,13 +115,19 @@ impl ConfigFile {
             return Err(invalid("zone", "at most 64 bytes"));
         }
         if coordinators.is_empty() {
-            return Err(invalid("coordinators", "at least one coordinator address is needed"));
+            return Err(invalid(
+                "coordinators",
+                "at least one coordinator address is needed",
+            ));
         }
         for (i, c) in coordinators.iter().enumerate() {
             check_address(&format!("coordinators[{i}]"), c)?;
         }
         if !(100..=10_000).contains(&heartbeat_interval_ms) {
-            return Err(invalid("heartbeat_interval_ms", "must be between 100 and 10000"));
+            return Err(invalid(
+                "heartbeat_interval_ms",
+                "must be between 100 and 10000",
+            ));
         }
         Ok(Config {
             data_dir,
@@ -148,9 +168,15 @@ mod tests {
     fn errors_name_the_key() {
         let cases = [
             (GOOD.replace("[\"127.0.0.1:7001\"]", "[]"), "coordinators"),
-            (GOOD.replace("[\"127.0.0.1:7001\"]", "[\"x\"]"), "coordinators[0]"),
+            (
+                GOOD.replace("[\"127.0.0.1:7001\"]", "[\"x\"]"),
+                "coordinators[0]",
+            ),
             (GOOD.replace("zone =", "zon ="), "zon"),
-            (format!("{GOOD}\nheartbeat_interval_ms = 5\n"), "heartbeat_interval_ms"),
+            (
+                format!("{GOOD}\nheartbeat_interval_ms = 5\n"),
+                "heartbeat_interval_ms",
+            ),
             (GOOD.replace("127.0.0.1:7301", "7301"), "http_listen"),
         ];
         for (text, key) in cases {
@@ -165,9 +191,20 @@ mod tests {
     fn the_example_files_in_deploy_parse() -> Result<(), ConfigError> {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/config");
         let mut seen = 0;
-        for entry in std::fs::read_dir(&dir).map_err(|source| ConfigError::Read { path: dir.clone(), source })? {
-            let path = entry.map_err(|source| ConfigError::Read { path: dir.clone(), source })?.path();
-            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        for entry in std::fs::read_dir(&dir).map_err(|source| ConfigError::Read {
+            path: dir.clone(),
+            source,
+        })? {
+            let path = entry
+                .map_err(|source| ConfigError::Read {
+                    path: dir.clone(),
+                    source,
+                })?
+                .path();
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
             if name.starts_with("node") && name.ends_with(".toml") {
                 ConfigFile::load(&path)?.validate()?;
                 seen += 1;

@@ -34,20 +34,32 @@ struct Gauges {
 fn gauges() -> &'static Gauges {
     static G: OnceLock<Gauges> = OnceLock::new();
     G.get_or_init(|| {
-        let assigned = IntGauge::new("surge_node_assigned_replicas", "Shard replicas placed on this node")
-            .unwrap_or_else(|e| panic!("{e}"));
-        let heartbeat_failures = IntCounter::new("surge_node_heartbeat_failures_total", "Heartbeats that failed")
-            .unwrap_or_else(|e| panic!("{e}"));
+        let assigned = IntGauge::new(
+            "surge_node_assigned_replicas",
+            "Shard replicas placed on this node",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let heartbeat_failures = IntCounter::new(
+            "surge_node_heartbeat_failures_total",
+            "Heartbeats that failed",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         let r = prometheus::default_registry();
         let _ = r.register(Box::new(assigned.clone()));
         let _ = r.register(Box::new(heartbeat_failures.clone()));
-        Gauges { assigned, heartbeat_failures }
+        Gauges {
+            assigned,
+            heartbeat_failures,
+        }
     })
 }
 
 /// Codes after which retrying cannot help: this data dir is not welcome in this cluster.
 fn is_refusal(code: Code) -> bool {
-    matches!(code, Code::PermissionDenied | Code::NotFound | Code::InvalidArgument)
+    matches!(
+        code,
+        Code::PermissionDenied | Code::NotFound | Code::InvalidArgument
+    )
 }
 
 /// Registers (unless the data dir already holds a node id) and returns the identity.
@@ -84,9 +96,11 @@ pub async fn register(
                 info!(node_id = identity.id, cluster_id = %identity.cluster_id, "registered");
                 return Ok(Some(identity));
             }
-            Err(s) if is_refusal(s.code()) => return Err(MembershipError::Refused(s.message().to_string())),
+            Err(s) if is_refusal(s.code()) => {
+                return Err(MembershipError::Refused(s.message().to_string()))
+            }
             Err(s) => {
-                if attempt % 10 == 0 {
+                if attempt.is_multiple_of(10) {
                     info!(code = ?s.code(), message = s.message(), "waiting to register");
                 }
                 attempt += 1;

@@ -30,13 +30,19 @@ pub enum ServerError {
 
 fn open_checked(config: &Config) -> Result<(Arc<RocksEngine>, Identity), ServerError> {
     let path = config.data_dir.display().to_string();
-    std::fs::create_dir_all(&config.data_dir).map_err(|e| ServerError::DataDir { path: path.clone(), reason: e.to_string() })?;
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| ServerError::DataDir {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
     let engine = Arc::new(RocksEngine::open(&config.data_dir.join("db"))?);
     let identity = match identity::load(engine.as_ref())? {
         Some(found) if found.kind != "node" => {
             return Err(ServerError::DataDir {
                 path,
-                reason: format!("belongs to {} {}, not to a node; refusing to start", found.kind, found.id),
+                reason: format!(
+                    "belongs to {} {}, not to a node; refusing to start",
+                    found.kind, found.id
+                ),
             })
         }
         Some(found) => found,
@@ -65,7 +71,10 @@ pub async fn run(
     let client = Arc::new(
         MetaClient::new(config.coordinators.clone())
             .map_err(|s| ServerError::Serve(s.message().to_string()))?
-            .with_policy(RetryPolicy { deadline: Duration::from_secs(3), ..RetryPolicy::default() })
+            .with_policy(RetryPolicy {
+                deadline: Duration::from_secs(3),
+                ..RetryPolicy::default()
+            })
             .with_call_timeout(Duration::from_secs(3)),
     );
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -92,7 +101,9 @@ pub async fn run(
         let ready = ready.clone();
         let mut stop = stop_rx.clone();
         async move {
-            let Some(identity) = membership::register(&config, &engine, &client, identity, &mut stop).await? else {
+            let Some(identity) =
+                membership::register(&config, &engine, &client, identity, &mut stop).await?
+            else {
                 return Ok(());
             };
             let assigned = Arc::new(Mutex::new(Vec::new()));

@@ -32,10 +32,17 @@ fn bad_configs_and_foreign_data_dirs_are_refused() {
         .expect("write");
     let out = run_to_exit(&["--config", config.to_str().expect("utf8")]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("coordinators"), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("coordinators"),
+        "{out:?}"
+    );
 
     let data = dir.path().join("coordinator-data");
-    let theirs = Identity { kind: "coordinator".into(), id: 1, ..Identity::default() };
+    let theirs = Identity {
+        kind: "coordinator".into(),
+        id: 1,
+        ..Identity::default()
+    };
     {
         let engine = surge_raftstore::RocksEngine::open(&data.join("db")).expect("engine");
         identity::save(&engine, &theirs).expect("identity");
@@ -52,5 +59,9 @@ fn bad_configs_and_foreign_data_dirs_are_refused() {
     assert!(!out.status.success());
     assert!(stderr.contains("belongs to coordinator 1"), "{stderr}");
     let engine = surge_raftstore::RocksEngine::open(&data.join("db")).expect("reopen");
-    assert_eq!(identity::load(&engine).expect("load"), Some(theirs), "the refused data dir was changed");
+    assert_eq!(
+        identity::load(&engine).expect("load"),
+        Some(theirs),
+        "the refused data dir was changed"
+    );
 }

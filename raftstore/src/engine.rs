@@ -42,7 +42,13 @@ impl Cf {
     ];
 
     /// The families that hold a group's state-machine data: what a snapshot carries.
-    pub const DATA: [Cf; 5] = [Cf::Meta, Cf::ShardMeta, Cf::Orders, Cf::OrderIndex, Cf::Outbox];
+    pub const DATA: [Cf; 5] = [
+        Cf::Meta,
+        Cf::ShardMeta,
+        Cf::Orders,
+        Cf::OrderIndex,
+        Cf::Outbox,
+    ];
 
     /// The RocksDB column family name.
     pub fn name(self) -> &'static str {
@@ -81,10 +87,21 @@ impl Cf {
 /// One write in a batch.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum WriteOp {
-    Put { cf: Cf, key: Vec<u8>, value: Vec<u8> },
-    Delete { cf: Cf, key: Vec<u8> },
+    Put {
+        cf: Cf,
+        key: Vec<u8>,
+        value: Vec<u8>,
+    },
+    Delete {
+        cf: Cf,
+        key: Vec<u8>,
+    },
     /// Deletes keys in `[start, end)`.
-    DeleteRange { cf: Cf, start: Vec<u8>, end: Vec<u8> },
+    DeleteRange {
+        cf: Cf,
+        start: Vec<u8>,
+        end: Vec<u8>,
+    },
 }
 
 /// Writes applied atomically, in order.
@@ -137,8 +154,15 @@ pub enum EngineError {
     #[error("storage engine: {0}")]
     Backend(String),
     #[error("corrupt record in {cf:?} at key {key:?}: {reason}")]
-    Corrupt { cf: Cf, key: Vec<u8>, reason: String },
+    Corrupt {
+        cf: Cf,
+        key: Vec<u8>,
+        reason: String,
+    },
 }
+
+/// A key and its value.
+pub type KeyValue = (Vec<u8>, Vec<u8>);
 
 /// An ordered key-value store with column families.
 pub trait Engine: Send + Sync + 'static {
@@ -159,7 +183,7 @@ pub trait Engine: Send + Sync + 'static {
         cf: Cf,
         start: &[u8],
         end: &[u8],
-    ) -> Result<Option<(Vec<u8>, Vec<u8>)>, EngineError>;
+    ) -> Result<Option<KeyValue>, EngineError>;
 
     /// Applies `batch` atomically; with `sync`, returns only once it is durable.
     fn write(&self, batch: &WriteBatch, sync: bool) -> Result<(), EngineError>;
@@ -175,7 +199,9 @@ pub fn write_timed<E: Engine + ?Sized>(
     let result = engine.write(batch, sync);
     let metrics = crate::metrics::RaftMetrics::get();
     if sync {
-        metrics.fsync_seconds.observe(started.elapsed().as_secs_f64());
+        metrics
+            .fsync_seconds
+            .observe(started.elapsed().as_secs_f64());
     }
     metrics.write_batch_bytes.observe(batch.size_bytes() as f64);
     result

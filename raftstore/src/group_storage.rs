@@ -42,7 +42,11 @@ pub struct GroupStorage<E: Engine> {
 }
 
 fn corrupt(cf: Cf, key: &[u8], reason: impl ToString) -> EngineError {
-    EngineError::Corrupt { cf, key: key.to_vec(), reason: reason.to_string() }
+    EngineError::Corrupt {
+        cf,
+        key: key.to_vec(),
+        reason: reason.to_string(),
+    }
 }
 
 fn to_raft(e: EngineError) -> raft::Error {
@@ -59,8 +63,8 @@ impl<E: Engine> GroupStorage<E> {
         let key = keys::state_key(group);
         let mut state = LocalState::default();
         if let Some(raw) = engine.get(Cf::RaftState, &key)? {
-            let record =
-                RaftLocalState::decode(raw.as_slice()).map_err(|e| corrupt(Cf::RaftState, &key, e))?;
+            let record = RaftLocalState::decode(raw.as_slice())
+                .map_err(|e| corrupt(Cf::RaftState, &key, e))?;
             state.hard_state = HardState::parse_from_bytes(&record.hard_state)
                 .map_err(|e| corrupt(Cf::RaftState, &key, e))?;
             state.conf_state = ConfState::parse_from_bytes(&record.conf_state)
@@ -90,7 +94,12 @@ impl<E: Engine> GroupStorage<E> {
             }
             None => state.truncated_index,
         };
-        Ok(GroupStorage { engine, group, state, applied })
+        Ok(GroupStorage {
+            engine,
+            group,
+            state,
+            applied,
+        })
     }
 
     pub fn group(&self) -> u64 {
@@ -113,9 +122,10 @@ impl<E: Engine> GroupStorage<E> {
     /// added later has nothing below that index and is caught up by a real snapshot, which
     /// carries those rows too.
     pub fn stage_bootstrap(&mut self, voters: &[u64], batch: &mut WriteBatch) {
-        let mut cs = ConfState::default();
-        cs.voters = voters.to_vec();
-        self.state.conf_state = cs;
+        self.state.conf_state = ConfState {
+            voters: voters.to_vec(),
+            ..ConfState::default()
+        };
         self.state.truncated_index = BOOTSTRAP_INDEX;
         self.state.truncated_term = BOOTSTRAP_TERM;
         self.state.last_index = BOOTSTRAP_INDEX;
@@ -154,7 +164,11 @@ impl<E: Engine> GroupStorage<E> {
             truncated_index: self.state.truncated_index,
             truncated_term: self.state.truncated_term,
         };
-        batch.put(Cf::RaftState, keys::state_key(self.group), record.encode_to_vec());
+        batch.put(
+            Cf::RaftState,
+            keys::state_key(self.group),
+            record.encode_to_vec(),
+        );
     }
 
     /// Appends entries, dropping any existing suffix they conflict with.
@@ -162,7 +176,10 @@ impl<E: Engine> GroupStorage<E> {
         let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
             return;
         };
-        debug_assert!(first.index > self.state.truncated_index, "append below truncation");
+        debug_assert!(
+            first.index > self.state.truncated_index,
+            "append below truncation"
+        );
         for entry in entries {
             let value = entry.write_to_bytes().unwrap_or_default();
             batch.put(Cf::RaftLog, keys::log_key(self.group, entry.index), value);
@@ -199,11 +216,19 @@ impl<E: Engine> GroupStorage<E> {
     /// Records the applied index; the caller puts the data it covers in the same batch.
     pub fn stage_applied(&mut self, index: u64, batch: &mut WriteBatch) {
         self.applied = index;
-        batch.put(Cf::ApplyState, keys::state_key(self.group), index.to_be_bytes().to_vec());
+        batch.put(
+            Cf::ApplyState,
+            keys::state_key(self.group),
+            index.to_be_bytes().to_vec(),
+        );
     }
 
     /// Drops log entries up to and including `compact_to`, which must be applied.
-    pub fn stage_compact(&mut self, compact_to: u64, batch: &mut WriteBatch) -> Result<(), EngineError> {
+    pub fn stage_compact(
+        &mut self,
+        compact_to: u64,
+        batch: &mut WriteBatch,
+    ) -> Result<(), EngineError> {
         if compact_to <= self.state.truncated_index {
             return Ok(());
         }
@@ -225,7 +250,11 @@ impl<E: Engine> GroupStorage<E> {
 
     /// Installs a snapshot received from the leader: replaces the log, the conf state and every
     /// data row of the group, and moves the applied index to the snapshot's.
-    pub fn stage_snapshot(&mut self, snap: &Snapshot, batch: &mut WriteBatch) -> Result<(), EngineError> {
+    pub fn stage_snapshot(
+        &mut self,
+        snap: &Snapshot,
+        batch: &mut WriteBatch,
+    ) -> Result<(), EngineError> {
         let meta = snap.get_metadata();
         let data = SnapshotData::decode(snap.data.as_ref())
             .map_err(|e| corrupt(Cf::RaftState, &keys::state_key(self.group), e))?;
@@ -242,7 +271,9 @@ impl<E: Engine> GroupStorage<E> {
         for row in data.rows {
             let cf = Cf::from_code(row.cf)
                 .filter(|cf| Cf::DATA.contains(cf))
-                .ok_or_else(|| corrupt(Cf::RaftState, &row.key, "snapshot row in unknown family"))?;
+                .ok_or_else(|| {
+                    corrupt(Cf::RaftState, &row.key, "snapshot row in unknown family")
+                })?;
             if !row.key.starts_with(&prefix) {
                 return Err(corrupt(cf, &row.key, "snapshot row outside the group"));
             }
@@ -271,19 +302,29 @@ impl<E: Engine> GroupStorage<E> {
         let mut rows = Vec::new();
         for cf in Cf::DATA {
             self.engine.scan(cf, &prefix, &end, &mut |k, v| {
-                rows.push(SnapshotRow { cf: cf.code(), key: k.to_vec(), value: v.to_vec() });
+                rows.push(SnapshotRow {
+                    cf: cf.code(),
+                    key: k.to_vec(),
+                    value: v.to_vec(),
+                });
                 true
             })?;
         }
-        let data = SnapshotData { rows, applied_index: self.applied };
-        let mut snap = Snapshot::default();
-        snap.data = data.encode_to_vec().into();
-        let mut meta = SnapshotMetadata::default();
-        meta.index = self.applied;
-        meta.term = self.term_of(self.applied)?;
-        meta.set_conf_state(self.state.conf_state.clone());
-        snap.set_metadata(meta);
-        Ok(snap)
+        let data = SnapshotData {
+            rows,
+            applied_index: self.applied,
+        };
+        let meta = SnapshotMetadata {
+            index: self.applied,
+            term: self.term_of(self.applied)?,
+            conf_state: protobuf::SingularPtrField::some(self.state.conf_state.clone()),
+            ..SnapshotMetadata::default()
+        };
+        Ok(Snapshot {
+            data: data.encode_to_vec().into(),
+            metadata: protobuf::SingularPtrField::some(meta),
+            ..Snapshot::default()
+        })
     }
 
     fn term_of(&self, idx: u64) -> Result<u64, EngineError> {
@@ -307,7 +348,10 @@ impl<E: Engine> GroupStorage<E> {
 
 impl<E: Engine> raft::Storage for GroupStorage<E> {
     fn initial_state(&self) -> raft::Result<RaftState> {
-        Ok(RaftState::new(self.state.hard_state.clone(), self.state.conf_state.clone()))
+        Ok(RaftState::new(
+            self.state.hard_state.clone(),
+            self.state.conf_state.clone(),
+        ))
     }
 
     fn entries(
@@ -330,20 +374,25 @@ impl<E: Engine> raft::Storage for GroupStorage<E> {
         let start = keys::log_key(self.group, low);
         let end = keys::log_key(self.group, high);
         self.engine
-            .scan(Cf::RaftLog, &start, &end, &mut |k, v| match decode_entry(k, v) {
-                Ok(entry) => {
-                    size += u64::from(protobuf::Message::compute_size(&entry));
-                    if !entries.is_empty() && size > max_size {
-                        return false;
+            .scan(
+                Cf::RaftLog,
+                &start,
+                &end,
+                &mut |k, v| match decode_entry(k, v) {
+                    Ok(entry) => {
+                        size += u64::from(protobuf::Message::compute_size(&entry));
+                        if !entries.is_empty() && size > max_size {
+                            return false;
+                        }
+                        entries.push(entry);
+                        true
                     }
-                    entries.push(entry);
-                    true
-                }
-                Err(e) => {
-                    failure = Some(e);
-                    false
-                }
-            })
+                    Err(e) => {
+                        failure = Some(e);
+                        false
+                    }
+                },
+            )
             .map_err(to_raft)?;
         if let Some(e) = failure {
             return Err(to_raft(e));
@@ -388,7 +437,9 @@ impl<E: Engine> raft::Storage for GroupStorage<E> {
     fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
         let snap = self.build_snapshot().map_err(to_raft)?;
         if snap.get_metadata().index < request_index {
-            return Err(raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable));
+            return Err(raft::Error::Store(
+                StorageError::SnapshotTemporarilyUnavailable,
+            ));
         }
         Ok(snap)
     }

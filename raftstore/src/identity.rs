@@ -32,7 +32,11 @@ pub fn load<E: Engine + ?Sized>(engine: &E) -> Result<Option<Identity>, EngineEr
     match engine.get(Cf::Meta, &key)? {
         Some(raw) => serde_json::from_slice(&raw)
             .map(Some)
-            .map_err(|e| EngineError::Corrupt { cf: Cf::Meta, key, reason: e.to_string() }),
+            .map_err(|e| EngineError::Corrupt {
+                cf: Cf::Meta,
+                key,
+                reason: e.to_string(),
+            }),
         None => Ok(None),
     }
 }
@@ -54,7 +58,12 @@ mod tests {
     fn identity_round_trips() -> Result<(), EngineError> {
         let engine = MemEngine::new();
         assert_eq!(load(&engine)?, None);
-        let id = Identity { kind: "node".into(), id: 3, instance_id: "i".into(), cluster_id: "c".into() };
+        let id = Identity {
+            kind: "node".into(),
+            id: 3,
+            instance_id: "i".into(),
+            cluster_id: "c".into(),
+        };
         save(&engine, &id)?;
         assert_eq!(load(&engine)?, Some(id));
         Ok(())

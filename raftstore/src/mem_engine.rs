@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::Mutex;
 
-use crate::engine::{Cf, Engine, EngineError, WriteBatch, WriteOp};
+use crate::engine::{Cf, Engine, EngineError, KeyValue, WriteBatch, WriteOp};
 
 type Table = BTreeMap<Vec<u8>, Vec<u8>>;
 
@@ -23,13 +23,19 @@ impl MemEngine {
     fn with_tables<R>(&self, f: impl FnOnce(&mut BTreeMap<Cf, Table>) -> R) -> R {
         // A poisoned lock means a test thread panicked mid-write; the data is still consistent
         // because a batch is applied under one lock acquisition.
-        let mut tables = self.tables.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut tables = self
+            .tables
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         f(&mut tables)
     }
 }
 
 fn range(start: &[u8], end: &[u8]) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
-    (Bound::Included(start.to_vec()), Bound::Excluded(end.to_vec()))
+    (
+        Bound::Included(start.to_vec()),
+        Bound::Excluded(end.to_vec()),
+    )
 }
 
 impl Engine for MemEngine {
@@ -71,7 +77,7 @@ impl Engine for MemEngine {
         cf: Cf,
         start: &[u8],
         end: &[u8],
-    ) -> Result<Option<(Vec<u8>, Vec<u8>)>, EngineError> {
+    ) -> Result<Option<KeyValue>, EngineError> {
         if start >= end {
             return Ok(None);
         }
@@ -100,8 +106,10 @@ impl Engine for MemEngine {
                     WriteOp::DeleteRange { cf, start, end } => {
                         if let Some(table) = t.get_mut(cf) {
                             if start < end {
-                                let doomed: Vec<Vec<u8>> =
-                                    table.range(range(start, end)).map(|(k, _)| k.clone()).collect();
+                                let doomed: Vec<Vec<u8>> = table
+                                    .range(range(start, end))
+                                    .map(|(k, _)| k.clone())
+                                    .collect();
                                 for k in doomed {
                                     table.remove(&k);
                                 }

@@ -38,7 +38,10 @@ impl RaftMetrics {
         METRICS.get_or_init(|| {
             let latency = exponential_buckets(0.0001, 2.0, 18).unwrap_or_default();
             let m = RaftMetrics {
-                role: gauge("surge_raft_role", "Raft role: 0 follower, 1 candidate, 2 leader, 3 pre-candidate"),
+                role: gauge(
+                    "surge_raft_role",
+                    "Raft role: 0 follower, 1 candidate, 2 leader, 3 pre-candidate",
+                ),
                 term: gauge("surge_raft_term", "Current Raft term"),
                 commit_index: gauge("surge_raft_commit_index", "Raft commit index"),
                 applied_index: gauge("surge_raft_applied_index", "Raft applied index"),
@@ -47,7 +50,11 @@ impl RaftMetrics {
                     "Leader changes observed by this replica",
                     &["group"],
                 ),
-                proposals: counter("surge_raft_proposals_total", "Proposals by outcome", &["group", "outcome"]),
+                proposals: counter(
+                    "surge_raft_proposals_total",
+                    "Proposals by outcome",
+                    &["group", "outcome"],
+                ),
                 proposal_seconds: HistogramVec::new(
                     HistogramOpts::new("surge_raft_proposal_seconds", "Propose-to-apply latency")
                         .buckets(latency.clone()),
@@ -55,17 +62,31 @@ impl RaftMetrics {
                 )
                 .unwrap_or_else(|e| panic!("proposal histogram: {e}")),
                 fsync_seconds: Histogram::with_opts(
-                    HistogramOpts::new("surge_raft_fsync_seconds", "Latency of synced Raft write batches")
-                        .buckets(latency),
+                    HistogramOpts::new(
+                        "surge_raft_fsync_seconds",
+                        "Latency of synced Raft write batches",
+                    )
+                    .buckets(latency),
                 )
                 .unwrap_or_else(|e| panic!("fsync histogram: {e}")),
                 write_batch_bytes: Histogram::with_opts(
-                    HistogramOpts::new("surge_raft_write_batch_bytes", "Size of Raft write batches")
-                        .buckets(exponential_buckets(64.0, 4.0, 10).unwrap_or_default()),
+                    HistogramOpts::new(
+                        "surge_raft_write_batch_bytes",
+                        "Size of Raft write batches",
+                    )
+                    .buckets(exponential_buckets(64.0, 4.0, 10).unwrap_or_default()),
                 )
                 .unwrap_or_else(|e| panic!("batch histogram: {e}")),
-                messages_sent: counter("surge_raft_messages_sent_total", "Raft messages handed to the transport", &["group"]),
-                unreachable: counter("surge_raft_unreachable_total", "Raft messages that could not be delivered", &["group"]),
+                messages_sent: counter(
+                    "surge_raft_messages_sent_total",
+                    "Raft messages handed to the transport",
+                    &["group"],
+                ),
+                unreachable: counter(
+                    "surge_raft_unreachable_total",
+                    "Raft messages that could not be delivered",
+                    &["group"],
+                ),
             };
             let r = prometheus::default_registry();
             let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![

@@ -30,7 +30,11 @@ async fn metrics() -> impl IntoResponse {
     let encoder = prometheus::TextEncoder::new();
     let mut body = Vec::new();
     match encoder.encode(&prometheus::gather(), &mut body) {
-        Ok(()) => (StatusCode::OK, [(header::CONTENT_TYPE, encoder.format_type().to_string())], body),
+        Ok(()) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, encoder.format_type().to_string())],
+            body,
+        ),
         Err(e) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             [(header::CONTENT_TYPE, "text/plain".to_string())],
@@ -58,7 +62,9 @@ pub async fn serve_http(
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .with_state(ready);
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 /// The `grpc.health.v1` service (its reporter, to mark services serving) and server reflection

@@ -51,7 +51,12 @@ pub struct ReadyOutput<O> {
 
 impl<O> Default for ReadyOutput<O> {
     fn default() -> Self {
-        ReadyOutput { messages: Vec::new(), applied: Vec::new(), read_states: Vec::new(), soft_state: None }
+        ReadyOutput {
+            messages: Vec::new(),
+            applied: Vec::new(),
+            read_states: Vec::new(),
+            soft_state: None,
+        }
     }
 }
 
@@ -68,8 +73,10 @@ pub enum PeerError {
 
 /// A legacy single-change `ConfChange` as the equivalent `ConfChangeV2`.
 fn v1_to_v2(mut cc: ConfChange) -> ConfChangeV2 {
-    let mut single = raft::eraftpb::ConfChangeSingle::default();
-    single.node_id = cc.node_id;
+    let mut single = raft::eraftpb::ConfChangeSingle {
+        node_id: cc.node_id,
+        ..Default::default()
+    };
     single.set_change_type(cc.get_change_type());
     let mut v2 = ConfChangeV2::default();
     v2.mut_changes().push(single);
@@ -99,7 +106,12 @@ impl<E: Engine, S: StateMachine> Peer<E, S> {
         let mut cfg = config.to_raft(id);
         cfg.applied = storage.applied_index();
         let node = RawNode::new(&cfg, storage, logger)?;
-        Ok(Peer { node, sm, group, engine })
+        Ok(Peer {
+            node,
+            sm,
+            group,
+            engine,
+        })
     }
 
     pub fn group(&self) -> u64 {
@@ -145,7 +157,10 @@ impl<E: Engine, S: StateMachine> Peer<E, S> {
             return Ok(out);
         }
         let mut rd = self.node.ready();
-        out.soft_state = rd.ss().map(|ss| SoftState { leader_id: ss.leader_id, raft_state: ss.raft_state });
+        out.soft_state = rd.ss().map(|ss| SoftState {
+            leader_id: ss.leader_id,
+            raft_state: ss.raft_state,
+        });
         out.messages.extend(rd.take_messages());
 
         let mut batch = WriteBatch::default();
@@ -154,7 +169,9 @@ impl<E: Engine, S: StateMachine> Peer<E, S> {
             let snap = rd.snapshot().clone();
             self.node.mut_store().stage_snapshot(&snap, &mut batch)?;
         }
-        self.node.mut_store().stage_entries(rd.entries(), &mut batch);
+        self.node
+            .mut_store()
+            .stage_entries(rd.entries(), &mut batch);
         if let Some(hs) = rd.hs() {
             let hs = hs.clone();
             self.node.mut_store().stage_hard_state(&hs, &mut batch);
@@ -219,19 +236,26 @@ impl<E: Engine, S: StateMachine> Peer<E, S> {
         entry: &Entry,
         batch: &mut WriteBatch,
     ) -> Result<ApplyResult<S::Output>, PeerError> {
-        let bad = |reason: String| PeerError::BadEntry { index: entry.index, reason };
+        let bad = |reason: String| PeerError::BadEntry {
+            index: entry.index,
+            reason,
+        };
         match entry.get_entry_type() {
             EntryType::EntryNormal if entry.data.is_empty() => Ok(ApplyResult::Empty),
-            EntryType::EntryNormal => {
-                Ok(ApplyResult::Command(self.sm.apply(entry.index, &entry.data, batch)))
-            }
+            EntryType::EntryNormal => Ok(ApplyResult::Command(self.sm.apply(
+                entry.index,
+                &entry.data,
+                batch,
+            ))),
             EntryType::EntryConfChange => {
-                let cc = ConfChange::parse_from_bytes(&entry.data).map_err(|e| bad(e.to_string()))?;
+                let cc =
+                    ConfChange::parse_from_bytes(&entry.data).map_err(|e| bad(e.to_string()))?;
                 let cc = v1_to_v2(cc);
                 self.apply_conf_change(entry.index, &cc, batch)
             }
             EntryType::EntryConfChangeV2 => {
-                let cc = ConfChangeV2::parse_from_bytes(&entry.data).map_err(|e| bad(e.to_string()))?;
+                let cc =
+                    ConfChangeV2::parse_from_bytes(&entry.data).map_err(|e| bad(e.to_string()))?;
                 self.apply_conf_change(entry.index, &cc, batch)
             }
         }
@@ -259,7 +283,9 @@ impl<E: Engine, S: StateMachine> Peer<E, S> {
     /// Truncates the log below `compact_to` (bounded by the applied index).
     pub fn compact_log(&mut self, compact_to: u64) -> Result<(), PeerError> {
         let mut batch = WriteBatch::default();
-        self.node.mut_store().stage_compact(compact_to, &mut batch)?;
+        self.node
+            .mut_store()
+            .stage_compact(compact_to, &mut batch)?;
         if !batch.is_empty() {
             write_timed(self.engine.as_ref(), &batch, false)?;
         }

@@ -58,13 +58,36 @@ type InspectFn<E, S> = Box<dyn FnOnce(Option<&mut Peer<E, S>>) + Send>;
 
 /// A request to the loop.
 pub enum LoopMsg<E: Engine, S: StateMachine> {
-    Raft { group: u64, message: Message },
-    Propose { group: u64, data: Vec<u8>, reply: oneshot::Sender<Result<S::Output, RequestError>> },
-    ConfChange { group: u64, cc: ConfChangeV2, reply: oneshot::Sender<Result<ConfState, RequestError>> },
-    Read { group: u64, read: ReadFn<S> },
-    Inspect { group: u64, inspect: InspectFn<E, S> },
-    TransferLeader { group: u64, to: u64 },
-    Unreachable { group: u64, to: u64 },
+    Raft {
+        group: u64,
+        message: Message,
+    },
+    Propose {
+        group: u64,
+        data: Vec<u8>,
+        reply: oneshot::Sender<Result<S::Output, RequestError>>,
+    },
+    ConfChange {
+        group: u64,
+        cc: ConfChangeV2,
+        reply: oneshot::Sender<Result<ConfState, RequestError>>,
+    },
+    Read {
+        group: u64,
+        read: ReadFn<S>,
+    },
+    Inspect {
+        group: u64,
+        inspect: InspectFn<E, S>,
+    },
+    TransferLeader {
+        group: u64,
+        to: u64,
+    },
+    Unreachable {
+        group: u64,
+        to: u64,
+    },
     Stop,
 }
 
@@ -87,7 +110,10 @@ impl<O> Pending<O> {
             RequestError::Timeout => "timeout",
             _ => "dropped",
         };
-        RaftMetrics::get().proposals.with_label_values(&[&self.group.to_string(), outcome]).inc();
+        RaftMetrics::get()
+            .proposals
+            .with_label_values(&[&self.group.to_string(), outcome])
+            .inc();
         match self.waiter {
             Waiter::Command(tx) => drop(tx.send(Err(err))),
             Waiter::ConfChange(tx) => drop(tx.send(Err(err))),
@@ -123,7 +149,10 @@ pub struct RaftHandle<E: Engine, S: StateMachine> {
 
 impl<E: Engine, S: StateMachine> Clone for RaftHandle<E, S> {
     fn clone(&self) -> Self {
-        RaftHandle { tx: self.tx.clone(), timeout: self.timeout }
+        RaftHandle {
+            tx: self.tx.clone(),
+            timeout: self.timeout,
+        }
     }
 }
 
@@ -135,7 +164,10 @@ impl<E: Engine, S: StateMachine> RaftLoop<E, S> {
         config: RaftConfig,
     ) -> (RaftLoop<E, S>, RaftHandle<E, S>) {
         let (tx, inbox) = sync_channel(INBOX_CAPACITY);
-        let handle = RaftHandle { tx, timeout: config.request_timeout };
+        let handle = RaftHandle {
+            tx,
+            timeout: config.request_timeout,
+        };
         let peers = peers.into_iter().map(|p| (p.group(), p)).collect();
         let raft_loop = RaftLoop {
             peers,
@@ -189,7 +221,9 @@ impl<E: Engine, S: StateMachine> RaftLoop<E, S> {
 
     fn not_leader(peer: &Peer<E, S>) -> RequestError {
         let leader = peer.leader_id();
-        RequestError::NotLeader { leader: (leader != 0).then_some(leader) }
+        RequestError::NotLeader {
+            leader: (leader != 0).then_some(leader),
+        }
     }
 
     fn handle_msg(&mut self, msg: LoopMsg<E, S>) {
@@ -212,7 +246,12 @@ impl<E: Engine, S: StateMachine> RaftLoop<E, S> {
                     let _ = reply.send(Err(Self::not_leader(peer)));
                     return;
                 }
-                let pending = Pending { group, deadline, started: Instant::now(), waiter: Waiter::Command(reply) };
+                let pending = Pending {
+                    group,
+                    deadline,
+                    started: Instant::now(),
+                    waiter: Waiter::Command(reply),
+                };
                 match peer.node.propose(ctx.to_be_bytes().to_vec(), data) {
                     Ok(()) => {
                         self.proposals.insert(ctx, pending);
@@ -230,14 +269,24 @@ impl<E: Engine, S: StateMachine> RaftLoop<E, S> {
                     let _ = reply.send(Err(Self::not_leader(peer)));
                     return;
                 }
-                if peer.node.raft.has_pending_conf() || !peer.conf_state().voters_outgoing.is_empty() && !cc.changes.is_empty() {
+                if peer.node.raft.has_pending_conf()
+                    || !peer.conf_state().voters_outgoing.is_empty() && !cc.changes.is_empty()
+                {
                     let _ = reply.send(Err(RequestError::Rejected(
                         "another membership change is in progress; retry when it completes".into(),
                     )));
                     return;
                 }
-                let pending = Pending { group, deadline, started: Instant::now(), waiter: Waiter::ConfChange(reply) };
-                match peer.node.propose_conf_change(ctx.to_be_bytes().to_vec(), cc) {
+                let pending = Pending {
+                    group,
+                    deadline,
+                    started: Instant::now(),
+                    waiter: Waiter::ConfChange(reply),
+                };
+                match peer
+                    .node
+                    .propose_conf_change(ctx.to_be_bytes().to_vec(), cc)
+                {
                     Ok(()) => {
                         self.proposals.insert(ctx, pending);
                     }
@@ -254,7 +303,16 @@ impl<E: Engine, S: StateMachine> RaftLoop<E, S> {
                     return;
                 }
                 let ctx = self.alloc_ctx();
-                self.reads.insert(ctx, PendingRead { group, deadline, issued: false, index: None, read });
+                self.reads.insert(
+                    ctx,
+                    PendingRead {
+                        group,
+                        deadline,
+                        issued: false,
+                        index: None,
+                        read,
+                    },
+                );
             }
             LoopMsg::Inspect { group, inspect } => inspect(self.peers.get_mut(&group)),
             LoopMsg::TransferLeader { group, to } => {
@@ -276,21 +334,29 @@ impl<E: Engine, S: StateMachine> RaftLoop<E, S> {
         for peer in self.peers.values_mut() {
             peer.node.tick();
         }
-        let expired: Vec<u64> =
-            self.proposals.iter().filter(|(_, p)| p.deadline <= now).map(|(k, _)| *k).collect();
+        let expired: Vec<u64> = self
+            .proposals
+            .iter()
+            .filter(|(_, p)| p.deadline <= now)
+            .map(|(k, _)| *k)
+            .collect();
         for ctx in expired {
             if let Some(p) = self.proposals.remove(&ctx) {
                 p.fail(RequestError::Timeout);
             }
         }
-        let expired: Vec<u64> =
-            self.reads.iter().filter(|(_, r)| r.deadline <= now).map(|(k, _)| *k).collect();
+        let expired: Vec<u64> = self
+            .reads
+            .iter()
+            .filter(|(_, r)| r.deadline <= now)
+            .map(|(k, _)| *k)
+            .collect();
         for ctx in expired {
             if let Some(r) = self.reads.remove(&ctx) {
                 (r.read)(Err(RequestError::Timeout));
             }
         }
-        if self.ticks % GC_EVERY_TICKS == 0 {
+        if self.ticks.is_multiple_of(GC_EVERY_TICKS) {
             for peer in self.peers.values_mut() {
                 let first = peer.node.store().first_log_index();
                 if peer.applied_index().saturating_sub(first) >= self.config.log_gc_threshold {
@@ -306,14 +372,19 @@ impl<E: Engine, S: StateMachine> RaftLoop<E, S> {
         let groups: Vec<u64> = self.peers.keys().copied().collect();
         for group in groups {
             self.issue_reads(group);
-            let Some(peer) = self.peers.get_mut(&group) else { continue };
+            let Some(peer) = self.peers.get_mut(&group) else {
+                continue;
+            };
             if !peer.node.has_ready() {
                 continue;
             }
             let out = peer.handle_ready()?;
             if peer.needs_leave_joint() {
                 info!(group, "leaving joint configuration");
-                if let Err(e) = peer.node.propose_conf_change(Vec::new(), ConfChangeV2::default()) {
+                if let Err(e) = peer
+                    .node
+                    .propose_conf_change(Vec::new(), ConfChangeV2::default())
+                {
                     warn!(group, error = %e, "could not propose leaving the joint configuration");
                 }
             }
@@ -324,7 +395,9 @@ impl<E: Engine, S: StateMachine> RaftLoop<E, S> {
     }
 
     fn issue_reads(&mut self, group: u64) {
-        let Some(peer) = self.peers.get_mut(&group) else { return };
+        let Some(peer) = self.peers.get_mut(&group) else {
+            return;
+        };
         let ready_to_issue = if peer.is_leader() {
             peer.node.raft.commit_to_current_term()
         } else {
@@ -333,7 +406,11 @@ impl<E: Engine, S: StateMachine> RaftLoop<E, S> {
         if !ready_to_issue {
             return;
         }
-        for (ctx, read) in self.reads.iter_mut().filter(|(_, r)| r.group == group && !r.issued) {
+        for (ctx, read) in self
+            .reads
+            .iter_mut()
+            .filter(|(_, r)| r.group == group && !r.issued)
+        {
             peer.node.read_index(ctx.to_be_bytes().to_vec());
             read.issued = true;
         }
@@ -353,16 +430,27 @@ impl<E: Engine, S: StateMachine> RaftLoop<E, S> {
                     peer.node.report_unreachable(to);
                 }
                 if is_snapshot {
-                    let status = if sent { SnapshotStatus::Finish } else { SnapshotStatus::Failure };
+                    let status = if sent {
+                        SnapshotStatus::Finish
+                    } else {
+                        SnapshotStatus::Failure
+                    };
                     peer.node.report_snapshot(to, status);
                 }
             }
         }
         for applied in out.applied {
-            let Ok(ctx_bytes) = <[u8; 8]>::try_from(applied.context.as_slice()) else { continue };
-            let Some(pending) = self.proposals.remove(&u64::from_be_bytes(ctx_bytes)) else { continue };
+            let Ok(ctx_bytes) = <[u8; 8]>::try_from(applied.context.as_slice()) else {
+                continue;
+            };
+            let Some(pending) = self.proposals.remove(&u64::from_be_bytes(ctx_bytes)) else {
+                continue;
+            };
             metrics.proposals.with_label_values(&[&label, "ok"]).inc();
-            metrics.proposal_seconds.with_label_values(&[&label]).observe(pending.started.elapsed().as_secs_f64());
+            metrics
+                .proposal_seconds
+                .with_label_values(&[&label])
+                .observe(pending.started.elapsed().as_secs_f64());
             match (pending.waiter, applied.result) {
                 (Waiter::Command(tx), ApplyResult::Command(output)) => drop(tx.send(Ok(output))),
                 (Waiter::ConfChange(tx), ApplyResult::ConfChange(cs)) => drop(tx.send(Ok(cs))),
@@ -372,7 +460,9 @@ impl<E: Engine, S: StateMachine> RaftLoop<E, S> {
             }
         }
         for rs in out.read_states {
-            let Ok(ctx_bytes) = <[u8; 8]>::try_from(rs.request_ctx.as_slice()) else { continue };
+            let Ok(ctx_bytes) = <[u8; 8]>::try_from(rs.request_ctx.as_slice()) else {
+                continue;
+            };
             if let Some(read) = self.reads.get_mut(&u64::from_be_bytes(ctx_bytes)) {
                 read.index = Some(rs.index);
             }
@@ -382,8 +472,12 @@ impl<E: Engine, S: StateMachine> RaftLoop<E, S> {
             info!(group, leader = ss.leader_id, role = ?ss.raft_state, "raft role changed");
             if ss.raft_state != StateRole::Leader {
                 let leader = (ss.leader_id != 0).then_some(ss.leader_id);
-                let lost: Vec<u64> =
-                    self.proposals.iter().filter(|(_, p)| p.group == group).map(|(k, _)| *k).collect();
+                let lost: Vec<u64> = self
+                    .proposals
+                    .iter()
+                    .filter(|(_, p)| p.group == group)
+                    .map(|(k, _)| *k)
+                    .collect();
                 for ctx in lost {
                     if let Some(p) = self.proposals.remove(&ctx) {
                         p.fail(RequestError::NotLeader { leader });
@@ -395,7 +489,9 @@ impl<E: Engine, S: StateMachine> RaftLoop<E, S> {
     }
 
     fn serve_reads(&mut self, group: u64) {
-        let Some(peer) = self.peers.get(&group) else { return };
+        let Some(peer) = self.peers.get(&group) else {
+            return;
+        };
         let applied = peer.applied_index();
         let done: Vec<u64> = self
             .reads
@@ -422,12 +518,18 @@ fn publish_metrics<E: Engine, S: StateMachine>(peer: &Peer<E, S>) {
     };
     m.role.with_label_values(&[&label]).set(role);
     m.term.with_label_values(&[&label]).set(peer.term() as i64);
-    m.commit_index.with_label_values(&[&label]).set(peer.commit_index() as i64);
-    m.applied_index.with_label_values(&[&label]).set(peer.applied_index() as i64);
+    m.commit_index
+        .with_label_values(&[&label])
+        .set(peer.commit_index() as i64);
+    m.applied_index
+        .with_label_values(&[&label])
+        .set(peer.applied_index() as i64);
 }
 
 /// Spawns the loop on its own named thread; a fatal error is logged and ends the thread.
-pub fn spawn<E: Engine, S: StateMachine>(raft_loop: RaftLoop<E, S>) -> std::thread::JoinHandle<Result<(), PeerError>> {
+pub fn spawn<E: Engine, S: StateMachine>(
+    raft_loop: RaftLoop<E, S>,
+) -> std::thread::JoinHandle<Result<(), PeerError>> {
     std::thread::Builder::new()
         .name("raft-loop".into())
         .spawn(move || {
@@ -449,7 +551,10 @@ impl<E: Engine, S: StateMachine> RaftHandle<E, S> {
         }
     }
 
-    async fn wait<T>(&self, rx: oneshot::Receiver<Result<T, RequestError>>) -> Result<T, RequestError> {
+    async fn wait<T>(
+        &self,
+        rx: oneshot::Receiver<Result<T, RequestError>>,
+    ) -> Result<T, RequestError> {
         match tokio::time::timeout(self.timeout + Duration::from_secs(1), rx).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(RequestError::Stopped),
@@ -465,7 +570,11 @@ impl<E: Engine, S: StateMachine> RaftHandle<E, S> {
     }
 
     /// Proposes a membership change and waits until it is applied.
-    pub async fn conf_change(&self, group: u64, cc: ConfChangeV2) -> Result<ConfState, RequestError> {
+    pub async fn conf_change(
+        &self,
+        group: u64,
+        cc: ConfChangeV2,
+    ) -> Result<ConfState, RequestError> {
         let (reply, rx) = oneshot::channel();
         self.enqueue(LoopMsg::ConfChange { group, cc, reply })?;
         self.wait(rx).await

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use rocksdb::{ColumnFamilyDescriptor, Direction, IteratorMode, Options, ReadOptions, DB};
 
-use crate::engine::{Cf, Engine, EngineError, WriteBatch, WriteOp};
+use crate::engine::{Cf, Engine, EngineError, KeyValue, WriteBatch, WriteOp};
 
 /// A RocksDB database opened with every surge column family.
 pub struct RocksEngine {
@@ -24,7 +24,9 @@ impl RocksEngine {
         // Bounded: the process may run next to others on a small machine.
         opts.set_max_background_jobs(2);
         opts.set_keep_log_file_num(4);
-        let cfs = Cf::ALL.iter().map(|cf| ColumnFamilyDescriptor::new(cf.name(), Options::default()));
+        let cfs = Cf::ALL
+            .iter()
+            .map(|cf| ColumnFamilyDescriptor::new(cf.name(), Options::default()));
         let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(backend)?;
         Ok(RocksEngine { db })
     }
@@ -77,12 +79,15 @@ impl Engine for RocksEngine {
         cf: Cf,
         start: &[u8],
         end: &[u8],
-    ) -> Result<Option<(Vec<u8>, Vec<u8>)>, EngineError> {
+    ) -> Result<Option<KeyValue>, EngineError> {
         if start >= end {
             return Ok(None);
         }
-        let mut iter =
-            self.db.iterator_cf_opt(self.handle(cf)?, Self::bounded(start, end), IteratorMode::End);
+        let mut iter = self.db.iterator_cf_opt(
+            self.handle(cf)?,
+            Self::bounded(start, end),
+            IteratorMode::End,
+        );
         match iter.next() {
             Some(item) => {
                 let (k, v) = item.map_err(backend)?;

@@ -87,7 +87,9 @@ impl GrpcTransport {
         let (tx, rx) = mpsc::channel(QUEUE_PER_PEER);
         senders.insert(store, tx.clone());
         let inner = self.inner.clone();
-        self.inner.runtime.spawn(async move { stream_to(inner, store, rx).await });
+        self.inner
+            .runtime
+            .spawn(async move { stream_to(inner, store, rx).await });
         tx
     }
 }
@@ -100,8 +102,13 @@ impl MessageSink for GrpcTransport {
         let Ok(bytes) = msg.write_to_bytes() else {
             return false;
         };
-        let envelope =
-            RaftEnvelope { group_id: group, epoch: 0, from_peer: msg.from, to_peer: msg.to, message: bytes };
+        let envelope = RaftEnvelope {
+            group_id: group,
+            epoch: 0,
+            from_peer: msg.from,
+            to_peer: msg.to,
+            message: bytes,
+        };
         self.sender(store).try_send(envelope).is_ok()
     }
 }
@@ -143,10 +150,13 @@ async fn stream_to(inner: Arc<Inner>, store: u64, mut rx: mpsc::Receiver<RaftEnv
             }
         };
         backoff = Duration::from_millis(50);
-        let mut client = RaftTransportClient::new(channel).max_encoding_message_size(MAX_RAFT_BATCH_BYTES);
+        let mut client =
+            RaftTransportClient::new(channel).max_encoding_message_size(MAX_RAFT_BATCH_BYTES);
         let (batch_tx, batch_rx) = mpsc::channel::<RaftBatch>(16);
         let call = tokio::spawn(async move {
-            client.raft(tokio_stream::wrappers::ReceiverStream::new(batch_rx)).await
+            client
+                .raft(tokio_stream::wrappers::ReceiverStream::new(batch_rx))
+                .await
         });
         let mut next = Some(first);
         loop {
@@ -209,8 +219,16 @@ pub struct RaftTransportService {
 }
 
 impl RaftTransportService {
-    pub fn new(self_store: u64, cluster_id: SharedClusterId, inbound: InboundFn) -> RaftTransportService {
-        RaftTransportService { self_store, cluster_id, inbound }
+    pub fn new(
+        self_store: u64,
+        cluster_id: SharedClusterId,
+        inbound: InboundFn,
+    ) -> RaftTransportService {
+        RaftTransportService {
+            self_store,
+            cluster_id,
+            inbound,
+        }
     }
 
     /// The tonic server, with the decoding limit raised for batches.
@@ -239,12 +257,19 @@ impl RaftTransportService {
 
 #[tonic::async_trait]
 impl RaftTransport for RaftTransportService {
-    async fn raft(&self, request: Request<Streaming<RaftBatch>>) -> Result<Response<RaftDone>, Status> {
+    async fn raft(
+        &self,
+        request: Request<Streaming<RaftBatch>>,
+    ) -> Result<Response<RaftDone>, Status> {
         let mut stream = request.into_inner();
         while let Some(batch) = stream.next().await {
             let batch = batch?;
             if let Err(status) = self.check(&batch) {
-                warn!(from = batch.from_store, reason = status.message(), "raft batch refused");
+                warn!(
+                    from = batch.from_store,
+                    reason = status.message(),
+                    "raft batch refused"
+                );
                 return Err(status);
             }
             for env in batch.messages {
@@ -252,7 +277,9 @@ impl RaftTransport for RaftTransportService {
                     Ok(msg) => {
                         (self.inbound)(env.group_id, msg);
                     }
-                    Err(e) => warn!(from = batch.from_store, group = env.group_id, error = %e, "undecodable raft message dropped"),
+                    Err(e) => {
+                        warn!(from = batch.from_store, group = env.group_id, error = %e, "undecodable raft message dropped")
+                    }
                 }
             }
         }

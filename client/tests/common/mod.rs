@@ -12,10 +12,15 @@ use surge_client::dev_cluster::{self, ClusterFile, ProcessEntry};
 use surge_client::{MetaClient, RetryPolicy};
 use surge_proto::v1::admin_service_client::AdminServiceClient;
 use surge_proto::v1::coordinator_peer_service_client::CoordinatorPeerServiceClient;
-use surge_proto::v1::{ClusterStatusRequest, ClusterStatusResponse, CoordinatorStatus, LocalStatusRequest};
+use surge_proto::v1::{
+    ClusterStatusRequest, ClusterStatusResponse, CoordinatorStatus, LocalStatusRequest,
+};
 
 pub fn bin_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_surgectl")).parent().map(Path::to_path_buf).unwrap_or_default()
+    PathBuf::from(env!("CARGO_BIN_EXE_surgectl"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
 }
 
 /// A base port for test `slot`, below the ephemeral range and apart from other test processes.
@@ -39,13 +44,23 @@ impl DevCluster {
         let surgectl = Command::new(env!("CARGO_BIN_EXE_surgectl"))
             .args(["dev", "up", "--dir"])
             .arg(dir.path())
-            .args(["--base-port", &base_port(slot).to_string(), "--shards", &shards.to_string()])
+            .args([
+                "--base-port",
+                &base_port(slot).to_string(),
+                "--shards",
+                &shards.to_string(),
+            ])
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .spawn()
             .expect("start surgectl dev up");
-        let mut cluster = DevCluster { dir, surgectl, file: ClusterFile::default(), restarted: Vec::new() };
+        let mut cluster = DevCluster {
+            dir,
+            surgectl,
+            file: ClusterFile::default(),
+            restarted: Vec::new(),
+        };
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             if let Ok(file) = ClusterFile::load(cluster.dir.path()) {
@@ -53,9 +68,16 @@ impl DevCluster {
                 return cluster;
             }
             if let Ok(Some(status)) = cluster.surgectl.try_wait() {
-                panic!("surgectl dev up exited with {status}: {}", cluster.surgectl_log());
+                panic!(
+                    "surgectl dev up exited with {status}: {}",
+                    cluster.surgectl_log()
+                );
             }
-            assert!(Instant::now() < deadline, "dev cluster not up in time: {}", cluster.surgectl_log());
+            assert!(
+                Instant::now() < deadline,
+                "dev cluster not up in time: {}",
+                cluster.surgectl_log()
+            );
             std::thread::sleep(Duration::from_millis(200));
         }
     }
@@ -68,11 +90,18 @@ impl DevCluster {
         MetaClient::new(self.file.coordinator_addresses())
             .expect("client")
             .with_call_timeout(Duration::from_secs(2))
-            .with_policy(RetryPolicy { deadline: Duration::from_secs(20), ..RetryPolicy::default() })
+            .with_policy(RetryPolicy {
+                deadline: Duration::from_secs(20),
+                ..RetryPolicy::default()
+            })
     }
 
     pub fn coordinator(&self, id: u64) -> &ProcessEntry {
-        self.file.coordinators.iter().find(|c| c.id == id).expect("coordinator")
+        self.file
+            .coordinators
+            .iter()
+            .find(|c| c.id == id)
+            .expect("coordinator")
     }
 
     pub fn kill9(&self, entry: &ProcessEntry) {
@@ -111,7 +140,13 @@ impl Drop for DevCluster {
 }
 
 pub async fn status(client: &MetaClient) -> Result<ClusterStatusResponse, tonic::Status> {
-    client.call(|ch| async move { AdminServiceClient::new(ch).cluster_status(ClusterStatusRequest {}).await }).await
+    client
+        .call(|ch| async move {
+            AdminServiceClient::new(ch)
+                .cluster_status(ClusterStatusRequest {})
+                .await
+        })
+        .await
 }
 
 /// A coordinator's own view, asked directly (never forwarded).
@@ -123,7 +158,11 @@ pub async fn local_status(address: &str) -> Option<CoordinatorStatus> {
         .connect()
         .await
         .ok()?;
-    CoordinatorPeerServiceClient::new(channel).local_status(LocalStatusRequest {}).await.ok().map(|r| r.into_inner())
+    CoordinatorPeerServiceClient::new(channel)
+        .local_status(LocalStatusRequest {})
+        .await
+        .ok()
+        .map(|r| r.into_inner())
 }
 
 /// Polls until `f` holds or `within` passes; returns the time it took.
@@ -137,7 +176,10 @@ where
         if f().await {
             return started.elapsed();
         }
-        assert!(started.elapsed() < within, "timed out after {within:?} waiting for {what}");
+        assert!(
+            started.elapsed() < within,
+            "timed out after {within:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -6,7 +6,8 @@ use std::time::Duration;
 use surge_client::{MetaClient, RetryPolicy};
 use surge_proto::v1::admin_service_client::AdminServiceClient;
 use surge_proto::v1::{
-    AddCoordinatorRequest, ClusterStatusRequest, InitClusterRequest, ListNodesRequest, RemoveCoordinatorRequest,
+    AddCoordinatorRequest, ClusterStatusRequest, InitClusterRequest, ListNodesRequest,
+    RemoveCoordinatorRequest,
 };
 
 use crate::output::{self, Format};
@@ -17,19 +18,33 @@ fn client(coordinators: &[String]) -> anyhow::Result<MetaClient> {
 
 /// Membership changes wait for a learner to catch up: give them a longer call timeout.
 fn membership_client(coordinators: &[String]) -> anyhow::Result<MetaClient> {
-    let policy = RetryPolicy { deadline: Duration::from_secs(90), ..RetryPolicy::default() };
-    Ok(client(coordinators)?.with_call_timeout(Duration::from_secs(60)).with_policy(policy))
+    let policy = RetryPolicy {
+        deadline: Duration::from_secs(90),
+        ..RetryPolicy::default()
+    };
+    Ok(client(coordinators)?
+        .with_call_timeout(Duration::from_secs(60))
+        .with_policy(policy))
 }
 
 fn status_error(s: tonic::Status) -> anyhow::Error {
     anyhow::anyhow!("{} ({:?})", s.message(), s.code())
 }
 
-pub(crate) async fn init(coordinators: &[String], format: Format, shards: u32, replicas: u32) -> anyhow::Result<()> {
+pub(crate) async fn init(
+    coordinators: &[String],
+    format: Format,
+    shards: u32,
+    replicas: u32,
+) -> anyhow::Result<()> {
     let token = uuid::Uuid::new_v4().to_string();
     let resp = client(coordinators)?
         .call(|ch| {
-            let req = InitClusterRequest { shards, replicas, request_token: token.clone() };
+            let req = InitClusterRequest {
+                shards,
+                replicas,
+                request_token: token.clone(),
+            };
             async move { AdminServiceClient::new(ch).init_cluster(req).await }
         })
         .await
@@ -41,7 +56,11 @@ pub(crate) async fn init(coordinators: &[String], format: Format, shards: u32, r
 
 pub(crate) async fn status(coordinators: &[String], format: Format) -> anyhow::Result<()> {
     let resp = client(coordinators)?
-        .call(|ch| async move { AdminServiceClient::new(ch).cluster_status(ClusterStatusRequest {}).await })
+        .call(|ch| async move {
+            AdminServiceClient::new(ch)
+                .cluster_status(ClusterStatusRequest {})
+                .await
+        })
         .await
         .map_err(status_error)
         .context("cluster status")?;
@@ -51,7 +70,11 @@ pub(crate) async fn status(coordinators: &[String], format: Format) -> anyhow::R
 
 pub(crate) async fn node_list(coordinators: &[String], format: Format) -> anyhow::Result<()> {
     let resp = client(coordinators)?
-        .call(|ch| async move { AdminServiceClient::new(ch).list_nodes(ListNodesRequest {}).await })
+        .call(|ch| async move {
+            AdminServiceClient::new(ch)
+                .list_nodes(ListNodesRequest {})
+                .await
+        })
         .await
         .map_err(status_error)
         .context("node list")?;
@@ -68,7 +91,11 @@ pub(crate) async fn coordinator_add(
 ) -> anyhow::Result<()> {
     let resp = membership_client(coordinators)?
         .call(|ch| {
-            let req = AddCoordinatorRequest { id, address: address.clone(), http_address: http_address.clone() };
+            let req = AddCoordinatorRequest {
+                id,
+                address: address.clone(),
+                http_address: http_address.clone(),
+            };
             async move { AdminServiceClient::new(ch).add_coordinator(req).await }
         })
         .await
@@ -78,9 +105,17 @@ pub(crate) async fn coordinator_add(
     Ok(())
 }
 
-pub(crate) async fn coordinator_remove(coordinators: &[String], format: Format, id: u64) -> anyhow::Result<()> {
+pub(crate) async fn coordinator_remove(
+    coordinators: &[String],
+    format: Format,
+    id: u64,
+) -> anyhow::Result<()> {
     let resp = membership_client(coordinators)?
-        .call(|ch| async move { AdminServiceClient::new(ch).remove_coordinator(RemoveCoordinatorRequest { id }).await })
+        .call(|ch| async move {
+            AdminServiceClient::new(ch)
+                .remove_coordinator(RemoveCoordinatorRequest { id })
+                .await
+        })
         .await
         .map_err(status_error)
         .context("coordinator remove")?;

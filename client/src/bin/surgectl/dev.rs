@@ -56,7 +56,12 @@ fn coordinator_config(dir: &Path, id: u64, args: &UpArgs) -> anyhow::Result<Stri
     Ok(text)
 }
 
-fn node_config(dir: &Path, n: u64, args: &UpArgs, coordinators: &[String]) -> anyhow::Result<String> {
+fn node_config(
+    dir: &Path,
+    n: u64,
+    args: &UpArgs,
+    coordinators: &[String],
+) -> anyhow::Result<String> {
     let list: Vec<String> = coordinators.iter().map(|c| format!("{c:?}")).collect();
     Ok(format!(
         "# written by surgectl dev up\ndata_dir = {:?}\ngrpc_listen = \"127.0.0.1:{}\"\nhttp_listen = \"127.0.0.1:{}\"\nzone = \"{}\"\ncoordinators = [{}]\n",
@@ -68,10 +73,19 @@ fn node_config(dir: &Path, n: u64, args: &UpArgs, coordinators: &[String]) -> an
     ))
 }
 
-fn entry(dir: &Path, kind: &str, id: u64, binary: &Path, config: String, grpc: String, http: String) -> anyhow::Result<ProcessEntry> {
+fn entry(
+    dir: &Path,
+    kind: &str,
+    id: u64,
+    binary: &Path,
+    config: String,
+    grpc: String,
+    http: String,
+) -> anyhow::Result<ProcessEntry> {
     let name = format!("{kind}-{id}");
     let config_path = dir.join(format!("{name}.toml"));
-    std::fs::write(&config_path, config).with_context(|| format!("writing {}", config_path.display()))?;
+    std::fs::write(&config_path, config)
+        .with_context(|| format!("writing {}", config_path.display()))?;
     Ok(ProcessEntry {
         name: name.clone(),
         id,
@@ -81,7 +95,11 @@ fn entry(dir: &Path, kind: &str, id: u64, binary: &Path, config: String, grpc: S
         data_dir: dir.join(&name),
         config: config_path.clone(),
         log: dir.join("logs").join(format!("{name}.log")),
-        command: vec![binary.display().to_string(), "--config".into(), config_path.display().to_string()],
+        command: vec![
+            binary.display().to_string(),
+            "--config".into(),
+            config_path.display().to_string(),
+        ],
     })
 }
 
@@ -130,7 +148,13 @@ impl Drop for Children {
 }
 
 async fn status(client: &MetaClient) -> Result<ClusterStatusResponse, tonic::Status> {
-    client.call(|ch| async move { AdminServiceClient::new(ch).cluster_status(ClusterStatusRequest {}).await }).await
+    client
+        .call(|ch| async move {
+            AdminServiceClient::new(ch)
+                .cluster_status(ClusterStatusRequest {})
+                .await
+        })
+        .await
 }
 
 /// Polls `check` on the cluster status until it holds or `within` passes.
@@ -145,13 +169,22 @@ async fn wait_for(
     loop {
         let exited = children.exited();
         if !exited.is_empty() {
-            bail!("{} exited while waiting for {what}; see the logs", exited.join(", "));
+            bail!(
+                "{} exited while waiting for {what}; see the logs",
+                exited.join(", ")
+            );
         }
         match status(client).await {
             Ok(s) if check(&s) => return Ok(s),
-            Ok(_) | Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(200)).await,
+            Ok(_) | Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await
+            }
             Ok(_) => bail!("timed out after {}s waiting for {what}", within.as_secs()),
-            Err(e) => bail!("timed out after {}s waiting for {what}: {}", within.as_secs(), e.message()),
+            Err(e) => bail!(
+                "timed out after {}s waiting for {what}: {}",
+                within.as_secs(),
+                e.message()
+            ),
         }
     }
 }
@@ -176,21 +209,31 @@ pub(crate) async fn up(args: UpArgs, format: Format) -> anyhow::Result<()> {
     }
     let coordinator_bin = crate::sibling_binary("surge-coordinator")?;
     let node_bin = crate::sibling_binary("surge-node")?;
-    std::fs::create_dir_all(args.dir.join("logs")).with_context(|| format!("creating {}", args.dir.display()))?;
+    std::fs::create_dir_all(args.dir.join("logs"))
+        .with_context(|| format!("creating {}", args.dir.display()))?;
     let dir = args.dir.canonicalize()?;
     let mut file = ClusterFile::default();
     for id in 1..=args.coordinator_count {
         let grpc = format!("127.0.0.1:{}", port(args.base_port, id - 1)?);
         let http = format!("127.0.0.1:{}", port(args.base_port, 100 + id - 1)?);
         let config = coordinator_config(&dir, id, &args)?;
-        file.coordinators.push(entry(&dir, "coordinator", id, &coordinator_bin, config, grpc, http)?);
+        file.coordinators.push(entry(
+            &dir,
+            "coordinator",
+            id,
+            &coordinator_bin,
+            config,
+            grpc,
+            http,
+        )?);
     }
     let coordinator_addrs = file.coordinator_addresses();
     for n in 1..=args.node_count {
         let grpc = format!("127.0.0.1:{}", port(args.base_port, 200 + n - 1)?);
         let http = format!("127.0.0.1:{}", port(args.base_port, 300 + n - 1)?);
         let config = node_config(&dir, n, &args, &coordinator_addrs)?;
-        file.nodes.push(entry(&dir, "node", n, &node_bin, config, grpc, http)?);
+        file.nodes
+            .push(entry(&dir, "node", n, &node_bin, config, grpc, http)?);
     }
 
     let mut children = Children(Vec::new());
@@ -199,14 +242,28 @@ pub(crate) async fn up(args: UpArgs, format: Format) -> anyhow::Result<()> {
     }
     let client = MetaClient::new(coordinator_addrs)
         .map_err(|s| anyhow::anyhow!(s.message().to_string()))?
-        .with_policy(RetryPolicy { deadline: Duration::from_secs(3), ..RetryPolicy::default() });
-    let first = wait_for(&client, &mut children, "a coordinator leader", Duration::from_secs(60), |_| true).await?;
+        .with_policy(RetryPolicy {
+            deadline: Duration::from_secs(3),
+            ..RetryPolicy::default()
+        });
+    let first = wait_for(
+        &client,
+        &mut children,
+        "a coordinator leader",
+        Duration::from_secs(60),
+        |_| true,
+    )
+    .await?;
     if !first.initialized {
         let token = uuid::Uuid::new_v4().to_string();
         let (shards, replicas) = (args.shards, args.replicas);
         client
             .call(|ch| {
-                let req = InitClusterRequest { shards, replicas, request_token: token.clone() };
+                let req = InitClusterRequest {
+                    shards,
+                    replicas,
+                    request_token: token.clone(),
+                };
                 async move { AdminServiceClient::new(ch).init_cluster(req).await }
             })
             .await
@@ -216,10 +273,20 @@ pub(crate) async fn up(args: UpArgs, format: Format) -> anyhow::Result<()> {
         children.start(n)?;
     }
     let want_nodes = args.node_count as usize;
-    let ready = wait_for(&client, &mut children, "nodes up and shards placed", Duration::from_secs(60), |s| {
-        let up = s.nodes.iter().filter(|n| n.state == NodeState::Up as i32).count();
-        s.initialized && up >= want_nodes && s.shards.iter().all(|sh| !sh.replicas.is_empty())
-    })
+    let ready = wait_for(
+        &client,
+        &mut children,
+        "nodes up and shards placed",
+        Duration::from_secs(60),
+        |s| {
+            let up = s
+                .nodes
+                .iter()
+                .filter(|n| n.state == NodeState::Up as i32)
+                .count();
+            s.initialized && up >= want_nodes && s.shards.iter().all(|sh| !sh.replicas.is_empty())
+        },
+    )
     .await?;
     file.cluster_id = ready.cluster_id.clone();
     file.save(&dir)?;

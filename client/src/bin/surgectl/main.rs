@@ -15,7 +15,13 @@ use crate::output::Format;
 #[command(version, about)]
 struct Cli {
     /// Coordinator gRPC addresses, comma-separated.
-    #[arg(long, global = true, env = "SURGE_COORDINATORS", value_delimiter = ',', default_value = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003")]
+    #[arg(
+        long,
+        global = true,
+        env = "SURGE_COORDINATORS",
+        value_delimiter = ',',
+        default_value = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003"
+    )]
     coordinators: Vec<String>,
     /// Output format.
     #[arg(long, short, global = true, value_enum, default_value_t = Format::Table)]
@@ -95,7 +101,11 @@ async fn main() -> std::process::ExitCode {
         }
         Command::Cluster(ClusterCmd::Status) => admin::status(&cli.coordinators, cli.output).await,
         Command::Node(NodeCmd::List) => admin::node_list(&cli.coordinators, cli.output).await,
-        Command::Coordinator(CoordinatorCmd::Add { id, address, http_address }) => {
+        Command::Coordinator(CoordinatorCmd::Add {
+            id,
+            address,
+            http_address,
+        }) => {
             admin::coordinator_add(&cli.coordinators, cli.output, id, address, http_address).await
         }
         Command::Coordinator(CoordinatorCmd::Remove { id }) => {
@@ -115,10 +125,15 @@ async fn main() -> std::process::ExitCode {
 /// Where `dev up` finds the server binaries: next to this executable.
 pub(crate) fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
-    let dir = exe.parent().ok_or_else(|| anyhow::anyhow!("surgectl has no parent directory"))?;
+    let dir = exe
+        .parent()
+        .ok_or_else(|| anyhow::anyhow!("surgectl has no parent directory"))?;
     let path = dir.join(name);
     if !path.exists() {
-        anyhow::bail!("{} not found next to surgectl; build it with `cargo build --workspace --bins`", path.display());
+        anyhow::bail!(
+            "{} not found next to surgectl; build it with `cargo build --workspace --bins`",
+            path.display()
+        );
     }
     Ok(path)
 }

@@ -1,7 +1,9 @@
 //! Rendering for people (`table`) and for scripts (`json`).
 
 use serde::Serialize;
-use surge_proto::v1::{ClusterStatusResponse, InitClusterResponse, MembershipResponse, NodeState, NodeStatus};
+use surge_proto::v1::{
+    ClusterStatusResponse, InitClusterResponse, MembershipResponse, NodeState, NodeStatus,
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum Format {
@@ -65,7 +67,8 @@ fn node_json(n: &NodeStatus) -> NodeJson<'_> {
         address: &n.address,
         zone: &n.zone,
         state: state_name(n.state),
-        seconds_since_heartbeat: (n.seconds_since_heartbeat >= 0.0).then_some(n.seconds_since_heartbeat),
+        seconds_since_heartbeat: (n.seconds_since_heartbeat >= 0.0)
+            .then_some(n.seconds_since_heartbeat),
         replicas: n.replica_count,
     }
 }
@@ -99,7 +102,11 @@ fn print_table(header: &[&str], rows: &[Vec<String>]) {
         }
     }
     let line = |cells: Vec<&str>| {
-        let padded: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
         emit(padded.join("  ").trim_end());
     };
     line(header.to_vec());
@@ -127,9 +134,17 @@ fn node_rows(nodes: &[NodeStatus]) -> Vec<Vec<String>> {
             vec![
                 n.id.to_string(),
                 n.address.clone(),
-                if n.zone.is_empty() { "-".into() } else { n.zone.clone() },
+                if n.zone.is_empty() {
+                    "-".into()
+                } else {
+                    n.zone.clone()
+                },
                 state_name(n.state).to_string(),
-                if n.seconds_since_heartbeat < 0.0 { "-".into() } else { format!("{:.1}s", n.seconds_since_heartbeat) },
+                if n.seconds_since_heartbeat < 0.0 {
+                    "-".into()
+                } else {
+                    format!("{:.1}s", n.seconds_since_heartbeat)
+                },
                 n.replica_count.to_string(),
             ]
         })
@@ -170,12 +185,19 @@ pub(crate) fn print_status(format: Format, s: &ClusterStatusResponse) {
             shards: s
                 .shards
                 .iter()
-                .map(|sh| ShardJson { id: sh.id, epoch: sh.epoch, replicas: &sh.replicas })
+                .map(|sh| ShardJson {
+                    id: sh.id,
+                    epoch: sh.epoch,
+                    replicas: &sh.replicas,
+                })
                 .collect(),
         }),
         Format::Table => {
             if s.initialized {
-                emit(&format!("cluster {}  shards {}  replicas {}", s.cluster_id, s.shard_count, s.replicas));
+                emit(&format!(
+                    "cluster {}  shards {}  replicas {}",
+                    s.cluster_id, s.shard_count, s.replicas
+                ));
             } else {
                 emit("cluster not initialized (run `surgectl cluster init`)");
             }
@@ -194,7 +216,17 @@ pub(crate) fn print_status(format: Format, s: &ClusterStatusResponse) {
                     ]
                 })
                 .collect();
-            print_table(&["COORDINATOR", "ADDRESS", "ROLE", "TERM", "COMMIT", "APPLIED"], &rows);
+            print_table(
+                &[
+                    "COORDINATOR",
+                    "ADDRESS",
+                    "ROLE",
+                    "TERM",
+                    "COMMIT",
+                    "APPLIED",
+                ],
+                &rows,
+            );
             emit("");
             print_table(&NODE_HEADER, &node_rows(&s.nodes));
             let placed = s.shards.iter().filter(|sh| !sh.replicas.is_empty()).count();
@@ -206,7 +238,9 @@ pub(crate) fn print_status(format: Format, s: &ClusterStatusResponse) {
 
 pub(crate) fn print_membership(format: Format, m: &MembershipResponse) {
     match format {
-        Format::Json => print_json(&serde_json::json!({ "voters": m.voters, "learners": m.learners })),
+        Format::Json => {
+            print_json(&serde_json::json!({ "voters": m.voters, "learners": m.learners }))
+        }
         Format::Table => emit(&format!("voters {:?}  learners {:?}", m.voters, m.learners)),
     }
 }
