@@ -1,0 +1,144 @@
+//! Tier 3: every process serves /metrics, /healthz and /readyz over HTTP, and grpc.health.v1
+//! plus server reflection on its gRPC port.
+
+mod common;
+
+use common::DevCluster;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+use tonic_reflection::pb::v1::ServerReflectionRequest;
+
+/// A minimal HTTP/1.0 GET: status code and body.
+async fn http_get(address: &str, path: &str) -> (u16, String) {
+    let mut stream = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect");
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n").as_bytes())
+        .await
+        .expect("request");
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .await
+        .expect("response");
+    let code = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (code, body)
+}
+
+async fn channel(address: &str) -> tonic::transport::Channel {
+    tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect")
+}
+
+async fn services(address: &str) -> Vec<String> {
+    let mut client = ServerReflectionClient::new(channel(address).await);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut responses = client
+        .server_reflection_info(tokio_stream::iter(vec![request]))
+        .await
+        .expect("reflection")
+        .into_inner();
+    match responses
+        .message()
+        .await
+        .expect("answer")
+        .and_then(|r| r.message_response)
+    {
+        Some(MessageResponse::ListServicesResponse(list)) => {
+            list.service.into_iter().map(|s| s.name).collect()
+        }
+        other => panic!("unexpected reflection answer {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_process_serves_metrics_health_and_reflection() {
+    let cluster = DevCluster::start(2, 4);
+    for p in cluster.file.coordinators.iter().chain(&cluster.file.nodes) {
+        assert_eq!(
+            http_get(&p.http_address, "/healthz").await.0,
+            200,
+            "{} /healthz",
+            p.name
+        );
+        assert_eq!(
+            http_get(&p.http_address, "/readyz").await.0,
+            200,
+            "{} /readyz",
+            p.name
+        );
+        let mut health = HealthClient::new(channel(&p.grpc_address).await);
+        let status = health
+            .check(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .expect("health");
+        assert_eq!(
+            status.into_inner().status(),
+            ServingStatus::Serving,
+            "{}",
+            p.name
+        );
+        let names = services(&p.grpc_address).await;
+        assert!(
+            names.iter().any(|n| n == "grpc.health.v1.Health"),
+            "{}: {names:?}",
+            p.name
+        );
+    }
+    // The leader has proposed (init, registrations, placement), so every family has samples.
+    let leader = common::status(&cluster.client())
+        .await
+        .expect("status")
+        .leader_id;
+    let coordinator = cluster.coordinator(leader);
+    let names = services(&coordinator.grpc_address).await;
+    assert!(
+        names.iter().any(|n| n == "surge.v1.AdminService"),
+        "{names:?}"
+    );
+    let (code, metrics) = http_get(&coordinator.http_address, "/metrics").await;
+    assert_eq!(code, 200);
+    for family in [
+        "surge_raft_role",
+        "surge_raft_term",
+        "surge_raft_commit_index",
+        "surge_raft_applied_index",
+        "surge_raft_leader_changes_total",
+        "surge_raft_proposals_total",
+        "surge_raft_proposal_seconds_bucket",
+        "surge_raft_fsync_seconds_bucket",
+        "surge_coordinator_nodes{state=\"up\"} 3",
+    ] {
+        assert!(
+            metrics.contains(family),
+            "/metrics lacks {family}:\n{metrics}"
+        );
+    }
+    let (_, node_metrics) = http_get(&cluster.file.nodes[0].http_address, "/metrics").await;
+    assert!(
+        node_metrics.contains("surge_node_assigned_replicas"),
+        "{node_metrics}"
+    );
+}
