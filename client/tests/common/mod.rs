@@ -25,7 +25,7 @@ pub fn bin_dir() -> PathBuf {
 
 /// A base port for test `slot`, below the ephemeral range and apart from other test processes.
 pub fn base_port(slot: u16) -> u16 {
-    10_000 + (std::process::id() % 18) as u16 * 1_200 + slot * 400
+    10_000 + (std::process::id() % 12) as u16 * 1_600 + slot * 400
 }
 
 pub struct DevCluster {
