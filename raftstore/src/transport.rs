@@ -116,15 +116,8 @@ impl MessageSink for GrpcTransport {
 /// Keeps one client stream open to `store`, reconnecting with a bounded backoff.
 async fn stream_to(inner: Arc<Inner>, store: u64, mut rx: mpsc::Receiver<RaftEnvelope>) {
     let mut backoff = Duration::from_millis(50);
-    let mut carry: Option<RaftEnvelope> = None;
     loop {
-        let first = match carry.take() {
-            Some(env) => env,
-            None => match rx.recv().await {
-                Some(env) => env,
-                None => return,
-            },
-        };
+        let Some(first) = rx.recv().await else { return };
         let Some((_, addr)) = (inner.resolver)(first.group_id, first.to_peer) else {
             (inner.unreachable)(first.group_id, first.to_peer);
             continue;
@@ -201,7 +194,6 @@ async fn stream_to(inner: Arc<Inner>, store: u64, mut rx: mpsc::Receiver<RaftEnv
         if let Ok(Err(status)) = call.await {
             debug!(store, code = ?status.code(), message = status.message(), "raft stream closed");
         }
-        carry = None;
     }
 }
 
