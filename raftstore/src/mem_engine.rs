@@ -92,6 +92,16 @@ impl Engine for MemEngine {
     }
 
     fn write(&self, batch: &WriteBatch, _sync: bool) -> Result<(), EngineError> {
+        // Refuse what RocksDB refuses, before changing anything: the batch is all or nothing.
+        let reversed = batch
+            .ops()
+            .iter()
+            .any(|op| matches!(op, WriteOp::DeleteRange { start, end, .. } if start > end));
+        if reversed {
+            return Err(EngineError::Backend(
+                "delete_range: end key comes before start key".into(),
+            ));
+        }
         self.with_tables(|t| {
             for op in batch.ops() {
                 match op {

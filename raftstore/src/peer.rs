@@ -293,15 +293,18 @@ impl<E: Engine, S: StateMachine> Peer<E, S> {
     }
 
     /// The index below which this peer may drop its log: everything applied, and — on a
-    /// leader — nothing a recently active follower still needs.
-    pub fn compaction_point(&self) -> u64 {
+    /// leader — nothing a follower still replicating normally needs. Followers that are being
+    /// sent a snapshot anyway, or lag more than `max_lag` entries, do not hold the log back.
+    /// (Not `recent_active`: raft-rs clears it every check-quorum round.)
+    pub fn compaction_point(&self, max_lag: u64) -> u64 {
         let applied = self.applied_index();
         if !self.is_leader() {
             return applied;
         }
         let mut point = applied;
         for (id, progress) in self.node.raft.prs().iter() {
-            if *id != self.id() && progress.recent_active {
+            let lagging = applied.saturating_sub(progress.matched) > max_lag;
+            if *id != self.id() && progress.state != raft::ProgressState::Snapshot && !lagging {
                 point = point.min(progress.matched);
             }
         }

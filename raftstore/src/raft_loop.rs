@@ -360,7 +360,7 @@ impl<E: Engine, S: StateMachine> RaftLoop<E, S> {
             for peer in self.peers.values_mut() {
                 let first = peer.node.store().first_log_index();
                 if peer.applied_index().saturating_sub(first) >= self.config.log_gc_threshold {
-                    let point = peer.compaction_point();
+                    let point = peer.compaction_point(self.config.log_gc_threshold * 4);
                     peer.compact_log(point)?;
                 }
             }

@@ -9,6 +9,9 @@
 //! Layout: `sim/cluster.rs` drives the peers, `sim/network.rs` holds the message filters,
 //! `sim/kv_sm.rs` the test state machine, `sim/invariants.rs` one checker per property.
 
+// A failed unwrap in a test is a failed test, with the error in the message.
+#![allow(clippy::unwrap_used)]
+
 #[path = "sim/cluster.rs"]
 mod cluster;
 #[path = "sim/invariants.rs"]
@@ -149,11 +152,12 @@ fn election_checker_catches_two_leaders_in_one_term() {
 }
 
 fn entry(index: u64, term: u64, data: &str) -> Entry {
-    let mut e = Entry::default();
-    e.index = index;
-    e.term = term;
-    e.data = data.as_bytes().to_vec().into();
-    e
+    Entry {
+        index,
+        term,
+        data: data.as_bytes().to_vec().into(),
+        ..Default::default()
+    }
 }
 
 fn log(first: u64, commit: u64, entries: &[(u64, &str)]) -> LogView {
