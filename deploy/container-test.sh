@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 root=$(cd .. && pwd)
-bin="${SURGE_BIN_DIR:-$root/target/debug}"
+bin="${SURGE_BIN_DIR:-${CARGO_TARGET_DIR:-$root/target}/debug}"
 project="surgect$$"
 if docker compose version >/dev/null 2>&1; then
   compose=(docker compose -p "$project" -f compose.yaml)

@@ -67,7 +67,19 @@ pub async fn route<T>(c: &Coordinator, request: &Request<T>) -> Result<Route, St
 
 /// How long a forwarded call may take at the leader. Bounded, so that a leader that went
 /// silent (partitioned, paused) costs the caller seconds, not minutes.
-pub const FORWARD_TIMEOUT: Duration = Duration::from_secs(3);
+pub const FORWARD_TIMEOUT: Duration = Duration::from_secs(7);
+/// The answer of a forwarded call. The hop's own failures (the leader did not answer in time)
+/// become UNAVAILABLE, which callers retry, like the same failure at the leader itself.
+pub fn hop<T>(result: Result<Response<T>, Status>) -> Result<Response<T>, Status> {
+    result.map_err(|s| match s.code() {
+        tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => crate::error::unavailable(
+            format!("the leader did not answer in time: {}", s.message()),
+            None,
+        ),
+        _ => s,
+    })
+}
+
 /// Membership changes wait for a learner to catch up at the leader.
 pub const FORWARD_MEMBERSHIP_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -156,9 +168,9 @@ impl AdminService for AdminApi {
         request: Request<InitClusterRequest>,
     ) -> Result<Response<InitClusterResponse>, Status> {
         if let Route::Forward(ch) = route(&self.coordinator, &request).await? {
-            return AdminServiceClient::new(ch)
+            return hop(AdminServiceClient::new(ch)
                 .init_cluster(forwarded(request.into_inner()))
-                .await;
+                .await);
         }
         let req = request.into_inner();
         if req.shards == 0 || req.shards > MAX_SHARDS {
@@ -205,9 +217,9 @@ impl AdminService for AdminApi {
         request: Request<ClusterStatusRequest>,
     ) -> Result<Response<ClusterStatusResponse>, Status> {
         if let Route::Forward(ch) = route(&self.coordinator, &request).await? {
-            return AdminServiceClient::new(ch)
+            return hop(AdminServiceClient::new(ch)
                 .cluster_status(forwarded(request.into_inner()))
-                .await;
+                .await);
         }
         let c = &self.coordinator;
         let (cluster, members, shards) = c
@@ -282,9 +294,9 @@ impl AdminService for AdminApi {
         request: Request<ListNodesRequest>,
     ) -> Result<Response<ListNodesResponse>, Status> {
         if let Route::Forward(ch) = route(&self.coordinator, &request).await? {
-            return AdminServiceClient::new(ch)
+            return hop(AdminServiceClient::new(ch)
                 .list_nodes(forwarded(request.into_inner()))
-                .await;
+                .await);
         }
         Ok(Response::new(ListNodesResponse {
             nodes: self.nodes().await?,
@@ -296,12 +308,12 @@ impl AdminService for AdminApi {
         request: Request<AddCoordinatorRequest>,
     ) -> Result<Response<MembershipResponse>, Status> {
         if let Route::Forward(ch) = route(&self.coordinator, &request).await? {
-            return AdminServiceClient::new(ch)
+            return hop(AdminServiceClient::new(ch)
                 .add_coordinator(forwarded_within(
                     request.into_inner(),
                     FORWARD_MEMBERSHIP_TIMEOUT,
                 ))
-                .await;
+                .await);
         }
         let req = request.into_inner();
         if req.id == 0 {
@@ -323,12 +335,12 @@ impl AdminService for AdminApi {
         request: Request<RemoveCoordinatorRequest>,
     ) -> Result<Response<MembershipResponse>, Status> {
         if let Route::Forward(ch) = route(&self.coordinator, &request).await? {
-            return AdminServiceClient::new(ch)
+            return hop(AdminServiceClient::new(ch)
                 .remove_coordinator(forwarded_within(
                     request.into_inner(),
                     FORWARD_MEMBERSHIP_TIMEOUT,
                 ))
-                .await;
+                .await);
         }
         let req = request.into_inner();
         if req.id == 0 {

@@ -38,7 +38,7 @@ pub fn from_request(err: RequestError, leader_address: impl Fn(u64) -> Option<St
         RequestError::Busy => {
             Status::resource_exhausted("the coordinator is overloaded; retry with backoff")
         }
-        RequestError::Rejected(reason) => Status::failed_precondition(reason),
+        RequestError::Rejected(reason) => unavailable(reason, None),
         RequestError::NoGroup(_) | RequestError::Stopped => {
             Status::unavailable("the coordinator is shutting down")
         }

@@ -57,13 +57,15 @@ struct GroupView {
     is_leader: bool,
     cs: ConfState,
     commit: u64,
-    /// `(peer, matched index, recently active)` for every tracked peer but this one.
+    /// `(peer, matched index, heard from lately)` for every tracked peer but this one.
     progress: Vec<(u64, u64, bool)>,
 }
 
 async fn view(c: &Coordinator) -> Result<GroupView, Status> {
+    // Alive means heard from within two election timeouts.
+    let alive = c.config.raft.tick * (2 * c.config.raft.election_ticks) as u32;
     c.handle
-        .inspect(META_GROUP, |p| GroupView {
+        .inspect(META_GROUP, move |p| GroupView {
             is_leader: p.is_leader(),
             cs: p.conf_state().clone(),
             commit: p.commit_index(),
@@ -73,7 +75,7 @@ async fn view(c: &Coordinator) -> Result<GroupView, Status> {
                 .prs()
                 .iter()
                 .filter(|(id, _)| **id != p.id())
-                .map(|(id, pr)| (*id, pr.matched, pr.recent_active))
+                .map(|(id, pr)| (*id, pr.matched, p.heard_within(*id, alive)))
                 .collect(),
         })
         .await

@@ -215,9 +215,11 @@ impl<E: Engine> MetaState<E> {
                         }
                     }
                 }
+                // Initial placement only: a shard placed meanwhile (by an earlier leader whose
+                // command this one did not see yet) keeps its replicas.
                 for (shard_id, replicas) in assignments {
                     if let Some(shard) = self.shards.get_mut(&shard_id) {
-                        if shard.replicas != replicas {
+                        if shard.replicas.is_empty() {
                             shard.replicas = replicas;
                             shard.epoch += 1;
                             put_json(batch, id_key(SHARD_PREFIX, u64::from(shard_id)), shard);

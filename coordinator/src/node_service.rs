@@ -11,7 +11,7 @@ use surge_proto::v1::{
 use tonic::{Request, Response, Status};
 use tracing::info;
 
-use crate::admin_service::{forwarded, route, Route};
+use crate::admin_service::{forwarded, hop, route, Route};
 use crate::config::check_address;
 use crate::coordinator::{now_ms, Coordinator};
 use crate::meta::{Command, MetaError, NodeState, Reply};
@@ -44,9 +44,9 @@ impl NodeService for NodeApi {
         request: Request<RegisterNodeRequest>,
     ) -> Result<Response<RegisterNodeResponse>, Status> {
         if let Route::Forward(ch) = route(&self.coordinator, &request).await? {
-            return NodeServiceClient::new(ch)
+            return hop(NodeServiceClient::new(ch)
                 .register_node(forwarded(request.into_inner()))
-                .await;
+                .await);
         }
         let req = request.into_inner();
         if req.instance_id.is_empty() || req.instance_id.len() > MAX_INSTANCE_ID_LEN {
@@ -103,17 +103,16 @@ impl NodeService for NodeApi {
         request: Request<HeartbeatRequest>,
     ) -> Result<Response<HeartbeatResponse>, Status> {
         if let Route::Forward(ch) = route(&self.coordinator, &request).await? {
-            return NodeServiceClient::new(ch)
+            return hop(NodeServiceClient::new(ch)
                 .heartbeat(forwarded(request.into_inner()))
-                .await;
+                .await);
         }
         let req = request.into_inner();
         let c = &self.coordinator;
         let node_id = req.node_id;
         let found = c
             .handle
-            .inspect(META_GROUP, move |p| {
-                let sm = &p.sm;
+            .read(META_GROUP, move |sm| {
                 let node = sm.nodes.get(&node_id).cloned();
                 let shards: Vec<ShardStatus> = sm
                     .shards_of(node_id)

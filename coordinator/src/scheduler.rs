@@ -32,6 +32,9 @@ fn nodes_gauge() -> &'static IntGaugeVec {
 
 struct View {
     is_leader: bool,
+    /// The leader has committed an entry of its term and applied everything committed, so
+    /// its state is the latest; before that it must not act on it.
+    settled: bool,
     leader_id: u64,
     cluster: Option<ClusterInfo>,
     nodes: Vec<NodeInfo>,
@@ -52,6 +55,8 @@ pub async fn run(c: Arc<Coordinator>, ready: Readiness, mut shutdown: watch::Rec
             .handle
             .inspect(META_GROUP, |p| View {
                 is_leader: p.is_leader(),
+                settled: p.node.raft.commit_to_current_term()
+                    && p.applied_index() >= p.commit_index(),
                 leader_id: p.leader_id(),
                 cluster: p.sm.cluster.clone(),
                 nodes: p.sm.nodes.values().cloned().collect(),
@@ -69,6 +74,9 @@ pub async fn run(c: Arc<Coordinator>, ready: Readiness, mut shutdown: watch::Rec
             continue;
         }
         let since = *leader_since.get_or_insert_with(Instant::now);
+        if !view.settled {
+            continue;
+        }
         mark_silent_nodes_down(&c, &view, since).await;
         place_unplaced_shards(&c, &view).await;
     }

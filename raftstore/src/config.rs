@@ -45,6 +45,8 @@ impl RaftConfig {
             max_inflight_msgs: self.max_inflight_msgs,
             max_size_per_msg: self.max_size_per_msg,
             max_committed_size_per_ready: 16 << 20,
+            // Bounds the proposals a leader accepts ahead of commit.
+            max_uncommitted_size: 64 << 20,
             check_quorum: true,
             pre_vote: true,
             read_only_option: ReadOnlyOption::Safe,

@@ -39,6 +39,10 @@ pub struct GroupStorage<E: Engine> {
     group: u64,
     state: LocalState,
     applied: u64,
+    /// The configuration as of `applied`. `state.conf_state` moves at each conf-change entry
+    /// while an apply batch is still being staged; a snapshot must pair the applied index (and
+    /// the rows on disk) with the configuration of that same index.
+    applied_conf_state: ConfState,
 }
 
 fn corrupt(cf: Cf, key: &[u8], reason: impl ToString) -> EngineError {
@@ -94,11 +98,14 @@ impl<E: Engine> GroupStorage<E> {
             }
             None => state.truncated_index,
         };
+        // The stored conf state is written in the same batch as the applied index.
+        let applied_conf_state = state.conf_state.clone();
         Ok(GroupStorage {
             engine,
             group,
             state,
             applied,
+            applied_conf_state,
         })
     }
 
@@ -216,6 +223,7 @@ impl<E: Engine> GroupStorage<E> {
     /// Records the applied index; the caller puts the data it covers in the same batch.
     pub fn stage_applied(&mut self, index: u64, batch: &mut WriteBatch) {
         self.applied = index;
+        self.applied_conf_state = self.state.conf_state.clone();
         batch.put(
             Cf::ApplyState,
             keys::state_key(self.group),
@@ -317,7 +325,7 @@ impl<E: Engine> GroupStorage<E> {
         let meta = SnapshotMetadata {
             index: self.applied,
             term: self.term_of(self.applied)?,
-            conf_state: protobuf::SingularPtrField::some(self.state.conf_state.clone()),
+            conf_state: protobuf::SingularPtrField::some(self.applied_conf_state.clone()),
             ..SnapshotMetadata::default()
         };
         Ok(Snapshot {

@@ -7,7 +7,9 @@
 //! with (never after) the data it lets us apply. The same code runs in the deterministic
 //! simulation and in the processes.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use protobuf::Message as _;
 use raft::eraftpb::{ConfChange, ConfChangeV2, ConfState, Entry, EntryType, Message};
@@ -90,6 +92,9 @@ pub struct Peer<E: Engine, S: StateMachine> {
     pub sm: S,
     group: u64,
     engine: Arc<E>,
+    /// When each other replica was last heard from (any message), for liveness questions
+    /// raft-rs's `recent_active` cannot answer: it is cleared every check-quorum round.
+    last_heard: HashMap<u64, Instant>,
 }
 
 impl<E: Engine, S: StateMachine> Peer<E, S> {
@@ -111,11 +116,24 @@ impl<E: Engine, S: StateMachine> Peer<E, S> {
             sm,
             group,
             engine,
+            last_heard: HashMap::new(),
         })
     }
 
     pub fn group(&self) -> u64 {
         self.group
+    }
+
+    /// Records that replica `from` was just heard from.
+    pub fn note_heard(&mut self, from: u64) {
+        self.last_heard.insert(from, Instant::now());
+    }
+
+    /// True if replica `id` was heard from within `within`.
+    pub fn heard_within(&self, id: u64, within: Duration) -> bool {
+        self.last_heard
+            .get(&id)
+            .is_some_and(|t| t.elapsed() <= within)
     }
 
     pub fn id(&self) -> u64 {

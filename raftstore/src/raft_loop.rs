@@ -25,6 +25,8 @@ use crate::state_machine::StateMachine;
 pub const INBOX_CAPACITY: usize = 16 * 1024;
 /// At most this many inbox messages are handled between two Ready rounds.
 const DRAIN_LIMIT: usize = 4096;
+/// Proposals and reads in flight at once; beyond this, requests fail with `Busy`.
+const MAX_IN_FLIGHT: usize = 16 * 1024;
 /// Compaction is considered every this many ticks.
 const GC_EVERY_TICKS: u64 = 30;
 
@@ -98,6 +100,10 @@ enum Waiter<O> {
 
 struct Pending<O> {
     group: u64,
+    /// Where raft-rs put the proposal: it succeeded only if the entry applied at this index
+    /// has this term and carries our context.
+    index: u64,
+    term: u64,
     deadline: Instant,
     started: Instant,
     waiter: Waiter<O>,
@@ -137,6 +143,8 @@ pub struct RaftLoop<E: Engine, S: StateMachine> {
     config: RaftConfig,
     next_ctx: u64,
     proposals: HashMap<u64, Pending<S::Output>>,
+    /// `(group, index)` → proposal context.
+    by_index: HashMap<(u64, u64), u64>,
     reads: HashMap<u64, PendingRead<S>>,
     ticks: u64,
 }
@@ -176,6 +184,7 @@ impl<E: Engine, S: StateMachine> RaftLoop<E, S> {
             config,
             next_ctx: rand::random::<u64>() >> 1,
             proposals: HashMap::new(),
+            by_index: HashMap::new(),
             reads: HashMap::new(),
             ticks: 0,
         };
@@ -189,7 +198,14 @@ impl<E: Engine, S: StateMachine> RaftLoop<E, S> {
             publish_metrics(peer);
         }
         loop {
-            let wait = next_tick.saturating_duration_since(Instant::now());
+            // A peer can still hold a Ready after a round (e.g. it proposed leaving a joint
+            // configuration): then only poll the inbox.
+            let pending_ready = self.peers.values().any(|p| p.node.has_ready());
+            let wait = if pending_ready {
+                Duration::ZERO
+            } else {
+                next_tick.saturating_duration_since(Instant::now())
+            };
             match self.inbox.recv_timeout(wait) {
                 Ok(LoopMsg::Stop) => return Ok(()),
                 Ok(msg) => {
@@ -231,12 +247,17 @@ impl<E: Engine, S: StateMachine> RaftLoop<E, S> {
         match msg {
             LoopMsg::Raft { group, message } => {
                 if let Some(peer) = self.peers.get_mut(&group) {
+                    peer.note_heard(message.from);
                     if let Err(e) = peer.node.step(message) {
                         warn!(group, error = %e, "raft message rejected");
                     }
                 }
             }
             LoopMsg::Propose { group, data, reply } => {
+                if self.proposals.len() >= MAX_IN_FLIGHT {
+                    let _ = reply.send(Err(RequestError::Busy));
+                    return;
+                }
                 let ctx = self.alloc_ctx();
                 let Some(peer) = self.peers.get_mut(&group) else {
                     let _ = reply.send(Err(RequestError::NoGroup(group)));
@@ -246,18 +267,9 @@ impl<E: Engine, S: StateMachine> RaftLoop<E, S> {
                     let _ = reply.send(Err(Self::not_leader(peer)));
                     return;
                 }
-                let pending = Pending {
-                    group,
-                    deadline,
-                    started: Instant::now(),
-                    waiter: Waiter::Command(reply),
-                };
-                match peer.node.propose(ctx.to_be_bytes().to_vec(), data) {
-                    Ok(()) => {
-                        self.proposals.insert(ctx, pending);
-                    }
-                    Err(_) => pending.fail(RequestError::Dropped),
-                }
+                let result = peer.node.propose(ctx.to_be_bytes().to_vec(), data);
+                let result = result.map_err(|_| RequestError::Dropped);
+                self.track(group, ctx, deadline, Waiter::Command(reply), result);
             }
             LoopMsg::ConfChange { group, cc, reply } => {
                 let ctx = self.alloc_ctx();
@@ -277,23 +289,17 @@ impl<E: Engine, S: StateMachine> RaftLoop<E, S> {
                     )));
                     return;
                 }
-                let pending = Pending {
-                    group,
-                    deadline,
-                    started: Instant::now(),
-                    waiter: Waiter::ConfChange(reply),
-                };
-                match peer
+                let result = peer
                     .node
-                    .propose_conf_change(ctx.to_be_bytes().to_vec(), cc)
-                {
-                    Ok(()) => {
-                        self.proposals.insert(ctx, pending);
-                    }
-                    Err(e) => pending.fail(RequestError::Rejected(e.to_string())),
-                }
+                    .propose_conf_change(ctx.to_be_bytes().to_vec(), cc);
+                let result = result.map_err(|e| RequestError::Rejected(e.to_string()));
+                self.track(group, ctx, deadline, Waiter::ConfChange(reply), result);
             }
             LoopMsg::Read { group, read } => {
+                if self.reads.len() >= MAX_IN_FLIGHT {
+                    read(Err(RequestError::Busy));
+                    return;
+                }
                 let Some(peer) = self.peers.get(&group) else {
                     read(Err(RequestError::NoGroup(group)));
                     return;
@@ -329,6 +335,43 @@ impl<E: Engine, S: StateMachine> RaftLoop<E, S> {
         }
     }
 
+    /// Records a proposal raft-rs accepted at the index it was appended at, or fails it.
+    fn track(
+        &mut self,
+        group: u64,
+        ctx: u64,
+        deadline: Instant,
+        waiter: Waiter<S::Output>,
+        result: Result<(), RequestError>,
+    ) {
+        let (index, term) = self
+            .peers
+            .get(&group)
+            .map(|p| (p.node.raft.raft_log.last_index(), p.term()))
+            .unwrap_or_default();
+        let pending = Pending {
+            group,
+            index,
+            term,
+            deadline,
+            started: Instant::now(),
+            waiter,
+        };
+        match result {
+            Ok(()) => {
+                self.by_index.insert((group, index), ctx);
+                self.proposals.insert(ctx, pending);
+            }
+            Err(e) => pending.fail(e),
+        }
+    }
+
+    fn forget(&mut self, ctx: u64) -> Option<Pending<S::Output>> {
+        let pending = self.proposals.remove(&ctx)?;
+        self.by_index.remove(&(pending.group, pending.index));
+        Some(pending)
+    }
+
     fn on_tick(&mut self, now: Instant) -> Result<(), PeerError> {
         self.ticks += 1;
         for peer in self.peers.values_mut() {
@@ -341,7 +384,7 @@ impl<E: Engine, S: StateMachine> RaftLoop<E, S> {
             .map(|(k, _)| *k)
             .collect();
         for ctx in expired {
-            if let Some(p) = self.proposals.remove(&ctx) {
+            if let Some(p) = self.forget(ctx) {
                 p.fail(RequestError::Timeout);
             }
         }
@@ -440,12 +483,19 @@ impl<E: Engine, S: StateMachine> RaftLoop<E, S> {
             }
         }
         for applied in out.applied {
-            let Ok(ctx_bytes) = <[u8; 8]>::try_from(applied.context.as_slice()) else {
+            let Some(ctx) = self.by_index.get(&(group, applied.index)).copied() else {
                 continue;
             };
-            let Some(pending) = self.proposals.remove(&u64::from_be_bytes(ctx_bytes)) else {
+            let Some(pending) = self.forget(ctx) else {
                 continue;
             };
+            let ours = applied.term == pending.term && applied.context == ctx.to_be_bytes();
+            if !ours {
+                // Another entry took the index (a new leader's log won), or raft-rs blanked
+                // the proposal out (a second membership change): it did not happen.
+                pending.fail(RequestError::Dropped);
+                continue;
+            }
             metrics.proposals.with_label_values(&[&label, "ok"]).inc();
             metrics
                 .proposal_seconds
@@ -454,7 +504,6 @@ impl<E: Engine, S: StateMachine> RaftLoop<E, S> {
             match (pending.waiter, applied.result) {
                 (Waiter::Command(tx), ApplyResult::Command(output)) => drop(tx.send(Ok(output))),
                 (Waiter::ConfChange(tx), ApplyResult::ConfChange(cs)) => drop(tx.send(Ok(cs))),
-                // raft-rs replaced the proposal with an empty entry (e.g. a second conf change).
                 (Waiter::Command(tx), _) => drop(tx.send(Err(RequestError::Dropped))),
                 (Waiter::ConfChange(tx), _) => drop(tx.send(Err(RequestError::Dropped))),
             }
@@ -479,9 +528,23 @@ impl<E: Engine, S: StateMachine> RaftLoop<E, S> {
                     .map(|(k, _)| *k)
                     .collect();
                 for ctx in lost {
-                    if let Some(p) = self.proposals.remove(&ctx) {
+                    if let Some(p) = self.forget(ctx) {
                         p.fail(RequestError::NotLeader { leader });
                     }
+                }
+            }
+            // A read index issued under the old leadership may never come back: fail the
+            // group's reads so callers retry against the current leader.
+            let stale: Vec<u64> = self
+                .reads
+                .iter()
+                .filter(|(_, r)| r.group == group)
+                .map(|(k, _)| *k)
+                .collect();
+            let leader = (ss.leader_id != 0).then_some(ss.leader_id);
+            for ctx in stale {
+                if let Some(read) = self.reads.remove(&ctx) {
+                    (read.read)(Err(RequestError::NotLeader { leader }));
                 }
             }
         }

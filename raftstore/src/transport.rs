@@ -123,7 +123,13 @@ async fn stream_to(inner: Arc<Inner>, store: u64, mut rx: mpsc::Receiver<RaftEnv
             continue;
         };
         let endpoint = match tonic::transport::Endpoint::from_shared(format!("http://{addr}")) {
-            Ok(e) => e.connect_timeout(Duration::from_secs(1)).tcp_nodelay(true),
+            // Keepalives notice a black-holed peer in seconds, not at the kernel's TCP timeout.
+            Ok(e) => e
+                .connect_timeout(Duration::from_secs(1))
+                .tcp_nodelay(true)
+                .http2_keep_alive_interval(Duration::from_secs(1))
+                .keep_alive_timeout(Duration::from_secs(2))
+                .keep_alive_while_idle(true),
             Err(e) => {
                 warn!(store, %addr, error = %e, "bad peer address");
                 (inner.unreachable)(first.group_id, first.to_peer);

@@ -61,7 +61,8 @@ impl DevCluster {
             file: ClusterFile::default(),
             restarted: Vec::new(),
         };
-        let deadline = Instant::now() + Duration::from_secs(120);
+        // Longer than dev up's own waits (60 s + 60 s), so dev up reports first.
+        let deadline = Instant::now() + Duration::from_secs(150);
         loop {
             if let Ok(file) = ClusterFile::load(cluster.dir.path()) {
                 cluster.file = file;

@@ -189,6 +189,66 @@ async fn wait_for(
     }
 }
 
+/// Starts every process and initializes the cluster; answers the status once all nodes are
+/// up and every shard is placed.
+async fn start_all(
+    args: &UpArgs,
+    file: &mut ClusterFile,
+    children: &mut Children,
+) -> anyhow::Result<ClusterStatusResponse> {
+    for c in &mut file.coordinators {
+        children.start(c)?;
+    }
+    let client = MetaClient::new(file.coordinator_addresses())
+        .map_err(|s| anyhow::anyhow!(s.message().to_string()))?
+        .with_policy(RetryPolicy {
+            deadline: Duration::from_secs(3),
+            ..RetryPolicy::default()
+        });
+    let first = wait_for(
+        &client,
+        children,
+        "a coordinator leader",
+        Duration::from_secs(60),
+        |_| true,
+    )
+    .await?;
+    if !first.initialized {
+        let token = uuid::Uuid::new_v4().to_string();
+        let (shards, replicas) = (args.shards, args.replicas);
+        client
+            .call(|ch| {
+                let req = InitClusterRequest {
+                    shards,
+                    replicas,
+                    request_token: token.clone(),
+                };
+                async move { AdminServiceClient::new(ch).init_cluster(req).await }
+            })
+            .await
+            .map_err(|s| anyhow::anyhow!("cluster init: {}", s.message()))?;
+    }
+    for n in &mut file.nodes {
+        children.start(n)?;
+    }
+    let want_nodes = args.node_count as usize;
+    wait_for(
+        &client,
+        children,
+        "nodes up and shards placed",
+        Duration::from_secs(60),
+        |s| {
+            let up = s
+                .nodes
+                .iter()
+                .filter(|n| n.state == NodeState::Up as i32)
+                .count();
+            s.initialized && up >= want_nodes && s.shards.iter().all(|sh| !sh.replicas.is_empty())
+        },
+    )
+    .await
+}
+
 async fn shutdown_signal() {
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(s) => s,
@@ -206,6 +266,13 @@ async fn shutdown_signal() {
 pub(crate) async fn up(args: UpArgs, format: Format) -> anyhow::Result<()> {
     if args.coordinator_count == 0 || args.node_count == 0 {
         bail!("coordinator_count and node_count must be at least 1");
+    }
+    if u64::from(args.replicas) > args.node_count {
+        bail!(
+            "replicas: {} replicas need at least as many nodes (node_count is {})",
+            args.replicas,
+            args.node_count
+        );
     }
     let coordinator_bin = crate::sibling_binary("surge-coordinator")?;
     let node_bin = crate::sibling_binary("surge-node")?;
@@ -237,57 +304,14 @@ pub(crate) async fn up(args: UpArgs, format: Format) -> anyhow::Result<()> {
     }
 
     let mut children = Children(Vec::new());
-    for c in &mut file.coordinators {
-        children.start(c)?;
-    }
-    let client = MetaClient::new(coordinator_addrs)
-        .map_err(|s| anyhow::anyhow!(s.message().to_string()))?
-        .with_policy(RetryPolicy {
-            deadline: Duration::from_secs(3),
-            ..RetryPolicy::default()
-        });
-    let first = wait_for(
-        &client,
-        &mut children,
-        "a coordinator leader",
-        Duration::from_secs(60),
-        |_| true,
-    )
-    .await?;
-    if !first.initialized {
-        let token = uuid::Uuid::new_v4().to_string();
-        let (shards, replicas) = (args.shards, args.replicas);
-        client
-            .call(|ch| {
-                let req = InitClusterRequest {
-                    shards,
-                    replicas,
-                    request_token: token.clone(),
-                };
-                async move { AdminServiceClient::new(ch).init_cluster(req).await }
-            })
-            .await
-            .map_err(|s| anyhow::anyhow!("cluster init: {}", s.message()))?;
-    }
-    for n in &mut file.nodes {
-        children.start(n)?;
-    }
-    let want_nodes = args.node_count as usize;
-    let ready = wait_for(
-        &client,
-        &mut children,
-        "nodes up and shards placed",
-        Duration::from_secs(60),
-        |s| {
-            let up = s
-                .nodes
-                .iter()
-                .filter(|n| n.state == NodeState::Up as i32)
-                .count();
-            s.initialized && up >= want_nodes && s.shards.iter().all(|sh| !sh.replicas.is_empty())
-        },
-    )
-    .await?;
+    // Ctrl-C or SIGTERM while starting still stops every child (they are dropped with
+    // `children`), so no process is left holding its ports.
+    let stop = shutdown_signal();
+    tokio::pin!(stop);
+    let ready = tokio::select! {
+        ready = start_all(&args, &mut file, &mut children) => ready?,
+        _ = &mut stop => bail!("interrupted while starting; stopping every process"),
+    };
     file.cluster_id = ready.cluster_id.clone();
     file.save(&dir)?;
     print_status(format, &ready);
@@ -303,7 +327,7 @@ pub(crate) async fn up(args: UpArgs, format: Format) -> anyhow::Result<()> {
     if format == Format::Table {
         println!("running; Ctrl-C stops every process");
     }
-    shutdown_signal().await;
+    stop.await;
     eprintln!("stopping the dev cluster");
     children.stop();
     Ok(())
