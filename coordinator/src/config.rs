@@ -2,11 +2,12 @@
 //! then validated. Unknown keys are errors, and every error names the key.
 
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+use surge_raftstore::config_file::{self, invalid};
+pub use surge_raftstore::config_file::{check_address, ConfigError};
 use surge_raftstore::RaftConfig;
 
 use crate::meta::CoordinatorInfo;
@@ -98,55 +99,13 @@ pub struct Config {
     pub raft: RaftConfig,
 }
 
-/// A configuration problem, naming the key.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{path}: {message}")]
-    Parse { path: PathBuf, message: String },
-    #[error("{key}: {reason}")]
-    Invalid { key: String, reason: String },
-}
-
-fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        key: key.into(),
-        reason: reason.into(),
-    }
-}
-
-/// Checks a `host:port` address.
-pub fn check_address(key: &str, value: &str) -> Result<(), ConfigError> {
-    if value.parse::<SocketAddr>().is_ok() {
-        return Ok(());
-    }
-    match value.rsplit_once(':') {
-        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(()),
-        _ => Err(invalid(
-            key,
-            format!("{value:?} is not a host:port address"),
-        )),
-    }
-}
-
 impl ConfigFile {
     pub fn parse(path: &Path, text: &str) -> Result<ConfigFile, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })
+        config_file::parse(path, text)
     }
 
     pub fn load(path: &Path) -> Result<ConfigFile, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        ConfigFile::parse(path, &text)
+        config_file::load(path)
     }
 
     /// Validates every field; the destructuring makes a new field impossible to forget.
@@ -342,27 +301,15 @@ mod tests {
     #[test]
     fn the_example_files_in_deploy_parse() -> Result<(), ConfigError> {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/config");
-        let mut seen = 0;
-        for entry in std::fs::read_dir(&dir).map_err(|source| ConfigError::Read {
-            path: dir.clone(),
-            source,
-        })? {
-            let path = entry
-                .map_err(|source| ConfigError::Read {
-                    path: dir.clone(),
-                    source,
-                })?
-                .path();
-            let name = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or_default();
-            if name.starts_with("coordinator") && name.ends_with(".toml") {
-                ConfigFile::load(&path)?.validate()?;
-                seen += 1;
-            }
+        let files = config_file::example_files(&dir, "coordinator")?;
+        assert!(
+            !files.is_empty(),
+            "no coordinator example in {}",
+            dir.display()
+        );
+        for path in files {
+            ConfigFile::load(&path)?.validate()?;
         }
-        assert!(seen > 0, "no coordinator example in {}", dir.display());
         Ok(())
     }
 }

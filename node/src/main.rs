@@ -27,20 +27,6 @@ struct Args {
     zone: Option<String>,
 }
 
-async fn shutdown_signal() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     surge_raftstore::ops::init_tracing();
@@ -65,6 +51,6 @@ async fn main() -> anyhow::Result<()> {
     let http = tokio::net::TcpListener::bind(&config.http_listen)
         .await
         .with_context(|| format!("http_listen: cannot bind {}", config.http_listen))?;
-    surge_node::server::run(config, grpc, http, shutdown_signal()).await?;
+    surge_node::server::run(config, grpc, http, surge_raftstore::ops::shutdown_signal()).await?;
     Ok(())
 }

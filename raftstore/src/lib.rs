@@ -13,6 +13,7 @@
 //! - [`metrics`], [`logger`] (raft-rs's slog into tracing), [`config`] (timers).
 
 pub mod config;
+pub mod config_file;
 pub mod engine;
 pub mod group_storage;
 pub mod identity;
