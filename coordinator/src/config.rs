@@ -94,6 +94,10 @@ pub struct Config {
     pub advertise_http: String,
     pub cluster_id: Option<String>,
     pub join: bool,
+    /// Set by `--initialize` only (never from the file): this start may found the group from
+    /// `initial_peers` on an empty data dir. Without it an empty data dir is refused, so a
+    /// coordinator that lost its disk never re-founds the group and votes twice in a term.
+    pub initialize: bool,
     pub node_down_after: Duration,
     pub initial_peers: Vec<CoordinatorInfo>,
     pub raft: RaftConfig,
@@ -213,6 +217,7 @@ impl ConfigFile {
             advertise_http,
             cluster_id,
             join,
+            initialize: false,
             node_down_after: Duration::from_secs(node_down_after_secs),
             initial_peers: peers,
             raft: RaftConfig {

@@ -28,6 +28,10 @@ struct Args {
     /// Overrides `join`.
     #[arg(long)]
     join: bool,
+    /// First start only: found the coordinator group from `initial_peers` if the data dir is
+    /// empty. Restarts never pass it, so a wiped data dir is refused instead of re-founding.
+    #[arg(long)]
+    initialize: bool,
 }
 
 #[tokio::main]
@@ -48,7 +52,8 @@ async fn main() -> anyhow::Result<()> {
         file.http_listen = addr;
     }
     file.join |= args.join;
-    let config = file.validate()?;
+    let mut config = file.validate()?;
+    config.initialize = args.initialize;
     let grpc = tokio::net::TcpListener::bind(&config.grpc_listen)
         .await
         .with_context(|| format!("grpc_listen: cannot bind {}", config.grpc_listen))?;

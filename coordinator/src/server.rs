@@ -76,9 +76,22 @@ pub async fn run(
     http: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    if !config.join && !config.initialize && !config.data_dir.join("db").exists() {
+        return Err(data_dir_error(
+            &config,
+            "is empty; pass --initialize on the very first start to found the coordinator group \
+             from initial_peers, or set join = true to join a running quorum",
+        ));
+    }
     let engine = open_checked(&config)?;
     let mut storage = GroupStorage::open(engine.clone(), META_GROUP)?;
     if !storage.is_initialized() && !config.join {
+        if !config.initialize {
+            return Err(data_dir_error(
+                &config,
+                "holds no coordinator state; pass --initialize to found the group from initial_peers",
+            ));
+        }
         let voters: Vec<u64> = config.initial_peers.iter().map(|p| p.id).collect();
         info!(?voters, "bootstrapping the coordinator group");
         let mut batch = WriteBatch::default();

@@ -79,9 +79,19 @@ async fn a_data_dir_of_another_coordinator_or_cluster_is_refused() {
     let data = dir.path().join("data");
     let grpc = free_port();
     let config = write_config(dir.path(), "c1.toml", 1, &data, "", grpc);
+    // Without --initialize an empty data dir is refused: only a first start founds the group.
+    let out = run_to_exit(&config);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("--initialize"), "{stderr}");
+    assert!(
+        !data.join("db").exists(),
+        "a refused start created the data dir"
+    );
     let mut child = Command::new(env!("CARGO_BIN_EXE_surge-coordinator"))
         .arg("--config")
         .arg(&config)
+        .arg("--initialize")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -197,7 +197,16 @@ async fn start_all(
     children: &mut Children,
 ) -> anyhow::Result<ClusterStatusResponse> {
     for c in &mut file.coordinators {
-        children.start(c)?;
+        // A new data dir founds the group; the recorded command (used for restarts) never
+        // does, so a restart on a wiped data dir is refused rather than re-founding.
+        if c.data_dir.exists() {
+            children.start(c)?;
+        } else {
+            let mut first = c.clone();
+            first.command.push("--initialize".into());
+            children.start(&mut first)?;
+            c.pid = first.pid;
+        }
     }
     let client = MetaClient::new(file.coordinator_addresses())
         .map_err(|s| anyhow::anyhow!(s.message().to_string()))?
