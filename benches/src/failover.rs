@@ -8,9 +8,8 @@ use anyhow::{bail, Context};
 use nix::sys::signal::Signal;
 use surge_client::dev_cluster::{self, ClusterFile};
 use surge_client::{MetaClient, RetryPolicy};
-use surge_proto::v1::admin_service_client::AdminServiceClient;
 use surge_proto::v1::coordinator_peer_service_client::CoordinatorPeerServiceClient;
-use surge_proto::v1::{ClusterStatusRequest, ClusterStatusResponse, LocalStatusRequest};
+use surge_proto::v1::{ClusterStatusResponse, LocalStatusRequest};
 
 use crate::stats::summarize;
 
@@ -65,13 +64,7 @@ fn start_cluster(base_port: u16) -> anyhow::Result<(PathBuf, OwnCluster)> {
 }
 
 async fn status(client: &MetaClient) -> Result<ClusterStatusResponse, tonic::Status> {
-    client
-        .call(|ch| async move {
-            AdminServiceClient::new(ch)
-                .cluster_status(ClusterStatusRequest {})
-                .await
-        })
-        .await
+    client.cluster_status().await
 }
 
 async fn applied_index(address: &str) -> Option<u64> {

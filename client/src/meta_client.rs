@@ -5,6 +5,10 @@ use std::future::Future;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use surge_proto::v1::admin_service_client::AdminServiceClient;
+use surge_proto::v1::{
+    ClusterStatusRequest, ClusterStatusResponse, InitClusterRequest, InitClusterResponse,
+};
 use surge_proto::LEADER_HINT_METADATA;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Response, Status};
@@ -122,5 +126,34 @@ impl MetaClient {
                 }
             }
         }
+    }
+
+    /// The whole cluster picture (linearizable at the leader).
+    pub async fn cluster_status(&self) -> Result<ClusterStatusResponse, Status> {
+        self.call(|ch| async move {
+            AdminServiceClient::new(ch)
+                .cluster_status(ClusterStatusRequest {})
+                .await
+        })
+        .await
+    }
+
+    /// Initializes the cluster. One token serves every retry, so a retry after an ambiguous
+    /// failure answers success rather than "already initialized".
+    pub async fn init_cluster(
+        &self,
+        shards: u32,
+        replicas: u32,
+    ) -> Result<InitClusterResponse, Status> {
+        let token = uuid::Uuid::new_v4().to_string();
+        self.call(|ch| {
+            let req = InitClusterRequest {
+                shards,
+                replicas,
+                request_token: token.clone(),
+            };
+            async move { AdminServiceClient::new(ch).init_cluster(req).await }
+        })
+        .await
     }
 }

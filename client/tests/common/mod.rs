@@ -10,11 +10,8 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use surge_client::dev_cluster::{self, ClusterFile, ProcessEntry};
 use surge_client::{MetaClient, RetryPolicy};
-use surge_proto::v1::admin_service_client::AdminServiceClient;
 use surge_proto::v1::coordinator_peer_service_client::CoordinatorPeerServiceClient;
-use surge_proto::v1::{
-    ClusterStatusRequest, ClusterStatusResponse, CoordinatorStatus, LocalStatusRequest,
-};
+use surge_proto::v1::{ClusterStatusResponse, CoordinatorStatus, LocalStatusRequest};
 
 pub fn bin_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_surgectl"))
@@ -141,13 +138,7 @@ impl Drop for DevCluster {
 }
 
 pub async fn status(client: &MetaClient) -> Result<ClusterStatusResponse, tonic::Status> {
-    client
-        .call(|ch| async move {
-            AdminServiceClient::new(ch)
-                .cluster_status(ClusterStatusRequest {})
-                .await
-        })
-        .await
+    client.cluster_status().await
 }
 
 /// A coordinator's own view, asked directly (never forwarded).

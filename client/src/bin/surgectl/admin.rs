@@ -5,10 +5,7 @@ use std::time::Duration;
 
 use surge_client::{MetaClient, RetryPolicy};
 use surge_proto::v1::admin_service_client::AdminServiceClient;
-use surge_proto::v1::{
-    AddCoordinatorRequest, ClusterStatusRequest, InitClusterRequest, ListNodesRequest,
-    RemoveCoordinatorRequest,
-};
+use surge_proto::v1::{AddCoordinatorRequest, ListNodesRequest, RemoveCoordinatorRequest};
 
 use crate::output::{self, Format};
 
@@ -37,16 +34,8 @@ pub(crate) async fn init(
     shards: u32,
     replicas: u32,
 ) -> anyhow::Result<()> {
-    let token = uuid::Uuid::new_v4().to_string();
     let resp = client(coordinators)?
-        .call(|ch| {
-            let req = InitClusterRequest {
-                shards,
-                replicas,
-                request_token: token.clone(),
-            };
-            async move { AdminServiceClient::new(ch).init_cluster(req).await }
-        })
+        .init_cluster(shards, replicas)
         .await
         .map_err(status_error)
         .context("cluster init")?;
@@ -56,11 +45,7 @@ pub(crate) async fn init(
 
 pub(crate) async fn status(coordinators: &[String], format: Format) -> anyhow::Result<()> {
     let resp = client(coordinators)?
-        .call(|ch| async move {
-            AdminServiceClient::new(ch)
-                .cluster_status(ClusterStatusRequest {})
-                .await
-        })
+        .cluster_status()
         .await
         .map_err(status_error)
         .context("cluster status")?;

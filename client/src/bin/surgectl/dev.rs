@@ -7,8 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use surge_client::dev_cluster::{self, ClusterFile, ProcessEntry};
 use surge_client::{MetaClient, RetryPolicy};
-use surge_proto::v1::admin_service_client::AdminServiceClient;
-use surge_proto::v1::{ClusterStatusRequest, ClusterStatusResponse, InitClusterRequest, NodeState};
+use surge_proto::v1::{ClusterStatusResponse, NodeState};
 
 use crate::output::{print_status, Format};
 
@@ -148,13 +147,7 @@ impl Drop for Children {
 }
 
 async fn status(client: &MetaClient) -> Result<ClusterStatusResponse, tonic::Status> {
-    client
-        .call(|ch| async move {
-            AdminServiceClient::new(ch)
-                .cluster_status(ClusterStatusRequest {})
-                .await
-        })
-        .await
+    client.cluster_status().await
 }
 
 /// Polls `check` on the cluster status until it holds or `within` passes.
@@ -223,17 +216,8 @@ async fn start_all(
     )
     .await?;
     if !first.initialized {
-        let token = uuid::Uuid::new_v4().to_string();
-        let (shards, replicas) = (args.shards, args.replicas);
         client
-            .call(|ch| {
-                let req = InitClusterRequest {
-                    shards,
-                    replicas,
-                    request_token: token.clone(),
-                };
-                async move { AdminServiceClient::new(ch).init_cluster(req).await }
-            })
+            .init_cluster(args.shards, args.replicas)
             .await
             .map_err(|s| anyhow::anyhow!("cluster init: {}", s.message()))?;
     }
