@@ -14,6 +14,7 @@ pub mod v1 {
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("surge_descriptor");
 
 pub mod routing;
+pub mod validate;
 
 /// Metadata key under which a non-leader names the leader it knows, so a caller can retry there.
 pub const LEADER_HINT_METADATA: &str = "x-surge-leader";
