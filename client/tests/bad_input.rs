@@ -7,7 +7,10 @@ use std::time::Duration;
 use common::{eventually, status, DevCluster};
 use surge_proto::v1::admin_service_client::AdminServiceClient;
 use surge_proto::v1::node_service_client::NodeServiceClient;
-use surge_proto::v1::{HeartbeatRequest, InitClusterRequest, RemoveCoordinatorRequest};
+use surge_proto::v1::{
+    CreateTenantRequest, HeartbeatRequest, InitClusterRequest, ListTenantsRequest,
+    RemoveCoordinatorRequest,
+};
 use surge_raftstore::identity::{self, Identity};
 use tonic::Code;
 
@@ -68,6 +71,45 @@ async fn refusals_name_the_problem_and_change_nothing() {
         .expect_err("zero shards");
     assert_eq!(err.code(), Code::InvalidArgument);
     assert!(err.message().starts_with("shards:"), "{}", err.message());
+
+    // Tenants: a retry with the same key is the same tenant; another key for the name is refused.
+    let create = |api_key: &'static str| {
+        let client = &client;
+        async move {
+            client
+                .call(|ch| async move {
+                    let req = CreateTenantRequest {
+                        name: "acme".into(),
+                        api_key: api_key.into(),
+                    };
+                    AdminServiceClient::new(ch).create_tenant(req).await
+                })
+                .await
+        }
+    };
+    let first = create("sk_0123456789abcdef0123")
+        .await
+        .expect("create tenant");
+    let again = create("sk_0123456789abcdef0123")
+        .await
+        .expect("retry create tenant");
+    assert_eq!(first.tenant_id, again.tenant_id);
+    let err = create("sk_another-key-entirely")
+        .await
+        .expect_err("a second tenant named acme");
+    assert_eq!(err.code(), Code::AlreadyExists, "{err:?}");
+    assert!(err.message().starts_with("name:"), "{}", err.message());
+    let tenants = client
+        .call(|ch| async move {
+            AdminServiceClient::new(ch)
+                .list_tenants(ListTenantsRequest {})
+                .await
+        })
+        .await
+        .expect("list tenants")
+        .tenants;
+    assert_eq!(tenants.len(), 1, "{tenants:?}");
+    assert_eq!(tenants[0].api_keys, 1);
 
     let after = status(&client).await.expect("status");
     assert_eq!(after.cluster_id, before.cluster_id);

@@ -10,8 +10,10 @@ use surge_proto::v1::admin_service_server::AdminService;
 use surge_proto::v1::coordinator_peer_service_client::CoordinatorPeerServiceClient;
 use surge_proto::v1::{
     AddCoordinatorRequest, ClusterStatusRequest, ClusterStatusResponse, CoordinatorStatus,
-    InitClusterRequest, InitClusterResponse, ListNodesRequest, ListNodesResponse,
+    CreateTenantRequest, CreateTenantResponse, InitClusterRequest, InitClusterResponse,
+    ListNodesRequest, ListNodesResponse, ListTenantsRequest, ListTenantsResponse,
     LocalStatusRequest, MembershipResponse, NodeStatus, RemoveCoordinatorRequest, ShardStatus,
+    TenantInfo,
 };
 use tonic::{Request, Response, Status};
 
@@ -349,5 +351,136 @@ impl AdminService for AdminApi {
         membership::remove(&self.coordinator, req.id)
             .await
             .map(Response::new)
+    }
+
+    async fn create_tenant(
+        &self,
+        request: Request<CreateTenantRequest>,
+    ) -> Result<Response<CreateTenantResponse>, Status> {
+        if let Route::Forward(ch) = route(&self.coordinator, &request).await? {
+            return hop(AdminServiceClient::new(ch)
+                .create_tenant(forwarded(request.into_inner()))
+                .await);
+        }
+        let req = request.into_inner();
+        check_tenant_name(&req.name)?;
+        let api_key = if req.api_key.is_empty() {
+            new_api_key()
+        } else {
+            req.api_key
+        };
+        check_api_key(&api_key)?;
+        let cmd = Command::CreateTenant {
+            name: req.name.clone(),
+            key_hash: key_hash(&api_key),
+            at_ms: now_ms(),
+        };
+        match self.coordinator.propose(cmd).await? {
+            Reply::TenantCreated { tenant_id } => Ok(Response::new(CreateTenantResponse {
+                tenant_id,
+                name: req.name,
+                api_key,
+            })),
+            other => Err(Status::internal(format!(
+                "unexpected reply to create tenant: {other:?}"
+            ))),
+        }
+    }
+
+    async fn list_tenants(
+        &self,
+        request: Request<ListTenantsRequest>,
+    ) -> Result<Response<ListTenantsResponse>, Status> {
+        if let Route::Forward(ch) = route(&self.coordinator, &request).await? {
+            return hop(AdminServiceClient::new(ch)
+                .list_tenants(forwarded(request.into_inner()))
+                .await);
+        }
+        let c = &self.coordinator;
+        let tenants = c
+            .handle
+            .read(META_GROUP, |sm| {
+                sm.tenants
+                    .values()
+                    .map(|t| TenantInfo {
+                        id: t.id,
+                        name: t.name.clone(),
+                        created_at_ms: t.created_at_ms,
+                        api_keys: t.key_hashes.len() as u32,
+                    })
+                    .collect()
+            })
+            .await
+            .map_err(|e| c.map_request(e))?;
+        Ok(Response::new(ListTenantsResponse { tenants }))
+    }
+}
+
+/// Longest tenant name.
+pub const MAX_TENANT_NAME: usize = 64;
+
+fn check_tenant_name(name: &str) -> Result<(), Status> {
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if name.is_empty() || name.len() > MAX_TENANT_NAME || !name.chars().all(ok_char) {
+        return Err(Status::invalid_argument(format!(
+            "name: 1 to {MAX_TENANT_NAME} characters of A-Z a-z 0-9 . _ -, got {name:?}"
+        )));
+    }
+    Ok(())
+}
+
+fn check_api_key(key: &str) -> Result<(), Status> {
+    if !(16..=128).contains(&key.len()) || !key.chars().all(|c| c.is_ascii_graphic()) {
+        return Err(Status::invalid_argument(
+            "api_key: 16 to 128 printable ASCII characters without spaces",
+        ));
+    }
+    Ok(())
+}
+
+/// A fresh API key: 244 random bits from two v4 UUIDs.
+pub fn new_api_key() -> String {
+    format!(
+        "sk_{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+/// The SHA-256 of an API key, lowercase hex: all surge stores of a key.
+pub fn key_hash(key: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(key.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_hash_is_sha256_hex() {
+        assert_eq!(
+            key_hash("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_ne!(new_api_key(), new_api_key());
+        assert!(check_api_key(&new_api_key()).is_ok());
+    }
+
+    #[test]
+    fn tenant_names_and_keys_are_checked() {
+        assert!(check_tenant_name("acme-shop_1.cn").is_ok());
+        for bad in ["", "has space", "名字", &"x".repeat(MAX_TENANT_NAME + 1)] {
+            let e = check_tenant_name(bad)
+                .err()
+                .map(|s| s.message().to_string())
+                .unwrap_or_default();
+            assert!(e.starts_with("name:"), "{bad:?}: {e}");
+        }
+        assert!(check_api_key("short").is_err());
+        assert!(check_api_key("with a space in it........").is_err());
     }
 }

@@ -48,7 +48,9 @@ pub fn from_request(err: RequestError, leader_address: impl Fn(u64) -> Option<St
 /// Maps a state-machine refusal.
 pub fn from_meta(err: MetaError) -> Status {
     let code = match &err {
-        MetaError::AlreadyInitialized { .. } => Code::AlreadyExists,
+        MetaError::AlreadyInitialized { .. } | MetaError::TenantExists { .. } => {
+            Code::AlreadyExists
+        }
         MetaError::NotInitialized => Code::FailedPrecondition,
         MetaError::UnknownNode(_) | MetaError::UnknownShard(_) => Code::NotFound,
         MetaError::BadPlacement { .. } => Code::InvalidArgument,

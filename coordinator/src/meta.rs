@@ -60,6 +60,15 @@ pub struct ShardInfo {
     pub replicas: Vec<u64>,
 }
 
+/// A merchant using the cluster. API keys are kept as SHA-256 hex digests only.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantInfo {
+    pub id: u64,
+    pub name: String,
+    pub created_at_ms: u64,
+    pub key_hashes: Vec<String>,
+}
+
 /// A change to the metadata. Times are stamped by the proposing leader.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
@@ -90,6 +99,13 @@ pub enum Command {
     PlaceShards {
         assignments: Vec<(u32, Vec<u64>)>,
     },
+    /// `key_hash` is the SHA-256 of the API key, computed by the proposer: the key itself
+    /// never enters the log.
+    CreateTenant {
+        name: String,
+        key_hash: String,
+        at_ms: u64,
+    },
 }
 
 /// Why a command changed nothing.
@@ -105,6 +121,8 @@ pub enum MetaError {
     UnknownShard(u32),
     #[error("replicas: shard {shard} placement names unknown or duplicate node {node}")]
     BadPlacement { shard: u32, node: u64 },
+    #[error("name: tenant {name:?} already exists (id {id})")]
+    TenantExists { name: String, id: u64 },
     #[error("the command could not be decoded: {0}")]
     Undecodable(String),
 }
@@ -114,6 +132,7 @@ pub enum MetaError {
 pub enum Reply {
     Initialized(ClusterInfo),
     Registered { node_id: u64, cluster_id: String },
+    TenantCreated { tenant_id: u64 },
     Done,
 }
 

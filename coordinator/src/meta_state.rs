@@ -14,7 +14,8 @@ use surge_raftstore::{keys, Cf, Engine, EngineError, StateMachine, WriteBatch};
 use tracing::warn;
 
 use crate::meta::{
-    ClusterInfo, Command, CoordinatorInfo, MetaError, NodeInfo, NodeState, Output, Reply, ShardInfo,
+    ClusterInfo, Command, CoordinatorInfo, MetaError, NodeInfo, NodeState, Output, Reply,
+    ShardInfo, TenantInfo,
 };
 
 /// The coordinator's Raft group.
@@ -26,6 +27,8 @@ const NODE_PREFIX: &[u8] = b"node/";
 const SHARD_PREFIX: &[u8] = b"shard/";
 const INSTANCE_PREFIX: &[u8] = b"instance/";
 const NEXT_NODE_KEY: &[u8] = b"seq/node";
+const TENANT_PREFIX: &[u8] = b"tenant/";
+const NEXT_TENANT_KEY: &[u8] = b"seq/tenant";
 
 fn id_key(prefix: &[u8], id: u64) -> Vec<u8> {
     let mut suffix = prefix.to_vec();
@@ -51,8 +54,10 @@ pub struct MetaState<E: Engine> {
     pub coordinators: BTreeMap<u64, CoordinatorInfo>,
     pub nodes: BTreeMap<u64, NodeInfo>,
     pub shards: BTreeMap<u32, ShardInfo>,
+    pub tenants: BTreeMap<u64, TenantInfo>,
     instances: BTreeMap<String, u64>,
     next_node_id: u64,
+    next_tenant_id: u64,
 }
 
 impl<E: Engine> MetaState<E> {
@@ -64,8 +69,10 @@ impl<E: Engine> MetaState<E> {
             coordinators: BTreeMap::new(),
             nodes: BTreeMap::new(),
             shards: BTreeMap::new(),
+            tenants: BTreeMap::new(),
             instances: BTreeMap::new(),
             next_node_id: 1,
+            next_tenant_id: 1,
         };
         state.reload()?;
         Ok(state)
@@ -199,6 +206,40 @@ impl<E: Engine> MetaState<E> {
                     put_json(batch, id_key(NODE_PREFIX, node_id), node);
                 }
                 Ok(Reply::Done)
+            }
+            Command::CreateTenant {
+                name,
+                key_hash,
+                at_ms,
+            } => {
+                if let Some(existing) = self.tenants.values().find(|t| t.name == name) {
+                    // A retry carries the same key: the same answer, not a second tenant.
+                    if existing.key_hashes.contains(&key_hash) {
+                        return Ok(Reply::TenantCreated {
+                            tenant_id: existing.id,
+                        });
+                    }
+                    return Err(MetaError::TenantExists {
+                        name,
+                        id: existing.id,
+                    });
+                }
+                let tenant = TenantInfo {
+                    id: self.next_tenant_id,
+                    name,
+                    created_at_ms: at_ms,
+                    key_hashes: vec![key_hash],
+                };
+                self.next_tenant_id += 1;
+                put_json(batch, id_key(TENANT_PREFIX, tenant.id), &tenant);
+                put_json(
+                    batch,
+                    keys::data_key(META_GROUP, NEXT_TENANT_KEY),
+                    &self.next_tenant_id,
+                );
+                let tenant_id = tenant.id;
+                self.tenants.insert(tenant_id, tenant);
+                Ok(Reply::TenantCreated { tenant_id })
             }
             Command::PlaceShards { assignments } => {
                 // Validate everything before touching anything: a bad placement changes nothing.
@@ -334,6 +375,12 @@ impl<E: Engine> StateMachine for MetaState<E> {
         self.scan_rows(SHARD_PREFIX, |s: ShardInfo| {
             shards.insert(s.id, s);
         })?;
+        let mut tenants = BTreeMap::new();
+        self.scan_rows(TENANT_PREFIX, |t: TenantInfo| {
+            tenants.insert(t.id, t);
+        })?;
+        self.tenants = tenants;
+        self.next_tenant_id = self.get_row(NEXT_TENANT_KEY)?.unwrap_or(1);
         self.instances = nodes
             .values()
             .map(|n: &NodeInfo| (n.instance_id.clone(), n.id))
@@ -424,6 +471,47 @@ mod tests {
         assert_eq!(reloaded.nodes, sm.nodes);
         assert_eq!(reloaded.shards, sm.shards);
         assert_eq!(reloaded.next_node_id, 3);
+        Ok(())
+    }
+
+    #[test]
+    fn a_tenant_is_created_once_and_a_retry_with_its_key_succeeds(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let engine = Arc::new(MemEngine::new());
+        let mut sm = MetaState::load(engine.clone())?;
+        let create = |key: &str| Command::CreateTenant {
+            name: "acme".into(),
+            key_hash: key.into(),
+            at_ms: 7,
+        };
+        assert_eq!(
+            apply(&mut sm, create("h1"))?,
+            Reply::TenantCreated { tenant_id: 1 }
+        );
+        assert_eq!(
+            apply(&mut sm, create("h1"))?,
+            Reply::TenantCreated { tenant_id: 1 }
+        );
+        assert_eq!(
+            apply(&mut sm, create("h2")),
+            Err(MetaError::TenantExists {
+                name: "acme".into(),
+                id: 1
+            })
+        );
+        let other = Command::CreateTenant {
+            name: "globex".into(),
+            key_hash: "h3".into(),
+            at_ms: 8,
+        };
+        assert_eq!(
+            apply(&mut sm, other)?,
+            Reply::TenantCreated { tenant_id: 2 }
+        );
+        let reloaded = MetaState::load(engine)?;
+        assert_eq!(reloaded.tenants, sm.tenants);
+        assert_eq!(reloaded.next_tenant_id, 3);
+        assert_eq!(reloaded.tenants[&1].key_hashes, vec!["h1".to_string()]);
         Ok(())
     }
 

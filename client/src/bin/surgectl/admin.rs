@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use surge_client::{MetaClient, RetryPolicy};
 use surge_proto::v1::admin_service_client::AdminServiceClient;
-use surge_proto::v1::{AddCoordinatorRequest, ListNodesRequest, RemoveCoordinatorRequest};
+use surge_proto::v1::{
+    AddCoordinatorRequest, CreateTenantRequest, ListNodesRequest, ListTenantsRequest,
+    RemoveCoordinatorRequest,
+};
 
 use crate::output::{self, Format};
 
@@ -105,5 +108,46 @@ pub(crate) async fn coordinator_remove(
         .map_err(status_error)
         .context("coordinator remove")?;
     output::print_membership(format, &resp);
+    Ok(())
+}
+
+pub(crate) async fn tenant_create(
+    coordinators: &[String],
+    format: Format,
+    name: String,
+) -> anyhow::Result<()> {
+    // The key is made here, so a retry after an ambiguous failure carries the same key and the
+    // coordinator recognises it instead of refusing a second tenant of that name.
+    let api_key = format!(
+        "sk_{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    let resp = client(coordinators)?
+        .call(|ch| {
+            let req = CreateTenantRequest {
+                name: name.clone(),
+                api_key: api_key.clone(),
+            };
+            async move { AdminServiceClient::new(ch).create_tenant(req).await }
+        })
+        .await
+        .map_err(status_error)
+        .context("tenant create")?;
+    output::print_tenant_created(format, &resp);
+    Ok(())
+}
+
+pub(crate) async fn tenant_list(coordinators: &[String], format: Format) -> anyhow::Result<()> {
+    let resp = client(coordinators)?
+        .call(|ch| async move {
+            AdminServiceClient::new(ch)
+                .list_tenants(ListTenantsRequest {})
+                .await
+        })
+        .await
+        .map_err(status_error)
+        .context("tenant list")?;
+    output::print_tenants(format, &resp.tenants);
     Ok(())
 }

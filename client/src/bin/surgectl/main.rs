@@ -41,6 +41,9 @@ enum Command {
     /// The coordinator quorum.
     #[command(subcommand)]
     Coordinator(CoordinatorCmd),
+    /// Merchants and their API keys.
+    #[command(subcommand)]
+    Tenant(TenantCmd),
     /// A local development cluster on loopback.
     #[command(subcommand)]
     Dev(DevCmd),
@@ -86,6 +89,14 @@ enum CoordinatorCmd {
 }
 
 #[derive(Subcommand, Debug)]
+enum TenantCmd {
+    /// Creates a tenant and prints its API key, once: surge stores only its hash.
+    Create { name: String },
+    /// Every tenant with its id and number of API keys.
+    List,
+}
+
+#[derive(Subcommand, Debug)]
 enum DevCmd {
     /// Starts coordinators and nodes on loopback as child processes, initializes the cluster,
     /// writes DIR/cluster.json and stops them all on Ctrl-C.
@@ -111,6 +122,10 @@ async fn main() -> std::process::ExitCode {
         Command::Coordinator(CoordinatorCmd::Remove { id }) => {
             admin::coordinator_remove(&cli.coordinators, cli.output, id).await
         }
+        Command::Tenant(TenantCmd::Create { name }) => {
+            admin::tenant_create(&cli.coordinators, cli.output, name).await
+        }
+        Command::Tenant(TenantCmd::List) => admin::tenant_list(&cli.coordinators, cli.output).await,
         Command::Dev(DevCmd::Up(args)) => dev::up(args, cli.output).await,
     };
     match result {

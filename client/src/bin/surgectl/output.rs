@@ -2,7 +2,8 @@
 
 use serde::Serialize;
 use surge_proto::v1::{
-    ClusterStatusResponse, InitClusterResponse, MembershipResponse, NodeState, NodeStatus,
+    ClusterStatusResponse, CreateTenantResponse, InitClusterResponse, MembershipResponse,
+    NodeState, NodeStatus, TenantInfo,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -242,5 +243,39 @@ pub(crate) fn print_membership(format: Format, m: &MembershipResponse) {
             print_json(&serde_json::json!({ "voters": m.voters, "learners": m.learners }))
         }
         Format::Table => emit(&format!("voters {:?}  learners {:?}", m.voters, m.learners)),
+    }
+}
+
+pub(crate) fn print_tenant_created(format: Format, t: &CreateTenantResponse) {
+    match format {
+        Format::Json => print_json(&serde_json::json!({
+            "tenant_id": t.tenant_id, "name": t.name, "api_key": t.api_key,
+        })),
+        Format::Table => {
+            emit(&format!(
+                "tenant {} created with id {}",
+                t.name, t.tenant_id
+            ));
+            emit(&format!("api key: {}", t.api_key));
+            emit("(shown once: surge keeps only its hash)");
+        }
+    }
+}
+
+pub(crate) fn print_tenants(format: Format, tenants: &[TenantInfo]) {
+    match format {
+        Format::Json => print_json(
+            &tenants
+                .iter()
+                .map(|t| serde_json::json!({ "id": t.id, "name": t.name, "created_at_ms": t.created_at_ms, "api_keys": t.api_keys }))
+                .collect::<Vec<_>>(),
+        ),
+        Format::Table => {
+            let rows: Vec<Vec<String>> = tenants
+                .iter()
+                .map(|t| vec![t.id.to_string(), t.name.clone(), t.api_keys.to_string()])
+                .collect();
+            print_table(&["TENANT", "NAME", "API KEYS"], &rows);
+        }
     }
 }
