@@ -53,10 +53,6 @@ impl MetaClient {
         self
     }
 
-    pub fn addresses(&self) -> &[String] {
-        &self.addresses
-    }
-
     fn channel(&self, address: &str) -> Result<Channel, Status> {
         let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(c) = channels.get(address) {

@@ -139,13 +139,6 @@ impl WriteBatch {
     pub fn size_bytes(&self) -> usize {
         self.bytes
     }
-
-    /// Moves every op of `other` behind this batch's ops.
-    pub fn append(&mut self, other: &mut WriteBatch) {
-        self.bytes += other.bytes;
-        self.ops.append(&mut other.ops);
-        other.bytes = 0;
-    }
 }
 
 /// An engine failure. Raft cannot go on after one: the process stops the affected groups.

@@ -160,10 +160,6 @@ impl<E: Engine> GroupStorage<E> {
         self.state.truncated_index + 1
     }
 
-    pub fn last_log_index(&self) -> u64 {
-        self.state.last_index
-    }
-
     fn stage_local_state(&self, batch: &mut WriteBatch) {
         let record = RaftLocalState {
             hard_state: self.state.hard_state.write_to_bytes().unwrap_or_default(),
