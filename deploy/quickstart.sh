@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Quick start: builds surge, starts a local cluster (3 coordinators, 3 nodes, 64 shards x 3
 # replicas) on loopback, shows its status, kills the coordinator leader with kill -9 and shows
-# the cluster answering from a new leader, then stops everything.
+# the cluster answering from a new leader, creates a tenant, submits a burst of orders and
+# shows them spread over shards and replicas, resubmits them (all recognised as retries), then
+# stops everything.
 # SURGE_DEV_DIR picks the working directory (default: a fresh temp dir).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,5 +34,18 @@ echo "(answered $(python3 -c "import time; print(round(time.time()-$start, 2))")
 echo
 echo "== nodes"
 $ctl node list
+echo
+echo "== a merchant: tenant demo and its API key"
+key=$($ctl -o json tenant create "demo-$(date +%s)" | python3 -c 'import json,sys; print(json.load(sys.stdin)["api_key"])')
+echo "api key: ${key:0:12}... (printed once; surge keeps only its hash)"
+echo
+echo "== a burst of 5000 orders (~1 KiB each), batches of 200, through surge-client"
+SURGE_API_KEY="$key" $ctl order burst --count 5000 --batch 200 --run quickstart
+echo
+echo "== the same burst again: every order is recognised as a retry, none is stored twice"
+SURGE_API_KEY="$key" $ctl order burst --count 5000 --batch 200 --run quickstart | tail -n 1
+echo
+echo "== the oldest five received orders"
+SURGE_API_KEY="$key" $ctl order list --limit 5
 echo
 echo "cluster files, logs and data: $dir"

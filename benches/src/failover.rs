@@ -14,7 +14,7 @@ use surge_proto::v1::{ClusterStatusResponse, LocalStatusRequest};
 use crate::stats::summarize;
 
 /// A cluster this command started and stops again.
-struct OwnCluster {
+pub(crate) struct OwnCluster {
     surgectl: Child,
     _dir: tempfile::TempDir,
 }
@@ -26,7 +26,10 @@ impl Drop for OwnCluster {
     }
 }
 
-fn start_cluster(base_port: u16) -> anyhow::Result<(PathBuf, OwnCluster)> {
+pub(crate) fn start_cluster(
+    base_port: u16,
+    shards: u32,
+) -> anyhow::Result<(PathBuf, OwnCluster)> {
     let temp = tempfile::Builder::new().prefix("surge-bench-").tempdir()?;
     let dir = temp.path().to_path_buf();
     let surgectl = std::env::current_exe()?.with_file_name("surgectl");
@@ -35,7 +38,7 @@ fn start_cluster(base_port: u16) -> anyhow::Result<(PathBuf, OwnCluster)> {
             "dev",
             "up",
             "--shards",
-            "8",
+            &shards.to_string(),
             "--base-port",
             &base_port.to_string(),
             "--dir",
@@ -89,7 +92,7 @@ pub(crate) async fn coordinator(
     let (dir, own) = match cluster_dir {
         Some(d) => (d, None),
         None => {
-            let (d, own) = start_cluster(base_port)?;
+            let (d, own) = start_cluster(base_port, 8)?;
             (d, Some(own))
         }
     };

@@ -1,11 +1,15 @@
 //! `surge-bench`: workloads against a local cluster started by `surgectl dev up`, reported as a
 //! human table and as JSON.
 //!
+//! `intake`: order intake, closed or open loop, single or batched, optionally killing a node
+//! that leads shards every few seconds and reporting each unavailability window.
+//!
 //! `coordinator-failover`: kill -9 the coordinator leader N times; each time measure how long
 //! until `cluster status` answers again from a new leader, then restart the killed process and
 //! wait until it has caught up before the next kill.
 
 mod failover;
+mod intake;
 mod stats;
 
 use std::path::PathBuf;
@@ -32,6 +36,34 @@ enum Command {
         #[arg(long, default_value_t = 27001)]
         base_port: u16,
     },
+    /// Order intake throughput and latency through surge-client; optionally with node kills.
+    Intake {
+        /// A running dev cluster's directory (with cluster.json); started in a temp dir if absent.
+        #[arg(long)]
+        cluster_dir: Option<PathBuf>,
+        /// Concurrent clients (closed loop), or the in-flight bound (open loop).
+        #[arg(long, default_value_t = 64)]
+        clients: usize,
+        /// Open loop: target calls per second instead of a closed loop.
+        #[arg(long)]
+        rate: Option<u64>,
+        /// Orders per call: 0 submits single orders (SubmitOrder), N batches (SubmitOrders).
+        #[arg(long, default_value_t = 0)]
+        batch: usize,
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+        /// Kill -9 (and restart) the node leading most shards every this many seconds.
+        #[arg(long)]
+        kill_every: Option<u64>,
+        /// Shards of a cluster this command starts itself.
+        #[arg(long, default_value_t = 64)]
+        shards: u32,
+        #[arg(long, default_value_t = 27001)]
+        base_port: u16,
+        /// An existing tenant's API key; a bench tenant is created when absent.
+        #[arg(long, env = "SURGE_API_KEY")]
+        api_key: Option<String>,
+    },
 }
 
 #[tokio::main]
@@ -42,5 +74,29 @@ async fn main() -> anyhow::Result<()> {
             kills,
             base_port,
         } => failover::coordinator(cluster_dir, kills, base_port).await,
+        Command::Intake {
+            cluster_dir,
+            clients,
+            rate,
+            batch,
+            seconds,
+            kill_every,
+            shards,
+            base_port,
+            api_key,
+        } => {
+            intake::run(intake::IntakeArgs {
+                cluster_dir,
+                clients,
+                rate,
+                batch,
+                seconds,
+                kill_every,
+                shards,
+                base_port,
+                api_key,
+            })
+            .await
+        }
     }
 }

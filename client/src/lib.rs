@@ -3,11 +3,15 @@
 //! retryable failures under a bounded backoff and deadline.
 //!
 //! The `surgectl` operator CLI (in `src/bin/surgectl/`) is built on it, and so is the node's
-//! registration and heartbeat.
+//! registration and heartbeat. [`OrderClient`] is what a merchant's ERP uses: it routes each
+//! order to its shard's leader from a cached shard map and retries idempotently.
 
 pub mod dev_cluster;
 pub mod meta_client;
+pub mod order_client;
 pub mod retry;
+pub mod sample;
 
 pub use meta_client::MetaClient;
+pub use order_client::OrderClient;
 pub use retry::RetryPolicy;

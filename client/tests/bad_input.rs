@@ -7,10 +7,15 @@ use std::time::Duration;
 use common::{eventually, status, DevCluster};
 use surge_proto::v1::admin_service_client::AdminServiceClient;
 use surge_proto::v1::node_service_client::NodeServiceClient;
+use surge_client::{sample, OrderClient};
+use surge_proto::v1::order_service_client::OrderServiceClient;
+use surge_proto::v1::submit_result::Outcome;
 use surge_proto::v1::{
-    CreateTenantRequest, HeartbeatRequest, InitClusterRequest, ListTenantsRequest,
-    RemoveCoordinatorRequest,
+    CreateTenantRequest, GetOrderRequest, HeartbeatRequest, InitClusterRequest,
+    ListOrdersRequest, ListTenantsRequest, Order, OrderStatus, RemoveCoordinatorRequest,
+    SubmitOrderRequest, SubmitOrdersRequest,
 };
+use tonic::metadata::MetadataValue;
 use surge_raftstore::identity::{self, Identity};
 use tonic::Code;
 
@@ -111,6 +116,8 @@ async fn refusals_name_the_problem_and_change_nothing() {
     assert_eq!(tenants.len(), 1, "{tenants:?}");
     assert_eq!(tenants[0].api_keys, 1);
 
+    bad_orders_are_refused_by_field_and_store_nothing(&cluster, &client).await;
+
     let after = status(&client).await.expect("status");
     assert_eq!(after.cluster_id, before.cluster_id);
     assert_eq!(after.shard_count, before.shard_count);
@@ -201,4 +208,165 @@ async fn refusals_name_the_problem_and_change_nothing() {
         },
     )
     .await;
+}
+
+fn bearer<T>(message: T, key: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    if !key.is_empty() {
+        request.metadata_mut().insert(
+            "authorization",
+            MetadataValue::try_from(format!("Bearer {key}")).expect("header"),
+        );
+    }
+    request
+}
+
+/// The bad-order table: each answered with the right code and field, nothing stored.
+async fn bad_orders_are_refused_by_field_and_store_nothing(
+    cluster: &DevCluster,
+    meta: &surge_client::MetaClient,
+) {
+    const KEY: &str = "sk_0123456789abcdef0123";
+    let other_key = "sk_globex-0123456789";
+    meta.call(|ch| async move {
+        AdminServiceClient::new(ch)
+            .create_tenant(CreateTenantRequest {
+                name: "globex".into(),
+                api_key: other_key.into(),
+            })
+            .await
+    })
+    .await
+    .expect("second tenant");
+    let nodes: Vec<String> = cluster.file.nodes.iter().map(|n| n.grpc_address.clone()).collect();
+    let client = OrderClient::new(nodes.clone(), KEY).expect("client");
+    let client = &client;
+    eventually(Duration::from_secs(60), "intake to be ready", || async move {
+        matches!(client.refresh().await, Ok(m) if m.shards.iter().all(|s| s.leader != 0))
+    })
+    .await;
+    let good = client.submit(sample::order("bad", 0)).await.expect("a good order");
+
+    type Mutate = fn(&mut Order);
+    let table: Vec<(&str, Mutate, &str)> = vec![
+        ("no platform", |o| o.platform.clear(), "platform: required"),
+        ("no external id", |o| o.external_order_id.clear(), "external_order_id: required"),
+        ("no lines", |o| o.lines.clear(), "lines:"),
+        ("zero quantity", |o| o.lines[0].quantity = 0, "lines[0].quantity:"),
+        ("negative price", |o| o.lines[1].unit_price_cents = -1, "lines[1].unit_price_cents:"),
+        ("negative weight", |o| o.lines[2].weight_grams = -5, "lines[2].weight_grams:"),
+        ("negative total", |o| o.totals.as_mut().expect("totals").payable_cents = -1, "totals.payable_cents:"),
+        ("huge remark", |o| o.buyer_remark = "x".repeat(2000), "buyer_remark:"),
+        ("long external id", |o| o.external_order_id = "e".repeat(200), "external_order_id:"),
+        ("too many lines", |o| o.lines = vec![o.lines[0].clone(); 201], "lines:"),
+        ("unknown payment state", |o| o.payment_state = 99, "payment_state:"),
+    ];
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", nodes[0]))
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("connect");
+    let mut raw = OrderServiceClient::new(channel);
+    for (i, (what, mutate, field)) in table.iter().enumerate() {
+        let mut order = sample::order("bad", 100 + i as u64);
+        mutate(&mut order);
+        let err = raw
+            .submit_order(bearer(SubmitOrderRequest { order: Some(order) }, KEY))
+            .await
+            .expect_err(what);
+        assert_eq!(err.code(), Code::InvalidArgument, "{what}: {err:?}");
+        assert!(err.message().starts_with(field), "{what}: {}", err.message());
+    }
+    // A batch: the bad order is refused by index and field, the good ones are accepted.
+    let mut batch: Vec<Order> = (200..203).map(|n| sample::order("bad", n)).collect();
+    batch[1].lines[0].quantity = 0;
+    let results = raw
+        .submit_orders(bearer(SubmitOrdersRequest { orders: batch }, KEY))
+        .await
+        .expect("batch")
+        .into_inner()
+        .results;
+    assert_eq!(results.len(), 3);
+    match &results[1].outcome {
+        Some(Outcome::Rejected(r)) => {
+            assert_eq!(r.code, "InvalidArgument");
+            assert_eq!(r.field, "orders[1].lines[0].quantity", "{r:?}");
+        }
+        other => panic!("batch item 1: {other:?}"),
+    }
+    assert!(matches!(results[0].outcome, Some(Outcome::Accepted(_))));
+    assert!(matches!(results[2].outcome, Some(Outcome::Accepted(_))));
+    let too_many: Vec<Order> = (0..501).map(|n| sample::order("many", n)).collect();
+    let err = raw
+        .submit_orders(bearer(SubmitOrdersRequest { orders: too_many }, KEY))
+        .await
+        .expect_err("501 orders");
+    assert!(
+        matches!(err.code(), Code::InvalidArgument | Code::OutOfRange | Code::ResourceExhausted),
+        "{err:?}"
+    );
+    // Another payload under a taken external id names the existing order.
+    let mut changed = sample::order("bad", 0);
+    changed.buyer_remark = "a different order".into();
+    let err = raw
+        .submit_order(bearer(SubmitOrderRequest { order: Some(changed) }, KEY))
+        .await
+        .expect_err("conflict");
+    assert_eq!(err.code(), Code::AlreadyExists, "{err:?}");
+    assert!(err.message().contains(&good.order_id), "{}", err.message());
+    // No key, a wrong key, another tenant's order, a malformed id.
+    let err = raw
+        .get_order(bearer(GetOrderRequest { order_id: good.order_id.clone(), stale_ok: false }, ""))
+        .await
+        .expect_err("no key");
+    assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
+    assert!(err.message().starts_with("authorization:"), "{}", err.message());
+    let err = raw
+        .get_order(bearer(GetOrderRequest { order_id: good.order_id.clone(), stale_ok: false }, "sk_wrong"))
+        .await
+        .expect_err("wrong key");
+    assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
+    let err = raw
+        .get_order(bearer(GetOrderRequest { order_id: good.order_id.clone(), stale_ok: false }, other_key))
+        .await
+        .expect_err("another tenant's order");
+    assert_eq!(err.code(), Code::NotFound, "{err:?}");
+    let err = raw
+        .get_order(bearer(GetOrderRequest { order_id: "nonsense".into(), stale_ok: false }, KEY))
+        .await
+        .expect_err("malformed id");
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert!(err.message().starts_with("order_id:"), "{}", err.message());
+    let err = raw
+        .list_orders(bearer(ListOrdersRequest::default(), KEY))
+        .await
+        .expect_err("no status");
+    assert!(err.message().starts_with("status:"), "{}", err.message());
+
+    // Nothing of the refused orders was stored: the tenant holds exactly the 3 accepted ones,
+    // and the other tenant none.
+    let listed = client
+        .list(ListOrdersRequest {
+            status: OrderStatus::Received as i32,
+            page_size: 100,
+            ..ListOrdersRequest::default()
+        })
+        .await
+        .expect("list")
+        .orders;
+    let ext: Vec<String> = listed
+        .iter()
+        .filter_map(|o| o.order.as_ref().map(|o| o.external_order_id.clone()))
+        .collect();
+    assert_eq!(listed.len(), 3, "{ext:?}");
+    let other = OrderClient::new(nodes, other_key).expect("client");
+    let theirs = other
+        .list(ListOrdersRequest {
+            status: OrderStatus::Received as i32,
+            ..ListOrdersRequest::default()
+        })
+        .await
+        .expect("list")
+        .orders;
+    assert!(theirs.is_empty(), "tenant isolation: {theirs:?}");
 }

@@ -449,11 +449,7 @@ pub fn new_api_key() -> String {
 
 /// The SHA-256 of an API key, lowercase hex: all surge stores of a key.
 pub fn key_hash(key: &str) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(key.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    surge_proto::auth::key_digest(key)
 }
 
 #[cfg(test)]

@@ -29,6 +29,8 @@ pub struct Coordinator {
     pub cluster_id: SharedClusterId,
     /// Last heartbeat per node, as seen by this process while it leads.
     pub heartbeats: Mutex<HashMap<u64, Instant>>,
+    /// Shard → (term, leader node) as nodes last reported it; a hint for routing, not state.
+    pub shard_leaders: Mutex<HashMap<u32, (u64, u64)>>,
     channels: Mutex<HashMap<String, Channel>>,
 }
 
@@ -59,6 +61,7 @@ impl Coordinator {
             book,
             cluster_id,
             heartbeats: Mutex::new(HashMap::new()),
+            shard_leaders: Mutex::new(HashMap::new()),
             channels: Mutex::new(HashMap::new()),
         }
     }

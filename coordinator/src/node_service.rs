@@ -6,7 +6,8 @@ use std::time::Instant;
 use surge_proto::v1::node_service_client::NodeServiceClient;
 use surge_proto::v1::node_service_server::NodeService;
 use surge_proto::v1::{
-    HeartbeatRequest, HeartbeatResponse, RegisterNodeRequest, RegisterNodeResponse, ShardStatus,
+    HeartbeatRequest, HeartbeatResponse, NodeAddress, RegisterNodeRequest, RegisterNodeResponse,
+    ShardRoute, ShardStatus, TenantKeys,
 };
 use tonic::{Request, Response, Status};
 use tracing::info;
@@ -110,6 +111,17 @@ impl NodeService for NodeApi {
         let req = request.into_inner();
         let c = &self.coordinator;
         let node_id = req.node_id;
+        if let Ok(mut leaders) = c.shard_leaders.lock() {
+            for r in &req.replicas {
+                if r.leader == 0 {
+                    continue;
+                }
+                let entry = leaders.entry(r.shard).or_insert((0, 0));
+                if r.term >= entry.0 {
+                    *entry = (r.term, r.leader);
+                }
+            }
+        }
         let found = c
             .handle
             .read(META_GROUP, move |sm| {
@@ -123,11 +135,50 @@ impl NodeService for NodeApi {
                         replicas: s.replicas.clone(),
                     })
                     .collect();
-                (sm.cluster_id().map(str::to_string), node, shards)
+                let directory = HeartbeatResponse {
+                    assigned_shards: Vec::new(),
+                    shard_count: sm.cluster.as_ref().map(|c| c.shards).unwrap_or(0),
+                    shards: sm
+                        .shards
+                        .values()
+                        .map(|s| ShardRoute {
+                            id: s.id,
+                            epoch: s.epoch,
+                            replicas: s.replicas.clone(),
+                            leader: 0,
+                        })
+                        .collect(),
+                    nodes: sm
+                        .nodes
+                        .values()
+                        .filter(|n| n.state != NodeState::Removed)
+                        .map(|n| NodeAddress {
+                            id: n.id,
+                            address: n.address.clone(),
+                        })
+                        .collect(),
+                    tenants: sm
+                        .tenants
+                        .values()
+                        .map(|t| TenantKeys {
+                            id: t.id,
+                            name: t.name.clone(),
+                            key_hashes: t.key_hashes.clone(),
+                        })
+                        .collect(),
+                };
+                (sm.cluster_id().map(str::to_string), node, shards, directory)
             })
             .await
             .map_err(|e| c.map_request(e))?;
-        let (cluster, node, assigned_shards) = found;
+        let (cluster, node, assigned_shards, mut directory) = found;
+        if let Ok(leaders) = c.shard_leaders.lock() {
+            for s in &mut directory.shards {
+                if let Some((_, leader)) = leaders.get(&s.id) {
+                    s.leader = *leader;
+                }
+            }
+        }
         check_cluster(cluster.as_deref(), &req.cluster_id)?;
         let Some(node) = node else {
             return Err(crate::error::from_meta(MetaError::UnknownNode(node_id)));
@@ -156,6 +207,9 @@ impl NodeService for NodeApi {
             })
             .await?;
         }
-        Ok(Response::new(HeartbeatResponse { assigned_shards }))
+        Ok(Response::new(HeartbeatResponse {
+            assigned_shards,
+            ..directory
+        }))
     }
 }

@@ -44,6 +44,8 @@ pub struct Config {
     pub zone: String,
     pub coordinators: Vec<String>,
     pub heartbeat_interval: Duration,
+    /// Raft timers (DESIGN.md §8), identical on every node.
+    pub raft: surge_raftstore::RaftConfig,
 }
 
 impl ConfigFile {
@@ -99,6 +101,7 @@ impl ConfigFile {
             zone,
             coordinators,
             heartbeat_interval: Duration::from_millis(heartbeat_interval_ms),
+            raft: surge_raftstore::RaftConfig::default(),
         })
     }
 }

@@ -1,10 +1,17 @@
-//! The surge worker node. Here it joins the cluster: it keeps a stable identity in its data dir,
-//! registers with the coordinators, heartbeats every second, learns which shard replicas are
-//! placed on it, and serves health, reflection and metrics.
+//! The surge worker node: it keeps a stable identity in its data dir, registers with the
+//! coordinators, heartbeats every second, runs the shard replicas placed on it (multi-raft: one
+//! loop for every local shard, one group commit per round) and serves merchants' ERPs.
 //!
 //! Layout: [`config`] (TOML → validated `Config`), [`membership`] (registration and
-//! heartbeats), [`server`] (start-up and serving).
+//! heartbeats), [`directory`] (routing table and tenants from the coordinators), [`replicas`]
+//! (creating and removing shard replicas), [`shard`] (the shard state machine),
+//! [`order_service`] (the `OrderService` API), [`metrics`], [`server`] (start-up and serving).
 
 pub mod config;
+pub mod directory;
 pub mod membership;
+pub mod metrics;
+pub mod order_service;
+pub mod replicas;
 pub mod server;
+pub mod shard;

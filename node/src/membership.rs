@@ -1,21 +1,24 @@
 //! The node's side of cluster membership: register once (keeping the node id in the data
 //! dir), then heartbeat every period and learn the shard replicas placed here.
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use prometheus::{IntCounter, IntGauge};
 use surge_client::MetaClient;
 use surge_proto::v1::node_service_client::NodeServiceClient;
-use surge_proto::v1::{HeartbeatRequest, RegisterNodeRequest, ShardStatus};
+use surge_proto::v1::{HeartbeatRequest, HeartbeatResponse, RegisterNodeRequest, ReplicaStats};
 use surge_raftstore::identity::{self, Identity};
 use surge_raftstore::ops::Readiness;
+use surge_raftstore::raft::StateRole;
 use surge_raftstore::RocksEngine;
 use tokio::sync::watch;
 use tonic::Code;
 use tracing::{info, warn};
 
 use crate::config::Config;
+use crate::directory::{self, Directory, SharedDirectory};
+use crate::replicas::{Replicas, ShardHandle};
 
 /// Why the node gave up on the cluster (it then exits instead of running as a stranger).
 #[derive(Debug, thiserror::Error)]
@@ -113,16 +116,55 @@ pub async fn register(
     }
 }
 
+/// What the heartbeat loop works with.
+pub struct HeartbeatContext {
+    pub config: Config,
+    pub client: Arc<MetaClient>,
+    pub identity: Identity,
+    pub engine: Arc<RocksEngine>,
+    pub directory: SharedDirectory,
+    pub replicas: Arc<Replicas>,
+    pub handle: ShardHandle,
+    pub ready: Readiness,
+}
+
+fn role_name(role: Option<StateRole>) -> &'static str {
+    match role {
+        Some(StateRole::Leader) => "leader",
+        Some(StateRole::Follower) => "follower",
+        Some(StateRole::Candidate) => "candidate",
+        Some(StateRole::PreCandidate) => "pre-candidate",
+        None => "unknown",
+    }
+}
+
+/// Per-shard stats of every live local replica.
+fn replica_stats(ctx: &HeartbeatContext) -> Vec<ReplicaStats> {
+    let statuses = ctx.handle.statuses();
+    ctx.replicas
+        .live()
+        .into_iter()
+        .map(|m| {
+            let st = statuses.get(&u64::from(m.shard)).copied().unwrap_or_default();
+            ReplicaStats {
+                shard: m.shard,
+                epoch: m.epoch,
+                role: role_name(st.role).into(),
+                term: st.term,
+                commit_index: st.commit,
+                applied_index: st.applied,
+                leader: st.leader,
+            }
+        })
+        .collect()
+}
+
 /// Heartbeats until shutdown; a refusal ends the loop with an error.
 pub async fn heartbeat_loop(
-    config: Config,
-    client: Arc<MetaClient>,
-    identity: Identity,
-    assigned: Arc<Mutex<Vec<ShardStatus>>>,
-    ready: Readiness,
+    ctx: HeartbeatContext,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), MembershipError> {
-    let mut ticker = tokio::time::interval(config.heartbeat_interval);
+    let mut ticker = tokio::time::interval(ctx.config.heartbeat_interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -130,12 +172,14 @@ pub async fn heartbeat_loop(
             _ = shutdown.changed() => return Ok(()),
         }
         let req = HeartbeatRequest {
-            node_id: identity.id,
-            cluster_id: identity.cluster_id.clone(),
-            address: config.advertise_address.clone(),
-            http_address: config.advertise_http.clone(),
+            node_id: ctx.identity.id,
+            cluster_id: ctx.identity.cluster_id.clone(),
+            address: ctx.config.advertise_address.clone(),
+            http_address: ctx.config.advertise_http.clone(),
+            replicas: replica_stats(&ctx),
         };
-        let result = client
+        let result = ctx
+            .client
             .call(|ch| {
                 let req = req.clone();
                 async move {
@@ -148,13 +192,11 @@ pub async fn heartbeat_loop(
         match result {
             Ok(resp) => {
                 gauges().assigned.set(resp.assigned_shards.len() as i64);
-                if let Ok(mut a) = assigned.lock() {
-                    *a = resp.assigned_shards;
-                }
-                ready.set(true);
+                apply_directory(&ctx, &resp).await?;
+                ctx.ready.set(true);
             }
             Err(s) if is_refusal(s.code()) => {
-                ready.set(false);
+                ctx.ready.set(false);
                 return Err(MembershipError::Refused(s.message().to_string()));
             }
             Err(s) => {
@@ -163,4 +205,30 @@ pub async fn heartbeat_loop(
             }
         }
     }
+}
+
+/// Takes in a heartbeat answer: routing table, tenants, and this node's replicas.
+pub async fn apply_directory(
+    ctx: &HeartbeatContext,
+    resp: &HeartbeatResponse,
+) -> Result<(), MembershipError> {
+    let fresh = Directory::from_heartbeat(resp);
+    let changed = ctx
+        .directory
+        .read()
+        .map(|d| d.shard_count != fresh.shard_count || d.nodes != fresh.nodes || d.keys != fresh.keys || d.shards.len() != fresh.shards.len())
+        .unwrap_or(true);
+    let routes = fresh
+        .shards
+        .values()
+        .map(|s| (s.id, (s.epoch, s.replicas.clone())))
+        .collect();
+    if let Ok(mut d) = ctx.directory.write() {
+        *d = fresh;
+    }
+    if changed {
+        directory::save(ctx.engine.as_ref(), resp)?;
+    }
+    ctx.replicas.reconcile(&resp.assigned_shards, &routes).await;
+    Ok(())
 }

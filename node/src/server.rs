@@ -1,20 +1,25 @@
 //! Starting a node: check the data dir, register, heartbeat, serve gRPC and HTTP.
 
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use surge_client::{MetaClient, RetryPolicy};
 use surge_raftstore::identity::{self, Identity};
 use surge_raftstore::ops::{health_and_reflection, serve_http, stop_within_grace, Readiness};
-use surge_raftstore::RocksEngine;
+use surge_proto::v1::order_service_server::OrderServiceServer;
+use surge_raftstore::transport::{GrpcTransport, RaftTransportService};
+use surge_raftstore::{raft_loop, RaftLoop, RocksEngine};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::config::Config;
-use crate::membership::{self, MembershipError};
+use crate::directory::{self, Directory, SharedDirectory};
+use crate::membership::{self, HeartbeatContext, MembershipError};
+use crate::order_service::OrderApi;
+use crate::replicas::{self, Replicas, ShardHandle};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -24,6 +29,8 @@ pub enum ServerError {
     Engine(#[from] surge_raftstore::EngineError),
     #[error(transparent)]
     Membership(#[from] MembershipError),
+    #[error(transparent)]
+    Peer(#[from] surge_raftstore::PeerError),
     #[error("serving: {0}")]
     Serve(String),
 }
@@ -61,6 +68,9 @@ fn open_checked(config: &Config) -> Result<(Arc<RocksEngine>, Identity), ServerE
 }
 
 /// Runs a node until `shutdown` resolves, or until the cluster refuses it.
+///
+/// HTTP (health, metrics) serves from the start; gRPC once the node knows its id (at once
+/// on a restart), since the peer transport and the order service need it.
 pub async fn run(
     config: Config,
     grpc: TcpListener,
@@ -79,43 +89,141 @@ pub async fn run(
     );
     let (stop_tx, stop_rx) = watch::channel(false);
     let ready = Readiness::default();
-
-    let (_reporter, health, reflection) = health_and_reflection();
-    let mut grpc_stop = stop_rx.clone();
-    let grpc_task = tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(health)
-            .add_service(reflection)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), async move {
-                let _ = grpc_stop.changed().await;
-            }),
-    );
     let mut http_stop = stop_rx.clone();
     let http_task = tokio::spawn(serve_http(http, ready.clone(), async move {
         let _ = http_stop.changed().await;
     }));
-    info!(grpc = %config.advertise_address, http = %config.http_listen, "node serving");
+    info!(http = %config.http_listen, "node starting");
 
-    let work = {
-        let config = config.clone();
-        let ready = ready.clone();
-        let mut stop = stop_rx.clone();
-        async move {
-            let Some(identity) =
-                membership::register(&config, &engine, &client, identity, &mut stop).await?
-            else {
-                return Ok(());
-            };
-            let assigned = Arc::new(Mutex::new(Vec::new()));
-            membership::heartbeat_loop(config, client, identity, assigned, ready, stop).await
+    let mut work = tokio::spawn(serve(
+        config.clone(),
+        engine,
+        client,
+        identity,
+        grpc,
+        ready.clone(),
+        stop_rx.clone(),
+    ));
+    let finished = tokio::select! {
+        _ = shutdown => None,
+        joined = &mut work => Some(joined.unwrap_or_else(|e| Err(ServerError::Serve(e.to_string())))),
+    };
+    let outcome = match finished {
+        Some(outcome) => outcome,
+        None => {
+            // Stop serving and stop the Raft loop after its current round, then return.
+            let _ = stop_tx.send(true);
+            stop_within_grace(work).await.unwrap_or(Ok(()))
         }
     };
-    let outcome = tokio::select! {
-        _ = shutdown => Ok(()),
-        result = work => result.map_err(ServerError::from),
-    };
     let _ = stop_tx.send(true);
-    let _ = stop_within_grace(grpc_task).await;
     let _ = stop_within_grace(http_task).await;
+    outcome
+}
+
+async fn serve(
+    config: Config,
+    engine: Arc<RocksEngine>,
+    client: Arc<MetaClient>,
+    identity: Identity,
+    grpc: TcpListener,
+    ready: Readiness,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), ServerError> {
+    let Some(identity) =
+        membership::register(&config, &engine, &client, identity, &mut stop).await?
+    else {
+        return Ok(());
+    };
+    let node_id = identity.id;
+    let cluster_id = Arc::new(RwLock::new(identity.cluster_id.clone()));
+    let directory: SharedDirectory = Arc::new(RwLock::new(
+        directory::load(engine.as_ref())?
+            .map(|d| Directory::from_heartbeat(&d))
+            .unwrap_or_default(),
+    ));
+
+    let metas = replicas::load_all(engine.as_ref())?;
+    let mut peers = Vec::new();
+    for meta in metas.iter().filter(|m| !m.tombstone) {
+        peers.push(replicas::open_peer(&engine, node_id, meta, &config.raft)?);
+    }
+    info!(node_id, replicas = peers.len(), "recovered shard replicas");
+
+    let handle_cell: Arc<OnceLock<ShardHandle>> = Arc::new(OnceLock::new());
+    let resolver_dir = directory.clone();
+    let unreachable_cell = handle_cell.clone();
+    let transport = GrpcTransport::new(
+        node_id,
+        cluster_id.clone(),
+        Arc::new(move |_group, peer| {
+            let dir = resolver_dir.read().ok()?;
+            dir.address(peer).map(|a| (peer, a.to_string()))
+        }),
+        Arc::new(move |group, peer| {
+            if let Some(h) = unreachable_cell.get() {
+                h.report_unreachable(group, peer);
+            }
+        }),
+        tokio::runtime::Handle::current(),
+    );
+    let (raft_loop, handle) = RaftLoop::new(peers, Arc::new(transport), config.raft.clone());
+    let _ = handle_cell.set(handle.clone());
+    let loop_thread = raft_loop::spawn(raft_loop);
+
+    let replicas = Arc::new(Replicas::new(
+        engine.clone(),
+        node_id,
+        config.raft.clone(),
+        handle.clone(),
+        metas,
+    ));
+    let orders = Arc::new(OrderApi::new(node_id, handle.clone(), directory.clone()));
+    let (reporter, health, reflection) = health_and_reflection();
+    reporter
+        .set_serving::<OrderServiceServer<OrderApi>>()
+        .await;
+    let inbound_handle = handle.clone();
+    let raft_service = RaftTransportService::new(
+        node_id,
+        cluster_id,
+        Arc::new(move |group, msg| inbound_handle.step(group, msg)),
+    );
+    let mut grpc_stop = stop.clone();
+    let grpc_task = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(health)
+            .add_service(reflection)
+            .add_service(OrderServiceServer::from_arc(orders))
+            .add_service(raft_service.into_server())
+            .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), async move {
+                let _ = grpc_stop.changed().await;
+            }),
+    );
+    info!(node_id, grpc = %config.advertise_address, "node serving");
+
+    let ctx = HeartbeatContext {
+        config,
+        client,
+        identity,
+        engine,
+        directory,
+        replicas,
+        handle: handle.clone(),
+        ready,
+    };
+    let loop_watch = tokio::task::spawn_blocking(move || loop_thread.join());
+    let outcome = tokio::select! {
+        result = membership::heartbeat_loop(ctx, stop) => result.map_err(ServerError::from),
+        joined = loop_watch => match joined {
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(e))) => Err(ServerError::Peer(e)),
+            _ => Err(ServerError::Serve("the raft loop thread panicked".into())),
+        },
+    };
+    handle.stop();
+    if let Some(Err(e)) = stop_within_grace(grpc_task).await {
+        warn!(error = %e, "gRPC server stopped with an error");
+    }
     outcome
 }

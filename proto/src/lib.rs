@@ -13,6 +13,7 @@ pub mod v1 {
 /// The encoded file descriptor set of `surge.v1`, for `tonic-reflection`.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("surge_descriptor");
 
+pub mod auth;
 pub mod routing;
 pub mod validate;
 

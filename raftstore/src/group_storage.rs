@@ -45,6 +45,18 @@ pub struct GroupStorage<E: Engine> {
     applied_conf_state: ConfState,
 }
 
+/// Stages the removal of every row of `group`: its log, Raft state, applied index and data.
+pub fn stage_destroy(group: u64, batch: &mut WriteBatch) {
+    let prefix = keys::group_prefix(group).to_vec();
+    let end = keys::group_end(group);
+    batch.delete_range(Cf::RaftLog, prefix.clone(), end.clone());
+    batch.delete(Cf::RaftState, keys::state_key(group));
+    batch.delete(Cf::ApplyState, keys::state_key(group));
+    for cf in Cf::DATA {
+        batch.delete_range(cf, prefix.clone(), end.clone());
+    }
+}
+
 fn corrupt(cf: Cf, key: &[u8], reason: impl ToString) -> EngineError {
     EngineError::Corrupt {
         cf,

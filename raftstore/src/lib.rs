@@ -32,7 +32,7 @@ pub use config::RaftConfig;
 pub use engine::{Cf, Engine, EngineError, WriteBatch, WriteOp};
 pub use group_storage::GroupStorage;
 pub use mem_engine::MemEngine;
-pub use peer::{Applied, ApplyResult, Peer, PeerError, ReadyOutput};
+pub use peer::{Applied, ApplyResult, Peer, PeerError, ReadyOutput, StagedReady};
 pub use raft;
 pub use raft_loop::{MessageSink, RaftHandle, RaftLoop, RequestError};
 pub use rocks_engine::RocksEngine;

@@ -19,6 +19,10 @@ pub struct RaftMetrics {
     pub proposal_seconds: HistogramVec,
     pub fsync_seconds: Histogram,
     pub write_batch_bytes: Histogram,
+    /// Groups whose Ready writes shared one synced batch (group commit).
+    pub groups_per_write: Histogram,
+    /// On a leader: entries the slowest follower is behind the leader's last index.
+    pub replication_lag: IntGaugeVec,
     pub messages_sent: IntCounterVec,
     pub unreachable: IntCounterVec,
 }
@@ -77,6 +81,18 @@ impl RaftMetrics {
                     .buckets(exponential_buckets(64.0, 4.0, 10).unwrap_or_default()),
                 )
                 .unwrap_or_else(|e| panic!("batch histogram: {e}")),
+                groups_per_write: Histogram::with_opts(
+                    HistogramOpts::new(
+                        "surge_raft_groups_per_write",
+                        "Groups whose Ready writes shared one synced batch",
+                    )
+                    .buckets(exponential_buckets(1.0, 2.0, 9).unwrap_or_default()),
+                )
+                .unwrap_or_else(|e| panic!("group commit histogram: {e}")),
+                replication_lag: gauge(
+                    "surge_raft_replication_lag",
+                    "On a leader, entries the slowest follower is behind",
+                ),
                 messages_sent: counter(
                     "surge_raft_messages_sent_total",
                     "Raft messages handed to the transport",
@@ -99,6 +115,8 @@ impl RaftMetrics {
                 Box::new(m.proposal_seconds.clone()),
                 Box::new(m.fsync_seconds.clone()),
                 Box::new(m.write_batch_bytes.clone()),
+                Box::new(m.groups_per_write.clone()),
+                Box::new(m.replication_lag.clone()),
                 Box::new(m.messages_sent.clone()),
                 Box::new(m.unreachable.clone()),
             ];

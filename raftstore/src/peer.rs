@@ -62,6 +62,14 @@ impl<O> Default for ReadyOutput<O> {
     }
 }
 
+/// A Ready whose writes are staged but not yet durable.
+pub struct StagedReady {
+    rd: raft::Ready,
+    snapshot_installed: bool,
+    messages: Vec<Message>,
+    soft_state: Option<SoftState>,
+}
+
 /// An error that stops the peer: the engine failed or a persisted record was unreadable.
 #[derive(Debug, thiserror::Error)]
 pub enum PeerError {
@@ -124,6 +132,10 @@ impl<E: Engine, S: StateMachine> Peer<E, S> {
         self.group
     }
 
+    pub fn engine(&self) -> &Arc<E> {
+        &self.engine
+    }
+
     /// Records that replica `from` was just heard from.
     pub fn note_heard(&mut self, from: u64) {
         self.last_heard.insert(from, Instant::now());
@@ -168,35 +180,67 @@ impl<E: Engine, S: StateMachine> Peer<E, S> {
         self.node.store().conf_state()
     }
 
-    /// Processes one Ready, if there is one.
+    /// Processes one Ready, if there is one, with its own synced write.
     pub fn handle_ready(&mut self) -> Result<ReadyOutput<S::Output>, PeerError> {
-        let mut out = ReadyOutput::default();
-        if !self.node.has_ready() {
-            return Ok(out);
-        }
-        let mut rd = self.node.ready();
-        out.soft_state = rd.ss().map(|ss| SoftState {
-            leader_id: ss.leader_id,
-            raft_state: ss.raft_state,
-        });
-        out.messages.extend(rd.take_messages());
-
         let mut batch = WriteBatch::default();
-        let snapshot_installed = !rd.snapshot().is_empty();
-        if snapshot_installed {
-            let snap = rd.snapshot().clone();
-            self.node.mut_store().stage_snapshot(&snap, &mut batch)?;
-        }
-        self.node
-            .mut_store()
-            .stage_entries(rd.entries(), &mut batch);
-        if let Some(hs) = rd.hs() {
-            let hs = hs.clone();
-            self.node.mut_store().stage_hard_state(&hs, &mut batch);
-        }
+        let Some(staged) = self.begin_ready(&mut batch)? else {
+            return Ok(ReadyOutput::default());
+        };
         if !batch.is_empty() {
             write_timed(self.engine.as_ref(), &batch, true)?;
         }
+        self.finish_ready(staged)
+    }
+
+    /// First half of a Ready: stages the snapshot, entries and HardState into `batch`, which
+    /// the caller must write with `sync` (possibly merged with other groups' — group commit)
+    /// before calling [`Peer::finish_ready`]. None when there is no Ready.
+    pub fn begin_ready(&mut self, batch: &mut WriteBatch) -> Result<Option<StagedReady>, PeerError> {
+        if !self.node.has_ready() {
+            return Ok(None);
+        }
+        let mut rd = self.node.ready();
+        let soft_state = rd.ss().map(|ss| SoftState {
+            leader_id: ss.leader_id,
+            raft_state: ss.raft_state,
+        });
+        // A leader's own messages may go out before its write is durable (raft-rs's rule).
+        let messages = rd.take_messages();
+        let snapshot_installed = !rd.snapshot().is_empty();
+        if snapshot_installed {
+            let snap = rd.snapshot().clone();
+            self.node.mut_store().stage_snapshot(&snap, batch)?;
+        }
+        self.node.mut_store().stage_entries(rd.entries(), batch);
+        if let Some(hs) = rd.hs() {
+            let hs = hs.clone();
+            self.node.mut_store().stage_hard_state(&hs, batch);
+        }
+        Ok(Some(StagedReady {
+            rd,
+            snapshot_installed,
+            messages,
+            soft_state,
+        }))
+    }
+
+    /// Second half of a Ready, once its batch is durable: releases the persisted messages,
+    /// applies committed entries and advances.
+    pub fn finish_ready(
+        &mut self,
+        staged: StagedReady,
+    ) -> Result<ReadyOutput<S::Output>, PeerError> {
+        let StagedReady {
+            mut rd,
+            snapshot_installed,
+            messages,
+            soft_state,
+        } = staged;
+        let mut out = ReadyOutput {
+            messages,
+            soft_state,
+            ..ReadyOutput::default()
+        };
         if snapshot_installed {
             self.sm.reload()?;
         }
@@ -246,6 +290,7 @@ impl<E: Engine, S: StateMachine> Peer<E, S> {
             // rolls back together with its applied index and is re-applied on restart.
             write_timed(self.engine.as_ref(), &batch, false)?;
         }
+        self.sm.on_batch_written();
         Ok(())
     }
 

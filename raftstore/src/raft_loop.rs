@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use protobuf::Message as _;
@@ -16,7 +16,7 @@ use tokio::sync::oneshot;
 use tracing::{error, info, warn};
 
 use crate::config::RaftConfig;
-use crate::engine::Engine;
+use crate::engine::{write_timed, Engine, WriteBatch};
 use crate::metrics::RaftMetrics;
 use crate::peer::{ApplyResult, Peer, PeerError, ReadyOutput};
 use crate::state_machine::StateMachine;
@@ -90,8 +90,40 @@ pub enum LoopMsg<E: Engine, S: StateMachine> {
         group: u64,
         to: u64,
     },
+    /// Starts driving a new replica (its storage already holds its initial state).
+    Create {
+        peer: Box<Peer<E, S>>,
+        reply: oneshot::Sender<Result<(), RequestError>>,
+    },
+    /// Stops driving a replica and deletes every row of it, writing `extra` (e.g. a
+    /// tombstone) in the same synced batch.
+    Destroy {
+        group: u64,
+        extra: WriteBatch,
+        reply: oneshot::Sender<Result<(), RequestError>>,
+    },
     Stop,
 }
+
+/// What the loop last published about one of its groups, readable without a loop round trip.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GroupStatus {
+    pub role: Option<StateRole>,
+    pub term: u64,
+    /// Replica id of the leader this replica knows, 0 if none.
+    pub leader: u64,
+    pub commit: u64,
+    pub applied: u64,
+}
+
+impl GroupStatus {
+    pub fn is_leader(&self) -> bool {
+        self.role == Some(StateRole::Leader)
+    }
+}
+
+/// The published status of every group of the loop.
+pub type StatusBoard = Arc<RwLock<HashMap<u64, GroupStatus>>>;
 
 enum Waiter<O> {
     Command(oneshot::Sender<Result<O, RequestError>>),
@@ -147,12 +179,14 @@ pub struct RaftLoop<E: Engine, S: StateMachine> {
     by_index: HashMap<(u64, u64), u64>,
     reads: HashMap<u64, PendingRead<S>>,
     ticks: u64,
+    board: StatusBoard,
 }
 
 /// The async side of the loop; cheap to clone.
 pub struct RaftHandle<E: Engine, S: StateMachine> {
     tx: SyncSender<LoopMsg<E, S>>,
     timeout: Duration,
+    board: StatusBoard,
 }
 
 impl<E: Engine, S: StateMachine> Clone for RaftHandle<E, S> {
@@ -160,6 +194,7 @@ impl<E: Engine, S: StateMachine> Clone for RaftHandle<E, S> {
         RaftHandle {
             tx: self.tx.clone(),
             timeout: self.timeout,
+            board: self.board.clone(),
         }
     }
 }
@@ -172,9 +207,11 @@ impl<E: Engine, S: StateMachine> RaftLoop<E, S> {
         config: RaftConfig,
     ) -> (RaftLoop<E, S>, RaftHandle<E, S>) {
         let (tx, inbox) = sync_channel(INBOX_CAPACITY);
+        let board = StatusBoard::default();
         let handle = RaftHandle {
             tx,
             timeout: config.request_timeout,
+            board: board.clone(),
         };
         let peers = peers.into_iter().map(|p| (p.group(), p)).collect();
         let raft_loop = RaftLoop {
@@ -187,6 +224,7 @@ impl<E: Engine, S: StateMachine> RaftLoop<E, S> {
             by_index: HashMap::new(),
             reads: HashMap::new(),
             ticks: 0,
+            board,
         };
         (raft_loop, handle)
     }
@@ -195,7 +233,7 @@ impl<E: Engine, S: StateMachine> RaftLoop<E, S> {
     pub fn run(mut self) -> Result<(), PeerError> {
         let mut next_tick = Instant::now() + self.config.tick;
         for peer in self.peers.values() {
-            publish_metrics(peer);
+            publish(peer, &self.board);
         }
         loop {
             // A peer can still hold a Ready after a round (e.g. it proposed leaving a joint
@@ -331,8 +369,66 @@ impl<E: Engine, S: StateMachine> RaftLoop<E, S> {
                     peer.node.report_unreachable(to);
                 }
             }
+            LoopMsg::Create { peer, reply } => {
+                let group = peer.group();
+                if self.peers.contains_key(&group) {
+                    let _ = reply.send(Err(RequestError::Rejected(format!(
+                        "group {group} already runs here"
+                    ))));
+                    return;
+                }
+                publish(&peer, &self.board);
+                self.peers.insert(group, *peer);
+                let _ = reply.send(Ok(()));
+            }
+            LoopMsg::Destroy {
+                group,
+                extra,
+                reply,
+            } => {
+                let result = self.destroy(group, extra);
+                let _ = reply.send(result);
+            }
             LoopMsg::Stop => {}
         }
+    }
+
+    fn destroy(&mut self, group: u64, mut batch: WriteBatch) -> Result<(), RequestError> {
+        let Some(peer) = self.peers.remove(&group) else {
+            return Err(RequestError::NoGroup(group));
+        };
+        let lost: Vec<u64> = self
+            .proposals
+            .iter()
+            .filter(|(_, p)| p.group == group)
+            .map(|(k, _)| *k)
+            .collect();
+        for ctx in lost {
+            if let Some(p) = self.forget(ctx) {
+                p.fail(RequestError::NoGroup(group));
+            }
+        }
+        let reads: Vec<u64> = self
+            .reads
+            .iter()
+            .filter(|(_, r)| r.group == group)
+            .map(|(k, _)| *k)
+            .collect();
+        for ctx in reads {
+            if let Some(read) = self.reads.remove(&ctx) {
+                (read.read)(Err(RequestError::NoGroup(group)));
+            }
+        }
+        crate::group_storage::stage_destroy(group, &mut batch);
+        let engine = peer.engine().clone();
+        if let Ok(mut board) = self.board.write() {
+            board.remove(&group);
+        }
+        drop(peer);
+        write_timed(engine.as_ref(), &batch, true).map_err(|e| {
+            error!(group, error = %e, "destroying a replica failed");
+            RequestError::Rejected(e.to_string())
+        })
     }
 
     /// Records a proposal raft-rs accepted at the index it was appended at, or fails it.
@@ -411,8 +507,13 @@ impl<E: Engine, S: StateMachine> RaftLoop<E, S> {
         Ok(())
     }
 
+    /// One round: every group's Ready is staged into one batch, written with one fsync
+    /// (group commit), and only then are persisted messages sent and entries applied.
     fn process_readies(&mut self) -> Result<(), PeerError> {
         let groups: Vec<u64> = self.peers.keys().copied().collect();
+        let mut batch = WriteBatch::default();
+        let mut staged = Vec::new();
+        let mut engine = None;
         for group in groups {
             self.issue_reads(group);
             let Some(peer) = self.peers.get_mut(&group) else {
@@ -421,7 +522,24 @@ impl<E: Engine, S: StateMachine> RaftLoop<E, S> {
             if !peer.node.has_ready() {
                 continue;
             }
-            let out = peer.handle_ready()?;
+            if let Some(ready) = peer.begin_ready(&mut batch)? {
+                engine.get_or_insert_with(|| peer.engine().clone());
+                staged.push((group, ready));
+            }
+        }
+        if let Some(engine) = engine {
+            if !batch.is_empty() {
+                write_timed(engine.as_ref(), &batch, true)?;
+                RaftMetrics::get()
+                    .groups_per_write
+                    .observe(staged.len() as f64);
+            }
+        }
+        for (group, ready) in staged {
+            let Some(peer) = self.peers.get_mut(&group) else {
+                continue;
+            };
+            let out = peer.finish_ready(ready)?;
             if peer.needs_leave_joint() {
                 info!(group, "leaving joint configuration");
                 if let Err(e) = peer
@@ -431,7 +549,7 @@ impl<E: Engine, S: StateMachine> RaftLoop<E, S> {
                     warn!(group, error = %e, "could not propose leaving the joint configuration");
                 }
             }
-            publish_metrics(peer);
+            publish(peer, &self.board);
             self.after_ready(group, out);
         }
         Ok(())
@@ -570,7 +688,17 @@ impl<E: Engine, S: StateMachine> RaftLoop<E, S> {
     }
 }
 
-fn publish_metrics<E: Engine, S: StateMachine>(peer: &Peer<E, S>) {
+fn publish<E: Engine, S: StateMachine>(peer: &Peer<E, S>, board: &StatusBoard) {
+    let status = GroupStatus {
+        role: Some(peer.role()),
+        term: peer.term(),
+        leader: peer.leader_id(),
+        commit: peer.commit_index(),
+        applied: peer.applied_index(),
+    };
+    if let Ok(mut board) = board.write() {
+        board.insert(peer.group(), status);
+    }
     let m = RaftMetrics::get();
     let label = peer.group().to_string();
     let role = match peer.role() {
@@ -587,6 +715,21 @@ fn publish_metrics<E: Engine, S: StateMachine>(peer: &Peer<E, S>) {
     m.applied_index
         .with_label_values(&[&label])
         .set(peer.applied_index() as i64);
+    let lag = if peer.is_leader() {
+        let last = peer.node.raft.raft_log.last_index();
+        peer.node
+            .raft
+            .prs()
+            .iter()
+            .map(|(_, p)| last.saturating_sub(p.matched))
+            .max()
+            .unwrap_or(0)
+    } else {
+        0
+    };
+    m.replication_lag
+        .with_label_values(&[&label])
+        .set(lag as i64);
 }
 
 /// Spawns the loop on its own named thread; a fatal error is logged and ends the thread.
@@ -683,6 +826,37 @@ impl<E: Engine, S: StateMachine> RaftHandle<E, S> {
 
     pub fn report_unreachable(&self, group: u64, to: u64) {
         let _ = self.enqueue(LoopMsg::Unreachable { group, to });
+    }
+
+    /// Starts driving `peer`.
+    pub async fn create(&self, peer: Peer<E, S>) -> Result<(), RequestError> {
+        let (reply, rx) = oneshot::channel();
+        self.enqueue(LoopMsg::Create {
+            peer: Box::new(peer),
+            reply,
+        })?;
+        self.wait(rx).await
+    }
+
+    /// Stops driving `group` and deletes its rows, writing `extra` in the same batch.
+    pub async fn destroy(&self, group: u64, extra: WriteBatch) -> Result<(), RequestError> {
+        let (reply, rx) = oneshot::channel();
+        self.enqueue(LoopMsg::Destroy {
+            group,
+            extra,
+            reply,
+        })?;
+        self.wait(rx).await
+    }
+
+    /// The last published status of `group`, if the loop drives it.
+    pub fn status(&self, group: u64) -> Option<GroupStatus> {
+        self.board.read().ok()?.get(&group).copied()
+    }
+
+    /// The last published status of every group.
+    pub fn statuses(&self) -> HashMap<u64, GroupStatus> {
+        self.board.read().map(|b| b.clone()).unwrap_or_default()
     }
 
     /// Asks the loop to stop after the current round.

@@ -26,6 +26,10 @@ pub trait StateMachine: Send + 'static {
     ) {
     }
 
+    /// The batch of the entries applied since the last call has been written: state kept to
+    /// see those not-yet-written rows (e.g. a dedup overlay) can be dropped.
+    fn on_batch_written(&mut self) {}
+
     /// Rebuilds in-memory state from the engine after a snapshot replaced the group's rows.
     fn reload(&mut self) -> Result<(), EngineError>;
 }

@@ -2,6 +2,7 @@
 
 mod admin;
 mod dev;
+mod orders;
 mod output;
 
 use std::path::PathBuf;
@@ -26,6 +27,18 @@ struct Cli {
     /// Output format.
     #[arg(long, short, global = true, value_enum, default_value_t = Format::Table)]
     output: Format,
+    /// Node gRPC addresses for order calls, comma-separated.
+    #[arg(
+        long,
+        global = true,
+        env = "SURGE_NODES",
+        value_delimiter = ',',
+        default_value = "127.0.0.1:7201,127.0.0.1:7202,127.0.0.1:7203"
+    )]
+    nodes: Vec<String>,
+    /// A tenant's API key, for order calls.
+    #[arg(long, global = true, env = "SURGE_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -44,6 +57,9 @@ enum Command {
     /// Merchants and their API keys.
     #[command(subcommand)]
     Tenant(TenantCmd),
+    /// Orders, as a tenant sees them (needs --api-key).
+    #[command(subcommand)]
+    Order(OrderCmd),
     /// A local development cluster on loopback.
     #[command(subcommand)]
     Dev(DevCmd),
@@ -97,6 +113,58 @@ enum TenantCmd {
 }
 
 #[derive(Subcommand, Debug)]
+enum OrderCmd {
+    /// Submits COUNT sample orders (about 1 KiB each) in batches and shows how they spread
+    /// over shards, leaders and replicas.
+    Burst {
+        #[arg(long, default_value_t = 1000)]
+        count: u64,
+        #[arg(long, default_value_t = 200)]
+        batch: usize,
+        /// Tag of the external order ids (`<run>-<n>`); reuse it to resubmit the same orders.
+        #[arg(long)]
+        run: Option<String>,
+    },
+    /// One order by id.
+    Get { order_id: String },
+    /// Orders in a status, oldest first.
+    List {
+        #[arg(long, value_enum, default_value_t = StatusArg::Received)]
+        status: StatusArg,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum StatusArg {
+    Received,
+    Approved,
+    Allocated,
+    WaybillAssigned,
+    LabelPrinted,
+    Packed,
+    Shipped,
+    Cancelled,
+}
+
+impl From<StatusArg> for surge_proto::v1::OrderStatus {
+    fn from(s: StatusArg) -> Self {
+        use surge_proto::v1::OrderStatus as S;
+        match s {
+            StatusArg::Received => S::Received,
+            StatusArg::Approved => S::Approved,
+            StatusArg::Allocated => S::Allocated,
+            StatusArg::WaybillAssigned => S::WaybillAssigned,
+            StatusArg::LabelPrinted => S::LabelPrinted,
+            StatusArg::Packed => S::Packed,
+            StatusArg::Shipped => S::Shipped,
+            StatusArg::Cancelled => S::Cancelled,
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
 enum DevCmd {
     /// Starts coordinators and nodes on loopback as child processes, initializes the cluster,
     /// writes DIR/cluster.json and stops them all on Ctrl-C.
@@ -126,6 +194,22 @@ async fn main() -> std::process::ExitCode {
             admin::tenant_create(&cli.coordinators, cli.output, name).await
         }
         Command::Tenant(TenantCmd::List) => admin::tenant_list(&cli.coordinators, cli.output).await,
+        Command::Order(cmd) => match cli.api_key.as_deref() {
+            None => Err(anyhow::anyhow!(
+                "--api-key (or SURGE_API_KEY) is needed for order calls; `surgectl tenant create NAME` prints one"
+            )),
+            Some(key) => match cmd {
+                OrderCmd::Burst { count, batch, run } => {
+                    orders::burst(&cli.nodes, key, cli.output, count, batch, run).await
+                }
+                OrderCmd::Get { order_id } => {
+                    orders::get(&cli.nodes, key, cli.output, &order_id).await
+                }
+                OrderCmd::List { status, limit } => {
+                    orders::list(&cli.nodes, key, cli.output, status.into(), limit).await
+                }
+            },
+        },
         Command::Dev(DevCmd::Up(args)) => dev::up(args, cli.output).await,
     };
     match result {

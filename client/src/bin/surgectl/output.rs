@@ -87,7 +87,7 @@ pub(crate) fn emit(line: &str) {
     }
 }
 
-fn print_json<T: Serialize>(value: &T) {
+pub(crate) fn print_json<T: Serialize>(value: &T) {
     match serde_json::to_string_pretty(value) {
         Ok(text) => emit(&text),
         Err(e) => eprintln!("error: cannot render JSON: {e}"),
@@ -95,7 +95,7 @@ fn print_json<T: Serialize>(value: &T) {
 }
 
 /// Prints rows as aligned columns under a header.
-fn print_table(header: &[&str], rows: &[Vec<String>]) {
+pub(crate) fn print_table(header: &[&str], rows: &[Vec<String>]) {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {

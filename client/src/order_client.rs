@@ -1,0 +1,453 @@
+//! [`OrderClient`]: what a merchant's ERP links to submit and read orders.
+//!
+//! It caches the shard map (tenant id, shard count, each shard's leader and the node
+//! addresses), computes each order's shard with the wire-contract hash, and calls the shard's
+//! leader directly. On a leader hint it goes there; on any other transient failure it
+//! refreshes the map from another node and retries with the same order under a bounded
+//! backoff and deadline. Intake is idempotent on (tenant, platform, external order id), so a
+//! retry after an ambiguous failure never creates a second order.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use surge_proto::v1::order_service_client::OrderServiceClient;
+use surge_proto::v1::submit_result::Outcome;
+use surge_proto::v1::{
+    Acceptance, GetOrderByExternalIdRequest, GetOrderRequest, GetShardMapRequest,
+    ListOrdersRequest, ListOrdersResponse, Order, OrderView, ShardMap, SubmitOrderRequest,
+    SubmitOrdersRequest, SubmitResult,
+};
+use surge_proto::{auth, routing, LEADER_HINT_METADATA};
+use tonic::metadata::MetadataValue;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Request, Status};
+use tracing::debug;
+
+use crate::retry::RetryPolicy;
+
+/// The cached routing picture.
+#[derive(Clone, Debug, Default)]
+struct Routes {
+    tenant_id: u64,
+    shard_count: u32,
+    /// Shard → leader address, when known.
+    leaders: HashMap<u32, String>,
+    nodes: Vec<String>,
+}
+
+/// True for failures worth retrying on an order call: the node or the shard is not ready
+/// here or now. DEADLINE_EXCEEDED too, because intake is idempotent.
+pub fn is_transient(status: &Status) -> bool {
+    matches!(
+        status.code(),
+        Code::Unavailable | Code::ResourceExhausted | Code::Cancelled | Code::DeadlineExceeded
+    ) || (status.code() == Code::Unknown
+        && (status.message().contains("transport") || status.message().contains("connection")))
+}
+
+fn hint(status: &Status) -> Option<String> {
+    status
+        .metadata()
+        .get(LEADER_HINT_METADATA)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// A client of the nodes' `OrderService`, for one tenant (its API key).
+pub struct OrderClient {
+    seeds: Vec<String>,
+    authorization: MetadataValue<tonic::metadata::Ascii>,
+    routes: RwLock<Routes>,
+    channels: Mutex<HashMap<String, Channel>>,
+    policy: RetryPolicy,
+    call_timeout: Duration,
+    next_seed: Mutex<usize>,
+}
+
+impl OrderClient {
+    /// A client that finds the cluster through `seeds` (node addresses, `host:port`).
+    pub fn new(seeds: Vec<String>, api_key: &str) -> Result<OrderClient, Status> {
+        if seeds.is_empty() {
+            return Err(Status::invalid_argument(
+                "nodes: at least one node address is needed",
+            ));
+        }
+        let authorization = MetadataValue::try_from(format!("Bearer {api_key}"))
+            .map_err(|_| Status::invalid_argument("api_key: not a valid header value"))?;
+        Ok(OrderClient {
+            seeds,
+            authorization,
+            routes: RwLock::new(Routes::default()),
+            channels: Mutex::new(HashMap::new()),
+            policy: RetryPolicy {
+                first_backoff: Duration::from_millis(25),
+                max_backoff: Duration::from_millis(400),
+                max_attempts: 200,
+                deadline: Duration::from_secs(20),
+            },
+            call_timeout: Duration::from_secs(8),
+            next_seed: Mutex::new(0),
+        })
+    }
+
+    pub fn with_policy(mut self, policy: RetryPolicy) -> OrderClient {
+        self.policy = policy;
+        self
+    }
+
+    pub fn with_call_timeout(mut self, timeout: Duration) -> OrderClient {
+        self.call_timeout = timeout;
+        self
+    }
+
+    fn channel(&self, address: &str) -> Result<Channel, Status> {
+        let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = channels.get(address) {
+            return Ok(c.clone());
+        }
+        let channel = Endpoint::from_shared(format!("http://{address}"))
+            .map_err(|e| Status::invalid_argument(format!("nodes: bad address {address:?}: {e}")))?
+            .connect_timeout(Duration::from_millis(500))
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(1))
+            .keep_alive_timeout(Duration::from_secs(2))
+            .connect_lazy();
+        channels.insert(address.to_string(), channel.clone());
+        Ok(channel)
+    }
+
+    fn request<T>(&self, message: T) -> Request<T> {
+        let mut request = Request::new(message);
+        request
+            .metadata_mut()
+            .insert(auth::AUTHORIZATION, self.authorization.clone());
+        request.set_timeout(self.call_timeout);
+        request
+    }
+
+    /// Some node to ask: the seeds and known nodes in turn.
+    fn any_node(&self) -> String {
+        let known = self.routes.read().map(|r| r.nodes.clone()).unwrap_or_default();
+        let mut all = self.seeds.clone();
+        all.extend(known.into_iter().filter(|n| !self.seeds.contains(n)));
+        let mut next = self.next_seed.lock().unwrap_or_else(|p| p.into_inner());
+        *next = next.wrapping_add(1);
+        all[*next % all.len()].clone()
+    }
+
+    /// Fetches the shard map from some node and caches it.
+    pub async fn refresh(&self) -> Result<ShardMap, Status> {
+        let address = self.any_node();
+        let map = OrderServiceClient::new(self.channel(&address)?)
+            .get_shard_map(self.request(GetShardMapRequest {}))
+            .await?
+            .into_inner();
+        let nodes: HashMap<u64, String> = map
+            .nodes
+            .iter()
+            .map(|n| (n.id, n.address.clone()))
+            .collect();
+        let leaders = map
+            .shards
+            .iter()
+            .filter_map(|s| nodes.get(&s.leader).map(|a| (s.id, a.clone())))
+            .collect();
+        if let Ok(mut r) = self.routes.write() {
+            *r = Routes {
+                tenant_id: map.tenant_id,
+                shard_count: map.shard_count,
+                leaders,
+                nodes: nodes.into_values().collect(),
+            };
+        }
+        Ok(map)
+    }
+
+    async fn routes(&self) -> Result<Routes, Status> {
+        let cached = self.routes.read().map(|r| r.clone()).unwrap_or_default();
+        if cached.shard_count > 0 {
+            return Ok(cached);
+        }
+        self.with_retry(|| async { self.refresh().await.map(|_| ()) })
+            .await?;
+        Ok(self.routes.read().map(|r| r.clone()).unwrap_or_default())
+    }
+
+    /// The shard `order` belongs to (needs the shard map).
+    pub async fn shard_of(&self, order: &Order) -> Result<u32, Status> {
+        let routes = self.routes().await?;
+        let key = if order.routing_key.is_empty() {
+            &order.external_order_id
+        } else {
+            &order.routing_key
+        };
+        Ok(routing::shard_for(
+            &routes.tenant_id.to_string(),
+            key,
+            routes.shard_count,
+        ))
+    }
+
+    fn address_for(&self, shard: u32) -> String {
+        self.routes
+            .read()
+            .ok()
+            .and_then(|r| r.leaders.get(&shard).cloned())
+            .unwrap_or_else(|| self.any_node())
+    }
+
+    /// Learns from a failed call on `shard`: follow a hint, or forget the leader.
+    fn note_failure(&self, shard: Option<u32>, status: &Status) {
+        let Some(shard) = shard else { return };
+        if let Ok(mut r) = self.routes.write() {
+            match hint(status) {
+                Some(h) => {
+                    r.leaders.insert(shard, h);
+                }
+                None => {
+                    r.leaders.remove(&shard);
+                }
+            }
+        }
+    }
+
+    fn note_leader(&self, shard: u32, address: &str) {
+        if let Ok(mut r) = self.routes.write() {
+            if r.leaders.get(&shard).map(String::as_str) != Some(address) {
+                r.leaders.insert(shard, address.to_string());
+            }
+        }
+    }
+
+    async fn with_retry<T, F, Fut>(&self, mut f: F) -> Result<T, Status>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, Status>>,
+    {
+        let started = Instant::now();
+        let mut attempt = 0u32;
+        loop {
+            match f().await {
+                Ok(v) => return Ok(v),
+                Err(status) if is_transient(&status) => {
+                    attempt += 1;
+                    if attempt >= self.policy.max_attempts
+                        || started.elapsed() >= self.policy.deadline
+                    {
+                        return Err(status);
+                    }
+                    debug!(code = ?status.code(), message = status.message(), attempt, "retrying");
+                    if hint(&status).is_none() {
+                        tokio::time::sleep(self.policy.backoff(attempt.saturating_sub(1))).await;
+                    }
+                }
+                Err(status) => return Err(status),
+            }
+        }
+    }
+
+    /// Submits one order and returns its acceptance (the original one for a retry).
+    pub async fn submit(&self, order: Order) -> Result<Acceptance, Status> {
+        let shard = self.shard_of(&order).await?;
+        self.with_retry(|| {
+            let order = order.clone();
+            async move {
+                let address = self.address_for(shard);
+                let result = OrderServiceClient::new(self.channel(&address)?)
+                    .submit_order(self.request(SubmitOrderRequest { order: Some(order) }))
+                    .await;
+                match result {
+                    Ok(resp) => {
+                        let acceptance = resp.into_inner().acceptance.ok_or_else(|| {
+                            Status::internal("the node answered without an acceptance")
+                        })?;
+                        if !acceptance.duplicate {
+                            self.note_leader(shard, &address);
+                        }
+                        Ok(acceptance)
+                    }
+                    Err(status) => {
+                        self.note_failure(Some(shard), &status);
+                        if hint(&status).is_none() && is_transient(&status) {
+                            let _ = self.refresh().await;
+                        }
+                        Err(status)
+                    }
+                }
+            }
+        })
+        .await
+    }
+
+    /// Submits a batch: one call per leader node, each order retried until accepted, refused
+    /// for good, or the deadline passes. Returns one result per order, in order.
+    pub async fn submit_batch(&self, orders: Vec<Order>) -> Result<Vec<SubmitResult>, Status> {
+        let started = Instant::now();
+        let mut results: Vec<Option<SubmitResult>> = vec![None; orders.len()];
+        let mut pending: Vec<usize> = (0..orders.len()).collect();
+        let mut attempt = 0u32;
+        let mut shards = Vec::with_capacity(orders.len());
+        for o in &orders {
+            shards.push(self.shard_of(o).await?);
+        }
+        while !pending.is_empty() {
+            let mut by_node: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+            for &i in &pending {
+                by_node.entry(self.address_for(shards[i])).or_default().push(i);
+            }
+            let calls = by_node.into_iter().map(|(address, idx)| {
+                let batch: Vec<Order> = idx.iter().map(|&i| orders[i].clone()).collect();
+                async move {
+                    let result = match self.channel(&address) {
+                        Ok(ch) => OrderServiceClient::new(ch)
+                            .submit_orders(self.request(SubmitOrdersRequest { orders: batch }))
+                            .await
+                            .map(|r| r.into_inner()),
+                        Err(e) => Err(e),
+                    };
+                    (address, idx, result)
+                }
+            });
+            let mut retry = Vec::new();
+            let mut last_error = None;
+            for (address, idx, result) in futures::future::join_all(calls).await {
+                match result {
+                    Ok(resp) => {
+                        for r in resp.results {
+                            let Some(&i) = idx.get(r.index as usize) else {
+                                continue;
+                            };
+                            let transient = match &r.outcome {
+                                Some(Outcome::Rejected(rej)) => {
+                                    rej.code == "Unavailable" || rej.code == "ResourceExhausted"
+                                }
+                                Some(Outcome::Accepted(_)) => {
+                                    self.note_leader(shards[i], &address);
+                                    false
+                                }
+                                None => true,
+                            };
+                            if transient {
+                                self.note_failure(Some(shards[i]), &Status::unavailable(""));
+                                retry.push(i);
+                            } else {
+                                results[i] = Some(SubmitResult {
+                                    index: i as u32,
+                                    outcome: r.outcome,
+                                });
+                            }
+                        }
+                        // Anything the node did not answer for is retried.
+                        for &i in &idx {
+                            if results[i].is_none() && !retry.contains(&i) {
+                                retry.push(i);
+                            }
+                        }
+                    }
+                    Err(status) if is_transient(&status) => {
+                        for &i in &idx {
+                            self.note_failure(Some(shards[i]), &status);
+                        }
+                        retry.extend(idx);
+                        last_error = Some(status);
+                    }
+                    Err(status) => return Err(status),
+                }
+            }
+            pending = retry;
+            if pending.is_empty() {
+                break;
+            }
+            attempt += 1;
+            if attempt >= self.policy.max_attempts || started.elapsed() >= self.policy.deadline {
+                return Err(last_error.unwrap_or_else(|| {
+                    Status::unavailable(format!(
+                        "{} orders not accepted before the deadline",
+                        pending.len()
+                    ))
+                }));
+            }
+            let _ = self.refresh().await;
+            tokio::time::sleep(self.policy.backoff(attempt.saturating_sub(1))).await;
+        }
+        Ok(results.into_iter().flatten().collect())
+    }
+
+    /// An order by id (linearizable).
+    pub async fn get(&self, order_id: &str) -> Result<OrderView, Status> {
+        let shard = order_id.split('-').next().and_then(|s| s.parse::<u32>().ok());
+        self.with_retry(|| async move {
+            let address = match shard {
+                Some(s) => self.address_for(s),
+                None => self.any_node(),
+            };
+            let result = OrderServiceClient::new(self.channel(&address)?)
+                .get_order(self.request(GetOrderRequest {
+                    order_id: order_id.to_string(),
+                    stale_ok: false,
+                }))
+                .await;
+            match result {
+                Ok(r) => r
+                    .into_inner()
+                    .order
+                    .ok_or_else(|| Status::internal("the node answered without an order")),
+                Err(status) => {
+                    self.note_failure(shard, &status);
+                    Err(status)
+                }
+            }
+        })
+        .await
+    }
+
+    /// An order by its platform and external id.
+    pub async fn get_by_external(
+        &self,
+        platform: &str,
+        external_order_id: &str,
+    ) -> Result<OrderView, Status> {
+        let probe = Order {
+            external_order_id: external_order_id.to_string(),
+            ..Order::default()
+        };
+        let shard = self.shard_of(&probe).await?;
+        self.with_retry(|| async move {
+            let address = self.address_for(shard);
+            let result = OrderServiceClient::new(self.channel(&address)?)
+                .get_order_by_external_id(self.request(GetOrderByExternalIdRequest {
+                    platform: platform.to_string(),
+                    external_order_id: external_order_id.to_string(),
+                    routing_key: String::new(),
+                }))
+                .await;
+            match result {
+                Ok(r) => r
+                    .into_inner()
+                    .order
+                    .ok_or_else(|| Status::internal("the node answered without an order")),
+                Err(status) => {
+                    self.note_failure(Some(shard), &status);
+                    Err(status)
+                }
+            }
+        })
+        .await
+    }
+
+    /// One page of orders by status and time (merged across shards by the node).
+    pub async fn list(&self, request: ListOrdersRequest) -> Result<ListOrdersResponse, Status> {
+        self.with_retry(|| {
+            let request = request.clone();
+            async move {
+                let address = self.any_node();
+                Ok(OrderServiceClient::new(self.channel(&address)?)
+                    .list_orders(self.request(request))
+                    .await?
+                    .into_inner())
+            }
+        })
+        .await
+    }
+}

@@ -1,0 +1,86 @@
+//! Realistic sample orders (about 1 KiB encoded) for the quick start, benchmarks and tests.
+
+use surge_proto::v1::{Address, Order, OrderLine, PaymentState, Totals};
+
+const PLATFORMS: [&str; 4] = ["taobao", "jd", "pdd", "douyin"];
+const CITIES: [(&str, &str); 4] = [
+    ("Zhejiang", "Hangzhou"),
+    ("Guangdong", "Shenzhen"),
+    ("Jiangsu", "Suzhou"),
+    ("Sichuan", "Chengdu"),
+];
+
+/// Order number `n` of a run tagged `run`: its external id is `<run>-<n>`, so the same
+/// `(run, n)` always yields the same order (and a resubmission is a retry).
+pub fn order(run: &str, n: u64) -> Order {
+    let (province, city) = CITIES[(n % 4) as usize];
+    let lines: Vec<OrderLine> = (0..3)
+        .map(|i| OrderLine {
+            sku: format!("SKU-{:06}-{i}", (n * 7 + i) % 100_000),
+            title: format!(
+                "Double 11 special: thermal mug, 450 ml, colour {} (gift box, item {i})",
+                ["red", "white", "black", "blue"][((n + i) % 4) as usize]
+            ),
+            quantity: 1 + ((n + i) % 3) as i64,
+            unit_price_cents: 1990 + ((n * 31 + i) % 5000) as i64,
+            weight_grams: 350 + ((n + i) % 200) as i64,
+        })
+        .collect();
+    let goods: i64 = lines.iter().map(|l| l.quantity * l.unit_price_cents).sum();
+    Order {
+        platform: PLATFORMS[(n % 4) as usize].into(),
+        shop: "surge-demo-flagship-store".into(),
+        external_order_id: format!("{run}-{n}"),
+        routing_key: String::new(),
+        buyer_id: format!("buyer-{:08}", n % 1_000_003),
+        buyer_nick: format!("buyer nick {n}"),
+        receiver: Some(Address {
+            name: format!("Receiver {n}"),
+            phone: format!("138{:08}", n % 100_000_000),
+            country: "CN".into(),
+            province: province.into(),
+            city: city.into(),
+            district: "Xihu District".into(),
+            street: format!(
+                "No. {} Wensan Road, Building {}, Unit {}, Room {}",
+                n % 999,
+                n % 30,
+                n % 6,
+                n % 1200
+            ),
+            postal_code: "310000".into(),
+        }),
+        lines,
+        totals: Some(Totals {
+            goods_cents: goods,
+            shipping_cents: 0,
+            discount_cents: 0,
+            payable_cents: goods,
+        }),
+        payment_state: PaymentState::Paid as i32,
+        paid_at_ms: 1_762_790_400_000 + n,
+        buyer_remark: if n.is_multiple_of(10) {
+            "Please ship before the weekend and pack it well; it is a gift. Thank you!".into()
+        } else {
+            String::new()
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::Message as _;
+
+    #[test]
+    fn sample_orders_are_valid_and_about_a_kibibyte() {
+        for n in 0..50 {
+            let o = order("run", n);
+            assert_eq!(surge_proto::validate::order(&o), Ok(()), "order {n}");
+            let size = o.encoded_len();
+            assert!((700..=1400).contains(&size), "order {n}: {size} bytes");
+        }
+        assert_eq!(order("a", 1), order("a", 1));
+        assert_ne!(order("a", 1).external_order_id, order("b", 1).external_order_id);
+    }
+}

@@ -1,0 +1,229 @@
+//! Tier 3: order intake on real processes (3 coordinators, 3 nodes, RocksDB on disk).
+//!
+//! Clients submit for 20 s while one node is killed -9 and restarted, then another. Afterwards
+//! every acknowledged order is on every replica of its shard, the tenant holds exactly the
+//! acknowledged orders, a retry maps to the same order id, and no client call failed. Then all
+//! nodes are killed and restarted, and every order is still there.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{eventually, DevCluster};
+use surge_client::{sample, MetaClient, OrderClient};
+use surge_proto::v1::admin_service_client::AdminServiceClient;
+use surge_proto::v1::order_service_client::OrderServiceClient;
+use surge_proto::v1::{
+    Acceptance, CreateTenantRequest, GetOrderRequest, ListOrdersRequest, OrderStatus,
+};
+use tonic::metadata::MetadataValue;
+
+pub async fn create_tenant(meta: &MetaClient, name: &str) -> String {
+    let key = format!("sk-test-{name}-{}", std::process::id());
+    meta.call(|ch| {
+        let req = CreateTenantRequest {
+            name: name.to_string(),
+            api_key: key.clone(),
+        };
+        async move { AdminServiceClient::new(ch).create_tenant(req).await }
+    })
+    .await
+    .expect("create tenant");
+    key
+}
+
+/// Waits until every shard has a leader and the nodes know the tenant's key.
+async fn wait_for_intake(client: &OrderClient) {
+    eventually(Duration::from_secs(60), "every shard to have a leader", || async {
+        matches!(client.refresh().await, Ok(m) if m.shard_count > 0 && m.shards.iter().all(|s| s.leader != 0))
+    })
+    .await;
+}
+
+/// Reads `order_id` from one node's own replica, without forwarding.
+async fn read_replica(address: &str, key: &str, order_id: &str) -> Option<String> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+        .ok()?
+        .timeout(Duration::from_secs(2))
+        .connect()
+        .await
+        .ok()?;
+    let mut request = tonic::Request::new(GetOrderRequest {
+        order_id: order_id.to_string(),
+        stale_ok: true,
+    });
+    let auth = MetadataValue::try_from(format!("Bearer {key}")).ok()?;
+    request.metadata_mut().insert("authorization", auth);
+    request
+        .metadata_mut()
+        .insert("x-surge-forwarded", MetadataValue::from_static("1"));
+    let view = OrderServiceClient::new(channel)
+        .get_order(request)
+        .await
+        .ok()?
+        .into_inner()
+        .order?;
+    view.order.map(|o| o.external_order_id)
+}
+
+async fn count_listed(client: &OrderClient) -> (usize, BTreeSet<String>) {
+    let mut token = String::new();
+    let mut ids = BTreeSet::new();
+    let mut listed = 0;
+    loop {
+        let page = client
+            .list(ListOrdersRequest {
+                status: OrderStatus::Received as i32,
+                page_size: 1000,
+                page_token: token.clone(),
+                ..ListOrdersRequest::default()
+            })
+            .await
+            .expect("list");
+        listed += page.orders.len();
+        for o in &page.orders {
+            ids.insert(o.order_id.clone());
+        }
+        if page.next_page_token.is_empty() {
+            return (listed, ids);
+        }
+        token = page.next_page_token;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn acknowledged_orders_survive_node_kills_and_a_full_restart() {
+    let mut cluster = DevCluster::start(3, 8);
+    let meta = cluster.client();
+    let key = create_tenant(&meta, "intake").await;
+    let nodes: Vec<String> = cluster
+        .file
+        .nodes
+        .iter()
+        .map(|n| n.grpc_address.clone())
+        .collect();
+    let client = Arc::new(
+        OrderClient::new(nodes.clone(), &key)
+            .expect("client")
+            .with_call_timeout(Duration::from_secs(2)),
+    );
+    wait_for_intake(&client).await;
+
+    // 16 clients submit single orders for 20 s; every acknowledgement is recorded.
+    let acked: Arc<Mutex<HashMap<String, Acceptance>>> = Arc::default();
+    let failures: Arc<Mutex<Vec<String>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let next = Arc::new(AtomicU64::new(0));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..16 {
+        let (client, acked, failures, stop, next) = (
+            client.clone(),
+            acked.clone(),
+            failures.clone(),
+            stop.clone(),
+            next.clone(),
+        );
+        tasks.spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                let order = sample::order("kills", n);
+                let ext = order.external_order_id.clone();
+                match client.submit(order).await {
+                    Ok(a) => {
+                        acked.lock().expect("lock").insert(ext, a);
+                    }
+                    Err(e) => failures
+                        .lock()
+                        .expect("lock")
+                        .push(format!("{ext}: {:?} {}", e.code(), e.message())),
+                }
+            }
+        });
+    }
+    let started = Instant::now();
+    let mut killed = Vec::new();
+    for (at, victim) in [(4u64, 0usize), (11, 1)] {
+        tokio::time::sleep(Duration::from_secs(at).saturating_sub(started.elapsed())).await;
+        let entry = cluster.file.nodes[victim].clone();
+        eprintln!("{:?}: kill -9 {}", started.elapsed(), entry.name);
+        cluster.kill9(&entry);
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        eprintln!("{:?}: restart {}", started.elapsed(), entry.name);
+        cluster.restart(&entry.name);
+        killed.push(entry.name);
+    }
+    tokio::time::sleep(Duration::from_secs(20).saturating_sub(started.elapsed())).await;
+    stop.store(true, Ordering::Relaxed);
+    while tasks.join_next().await.is_some() {}
+    let failures = failures.lock().expect("lock").clone();
+    assert!(failures.is_empty(), "failed submissions: {failures:?}");
+    let acked = acked.lock().expect("lock").clone();
+    eprintln!(
+        "{} orders acknowledged in {:?} across kills of {killed:?}",
+        acked.len(),
+        started.elapsed()
+    );
+    assert!(acked.len() > 100, "too few orders went through: {}", acked.len());
+
+    // One external order is one order id.
+    let mut by_id: BTreeMap<String, String> = BTreeMap::new();
+    for (ext, a) in &acked {
+        if let Some(other) = by_id.insert(a.order_id.clone(), ext.clone()) {
+            panic!("order {} acknowledged for {other} and {ext}", a.order_id);
+        }
+    }
+    // A retry of acknowledged orders returns the original acceptance.
+    for (n, (ext, a)) in acked.iter().take(20).enumerate() {
+        let idx: u64 = ext.rsplit('-').next().and_then(|s| s.parse().ok()).expect("n");
+        let again = client.submit(sample::order("kills", idx)).await.expect("retry");
+        assert_eq!(again.order_id, a.order_id, "retry {n} of {ext}");
+        assert!(again.duplicate);
+    }
+
+    // Every acknowledged order is on every replica of its shard, and the tenant holds exactly
+    // the acknowledged ones.
+    let map = client.refresh().await.expect("shard map");
+    let addresses: HashMap<u64, String> =
+        map.nodes.iter().map(|n| (n.id, n.address.clone())).collect();
+    let replicas: HashMap<u32, Vec<u64>> =
+        map.shards.iter().map(|s| (s.id, s.replicas.clone())).collect();
+    let check_all = |acked: HashMap<String, Acceptance>| {
+        let key = key.clone();
+        let addresses = addresses.clone();
+        let replicas = replicas.clone();
+        async move {
+            for (ext, a) in &acked {
+                for node in &replicas[&a.shard] {
+                    let address = &addresses[node];
+                    let what = format!("order {} on node {node}", a.order_id);
+                    eventually(Duration::from_secs(30), &what, || async {
+                        read_replica(address, &key, &a.order_id).await.as_deref()
+                            == Some(ext.as_str())
+                    })
+                    .await;
+                }
+            }
+        }
+    };
+    check_all(acked.clone()).await;
+    let (listed, ids) = count_listed(&client).await;
+    let expected: BTreeSet<String> = acked.values().map(|a| a.order_id.clone()).collect();
+    assert_eq!(listed, ids.len(), "an order was listed twice");
+    assert_eq!(ids, expected, "stored orders differ from acknowledged ones");
+
+    // Every node killed at once and restarted: every order is still there.
+    for entry in cluster.file.nodes.clone() {
+        cluster.kill9(&entry);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for entry in cluster.file.nodes.clone() {
+        cluster.restart(&entry.name);
+    }
+    wait_for_intake(&client).await;
+    check_all(acked.clone()).await;
+    let (_, after) = count_listed(&client).await;
+    assert_eq!(after, expected, "orders changed across a full restart");
+}

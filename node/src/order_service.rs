@@ -1,0 +1,751 @@
+//! `OrderService`: merchants' ERPs. Every call is authenticated by its bearer API key and
+//! scoped to that key's tenant. Any node accepts any call: the shard's leader serves it, any
+//! other node forwards it once to the leader, and a node that cannot answers UNAVAILABLE with
+//! the leader's address in `x-surge-leader`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use prost::Message as _;
+use sha2::{Digest, Sha256};
+use surge_proto::v1::order_service_client::OrderServiceClient;
+use surge_proto::v1::order_service_server::OrderService;
+use surge_proto::v1::shard_command::Command as ShardCmd;
+use surge_proto::v1::submit_result::Outcome;
+use surge_proto::v1::{
+    GetOrderByExternalIdRequest, GetOrderRequest, GetOrderResponse, GetShardMapRequest,
+    ListOrdersRequest, ListOrdersResponse, NodeAddress, Order, OrderStatus, OrderView, Rejection,
+    ShardCommand, ShardMap, ShardRoute, SubmitBatch, SubmitItem, SubmitOrderRequest,
+    SubmitOrderResponse, SubmitOrdersRequest, SubmitOrdersResponse, SubmitResult,
+};
+use surge_proto::{auth, routing, validate, LEADER_HINT_METADATA};
+use surge_raftstore::RequestError;
+use tonic::metadata::MetadataValue;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Request, Response, Status};
+
+use crate::directory::SharedDirectory;
+use crate::metrics::{self, OrderMetrics};
+use crate::replicas::ShardHandle;
+use crate::shard::{self, view_of, Cursor, ItemOutcome};
+
+/// Marks a call one node forwarded to another: it is never forwarded again.
+pub const FORWARDED_METADATA: &str = "x-surge-forwarded";
+/// On ALREADY_EXISTS: the order that already holds the external id.
+pub const EXISTING_ORDER_METADATA: &str = "x-surge-existing-order";
+/// Most orders listed per page.
+pub const MAX_PAGE: u32 = 1000;
+const DEFAULT_PAGE: u32 = 100;
+/// A forwarded call's deadline.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(7);
+
+/// Where a shard's calls go from this node.
+enum Target {
+    Local,
+    Remote { address: String },
+    Unknown,
+}
+
+pub struct OrderApi {
+    node_id: u64,
+    handle: ShardHandle,
+    directory: SharedDirectory,
+    channels: Mutex<HashMap<String, Channel>>,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn invalid(e: validate::FieldError) -> Status {
+    Status::invalid_argument(e.to_string())
+}
+
+fn field_error(field: &str, reason: impl Into<String>) -> Status {
+    Status::invalid_argument(format!("{field}: {}", reason.into()))
+}
+
+fn payload_hash(order: &Order) -> Vec<u8> {
+    Sha256::digest(order.encode_to_vec()).to_vec()
+}
+
+fn with_hint(mut status: Status, address: Option<&str>) -> Status {
+    if let Some(value) = address.and_then(|a| MetadataValue::try_from(a).ok()) {
+        status.metadata_mut().insert(LEADER_HINT_METADATA, value);
+    }
+    status
+}
+
+fn conflict_status(order: &Order, existing: &str) -> Status {
+    let mut status = Status::already_exists(format!(
+        "external_order_id: ({}, {}) is already order {existing}, with a different payload",
+        order.platform, order.external_order_id
+    ));
+    if let Ok(v) = MetadataValue::try_from(existing) {
+        status.metadata_mut().insert(EXISTING_ORDER_METADATA, v);
+    }
+    status
+}
+
+fn rejection(status: &Status, field: &str, existing: &str) -> Rejection {
+    Rejection {
+        code: format!("{:?}", status.code()),
+        message: status.message().to_string(),
+        field: field.to_string(),
+        existing_order_id: existing.to_string(),
+    }
+}
+
+fn is_forwarded<T>(request: &Request<T>) -> bool {
+    request.metadata().contains_key(FORWARDED_METADATA)
+}
+
+impl OrderApi {
+    pub fn new(node_id: u64, handle: ShardHandle, directory: SharedDirectory) -> OrderApi {
+        OrderApi {
+            node_id,
+            handle,
+            directory,
+            channels: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The tenant of the call's API key.
+    fn tenant<T>(&self, request: &Request<T>) -> Result<u64, Status> {
+        let Some(value) = request.metadata().get(auth::AUTHORIZATION) else {
+            return Err(Status::unauthenticated(
+                "authorization: missing; send `authorization: Bearer <api key>`",
+            ));
+        };
+        let key = value
+            .to_str()
+            .ok()
+            .and_then(auth::bearer)
+            .ok_or_else(|| Status::unauthenticated("authorization: expected `Bearer <api key>`"))?;
+        let dir = self
+            .directory
+            .read()
+            .map_err(|_| Status::internal("directory lock poisoned"))?;
+        if !dir.is_loaded() {
+            return Err(Status::unavailable(
+                "this node has not heard from the coordinators yet; retry",
+            ));
+        }
+        dir.tenant_of_key(key)
+            .ok_or_else(|| Status::unauthenticated("authorization: unknown API key"))
+    }
+
+    fn shard_count(&self) -> u32 {
+        self.directory.read().map(|d| d.shard_count).unwrap_or(0)
+    }
+
+    fn address_of(&self, node: u64) -> Option<String> {
+        self.directory.read().ok()?.address(node).map(str::to_string)
+    }
+
+    fn target(&self, shard: u32) -> Target {
+        let group = u64::from(shard);
+        let leader = match self.handle.status(group) {
+            Some(st) if st.is_leader() => return Target::Local,
+            Some(st) if st.leader != 0 => st.leader,
+            _ => self
+                .directory
+                .read()
+                .ok()
+                .and_then(|d| d.shards.get(&shard).map(|s| s.leader))
+                .unwrap_or(0),
+        };
+        if leader == 0 || leader == self.node_id {
+            return Target::Unknown;
+        }
+        match self.address_of(leader) {
+            Some(address) => Target::Remote { address },
+            None => Target::Unknown,
+        }
+    }
+
+    fn channel(&self, address: &str) -> Result<Channel, Status> {
+        let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = channels.get(address) {
+            return Ok(c.clone());
+        }
+        let channel = Endpoint::from_shared(format!("http://{address}"))
+            .map_err(|e| Status::internal(format!("bad node address {address:?}: {e}")))?
+            .connect_timeout(Duration::from_millis(500))
+            .tcp_nodelay(true)
+            .connect_lazy();
+        channels.insert(address.to_string(), channel.clone());
+        Ok(channel)
+    }
+
+    /// A request to forward, carrying the caller's API key and the forwarded mark.
+    fn forward_request<T, U>(&self, original: &Request<U>, message: T) -> Request<T> {
+        let mut request = Request::new(message);
+        if let Some(v) = original.metadata().get(auth::AUTHORIZATION) {
+            request
+                .metadata_mut()
+                .insert(auth::AUTHORIZATION, v.clone());
+        }
+        request
+            .metadata_mut()
+            .insert(FORWARDED_METADATA, MetadataValue::from_static("1"));
+        request.set_timeout(FORWARD_TIMEOUT);
+        request
+    }
+
+    fn map_request(&self, err: RequestError) -> Status {
+        match err {
+            RequestError::NotLeader { leader } => {
+                let address = leader.and_then(|l| self.address_of(l));
+                with_hint(
+                    Status::unavailable("not the shard leader; retry at the leader"),
+                    address.as_deref(),
+                )
+            }
+            RequestError::Timeout => Status::unavailable(
+                "no answer within the deadline; the outcome is unknown, and a retry with the same external order id is safe",
+            ),
+            RequestError::Dropped => {
+                Status::unavailable("the proposal was dropped by a leader change; retry")
+            }
+            RequestError::NoGroup(g) => {
+                Status::unavailable(format!("shard {g} has no replica on this node; retry"))
+            }
+            RequestError::Busy => Status::resource_exhausted("too many requests in flight; retry"),
+            RequestError::Stopped => Status::unavailable("the node is stopping; retry elsewhere"),
+            RequestError::Rejected(m) => Status::internal(m),
+        }
+    }
+
+    fn unavailable(&self, shard: u32) -> Status {
+        Status::unavailable(format!("shard {shard} has no known leader right now; retry"))
+    }
+
+    /// Proposes `orders` (one tenant, one shard) here; one outcome per order.
+    async fn propose_local(
+        &self,
+        tenant: u64,
+        shard: u32,
+        orders: Vec<Order>,
+    ) -> Result<Vec<ItemOutcome>, Status> {
+        let items = orders
+            .into_iter()
+            .map(|order| SubmitItem {
+                payload_hash: payload_hash(&order),
+                order: Some(order),
+            })
+            .collect();
+        let cmd = ShardCommand {
+            command: Some(ShardCmd::Submit(SubmitBatch {
+                tenant_id: tenant,
+                received_at_ms: now_ms(),
+                items,
+            })),
+        };
+        let outcome = self
+            .handle
+            .propose(u64::from(shard), cmd.encode_to_vec())
+            .await
+            .map_err(|e| self.map_request(e))?;
+        outcome.map_err(Status::internal)
+    }
+
+    /// Submits the orders of one shard: here if this node leads it, else at the leader.
+    async fn submit_shard<U>(
+        &self,
+        original: &Request<U>,
+        tenant: u64,
+        shard: u32,
+        orders: Vec<Order>,
+    ) -> Result<Vec<Result<surge_proto::v1::Acceptance, Rejection>>, Status> {
+        match self.target(shard) {
+            Target::Local => {
+                let outcomes = self.propose_local(tenant, shard, orders.clone()).await?;
+                Ok(outcomes
+                    .into_iter()
+                    .zip(orders.iter())
+                    .map(|(o, order)| match o {
+                        ItemOutcome::Accepted(a) => Ok(a),
+                        ItemOutcome::Conflict { existing_order_id } => Err(rejection(
+                            &conflict_status(order, &existing_order_id),
+                            "external_order_id",
+                            &existing_order_id,
+                        )),
+                    })
+                    .collect())
+            }
+            Target::Remote { address } if !is_forwarded(original) => {
+                OrderMetrics::get().forwarded.with_label_values(&["submit"]).inc();
+                let n = orders.len();
+                let request = self.forward_request(original, SubmitOrdersRequest { orders });
+                let resp = OrderServiceClient::new(self.channel(&address)?)
+                    .submit_orders(request)
+                    .await
+                    .map_err(|s| with_hint(s, Some(&address)))?
+                    .into_inner();
+                let mut out = vec![Err(Rejection {
+                    code: "UNAVAILABLE".into(),
+                    message: "no result from the shard leader; retry".into(),
+                    ..Rejection::default()
+                }); n];
+                for r in resp.results {
+                    if let Some(slot) = out.get_mut(r.index as usize) {
+                        *slot = match r.outcome {
+                            Some(Outcome::Accepted(a)) => Ok(a),
+                            Some(Outcome::Rejected(rej)) => Err(rej),
+                            None => continue,
+                        };
+                    }
+                }
+                Ok(out)
+            }
+            Target::Remote { address } => Err(with_hint(
+                Status::unavailable("not the shard leader; retry at the leader"),
+                Some(&address),
+            )),
+            Target::Unknown => Err(self.unavailable(shard)),
+        }
+    }
+
+    fn shard_of_order(&self, tenant: u64, order: &Order) -> Result<u32, Status> {
+        let count = self.shard_count();
+        if count == 0 {
+            return Err(Status::unavailable("the shard map is not loaded yet; retry"));
+        }
+        let key = if order.routing_key.is_empty() {
+            &order.external_order_id
+        } else {
+            &order.routing_key
+        };
+        Ok(routing::shard_for(&tenant.to_string(), key, count))
+    }
+
+    /// Runs a read on the shard: locally at the leader (ReadIndex) or a local replica when
+    /// `stale_ok`, else forwarded via `forward`.
+    async fn read_shard<R, F>(&self, shard: u32, stale_ok: bool, f: F) -> Result<Option<R>, Status>
+    where
+        R: Send + 'static,
+        F: FnOnce(&shard::ShardSm<surge_raftstore::RocksEngine>) -> Result<R, surge_raftstore::EngineError>
+            + Send
+            + 'static,
+    {
+        let group = u64::from(shard);
+        let result = if stale_ok && self.handle.status(group).is_some() {
+            self.handle.inspect(group, move |peer| f(&peer.sm)).await
+        } else {
+            self.handle.read(group, f).await
+        };
+        match result {
+            Ok(Ok(r)) => Ok(Some(r)),
+            Ok(Err(e)) => Err(Status::internal(e.to_string())),
+            Err(e) => Err(self.map_request(e)),
+        }
+    }
+
+    async fn get_order_here(
+        &self,
+        tenant: u64,
+        shard: u32,
+        order_id: String,
+        stale_ok: bool,
+    ) -> Result<Option<OrderView>, Status> {
+        let found = self
+            .read_shard(shard, stale_ok, move |sm| sm.get(tenant, &order_id))
+            .await?;
+        Ok(found.flatten().map(view_of))
+    }
+
+    async fn list_shard<U>(
+        &self,
+        original: &Request<U>,
+        tenant: u64,
+        shard: u32,
+        req: &ListOrdersRequest,
+        after: Option<Cursor>,
+        limit: usize,
+    ) -> Result<Vec<OrderView>, Status> {
+        match self.target(shard) {
+            Target::Local => {
+                let status = req.status();
+                let (from, to) = (req.from_ms, req.to_ms);
+                let found = self
+                    .read_shard(shard, false, move |sm| {
+                        sm.list(tenant, status, from, to, after.as_ref(), limit)
+                    })
+                    .await?
+                    .unwrap_or_default();
+                Ok(found.into_iter().map(view_of).collect())
+            }
+            Target::Remote { address } if !is_forwarded(original) => {
+                OrderMetrics::get().forwarded.with_label_values(&["list"]).inc();
+                let mut sub = req.clone();
+                sub.only_shard = Some(shard);
+                sub.page_size = limit as u32;
+                sub.page_token = after.map(|c| c.encode()).unwrap_or_default();
+                let request = self.forward_request(original, sub);
+                Ok(OrderServiceClient::new(self.channel(&address)?)
+                    .list_orders(request)
+                    .await?
+                    .into_inner()
+                    .orders)
+            }
+            Target::Remote { address } => Err(with_hint(
+                Status::unavailable("not the shard leader; retry at the leader"),
+                Some(&address),
+            )),
+            Target::Unknown => Err(self.unavailable(shard)),
+        }
+    }
+}
+
+fn observe<T>(method: &str, started: Instant, result: &Result<T, Status>) {
+    let code = match result {
+        Ok(_) => Code::Ok,
+        Err(s) => s.code(),
+    };
+    metrics::observe_rpc(method, code, started.elapsed());
+}
+
+#[tonic::async_trait]
+impl OrderService for OrderApi {
+    async fn submit_order(
+        &self,
+        request: Request<SubmitOrderRequest>,
+    ) -> Result<Response<SubmitOrderResponse>, Status> {
+        let started = Instant::now();
+        let result = async {
+            let tenant = self.tenant(&request)?;
+            let Some(order) = request.get_ref().order.clone() else {
+                OrderMetrics::get().rejected("invalid");
+                return Err(field_error("order", "required"));
+            };
+            if let Err(e) = validate::order(&order) {
+                OrderMetrics::get().rejected("invalid");
+                return Err(invalid(e));
+            }
+            let shard = self.shard_of_order(tenant, &order)?;
+            let mut results = self
+                .submit_shard(&request, tenant, shard, vec![order.clone()])
+                .await?;
+            match results.pop() {
+                Some(Ok(acceptance)) => {
+                    OrderMetrics::get().accepted(acceptance.duplicate, 1);
+                    Ok(Response::new(SubmitOrderResponse {
+                        acceptance: Some(acceptance),
+                    }))
+                }
+                Some(Err(rej)) if rej.code == "AlreadyExists" => {
+                    OrderMetrics::get().rejected("conflict");
+                    Err(conflict_status(&order, &rej.existing_order_id))
+                }
+                Some(Err(rej)) => Err(Status::unavailable(rej.message)),
+                None => Err(Status::internal("no result for the order")),
+            }
+        }
+        .await;
+        observe("SubmitOrder", started, &result);
+        result
+    }
+
+    async fn submit_orders(
+        &self,
+        request: Request<SubmitOrdersRequest>,
+    ) -> Result<Response<SubmitOrdersResponse>, Status> {
+        let started = Instant::now();
+        let result = async {
+            let tenant = self.tenant(&request)?;
+            let orders = &request.get_ref().orders;
+            if orders.is_empty() {
+                return Err(field_error("orders", "at least one order is required"));
+            }
+            if orders.len() > validate::MAX_BATCH {
+                return Err(field_error(
+                    "orders",
+                    format!(
+                        "at most {} orders per batch, got {}",
+                        validate::MAX_BATCH,
+                        orders.len()
+                    ),
+                ));
+            }
+            let mut results: Vec<Option<SubmitResult>> = vec![None; orders.len()];
+            let mut by_shard: BTreeMap<u32, Vec<(usize, Order)>> = BTreeMap::new();
+            for (i, order) in orders.iter().enumerate() {
+                if let Err(e) = validate::order(order) {
+                    OrderMetrics::get().rejected("invalid");
+                    let field = format!("orders[{i}].{}", e.field);
+                    let status = Status::invalid_argument(format!("{field}: {}", e.reason));
+                    results[i] = Some(SubmitResult {
+                        index: i as u32,
+                        outcome: Some(Outcome::Rejected(rejection(&status, &field, ""))),
+                    });
+                    continue;
+                }
+                let shard = self.shard_of_order(tenant, order)?;
+                by_shard.entry(shard).or_default().push((i, order.clone()));
+            }
+            let calls = by_shard.into_iter().map(|(shard, items)| {
+                let (indexes, orders): (Vec<usize>, Vec<Order>) = items.into_iter().unzip();
+                let request = &request;
+                async move {
+                    let outcome = self.submit_shard(request, tenant, shard, orders).await;
+                    (indexes, outcome)
+                }
+            });
+            for (indexes, outcome) in futures::future::join_all(calls).await {
+                let outcomes = match outcome {
+                    Ok(o) => o.into_iter().map(Some).collect::<Vec<_>>(),
+                    Err(status) => {
+                        let rej = rejection(&status, "", "");
+                        indexes.iter().map(|_| Some(Err(rej.clone()))).collect()
+                    }
+                };
+                for (i, o) in indexes.into_iter().zip(outcomes) {
+                    let outcome = match o {
+                        Some(Ok(a)) => {
+                            OrderMetrics::get().accepted(a.duplicate, 1);
+                            Outcome::Accepted(a)
+                        }
+                        Some(Err(rej)) => {
+                            OrderMetrics::get().rejected(if rej.code == "AlreadyExists" {
+                                "conflict"
+                            } else {
+                                "unavailable"
+                            });
+                            Outcome::Rejected(rej)
+                        }
+                        None => continue,
+                    };
+                    results[i] = Some(SubmitResult {
+                        index: i as u32,
+                        outcome: Some(outcome),
+                    });
+                }
+            }
+            Ok(Response::new(SubmitOrdersResponse {
+                results: results.into_iter().flatten().collect(),
+            }))
+        }
+        .await;
+        observe("SubmitOrders", started, &result);
+        result
+    }
+
+    async fn get_order(
+        &self,
+        request: Request<GetOrderRequest>,
+    ) -> Result<Response<GetOrderResponse>, Status> {
+        let started = Instant::now();
+        let result = async {
+            let tenant = self.tenant(&request)?;
+            let req = request.get_ref().clone();
+            let shard = shard::shard_of(&req.order_id)
+                .filter(|s| *s < self.shard_count())
+                .ok_or_else(|| {
+                    field_error("order_id", format!("{:?} is not an order id", req.order_id))
+                })?;
+            let local = req.stale_ok && self.handle.status(u64::from(shard)).is_some();
+            let found = match (local, self.target(shard)) {
+                (true, _) | (_, Target::Local) => {
+                    self.get_order_here(tenant, shard, req.order_id.clone(), req.stale_ok)
+                        .await?
+                }
+                (false, Target::Remote { address }) if !is_forwarded(&request) => {
+                    OrderMetrics::get().forwarded.with_label_values(&["get"]).inc();
+                    let fwd = self.forward_request(&request, req.clone());
+                    return OrderServiceClient::new(self.channel(&address)?)
+                        .get_order(fwd)
+                        .await;
+                }
+                (false, Target::Remote { address }) => {
+                    return Err(with_hint(
+                        Status::unavailable("not the shard leader; retry at the leader"),
+                        Some(&address),
+                    ))
+                }
+                (false, Target::Unknown) => return Err(self.unavailable(shard)),
+            };
+            found
+                .map(|order| Response::new(GetOrderResponse { order: Some(order) }))
+                .ok_or_else(|| Status::not_found(format!("order_id: no order {}", req.order_id)))
+        }
+        .await;
+        observe("GetOrder", started, &result);
+        result
+    }
+
+    async fn get_order_by_external_id(
+        &self,
+        request: Request<GetOrderByExternalIdRequest>,
+    ) -> Result<Response<GetOrderResponse>, Status> {
+        let started = Instant::now();
+        let result = async {
+            let tenant = self.tenant(&request)?;
+            let req = request.get_ref().clone();
+            if req.platform.is_empty() {
+                return Err(field_error("platform", "required"));
+            }
+            if req.external_order_id.is_empty() {
+                return Err(field_error("external_order_id", "required"));
+            }
+            let probe = Order {
+                external_order_id: req.external_order_id.clone(),
+                routing_key: req.routing_key.clone(),
+                ..Order::default()
+            };
+            let shard = self.shard_of_order(tenant, &probe)?;
+            match self.target(shard) {
+                Target::Local => {
+                    let (platform, ext) = (req.platform.clone(), req.external_order_id.clone());
+                    let found = self
+                        .read_shard(shard, false, move |sm| {
+                            sm.get_by_external(tenant, &platform, &ext)
+                        })
+                        .await?
+                        .flatten();
+                    found
+                        .map(|r| {
+                            Response::new(GetOrderResponse {
+                                order: Some(view_of(r)),
+                            })
+                        })
+                        .ok_or_else(|| {
+                            Status::not_found(format!(
+                                "external_order_id: no order ({}, {})",
+                                req.platform, req.external_order_id
+                            ))
+                        })
+                }
+                Target::Remote { address } if !is_forwarded(&request) => {
+                    OrderMetrics::get().forwarded.with_label_values(&["get"]).inc();
+                    let fwd = self.forward_request(&request, req);
+                    OrderServiceClient::new(self.channel(&address)?)
+                        .get_order_by_external_id(fwd)
+                        .await
+                }
+                Target::Remote { address } => Err(with_hint(
+                    Status::unavailable("not the shard leader; retry at the leader"),
+                    Some(&address),
+                )),
+                Target::Unknown => Err(self.unavailable(shard)),
+            }
+        }
+        .await;
+        observe("GetOrderByExternalId", started, &result);
+        result
+    }
+
+    async fn list_orders(
+        &self,
+        request: Request<ListOrdersRequest>,
+    ) -> Result<Response<ListOrdersResponse>, Status> {
+        let started = Instant::now();
+        let result = async {
+            let tenant = self.tenant(&request)?;
+            let req = request.get_ref().clone();
+            if req.status() == OrderStatus::Unspecified {
+                return Err(field_error("status", "required"));
+            }
+            let page = match req.page_size {
+                0 => DEFAULT_PAGE,
+                n if n > MAX_PAGE => {
+                    return Err(field_error(
+                        "page_size",
+                        format!("at most {MAX_PAGE}, got {n}"),
+                    ))
+                }
+                n => n,
+            } as usize;
+            if req.to_ms != 0 && req.to_ms <= req.from_ms {
+                return Err(field_error("to_ms", "must be after from_ms (or 0 for no bound)"));
+            }
+            let after = if req.page_token.is_empty() {
+                None
+            } else {
+                Some(
+                    Cursor::decode(&req.page_token)
+                        .ok_or_else(|| field_error("page_token", "not a token this service issued"))?,
+                )
+            };
+            let count = self.shard_count();
+            let shards: Vec<u32> = match req.only_shard {
+                Some(s) if s < count => vec![s],
+                Some(s) => return Err(field_error("only_shard", format!("no shard {s}"))),
+                None => (0..count).collect(),
+            };
+            let calls = shards.iter().map(|&shard| {
+                let (request, req, after) = (&request, &req, after.clone());
+                async move { self.list_shard(request, tenant, shard, req, after, page).await }
+            });
+            let mut merged = Vec::new();
+            for r in futures::future::join_all(calls).await {
+                merged.extend(r?);
+            }
+            merged.sort_by(|a, b| {
+                (a.accepted_at_ms, &a.order_id).cmp(&(b.accepted_at_ms, &b.order_id))
+            });
+            let more = merged.len() > page;
+            merged.truncate(page);
+            let next_page_token = match merged.last() {
+                Some(last) if more || merged.len() == page => Cursor {
+                    at_ms: last.accepted_at_ms,
+                    order_id: last.order_id.clone(),
+                }
+                .encode(),
+                _ => String::new(),
+            };
+            Ok(Response::new(ListOrdersResponse {
+                orders: merged,
+                next_page_token,
+            }))
+        }
+        .await;
+        observe("ListOrders", started, &result);
+        result
+    }
+
+    async fn get_shard_map(
+        &self,
+        request: Request<GetShardMapRequest>,
+    ) -> Result<Response<ShardMap>, Status> {
+        let tenant = self.tenant(&request)?;
+        let dir = self
+            .directory
+            .read()
+            .map_err(|_| Status::internal("directory lock poisoned"))?
+            .clone();
+        let mut shards: Vec<ShardRoute> = dir
+            .shards
+            .values()
+            .map(|s| {
+                let mut route = s.clone();
+                if let Some(st) = self.handle.status(u64::from(s.id)) {
+                    if st.leader != 0 {
+                        route.leader = st.leader;
+                    }
+                }
+                route
+            })
+            .collect();
+        shards.sort_by_key(|s| s.id);
+        let mut nodes: Vec<NodeAddress> = dir
+            .nodes
+            .iter()
+            .map(|(id, address)| NodeAddress {
+                id: *id,
+                address: address.clone(),
+            })
+            .collect();
+        nodes.sort_by_key(|n| n.id);
+        Ok(Response::new(ShardMap {
+            tenant_id: tenant,
+            shard_count: dir.shard_count,
+            shards,
+            nodes,
+        }))
+    }
+}

@@ -1,0 +1,244 @@
+//! The node's shard replicas: which it runs, created and removed only on the coordinator's
+//! word (heartbeat assignments), never because a Raft message arrived for an unknown shard.
+//!
+//! Each replica has a record in the data dir (`meta` family, node-local key range): its shard,
+//! the epoch it was created at and whether it is a tombstone. A tombstone is never recreated by
+//! an assignment of the same or an older epoch, so a removed replica stays removed.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+use surge_proto::v1::ShardStatus;
+use surge_raftstore::{
+    keys, logger, Cf, Engine, EngineError, GroupStorage, Peer, PeerError, RaftConfig, RaftHandle,
+    RequestError, RocksEngine, WriteBatch,
+};
+use tracing::{info, warn};
+
+use crate::shard::ShardSm;
+
+/// The epoch of a shard's first placement (epoch 1 is "not placed yet"): the replicas named
+/// at this epoch found the group together from the same initial state. A replica assigned at a
+/// later epoch starts empty and is caught up by a snapshot from the leader.
+pub const FOUNDING_EPOCH: u64 = 2;
+
+pub type ShardPeer = Peer<RocksEngine, ShardSm<RocksEngine>>;
+pub type ShardHandle = RaftHandle<RocksEngine, ShardSm<RocksEngine>>;
+
+/// What the node remembers about one of its replicas.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaMeta {
+    pub shard: u32,
+    pub epoch: u64,
+    pub replicas: Vec<u64>,
+    pub tombstone: bool,
+}
+
+const REPLICA_PREFIX: &[u8] = b"replica/";
+
+fn meta_key(shard: u32) -> Vec<u8> {
+    let mut suffix = REPLICA_PREFIX.to_vec();
+    suffix.extend_from_slice(&shard.to_be_bytes());
+    keys::data_key(u64::MAX, &suffix)
+}
+
+fn stage_meta(meta: &ReplicaMeta, batch: &mut WriteBatch) {
+    let value = serde_json::to_vec(meta).unwrap_or_default();
+    batch.put(Cf::Meta, meta_key(meta.shard), value);
+}
+
+/// Every replica record in the data dir.
+pub fn load_all<E: Engine + ?Sized>(engine: &E) -> Result<Vec<ReplicaMeta>, EngineError> {
+    let start = keys::data_key(u64::MAX, REPLICA_PREFIX);
+    let end = keys::prefix_end(&start);
+    let mut out = Vec::new();
+    let mut bad = None;
+    engine.scan(Cf::Meta, &start, &end, &mut |k, v| {
+        match serde_json::from_slice::<ReplicaMeta>(v) {
+            Ok(m) => out.push(m),
+            Err(e) => {
+                bad = Some(EngineError::Corrupt {
+                    cf: Cf::Meta,
+                    key: k.to_vec(),
+                    reason: e.to_string(),
+                });
+                return false;
+            }
+        }
+        true
+    })?;
+    match bad {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
+}
+
+/// Opens (and, for a founding replica without state, bootstraps) the peer of `meta`.
+pub fn open_peer(
+    engine: &Arc<RocksEngine>,
+    node_id: u64,
+    meta: &ReplicaMeta,
+    config: &RaftConfig,
+) -> Result<ShardPeer, PeerError> {
+    let group = u64::from(meta.shard);
+    let mut storage = GroupStorage::open(engine.clone(), group)?;
+    let mut batch = WriteBatch::default();
+    if !storage.is_initialized() && meta.epoch == FOUNDING_EPOCH {
+        storage.stage_bootstrap(&meta.replicas, &mut batch);
+    }
+    stage_meta(meta, &mut batch);
+    engine.write(&batch, true)?;
+    let sm = ShardSm::new(meta.shard, engine.clone());
+    Peer::open(node_id, storage, sm, config, &logger::raft_logger(group))
+}
+
+/// The live set of replicas and the reconciliation with the coordinator's assignments.
+pub struct Replicas {
+    engine: Arc<RocksEngine>,
+    node_id: u64,
+    config: RaftConfig,
+    handle: ShardHandle,
+    known: Mutex<HashMap<u32, ReplicaMeta>>,
+}
+
+impl Replicas {
+    pub fn new(
+        engine: Arc<RocksEngine>,
+        node_id: u64,
+        config: RaftConfig,
+        handle: ShardHandle,
+        known: Vec<ReplicaMeta>,
+    ) -> Replicas {
+        Replicas {
+            engine,
+            node_id,
+            config,
+            handle,
+            known: Mutex::new(known.into_iter().map(|m| (m.shard, m)).collect()),
+        }
+    }
+
+    fn known(&self) -> HashMap<u32, ReplicaMeta> {
+        self.known.lock().map(|k| k.clone()).unwrap_or_default()
+    }
+
+    fn remember(&self, meta: ReplicaMeta) {
+        if let Ok(mut k) = self.known.lock() {
+            k.insert(meta.shard, meta);
+        }
+    }
+
+    /// The shards this node runs a live replica of.
+    pub fn live(&self) -> Vec<ReplicaMeta> {
+        let mut live: Vec<ReplicaMeta> = self
+            .known()
+            .into_values()
+            .filter(|m| !m.tombstone)
+            .collect();
+        live.sort_by_key(|m| m.shard);
+        live
+    }
+
+    /// Brings the local replicas in line with `assigned` (this node's placements) and
+    /// `routes` (every shard's epoch and replicas).
+    pub async fn reconcile(&self, assigned: &[ShardStatus], routes: &HashMap<u32, (u64, Vec<u64>)>) {
+        let known = self.known();
+        for a in assigned {
+            if !a.replicas.contains(&self.node_id) {
+                continue;
+            }
+            match known.get(&a.id) {
+                Some(m) if m.tombstone && m.epoch >= a.epoch => continue,
+                Some(m) if !m.tombstone => continue,
+                _ => {}
+            }
+            let meta = ReplicaMeta {
+                shard: a.id,
+                epoch: a.epoch,
+                replicas: a.replicas.clone(),
+                tombstone: false,
+            };
+            if let Err(e) = self.create(meta).await {
+                warn!(shard = a.id, error = %e, "could not create a replica");
+            }
+        }
+        for (shard, m) in known.iter().filter(|(_, m)| !m.tombstone) {
+            let Some((epoch, replicas)) = routes.get(shard) else {
+                continue;
+            };
+            if *epoch > m.epoch && !replicas.contains(&self.node_id) {
+                if let Err(e) = self.destroy(m, *epoch).await {
+                    warn!(shard, error = %e, "could not remove a replica");
+                }
+            }
+        }
+    }
+
+    async fn create(&self, meta: ReplicaMeta) -> Result<(), RequestError> {
+        let engine = self.engine.clone();
+        let config = self.config.clone();
+        let node_id = self.node_id;
+        let opened = {
+            let meta = meta.clone();
+            tokio::task::spawn_blocking(move || open_peer(&engine, node_id, &meta, &config))
+                .await
+                .map_err(|e| RequestError::Rejected(e.to_string()))?
+        };
+        let peer = opened.map_err(|e| RequestError::Rejected(e.to_string()))?;
+        self.handle.create(peer).await?;
+        info!(shard = meta.shard, epoch = meta.epoch, replicas = ?meta.replicas, "replica created");
+        self.remember(meta);
+        Ok(())
+    }
+
+    async fn destroy(&self, meta: &ReplicaMeta, epoch: u64) -> Result<(), RequestError> {
+        let tombstone = ReplicaMeta {
+            epoch,
+            tombstone: true,
+            ..meta.clone()
+        };
+        let mut extra = WriteBatch::default();
+        stage_meta(&tombstone, &mut extra);
+        self.handle.destroy(u64::from(meta.shard), extra).await?;
+        info!(shard = meta.shard, epoch, "replica removed; tombstone kept");
+        self.remember(tombstone);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replica_records_round_trip() -> Result<(), EngineError> {
+        let dir = tempfile::tempdir().map_err(|e| EngineError::Backend(e.to_string()))?;
+        let engine = Arc::new(RocksEngine::open(dir.path())?);
+        let meta = ReplicaMeta {
+            shard: 3,
+            epoch: FOUNDING_EPOCH,
+            replicas: vec![1, 2, 3],
+            tombstone: false,
+        };
+        let peer = open_peer(&engine, 1, &meta, &RaftConfig::default())
+            .map_err(|e| EngineError::Backend(e.to_string()))?;
+        assert_eq!(peer.conf_state().voters, vec![1, 2, 3]);
+        drop(peer);
+        let later = ReplicaMeta {
+            shard: 4,
+            epoch: FOUNDING_EPOCH + 1,
+            ..meta.clone()
+        };
+        let peer = open_peer(&engine, 1, &later, &RaftConfig::default())
+            .map_err(|e| EngineError::Backend(e.to_string()))?;
+        assert!(
+            peer.conf_state().voters.is_empty(),
+            "a later replica waits for a snapshot"
+        );
+        let mut all = load_all(engine.as_ref())?;
+        all.sort_by_key(|m| m.shard);
+        assert_eq!(all, vec![meta, later]);
+        Ok(())
+    }
+}
