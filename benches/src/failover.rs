@@ -26,10 +26,7 @@ impl Drop for OwnCluster {
     }
 }
 
-pub(crate) fn start_cluster(
-    base_port: u16,
-    shards: u32,
-) -> anyhow::Result<(PathBuf, OwnCluster)> {
+pub(crate) fn start_cluster(base_port: u16, shards: u32) -> anyhow::Result<(PathBuf, OwnCluster)> {
     let temp = tempfile::Builder::new().prefix("surge-bench-").tempdir()?;
     let dir = temp.path().to_path_buf();
     let surgectl = std::env::current_exe()?.with_file_name("surgectl");

@@ -16,9 +16,9 @@ use nix::sys::signal::Signal;
 use serde::Serialize;
 use surge_client::dev_cluster::{self, ClusterFile};
 use surge_client::{sample, MetaClient, OrderClient, RetryPolicy};
+use surge_proto::routing;
 use surge_proto::v1::admin_service_client::AdminServiceClient;
 use surge_proto::v1::{CreateTenantRequest, Order};
-use surge_proto::routing;
 use tokio::sync::Semaphore;
 
 use crate::failover::start_cluster;
@@ -326,7 +326,10 @@ pub(crate) async fn run(args: IntakeArgs) -> anyhow::Result<()> {
                 }
                 while inflight.join_next().await.is_some() {}
             });
-            format!("open loop, {rate} calls/s, at most {} in flight", args.clients)
+            format!(
+                "open loop, {rate} calls/s, at most {} in flight",
+                args.clients
+            )
         }
     };
     let mut kills = Vec::new();
@@ -357,7 +360,11 @@ pub(crate) async fn run(args: IntakeArgs) -> anyhow::Result<()> {
     shared.stop.store(true, Ordering::Relaxed);
     while tasks.join_next().await.is_some() {}
     let elapsed = started.elapsed().as_secs_f64();
-    let latencies = shared.latencies.lock().map(|l| l.clone()).unwrap_or_default();
+    let latencies = shared
+        .latencies
+        .lock()
+        .map(|l| l.clone())
+        .unwrap_or_default();
     let orders = shared.orders.load(Ordering::Relaxed);
     let report = Report {
         workload: "intake",
@@ -386,7 +393,10 @@ pub(crate) async fn run(args: IntakeArgs) -> anyhow::Result<()> {
     println!("{:<34} {:.0}", "calls/s", report.calls_per_second);
     println!(
         "{:<34} p50 {:.1}  p90 {:.1}  p99 {:.1}  max {:.1}",
-        "call latency ms", report.latency.p50_ms, report.latency.p90_ms, report.latency.p99_ms,
+        "call latency ms",
+        report.latency.p50_ms,
+        report.latency.p90_ms,
+        report.latency.p99_ms,
         report.latency.max_ms
     );
     println!("{:<34} {}", "failed calls", report.errors);

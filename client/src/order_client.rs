@@ -128,7 +128,11 @@ impl OrderClient {
 
     /// Some node to ask: the seeds and known nodes in turn.
     fn any_node(&self) -> String {
-        let known = self.routes.read().map(|r| r.nodes.clone()).unwrap_or_default();
+        let known = self
+            .routes
+            .read()
+            .map(|r| r.nodes.clone())
+            .unwrap_or_default();
         let mut all = self.seeds.clone();
         all.extend(known.into_iter().filter(|n| !self.seeds.contains(n)));
         let mut next = self.next_seed.lock().unwrap_or_else(|p| p.into_inner());
@@ -294,7 +298,10 @@ impl OrderClient {
         while !pending.is_empty() {
             let mut by_node: BTreeMap<String, Vec<usize>> = BTreeMap::new();
             for &i in &pending {
-                by_node.entry(self.address_for(shards[i])).or_default().push(i);
+                by_node
+                    .entry(self.address_for(shards[i]))
+                    .or_default()
+                    .push(i);
             }
             let calls = by_node.into_iter().map(|(address, idx)| {
                 let batch: Vec<Order> = idx.iter().map(|&i| orders[i].clone()).collect();
@@ -376,7 +383,10 @@ impl OrderClient {
 
     /// An order by id (linearizable).
     pub async fn get(&self, order_id: &str) -> Result<OrderView, Status> {
-        let shard = order_id.split('-').next().and_then(|s| s.parse::<u32>().ok());
+        let shard = order_id
+            .split('-')
+            .next()
+            .and_then(|s| s.parse::<u32>().ok());
         self.with_retry(|| async move {
             let address = match shard {
                 Some(s) => self.address_for(s),

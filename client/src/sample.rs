@@ -81,6 +81,9 @@ mod tests {
             assert!((700..=1400).contains(&size), "order {n}: {size} bytes");
         }
         assert_eq!(order("a", 1), order("a", 1));
-        assert_ne!(order("a", 1).external_order_id, order("b", 1).external_order_id);
+        assert_ne!(
+            order("a", 1).external_order_id,
+            order("b", 1).external_order_id
+        );
     }
 }

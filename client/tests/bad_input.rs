@@ -5,18 +5,18 @@ mod common;
 use std::time::Duration;
 
 use common::{eventually, status, DevCluster};
+use surge_client::{sample, OrderClient};
 use surge_proto::v1::admin_service_client::AdminServiceClient;
 use surge_proto::v1::node_service_client::NodeServiceClient;
-use surge_client::{sample, OrderClient};
 use surge_proto::v1::order_service_client::OrderServiceClient;
 use surge_proto::v1::submit_result::Outcome;
 use surge_proto::v1::{
-    CreateTenantRequest, GetOrderRequest, HeartbeatRequest, InitClusterRequest,
-    ListOrdersRequest, ListTenantsRequest, Order, OrderStatus, RemoveCoordinatorRequest,
-    SubmitOrderRequest, SubmitOrdersRequest,
+    CreateTenantRequest, GetOrderRequest, HeartbeatRequest, InitClusterRequest, ListOrdersRequest,
+    ListTenantsRequest, Order, OrderStatus, RemoveCoordinatorRequest, SubmitOrderRequest,
+    SubmitOrdersRequest,
 };
-use tonic::metadata::MetadataValue;
 use surge_raftstore::identity::{self, Identity};
+use tonic::metadata::MetadataValue;
 use tonic::Code;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -238,28 +238,76 @@ async fn bad_orders_are_refused_by_field_and_store_nothing(
     })
     .await
     .expect("second tenant");
-    let nodes: Vec<String> = cluster.file.nodes.iter().map(|n| n.grpc_address.clone()).collect();
+    let nodes: Vec<String> = cluster
+        .file
+        .nodes
+        .iter()
+        .map(|n| n.grpc_address.clone())
+        .collect();
     let client = OrderClient::new(nodes.clone(), KEY).expect("client");
     let client = &client;
-    eventually(Duration::from_secs(60), "intake to be ready", || async move {
-        matches!(client.refresh().await, Ok(m) if m.shards.iter().all(|s| s.leader != 0))
-    })
+    eventually(
+        Duration::from_secs(60),
+        "intake to be ready",
+        || async move {
+            matches!(client.refresh().await, Ok(m) if m.shards.iter().all(|s| s.leader != 0))
+        },
+    )
     .await;
-    let good = client.submit(sample::order("bad", 0)).await.expect("a good order");
+    let good = client
+        .submit(sample::order("bad", 0))
+        .await
+        .expect("a good order");
 
     type Mutate = fn(&mut Order);
     let table: Vec<(&str, Mutate, &str)> = vec![
         ("no platform", |o| o.platform.clear(), "platform: required"),
-        ("no external id", |o| o.external_order_id.clear(), "external_order_id: required"),
+        (
+            "no external id",
+            |o| o.external_order_id.clear(),
+            "external_order_id: required",
+        ),
         ("no lines", |o| o.lines.clear(), "lines:"),
-        ("zero quantity", |o| o.lines[0].quantity = 0, "lines[0].quantity:"),
-        ("negative price", |o| o.lines[1].unit_price_cents = -1, "lines[1].unit_price_cents:"),
-        ("negative weight", |o| o.lines[2].weight_grams = -5, "lines[2].weight_grams:"),
-        ("negative total", |o| o.totals.as_mut().expect("totals").payable_cents = -1, "totals.payable_cents:"),
-        ("huge remark", |o| o.buyer_remark = "x".repeat(2000), "buyer_remark:"),
-        ("long external id", |o| o.external_order_id = "e".repeat(200), "external_order_id:"),
-        ("too many lines", |o| o.lines = vec![o.lines[0].clone(); 201], "lines:"),
-        ("unknown payment state", |o| o.payment_state = 99, "payment_state:"),
+        (
+            "zero quantity",
+            |o| o.lines[0].quantity = 0,
+            "lines[0].quantity:",
+        ),
+        (
+            "negative price",
+            |o| o.lines[1].unit_price_cents = -1,
+            "lines[1].unit_price_cents:",
+        ),
+        (
+            "negative weight",
+            |o| o.lines[2].weight_grams = -5,
+            "lines[2].weight_grams:",
+        ),
+        (
+            "negative total",
+            |o| o.totals.as_mut().expect("totals").payable_cents = -1,
+            "totals.payable_cents:",
+        ),
+        (
+            "huge remark",
+            |o| o.buyer_remark = "x".repeat(2000),
+            "buyer_remark:",
+        ),
+        (
+            "long external id",
+            |o| o.external_order_id = "e".repeat(200),
+            "external_order_id:",
+        ),
+        (
+            "too many lines",
+            |o| o.lines = vec![o.lines[0].clone(); 201],
+            "lines:",
+        ),
+        (
+            "unknown payment state",
+            |o| o.payment_state = 99,
+            "payment_state:",
+        ),
     ];
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", nodes[0]))
         .expect("endpoint")
@@ -275,7 +323,11 @@ async fn bad_orders_are_refused_by_field_and_store_nothing(
             .await
             .expect_err(what);
         assert_eq!(err.code(), Code::InvalidArgument, "{what}: {err:?}");
-        assert!(err.message().starts_with(field), "{what}: {}", err.message());
+        assert!(
+            err.message().starts_with(field),
+            "{what}: {}",
+            err.message()
+        );
     }
     // A batch: the bad order is refused by index and field, the good ones are accepted.
     let mut batch: Vec<Order> = (200..203).map(|n| sample::order("bad", n)).collect();
@@ -302,37 +354,73 @@ async fn bad_orders_are_refused_by_field_and_store_nothing(
         .await
         .expect_err("501 orders");
     assert!(
-        matches!(err.code(), Code::InvalidArgument | Code::OutOfRange | Code::ResourceExhausted),
+        matches!(
+            err.code(),
+            Code::InvalidArgument | Code::OutOfRange | Code::ResourceExhausted
+        ),
         "{err:?}"
     );
     // Another payload under a taken external id names the existing order.
     let mut changed = sample::order("bad", 0);
     changed.buyer_remark = "a different order".into();
     let err = raw
-        .submit_order(bearer(SubmitOrderRequest { order: Some(changed) }, KEY))
+        .submit_order(bearer(
+            SubmitOrderRequest {
+                order: Some(changed),
+            },
+            KEY,
+        ))
         .await
         .expect_err("conflict");
     assert_eq!(err.code(), Code::AlreadyExists, "{err:?}");
     assert!(err.message().contains(&good.order_id), "{}", err.message());
     // No key, a wrong key, another tenant's order, a malformed id.
     let err = raw
-        .get_order(bearer(GetOrderRequest { order_id: good.order_id.clone(), stale_ok: false }, ""))
+        .get_order(bearer(
+            GetOrderRequest {
+                order_id: good.order_id.clone(),
+                stale_ok: false,
+            },
+            "",
+        ))
         .await
         .expect_err("no key");
     assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
-    assert!(err.message().starts_with("authorization:"), "{}", err.message());
+    assert!(
+        err.message().starts_with("authorization:"),
+        "{}",
+        err.message()
+    );
     let err = raw
-        .get_order(bearer(GetOrderRequest { order_id: good.order_id.clone(), stale_ok: false }, "sk_wrong"))
+        .get_order(bearer(
+            GetOrderRequest {
+                order_id: good.order_id.clone(),
+                stale_ok: false,
+            },
+            "sk_wrong",
+        ))
         .await
         .expect_err("wrong key");
     assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
     let err = raw
-        .get_order(bearer(GetOrderRequest { order_id: good.order_id.clone(), stale_ok: false }, other_key))
+        .get_order(bearer(
+            GetOrderRequest {
+                order_id: good.order_id.clone(),
+                stale_ok: false,
+            },
+            other_key,
+        ))
         .await
         .expect_err("another tenant's order");
     assert_eq!(err.code(), Code::NotFound, "{err:?}");
     let err = raw
-        .get_order(bearer(GetOrderRequest { order_id: "nonsense".into(), stale_ok: false }, KEY))
+        .get_order(bearer(
+            GetOrderRequest {
+                order_id: "nonsense".into(),
+                stale_ok: false,
+            },
+            KEY,
+        ))
         .await
         .expect_err("malformed id");
     assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");

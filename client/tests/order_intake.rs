@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{eventually, DevCluster};
+use futures::StreamExt;
 use surge_client::{sample, MetaClient, OrderClient};
 use surge_proto::v1::admin_service_client::AdminServiceClient;
 use surge_proto::v1::order_service_client::OrderServiceClient;
@@ -43,14 +44,19 @@ async fn wait_for_intake(client: &OrderClient) {
     .await;
 }
 
-/// Reads `order_id` from one node's own replica, without forwarding.
-async fn read_replica(address: &str, key: &str, order_id: &str) -> Option<String> {
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
-        .ok()?
+fn channel(address: &str) -> tonic::transport::Channel {
+    tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+        .expect("endpoint")
         .timeout(Duration::from_secs(2))
-        .connect()
-        .await
-        .ok()?;
+        .connect_lazy()
+}
+
+/// Reads `order_id` from one node's own replica, without forwarding.
+async fn read_replica(
+    channel: tonic::transport::Channel,
+    key: &str,
+    order_id: &str,
+) -> Option<String> {
     let mut request = tonic::Request::new(GetOrderRequest {
         order_id: order_id.to_string(),
         stale_ok: true,
@@ -135,10 +141,11 @@ async fn acknowledged_orders_survive_node_kills_and_a_full_restart() {
                     Ok(a) => {
                         acked.lock().expect("lock").insert(ext, a);
                     }
-                    Err(e) => failures
-                        .lock()
-                        .expect("lock")
-                        .push(format!("{ext}: {:?} {}", e.code(), e.message())),
+                    Err(e) => failures.lock().expect("lock").push(format!(
+                        "{ext}: {:?} {}",
+                        e.code(),
+                        e.message()
+                    )),
                 }
             }
         });
@@ -166,7 +173,11 @@ async fn acknowledged_orders_survive_node_kills_and_a_full_restart() {
         acked.len(),
         started.elapsed()
     );
-    assert!(acked.len() > 100, "too few orders went through: {}", acked.len());
+    assert!(
+        acked.len() > 100,
+        "too few orders went through: {}",
+        acked.len()
+    );
 
     // One external order is one order id.
     let mut by_id: BTreeMap<String, String> = BTreeMap::new();
@@ -177,8 +188,15 @@ async fn acknowledged_orders_survive_node_kills_and_a_full_restart() {
     }
     // A retry of acknowledged orders returns the original acceptance.
     for (n, (ext, a)) in acked.iter().take(20).enumerate() {
-        let idx: u64 = ext.rsplit('-').next().and_then(|s| s.parse().ok()).expect("n");
-        let again = client.submit(sample::order("kills", idx)).await.expect("retry");
+        let idx: u64 = ext
+            .rsplit('-')
+            .next()
+            .and_then(|s| s.parse().ok())
+            .expect("n");
+        let again = client
+            .submit(sample::order("kills", idx))
+            .await
+            .expect("retry");
         assert_eq!(again.order_id, a.order_id, "retry {n} of {ext}");
         assert!(again.duplicate);
     }
@@ -186,26 +204,53 @@ async fn acknowledged_orders_survive_node_kills_and_a_full_restart() {
     // Every acknowledged order is on every replica of its shard, and the tenant holds exactly
     // the acknowledged ones.
     let map = client.refresh().await.expect("shard map");
-    let addresses: HashMap<u64, String> =
-        map.nodes.iter().map(|n| (n.id, n.address.clone())).collect();
-    let replicas: HashMap<u32, Vec<u64>> =
-        map.shards.iter().map(|s| (s.id, s.replicas.clone())).collect();
+    let addresses: HashMap<u64, String> = map
+        .nodes
+        .iter()
+        .map(|n| (n.id, n.address.clone()))
+        .collect();
+    let replicas: HashMap<u32, Vec<u64>> = map
+        .shards
+        .iter()
+        .map(|s| (s.id, s.replicas.clone()))
+        .collect();
+    let channels: HashMap<u64, tonic::transport::Channel> =
+        addresses.iter().map(|(id, a)| (*id, channel(a))).collect();
     let check_all = |acked: HashMap<String, Acceptance>| {
         let key = key.clone();
-        let addresses = addresses.clone();
+        let channels = channels.clone();
         let replicas = replicas.clone();
         async move {
+            let mut jobs = Vec::new();
             for (ext, a) in &acked {
                 for node in &replicas[&a.shard] {
-                    let address = &addresses[node];
-                    let what = format!("order {} on node {node}", a.order_id);
-                    eventually(Duration::from_secs(30), &what, || async {
-                        read_replica(address, &key, &a.order_id).await.as_deref()
-                            == Some(ext.as_str())
+                    jobs.push((
+                        ext.clone(),
+                        a.order_id.clone(),
+                        *node,
+                        channels[node].clone(),
+                    ));
+                }
+            }
+            let reads = jobs.into_iter().map(|(ext, order_id, node, channel)| {
+                let key = key.clone();
+                async move {
+                    let what = format!("order {order_id} on node {node}");
+                    eventually(Duration::from_secs(30), &what, || {
+                        let (key, channel) = (key.clone(), channel.clone());
+                        let (ext, order_id) = (ext.clone(), order_id.clone());
+                        async move {
+                            read_replica(channel, &key, &order_id).await.as_deref()
+                                == Some(ext.as_str())
+                        }
                     })
                     .await;
                 }
-            }
+            });
+            futures::stream::iter(reads)
+                .buffer_unordered(64)
+                .collect::<Vec<_>>()
+                .await;
         }
     };
     check_all(acked.clone()).await;

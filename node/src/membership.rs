@@ -145,7 +145,10 @@ fn replica_stats(ctx: &HeartbeatContext) -> Vec<ReplicaStats> {
         .live()
         .into_iter()
         .map(|m| {
-            let st = statuses.get(&u64::from(m.shard)).copied().unwrap_or_default();
+            let st = statuses
+                .get(&u64::from(m.shard))
+                .copied()
+                .unwrap_or_default();
             ReplicaStats {
                 shard: m.shard,
                 epoch: m.epoch,
@@ -216,7 +219,12 @@ pub async fn apply_directory(
     let changed = ctx
         .directory
         .read()
-        .map(|d| d.shard_count != fresh.shard_count || d.nodes != fresh.nodes || d.keys != fresh.keys || d.shards.len() != fresh.shards.len())
+        .map(|d| {
+            d.shard_count != fresh.shard_count
+                || d.nodes != fresh.nodes
+                || d.keys != fresh.keys
+                || d.shards.len() != fresh.shards.len()
+        })
         .unwrap_or(true);
     let routes = fresh
         .shards

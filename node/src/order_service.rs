@@ -121,11 +121,10 @@ impl OrderApi {
                 "authorization: missing; send `authorization: Bearer <api key>`",
             ));
         };
-        let key = value
-            .to_str()
-            .ok()
-            .and_then(auth::bearer)
-            .ok_or_else(|| Status::unauthenticated("authorization: expected `Bearer <api key>`"))?;
+        let key =
+            value.to_str().ok().and_then(auth::bearer).ok_or_else(|| {
+                Status::unauthenticated("authorization: expected `Bearer <api key>`")
+            })?;
         let dir = self
             .directory
             .read()
@@ -144,7 +143,11 @@ impl OrderApi {
     }
 
     fn address_of(&self, node: u64) -> Option<String> {
-        self.directory.read().ok()?.address(node).map(str::to_string)
+        self.directory
+            .read()
+            .ok()?
+            .address(node)
+            .map(str::to_string)
     }
 
     fn target(&self, shard: u32) -> Target {
@@ -222,7 +225,9 @@ impl OrderApi {
     }
 
     fn unavailable(&self, shard: u32) -> Status {
-        Status::unavailable(format!("shard {shard} has no known leader right now; retry"))
+        Status::unavailable(format!(
+            "shard {shard} has no known leader right now; retry"
+        ))
     }
 
     /// Proposes `orders` (one tenant, one shard) here; one outcome per order.
@@ -279,7 +284,10 @@ impl OrderApi {
                     .collect())
             }
             Target::Remote { address } if !is_forwarded(original) => {
-                OrderMetrics::get().forwarded.with_label_values(&["submit"]).inc();
+                OrderMetrics::get()
+                    .forwarded
+                    .with_label_values(&["submit"])
+                    .inc();
                 let n = orders.len();
                 let request = self.forward_request(original, SubmitOrdersRequest { orders });
                 let resp = OrderServiceClient::new(self.channel(&address)?)
@@ -287,11 +295,14 @@ impl OrderApi {
                     .await
                     .map_err(|s| with_hint(s, Some(&address)))?
                     .into_inner();
-                let mut out = vec![Err(Rejection {
-                    code: "UNAVAILABLE".into(),
-                    message: "no result from the shard leader; retry".into(),
-                    ..Rejection::default()
-                }); n];
+                let mut out = vec![
+                    Err(Rejection {
+                        code: "UNAVAILABLE".into(),
+                        message: "no result from the shard leader; retry".into(),
+                        ..Rejection::default()
+                    });
+                    n
+                ];
                 for r in resp.results {
                     if let Some(slot) = out.get_mut(r.index as usize) {
                         *slot = match r.outcome {
@@ -314,7 +325,9 @@ impl OrderApi {
     fn shard_of_order(&self, tenant: u64, order: &Order) -> Result<u32, Status> {
         let count = self.shard_count();
         if count == 0 {
-            return Err(Status::unavailable("the shard map is not loaded yet; retry"));
+            return Err(Status::unavailable(
+                "the shard map is not loaded yet; retry",
+            ));
         }
         let key = if order.routing_key.is_empty() {
             &order.external_order_id
@@ -329,7 +342,9 @@ impl OrderApi {
     async fn read_shard<R, F>(&self, shard: u32, stale_ok: bool, f: F) -> Result<Option<R>, Status>
     where
         R: Send + 'static,
-        F: FnOnce(&shard::ShardSm<surge_raftstore::RocksEngine>) -> Result<R, surge_raftstore::EngineError>
+        F: FnOnce(
+                &shard::ShardSm<surge_raftstore::RocksEngine>,
+            ) -> Result<R, surge_raftstore::EngineError>
             + Send
             + 'static,
     {
@@ -381,7 +396,10 @@ impl OrderApi {
                 Ok(found.into_iter().map(view_of).collect())
             }
             Target::Remote { address } if !is_forwarded(original) => {
-                OrderMetrics::get().forwarded.with_label_values(&["list"]).inc();
+                OrderMetrics::get()
+                    .forwarded
+                    .with_label_values(&["list"])
+                    .inc();
                 let mut sub = req.clone();
                 sub.only_shard = Some(shard);
                 sub.page_size = limit as u32;
@@ -555,7 +573,10 @@ impl OrderService for OrderApi {
                         .await?
                 }
                 (false, Target::Remote { address }) if !is_forwarded(&request) => {
-                    OrderMetrics::get().forwarded.with_label_values(&["get"]).inc();
+                    OrderMetrics::get()
+                        .forwarded
+                        .with_label_values(&["get"])
+                        .inc();
                     let fwd = self.forward_request(&request, req.clone());
                     return OrderServiceClient::new(self.channel(&address)?)
                         .get_order(fwd)
@@ -621,7 +642,10 @@ impl OrderService for OrderApi {
                         })
                 }
                 Target::Remote { address } if !is_forwarded(&request) => {
-                    OrderMetrics::get().forwarded.with_label_values(&["get"]).inc();
+                    OrderMetrics::get()
+                        .forwarded
+                        .with_label_values(&["get"])
+                        .inc();
                     let fwd = self.forward_request(&request, req);
                     OrderServiceClient::new(self.channel(&address)?)
                         .get_order_by_external_id(fwd)
@@ -661,16 +685,19 @@ impl OrderService for OrderApi {
                 n => n,
             } as usize;
             if req.to_ms != 0 && req.to_ms <= req.from_ms {
-                return Err(field_error("to_ms", "must be after from_ms (or 0 for no bound)"));
+                return Err(field_error(
+                    "to_ms",
+                    "must be after from_ms (or 0 for no bound)",
+                ));
             }
-            let after = if req.page_token.is_empty() {
-                None
-            } else {
-                Some(
-                    Cursor::decode(&req.page_token)
-                        .ok_or_else(|| field_error("page_token", "not a token this service issued"))?,
-                )
-            };
+            let after =
+                if req.page_token.is_empty() {
+                    None
+                } else {
+                    Some(Cursor::decode(&req.page_token).ok_or_else(|| {
+                        field_error("page_token", "not a token this service issued")
+                    })?)
+                };
             let count = self.shard_count();
             let shards: Vec<u32> = match req.only_shard {
                 Some(s) if s < count => vec![s],
@@ -679,7 +706,10 @@ impl OrderService for OrderApi {
             };
             let calls = shards.iter().map(|&shard| {
                 let (request, req, after) = (&request, &req, after.clone());
-                async move { self.list_shard(request, tenant, shard, req, after, page).await }
+                async move {
+                    self.list_shard(request, tenant, shard, req, after, page)
+                        .await
+                }
             });
             let mut merged = Vec::new();
             for r in futures::future::join_all(calls).await {

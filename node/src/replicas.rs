@@ -142,7 +142,11 @@ impl Replicas {
 
     /// Brings the local replicas in line with `assigned` (this node's placements) and
     /// `routes` (every shard's epoch and replicas).
-    pub async fn reconcile(&self, assigned: &[ShardStatus], routes: &HashMap<u32, (u64, Vec<u64>)>) {
+    pub async fn reconcile(
+        &self,
+        assigned: &[ShardStatus],
+        routes: &HashMap<u32, (u64, Vec<u64>)>,
+    ) {
         let known = self.known();
         for a in assigned {
             if !a.replicas.contains(&self.node_id) {

@@ -5,9 +5,9 @@ use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use surge_client::{MetaClient, RetryPolicy};
+use surge_proto::v1::order_service_server::OrderServiceServer;
 use surge_raftstore::identity::{self, Identity};
 use surge_raftstore::ops::{health_and_reflection, serve_http, stop_within_grace, Readiness};
-use surge_proto::v1::order_service_server::OrderServiceServer;
 use surge_raftstore::transport::{GrpcTransport, RaftTransportService};
 use surge_raftstore::{raft_loop, RaftLoop, RocksEngine};
 use tokio::net::TcpListener;
@@ -180,9 +180,7 @@ async fn serve(
     ));
     let orders = Arc::new(OrderApi::new(node_id, handle.clone(), directory.clone()));
     let (reporter, health, reflection) = health_and_reflection();
-    reporter
-        .set_serving::<OrderServiceServer<OrderApi>>()
-        .await;
+    reporter.set_serving::<OrderServiceServer<OrderApi>>().await;
     let inbound_handle = handle.clone();
     let raft_service = RaftTransportService::new(
         node_id,

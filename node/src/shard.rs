@@ -188,12 +188,13 @@ impl<E: Engine> ShardSm<E> {
             end
         };
         let mut ids = Vec::new();
-        self.engine.scan(Cf::OrderIndex, &start, &end, &mut |k, _| {
-            if let Some(id) = k.get(prefix.len() + 8..) {
-                ids.push(String::from_utf8_lossy(id).into_owned());
-            }
-            ids.len() < limit
-        })?;
+        self.engine
+            .scan(Cf::OrderIndex, &start, &end, &mut |k, _| {
+                if let Some(id) = k.get(prefix.len() + 8..) {
+                    ids.push(String::from_utf8_lossy(id).into_owned());
+                }
+                ids.len() < limit
+            })?;
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             if let Some(rec) = self.load(&order_key(self.shard, &id))? {
@@ -245,7 +246,11 @@ impl<E: Engine> ShardSm<E> {
                         order_key(self.shard, &rec.order_id),
                         rec.encode_to_vec(),
                     );
-                    batch.put(Cf::OrderIndex, key.clone(), rec.order_id.clone().into_bytes());
+                    batch.put(
+                        Cf::OrderIndex,
+                        key.clone(),
+                        rec.order_id.clone().into_bytes(),
+                    );
                     batch.put(Cf::OrderIndex, status_key(self.shard, &rec), Vec::new());
                     outcomes.push(ItemOutcome::Accepted(acceptance_of(&rec)));
                     self.staged.insert(key, rec);
@@ -376,7 +381,10 @@ mod tests {
         // Another tenant's identical external id is its own order.
         let t2 = apply(&mut sm, 13, &submit(2, 4000, vec![order("A", "p1")]));
         assert_eq!(accepted(&t2[0]).order_id, "3-13-0");
-        assert!(sm.get(2, &a.order_id).expect("get").is_none(), "tenant scoping");
+        assert!(
+            sm.get(2, &a.order_id).expect("get").is_none(),
+            "tenant scoping"
+        );
     }
 
     #[test]
@@ -384,7 +392,11 @@ mod tests {
         let mut sm = ShardSm::new(0, Arc::new(MemEngine::default()));
         let mut batch = WriteBatch::default();
         let one = sm
-            .apply(5, &submit(1, 1, vec![order("B", "x"), order("B", "x")]), &mut batch)
+            .apply(
+                5,
+                &submit(1, 1, vec![order("B", "x"), order("B", "x")]),
+                &mut batch,
+            )
             .expect("applied");
         let two = sm
             .apply(6, &submit(1, 2, vec![order("B", "y")]), &mut batch)

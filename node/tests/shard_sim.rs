@@ -56,7 +56,9 @@ struct InFlight {
 #[derive(Clone, Debug)]
 enum OpKind {
     /// `payload` 0 is the canonical payload of the key, 1 a different one.
-    Submit { payload: u8 },
+    Submit {
+        payload: u8,
+    },
     Read,
 }
 
@@ -76,8 +78,16 @@ struct Op {
 }
 
 enum Waiting {
-    Submit { op: usize, index: u64, term: u64 },
-    Read { op: usize, ctx: Vec<u8>, index: Option<u64> },
+    Submit {
+        op: usize,
+        index: u64,
+        term: u64,
+    },
+    Read {
+        op: usize,
+        ctx: Vec<u8>,
+        index: Option<u64>,
+    },
 }
 
 struct Sim {
@@ -196,7 +206,9 @@ impl Sim {
     }
 
     fn reseed(&mut self, id: u64, shard: u32, force: bool) {
-        let Some(node) = self.nodes.get_mut(&id) else { return };
+        let Some(node) = self.nodes.get_mut(&id) else {
+            return;
+        };
         let Some(peer) = node.peers.as_mut().and_then(|p| p.get_mut(&shard)) else {
             return;
         };
@@ -241,7 +253,9 @@ impl Sim {
 
     fn drain(&mut self, id: u64, shard: u32) {
         for _ in 0..64 {
-            let Some(peer) = self.peer(id, shard) else { return };
+            let Some(peer) = self.peer(id, shard) else {
+                return;
+            };
             if !peer.node.has_ready() {
                 self.reseed(id, shard, false);
                 return;
@@ -321,10 +335,14 @@ impl Sim {
     }
 
     fn serve_reads(&mut self, id: u64, shard: u32, applied: u64) {
-        let Some(waits) = self.waiting.get_mut(&(id, shard)) else { return };
+        let Some(waits) = self.waiting.get_mut(&(id, shard)) else {
+            return;
+        };
         let mut ready = Vec::new();
         waits.retain(|w| match w {
-            Waiting::Read { op, index: Some(i), .. } if *i <= applied => {
+            Waiting::Read {
+                op, index: Some(i), ..
+            } if *i <= applied => {
                 ready.push(*op);
                 false
             }
@@ -361,7 +379,11 @@ impl Sim {
             1
         };
         for _ in 0..copies {
-            let delay = if self.faults { self.rng.gen_range(0..4) } else { 0 };
+            let delay = if self.faults {
+                self.rng.gen_range(0..4)
+            } else {
+                0
+            };
             self.net.push(InFlight {
                 deliver_at: self.now + delay,
                 shard,
@@ -381,7 +403,9 @@ impl Sim {
             if self.cut.contains(&(from, to)) {
                 continue;
             }
-            let Some(peer) = self.peer(to, m.shard) else { continue };
+            let Some(peer) = self.peer(to, m.shard) else {
+                continue;
+            };
             let _ = peer.node.step(m.msg);
             self.drain(to, m.shard);
         }
@@ -419,7 +443,9 @@ impl Sim {
         for _ in 0..self.rng.gen_range(0..3) {
             let key = self.rng.gen_range(0..KEYS);
             let shard = shard_of_key(key);
-            let Some(leader) = self.leader_of(shard) else { continue };
+            let Some(leader) = self.leader_of(shard) else {
+                continue;
+            };
             let read = self.rng.gen_bool(0.4);
             let op = self.ops.len();
             if read {
@@ -433,11 +459,14 @@ impl Sim {
                 });
                 let peer = self.peer(leader, shard).expect("leader");
                 peer.node.read_index(ctx.clone());
-                self.waiting.entry((leader, shard)).or_default().push(Waiting::Read {
-                    op,
-                    ctx,
-                    index: None,
-                });
+                self.waiting
+                    .entry((leader, shard))
+                    .or_default()
+                    .push(Waiting::Read {
+                        op,
+                        ctx,
+                        index: None,
+                    });
             } else {
                 let payload = u8::from(self.rng.gen_bool(0.1));
                 let o = order(key, payload);
@@ -461,11 +490,10 @@ impl Sim {
                 if peer.node.propose(Vec::new(), cmd.encode_to_vec()).is_ok() {
                     let index = peer.node.raft.raft_log.last_index();
                     let term = peer.term();
-                    self.waiting.entry((leader, shard)).or_default().push(Waiting::Submit {
-                        op,
-                        index,
-                        term,
-                    });
+                    self.waiting
+                        .entry((leader, shard))
+                        .or_default()
+                        .push(Waiting::Submit { op, index, term });
                 }
             }
             self.drain(leader, shard);
@@ -545,7 +573,9 @@ fn check_register(key: u64, ops: &[&Op]) -> Result<(), String> {
             (OpKind::Submit { payload }, Some(OpResult::Accepted(x))) => {
                 if let Some(p) = stored_payload {
                     if p != *payload {
-                        return Err(format!("key {key}: payloads {p} and {payload} both accepted"));
+                        return Err(format!(
+                            "key {key}: payloads {p} and {payload} both accepted"
+                        ));
                     }
                 }
                 stored_payload = Some(*payload);
@@ -570,7 +600,9 @@ fn check_register(key: u64, ops: &[&Op]) -> Result<(), String> {
             (&op.kind, &op.completed)
         {
             if stored_payload == Some(*payload) {
-                return Err(format!("key {key}: the stored payload {payload} was refused"));
+                return Err(format!(
+                    "key {key}: the stored payload {payload} was refused"
+                ));
             }
         }
     }
@@ -591,20 +623,20 @@ fn check_register(key: u64, ops: &[&Op]) -> Result<(), String> {
         .min();
     for op in ops {
         match (&op.kind, &op.completed) {
-            (OpKind::Read, Some((_, OpResult::Found(None)))) => {
-                if let Some(t) = visible_since {
-                    if op.invoked > t {
-                        return Err(format!(
-                            "key {key}: a read invoked at {} found nothing, but the order was visible at {t}",
-                            op.invoked
-                        ));
-                    }
-                }
+            (OpKind::Read, Some((_, OpResult::Found(None))))
+                if visible_since.is_some_and(|t| op.invoked > t) =>
+            {
+                return Err(format!(
+                    "key {key}: a read invoked at {} found nothing, but the order was visible at {visible_since:?}",
+                    op.invoked
+                ));
             }
-            (OpKind::Read, Some((done, OpResult::Found(Some(_))))) => {
-                if first_submit.is_none_or(|s| s > *done) {
-                    return Err(format!("key {key}: a read found an order nobody had submitted yet"));
-                }
+            (OpKind::Read, Some((done, OpResult::Found(Some(_)))))
+                if first_submit.is_none_or(|s| s > *done) =>
+            {
+                return Err(format!(
+                    "key {key}: a read found an order nobody had submitted yet"
+                ));
             }
             _ => {}
         }
@@ -629,7 +661,9 @@ fn run(seed: u64) -> Result<Stats, String> {
             .map(|id| sim.nodes[id].peers.as_ref().expect("up")[&s].applied_index())
             .collect();
         if applied.len() != 1 {
-            return Err(format!("shard {s}: replicas applied {applied:?} after settling"));
+            return Err(format!(
+                "shard {s}: replicas applied {applied:?} after settling"
+            ));
         }
         let first = sim.dump(NODES[0], s);
         for id in &NODES[1..] {
@@ -661,7 +695,10 @@ fn run(seed: u64) -> Result<Stats, String> {
                     return Err(format!("{ext} stored on shard {s}"));
                 }
                 if let Some(other) = seen.insert(ext.clone(), rec.order_id.clone()) {
-                    return Err(format!("node {id}: {ext} stored twice ({other}, {})", rec.order_id));
+                    return Err(format!(
+                        "node {id}: {ext} stored twice ({other}, {})",
+                        rec.order_id
+                    ));
                 }
             }
         }
@@ -702,8 +739,14 @@ fn orders_stay_exactly_once_and_linearizable_under_faults() {
         }
     }
     println!("shard sim totals: {total:?}");
-    assert!(total.acked > 100 && total.reads > 100, "too little happened: {total:?}");
-    assert!(total.crashes > 0 && total.snapshots > 0, "faults did not happen: {total:?}");
+    assert!(
+        total.acked > 100 && total.reads > 100,
+        "too little happened: {total:?}"
+    );
+    assert!(
+        total.crashes > 0 && total.snapshots > 0,
+        "faults did not happen: {total:?}"
+    );
 }
 
 #[test]
@@ -716,26 +759,71 @@ fn the_register_checker_catches_violations() {
     };
     let ok = [
         op(1, OpKind::Read, 0, Some((1, OpResult::Found(None)))),
-        op(1, OpKind::Submit { payload: 0 }, 2, Some((5, OpResult::Accepted("a".into())))),
-        op(1, OpKind::Read, 3, Some((4, OpResult::Found(Some("a".into()))))),
-        op(1, OpKind::Submit { payload: 1 }, 6, Some((7, OpResult::Conflict("a".into())))),
+        op(
+            1,
+            OpKind::Submit { payload: 0 },
+            2,
+            Some((5, OpResult::Accepted("a".into()))),
+        ),
+        op(
+            1,
+            OpKind::Read,
+            3,
+            Some((4, OpResult::Found(Some("a".into())))),
+        ),
+        op(
+            1,
+            OpKind::Submit { payload: 1 },
+            6,
+            Some((7, OpResult::Conflict("a".into()))),
+        ),
     ];
     assert_eq!(check_register(1, &ok.iter().collect::<Vec<_>>()), Ok(()));
     let stale = [
-        op(1, OpKind::Submit { payload: 0 }, 0, Some((1, OpResult::Accepted("a".into())))),
+        op(
+            1,
+            OpKind::Submit { payload: 0 },
+            0,
+            Some((1, OpResult::Accepted("a".into()))),
+        ),
         op(1, OpKind::Read, 2, Some((3, OpResult::Found(None)))),
     ];
     assert!(check_register(1, &stale.iter().collect::<Vec<_>>()).is_err());
     let two_ids = [
-        op(1, OpKind::Submit { payload: 0 }, 0, Some((1, OpResult::Accepted("a".into())))),
-        op(1, OpKind::Submit { payload: 0 }, 2, Some((3, OpResult::Accepted("b".into())))),
+        op(
+            1,
+            OpKind::Submit { payload: 0 },
+            0,
+            Some((1, OpResult::Accepted("a".into()))),
+        ),
+        op(
+            1,
+            OpKind::Submit { payload: 0 },
+            2,
+            Some((3, OpResult::Accepted("b".into()))),
+        ),
     ];
     assert!(check_register(1, &two_ids.iter().collect::<Vec<_>>()).is_err());
-    let phantom = [op(1, OpKind::Read, 0, Some((1, OpResult::Found(Some("a".into())))))];
+    let phantom = [op(
+        1,
+        OpKind::Read,
+        0,
+        Some((1, OpResult::Found(Some("a".into())))),
+    )];
     assert!(check_register(1, &phantom.iter().collect::<Vec<_>>()).is_err());
     let refused_own = [
-        op(1, OpKind::Submit { payload: 0 }, 0, Some((1, OpResult::Accepted("a".into())))),
-        op(1, OpKind::Submit { payload: 0 }, 2, Some((3, OpResult::Conflict("a".into())))),
+        op(
+            1,
+            OpKind::Submit { payload: 0 },
+            0,
+            Some((1, OpResult::Accepted("a".into()))),
+        ),
+        op(
+            1,
+            OpKind::Submit { payload: 0 },
+            2,
+            Some((3, OpResult::Conflict("a".into()))),
+        ),
     ];
     assert!(check_register(1, &refused_own.iter().collect::<Vec<_>>()).is_err());
 }

@@ -195,7 +195,10 @@ impl<E: Engine, S: StateMachine> Peer<E, S> {
     /// First half of a Ready: stages the snapshot, entries and HardState into `batch`, which
     /// the caller must write with `sync` (possibly merged with other groups' — group commit)
     /// before calling [`Peer::finish_ready`]. None when there is no Ready.
-    pub fn begin_ready(&mut self, batch: &mut WriteBatch) -> Result<Option<StagedReady>, PeerError> {
+    pub fn begin_ready(
+        &mut self,
+        batch: &mut WriteBatch,
+    ) -> Result<Option<StagedReady>, PeerError> {
         if !self.node.has_ready() {
             return Ok(None);
         }

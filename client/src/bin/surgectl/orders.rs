@@ -102,13 +102,19 @@ pub(crate) async fn burst(
             print_table(&["SHARD", "ORDERS", "LEADER", "REPLICAS (NODE IDS)"], &rows);
             let mut per_node: BTreeMap<u64, u64> = BTreeMap::new();
             for (shard, n) in &per_shard {
-                for node in routes.get(shard).map(|r| r.replicas.clone()).unwrap_or_default() {
+                for node in routes
+                    .get(shard)
+                    .map(|r| r.replicas.clone())
+                    .unwrap_or_default()
+                {
                     *per_node.entry(node).or_default() += n;
                 }
             }
             emit("");
             for (node, n) in per_node {
-                emit(&format!("node {node} holds a replica of {n} of these orders"));
+                emit(&format!(
+                    "node {node} holds a replica of {n} of these orders"
+                ));
             }
             emit(&format!(
                 "{accepted} orders accepted ({duplicates} were retries of earlier ones), {rejected} refused, over {} shards in {elapsed:.2} s ({:.0} orders/s); run tag {run}",
