@@ -228,10 +228,30 @@ impl<E: Engine, S: StateMachine> Peer<E, S> {
     }
 
     /// Second half of a Ready, once its batch is durable: releases the persisted messages,
-    /// applies committed entries and advances.
+    /// applies committed entries (writing them with the applied index) and advances.
     pub fn finish_ready(
         &mut self,
         staged: StagedReady,
+    ) -> Result<ReadyOutput<S::Output>, PeerError> {
+        let mut batch = WriteBatch::default();
+        let out = self.finish_ready_into(staged, &mut batch)?;
+        if !batch.is_empty() {
+            // Not synced on its own: the log it derives from is durable, and a lost apply batch
+            // rolls back together with its applied index and is re-applied on restart.
+            write_timed(self.engine.as_ref(), &batch, false)?;
+        }
+        self.apply_written();
+        Ok(out)
+    }
+
+    /// [`Peer::finish_ready`], staging the applied entries and the applied index into `apply`
+    /// (which may carry other groups' too) instead of writing them. The caller writes `apply`
+    /// before anything else touches the peer (no step, no read served), then calls
+    /// [`Peer::apply_written`].
+    pub fn finish_ready_into(
+        &mut self,
+        staged: StagedReady,
+        apply: &mut WriteBatch,
     ) -> Result<ReadyOutput<S::Output>, PeerError> {
         let StagedReady {
             mut rd,
@@ -251,33 +271,38 @@ impl<E: Engine, S: StateMachine> Peer<E, S> {
         out.read_states = rd.take_read_states();
 
         let committed = rd.take_committed_entries();
-        self.apply_entries(committed, None, &mut out)?;
+        self.apply_entries(committed, None, apply, &mut out)?;
 
         let mut light = self.node.advance(rd);
         out.messages.extend(light.take_messages());
         let commit = light.commit_index();
         let committed = light.take_committed_entries();
-        self.apply_entries(committed, commit, &mut out)?;
+        self.apply_entries(committed, commit, apply, &mut out)?;
         self.node.advance_apply();
         Ok(out)
     }
 
-    /// Applies entries in one batch with the applied index (and the commit index that covers
-    /// them, when it was not persisted yet).
+    /// The batch [`Peer::finish_ready_into`] staged has been written.
+    pub fn apply_written(&mut self) {
+        self.sm.on_batch_written();
+    }
+
+    /// Stages applied entries into `batch` with the applied index (and the commit index that
+    /// covers them, when it was not persisted yet).
     fn apply_entries(
         &mut self,
         entries: Vec<Entry>,
         commit: Option<u64>,
+        batch: &mut WriteBatch,
         out: &mut ReadyOutput<S::Output>,
     ) -> Result<(), PeerError> {
-        let mut batch = WriteBatch::default();
         if let Some(commit) = commit {
-            self.node.mut_store().stage_commit(commit, &mut batch);
+            self.node.mut_store().stage_commit(commit, batch);
         }
         let mut last = None;
         for entry in entries {
             last = Some(entry.index);
-            let result = self.apply_entry(&entry, &mut batch)?;
+            let result = self.apply_entry(&entry, batch)?;
             out.applied.push(Applied {
                 index: entry.index,
                 term: entry.term,
@@ -286,14 +311,8 @@ impl<E: Engine, S: StateMachine> Peer<E, S> {
             });
         }
         if let Some(index) = last {
-            self.node.mut_store().stage_applied(index, &mut batch);
+            self.node.mut_store().stage_applied(index, batch);
         }
-        if !batch.is_empty() {
-            // Not synced on its own: the log it derives from is durable, and a lost apply batch
-            // rolls back together with its applied index and is re-applied on restart.
-            write_timed(self.engine.as_ref(), &batch, false)?;
-        }
-        self.sm.on_batch_written();
         Ok(())
     }
 

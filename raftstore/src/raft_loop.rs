@@ -527,7 +527,7 @@ impl<E: Engine, S: StateMachine> RaftLoop<E, S> {
                 staged.push((group, ready));
             }
         }
-        if let Some(engine) = engine {
+        if let Some(engine) = &engine {
             if !batch.is_empty() {
                 write_timed(engine.as_ref(), &batch, true)?;
                 RaftMetrics::get()
@@ -535,11 +535,27 @@ impl<E: Engine, S: StateMachine> RaftLoop<E, S> {
                     .observe(staged.len() as f64);
             }
         }
+        // Apply every group's committed entries into one batch too, written once before any
+        // proposer hears back or any read is served.
+        let mut apply = WriteBatch::default();
+        let mut outputs = Vec::with_capacity(staged.len());
         for (group, ready) in staged {
             let Some(peer) = self.peers.get_mut(&group) else {
                 continue;
             };
-            let out = peer.finish_ready(ready)?;
+            let out = peer.finish_ready_into(ready, &mut apply)?;
+            outputs.push((group, out));
+        }
+        if let Some(engine) = engine {
+            if !apply.is_empty() {
+                write_timed(engine.as_ref(), &apply, false)?;
+            }
+        }
+        for (group, out) in outputs {
+            let Some(peer) = self.peers.get_mut(&group) else {
+                continue;
+            };
+            peer.apply_written();
             if peer.needs_leave_joint() {
                 info!(group, "leaving joint configuration");
                 if let Err(e) = peer
