@@ -14,11 +14,11 @@ const CITIES: [(&str, &str); 4] = [
 /// `(run, n)` always yields the same order (and a resubmission is a retry).
 pub fn order(run: &str, n: u64) -> Order {
     let (province, city) = CITIES[(n % 4) as usize];
-    let lines: Vec<OrderLine> = (0..3)
+    let lines: Vec<OrderLine> = (0..7)
         .map(|i| OrderLine {
             sku: format!("SKU-{:06}-{i}", (n * 7 + i) % 100_000),
             title: format!(
-                "Double 11 special: thermal mug, 450 ml, colour {} (gift box, item {i})",
+                "Double 11 special: stainless thermal mug, 450 ml, colour {} (gift box, item {i})",
                 ["red", "white", "black", "blue"][((n + i) % 4) as usize]
             ),
             quantity: 1 + ((n + i) % 3) as i64,
@@ -78,7 +78,7 @@ mod tests {
             let o = order("run", n);
             assert_eq!(surge_proto::validate::order(&o), Ok(()), "order {n}");
             let size = o.encoded_len();
-            assert!((700..=1400).contains(&size), "order {n}: {size} bytes");
+            assert!((900..=1300).contains(&size), "order {n}: {size} bytes");
         }
         assert_eq!(order("a", 1), order("a", 1));
         assert_ne!(

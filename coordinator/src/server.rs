@@ -120,6 +120,7 @@ pub async fn run(
     let handle_cell: Arc<OnceLock<MetaHandle>> = Arc::new(OnceLock::new());
     let resolver_book = book.clone();
     let unreachable_cell = handle_cell.clone();
+    let snapshot_cell = handle_cell.clone();
     let transport = GrpcTransport::new(
         config.id,
         cluster_id.clone(),
@@ -132,6 +133,11 @@ pub async fn run(
         Arc::new(move |group, peer| {
             if let Some(h) = unreachable_cell.get() {
                 h.report_unreachable(group, peer);
+            }
+        }),
+        Arc::new(move |group, peer, delivered| {
+            if let Some(h) = snapshot_cell.get() {
+                h.report_snapshot(group, peer, delivered);
             }
         }),
         tokio::runtime::Handle::current(),

@@ -153,6 +153,7 @@ async fn serve(
     let handle_cell: Arc<OnceLock<ShardHandle>> = Arc::new(OnceLock::new());
     let resolver_dir = directory.clone();
     let unreachable_cell = handle_cell.clone();
+    let snapshot_cell = handle_cell.clone();
     let transport = GrpcTransport::new(
         node_id,
         cluster_id.clone(),
@@ -163,6 +164,11 @@ async fn serve(
         Arc::new(move |group, peer| {
             if let Some(h) = unreachable_cell.get() {
                 h.report_unreachable(group, peer);
+            }
+        }),
+        Arc::new(move |group, peer, delivered| {
+            if let Some(h) = snapshot_cell.get() {
+                h.report_snapshot(group, peer, delivered);
             }
         }),
         tokio::runtime::Handle::current(),

@@ -53,6 +53,13 @@ pub enum RequestError {
 pub trait MessageSink: Send + Sync + 'static {
     /// Queues `msg` of `group` for delivery; false if it could not be queued.
     fn send(&self, group: u64, msg: Message) -> bool;
+
+    /// True if the sink reports each snapshot's outcome itself (through
+    /// [`RaftHandle::report_snapshot`]) once the transfer ends; otherwise a queued snapshot
+    /// counts as delivered.
+    fn reports_snapshots(&self) -> bool {
+        false
+    }
 }
 
 type ReadFn<S> = Box<dyn FnOnce(Result<&S, RequestError>) + Send>;
@@ -89,6 +96,11 @@ pub enum LoopMsg<E: Engine, S: StateMachine> {
     Unreachable {
         group: u64,
         to: u64,
+    },
+    SnapshotStatus {
+        group: u64,
+        to: u64,
+        delivered: bool,
     },
     /// Starts driving a new replica (its storage already holds its initial state).
     Create {
@@ -369,6 +381,20 @@ impl<E: Engine, S: StateMachine> RaftLoop<E, S> {
                     peer.node.report_unreachable(to);
                 }
             }
+            LoopMsg::SnapshotStatus {
+                group,
+                to,
+                delivered,
+            } => {
+                if let Some(peer) = self.peers.get_mut(&group) {
+                    let status = if delivered {
+                        SnapshotStatus::Finish
+                    } else {
+                        SnapshotStatus::Failure
+                    };
+                    peer.node.report_snapshot(to, status);
+                }
+            }
             LoopMsg::Create { peer, reply } => {
                 let group = peer.group();
                 if self.peers.contains_key(&group) {
@@ -606,7 +632,7 @@ impl<E: Engine, S: StateMachine> RaftLoop<E, S> {
                     metrics.unreachable.with_label_values(&[&label]).inc();
                     peer.node.report_unreachable(to);
                 }
-                if is_snapshot {
+                if is_snapshot && !(sent && self.sink.reports_snapshots()) {
                     let status = if sent {
                         SnapshotStatus::Finish
                     } else {
@@ -842,6 +868,15 @@ impl<E: Engine, S: StateMachine> RaftHandle<E, S> {
 
     pub fn report_unreachable(&self, group: u64, to: u64) {
         let _ = self.enqueue(LoopMsg::Unreachable { group, to });
+    }
+
+    /// A snapshot transfer to `to` ended; raft resumes replication or retries.
+    pub fn report_snapshot(&self, group: u64, to: u64, delivered: bool) {
+        let _ = self.enqueue(LoopMsg::SnapshotStatus {
+            group,
+            to,
+            delivered,
+        });
     }
 
     /// Starts driving `peer`.

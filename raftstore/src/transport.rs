@@ -1,6 +1,7 @@
 //! The peer transport: one long-lived gRPC client stream per destination process, carrying
 //! batches of Raft messages as opaque rust-protobuf bytes (raft-rs speaks protobuf 2, tonic
-//! speaks prost), and the server side that hands inbound messages to the local loop.
+//! speaks prost), a separate chunked stream per snapshot, and the server side that hands
+//! inbound messages to the local loop.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -10,7 +11,7 @@ use protobuf::Message as _;
 use raft::eraftpb::Message;
 use surge_proto::v1::raft_transport_client::RaftTransportClient;
 use surge_proto::v1::raft_transport_server::RaftTransport;
-use surge_proto::v1::{RaftBatch, RaftDone, RaftEnvelope};
+use surge_proto::v1::{RaftBatch, RaftDone, RaftEnvelope, SnapshotChunk};
 use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
@@ -25,6 +26,14 @@ const BATCH_MESSAGES: usize = 256;
 const BATCH_BYTES: usize = 1 << 20;
 /// Largest batch a receiver accepts.
 pub const MAX_RAFT_BATCH_BYTES: usize = 64 << 20;
+/// Snapshot data travels in chunks of this size on its own stream.
+pub const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
+/// Largest snapshot a receiver accepts.
+pub const MAX_SNAPSHOT_BYTES: usize = 4 << 30;
+/// Snapshots being sent at once by one process; more wait their turn.
+const SNAPSHOTS_IN_FLIGHT: usize = 2;
+/// A snapshot transfer that takes longer than this fails (raft retries it).
+const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The cluster id this process belongs to; empty until known.
 pub type SharedClusterId = Arc<RwLock<String>>;
@@ -37,6 +46,9 @@ pub type UnreachableFn = Arc<dyn Fn(u64, u64) + Send + Sync>;
 
 /// Called for every inbound message: `(group, message)`; false if it was dropped.
 pub type InboundFn = Arc<dyn Fn(u64, Message) -> bool + Send + Sync>;
+
+/// Called when a snapshot transfer ends: `(group, to_peer, delivered)`.
+pub type SnapshotDoneFn = Arc<dyn Fn(u64, u64, bool) + Send + Sync>;
 
 fn read_cluster_id(id: &SharedClusterId) -> String {
     id.read().map(|s| s.clone()).unwrap_or_default()
@@ -53,6 +65,8 @@ struct Inner {
     cluster_id: SharedClusterId,
     resolver: Resolver,
     unreachable: UnreachableFn,
+    snapshot_done: SnapshotDoneFn,
+    snapshots: Arc<tokio::sync::Semaphore>,
     senders: Mutex<HashMap<u64, mpsc::Sender<RaftEnvelope>>>,
     runtime: tokio::runtime::Handle,
 }
@@ -63,6 +77,7 @@ impl GrpcTransport {
         cluster_id: SharedClusterId,
         resolver: Resolver,
         unreachable: UnreachableFn,
+        snapshot_done: SnapshotDoneFn,
         runtime: tokio::runtime::Handle,
     ) -> GrpcTransport {
         GrpcTransport {
@@ -71,6 +86,8 @@ impl GrpcTransport {
                 cluster_id,
                 resolver,
                 unreachable,
+                snapshot_done,
+                snapshots: Arc::new(tokio::sync::Semaphore::new(SNAPSHOTS_IN_FLIGHT)),
                 senders: Mutex::new(HashMap::new()),
                 runtime,
             }),
@@ -96,9 +113,26 @@ impl GrpcTransport {
 
 impl MessageSink for GrpcTransport {
     fn send(&self, group: u64, msg: Message) -> bool {
-        let Some((store, _)) = (self.inner.resolver)(group, msg.to) else {
+        let Some((store, address)) = (self.inner.resolver)(group, msg.to) else {
             return false;
         };
+        if msg.get_msg_type() == raft::eraftpb::MessageType::MsgSnapshot {
+            let inner = self.inner.clone();
+            self.inner.runtime.spawn(async move {
+                let to = msg.to;
+                let result = tokio::time::timeout(
+                    SNAPSHOT_TIMEOUT,
+                    send_snapshot(&inner, group, store, &address, msg),
+                )
+                .await
+                .unwrap_or_else(|_| Err("timed out".to_string()));
+                if let Err(e) = &result {
+                    warn!(group, to, store, error = %e, "snapshot not delivered");
+                }
+                (inner.snapshot_done)(group, to, result.is_ok());
+            });
+            return true;
+        }
         let Ok(bytes) = msg.write_to_bytes() else {
             return false;
         };
@@ -111,6 +145,66 @@ impl MessageSink for GrpcTransport {
         };
         self.sender(store).try_send(envelope).is_ok()
     }
+
+    fn reports_snapshots(&self) -> bool {
+        true
+    }
+}
+
+/// Streams one snapshot to `store` in chunks.
+async fn send_snapshot(
+    inner: &Inner,
+    group: u64,
+    store: u64,
+    address: &str,
+    mut msg: Message,
+) -> Result<(), String> {
+    let _permit = inner.snapshots.acquire().await.map_err(|e| e.to_string())?;
+    let data = msg.mut_snapshot().take_data();
+    let head = msg.write_to_bytes().map_err(|e| e.to_string())?;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+        .map_err(|e| e.to_string())?
+        .connect_timeout(Duration::from_secs(1))
+        .connect()
+        .await
+        .map_err(|e| e.to_string())?;
+    let cluster_id = read_cluster_id(&inner.cluster_id);
+    let from_store = inner.self_store;
+    let total = data.len();
+    let mut chunks = Vec::with_capacity(total / SNAPSHOT_CHUNK_BYTES + 1);
+    let mut offset = 0;
+    loop {
+        let end = (offset + SNAPSHOT_CHUNK_BYTES).min(total);
+        chunks.push(SnapshotChunk {
+            cluster_id: cluster_id.clone(),
+            from_store,
+            to_store: store,
+            group_id: group,
+            message: if offset == 0 {
+                head.clone()
+            } else {
+                Vec::new()
+            },
+            data: data[offset..end].to_vec(),
+            last: end == total,
+        });
+        if end == total {
+            break;
+        }
+        offset = end;
+    }
+    debug!(
+        group,
+        store,
+        bytes = total,
+        chunks = chunks.len(),
+        "sending a snapshot"
+    );
+    RaftTransportClient::new(channel)
+        .snapshot(tokio_stream::iter(chunks))
+        .await
+        .map(|_| ())
+        .map_err(|s| format!("{:?}: {}", s.code(), s.message()))
 }
 
 /// Keeps one client stream open to `store`, reconnecting with a bounded backoff.
@@ -235,18 +329,17 @@ impl RaftTransportService {
             .max_decoding_message_size(MAX_RAFT_BATCH_BYTES)
     }
 
-    fn check(&self, batch: &RaftBatch) -> Result<(), Status> {
+    fn check(&self, cluster_id: &str, from_store: u64, to_store: u64) -> Result<(), Status> {
         let ours = read_cluster_id(&self.cluster_id);
-        if !ours.is_empty() && !batch.cluster_id.is_empty() && ours != batch.cluster_id {
+        if !ours.is_empty() && !cluster_id.is_empty() && ours != cluster_id {
             return Err(Status::failed_precondition(format!(
-                "cluster_id: peer {} belongs to cluster {}, this process to cluster {ours}",
-                batch.from_store, batch.cluster_id
+                "cluster_id: peer {from_store} belongs to cluster {cluster_id}, this process to cluster {ours}"
             )));
         }
-        if batch.to_store != self.self_store {
+        if to_store != self.self_store {
             return Err(Status::failed_precondition(format!(
-                "to_store: batch addressed to {} reached {}",
-                batch.to_store, self.self_store
+                "to_store: message addressed to {to_store} reached {}",
+                self.self_store
             )));
         }
         Ok(())
@@ -262,7 +355,7 @@ impl RaftTransport for RaftTransportService {
         let mut stream = request.into_inner();
         while let Some(batch) = stream.next().await {
             let batch = batch?;
-            if let Err(status) = self.check(&batch) {
+            if let Err(status) = self.check(&batch.cluster_id, batch.from_store, batch.to_store) {
                 warn!(
                     from = batch.from_store,
                     reason = status.message(),
@@ -282,5 +375,54 @@ impl RaftTransport for RaftTransportService {
             }
         }
         Ok(Response::new(RaftDone {}))
+    }
+
+    async fn snapshot(
+        &self,
+        request: Request<Streaming<SnapshotChunk>>,
+    ) -> Result<Response<RaftDone>, Status> {
+        let mut stream = request.into_inner();
+        let Some(first) = stream.next().await else {
+            return Err(Status::invalid_argument("snapshot: empty stream"));
+        };
+        let first = first?;
+        self.check(&first.cluster_id, first.from_store, first.to_store)?;
+        let group = first.group_id;
+        let mut msg = decode_message(&first.message)
+            .map_err(|e| Status::invalid_argument(format!("message: undecodable: {e}")))?;
+        if msg.get_msg_type() != raft::eraftpb::MessageType::MsgSnapshot {
+            return Err(Status::invalid_argument("message: not a MsgSnapshot"));
+        }
+        let mut data = first.data;
+        let mut last = first.last;
+        while !last {
+            let Some(chunk) = stream.next().await else {
+                return Err(Status::aborted(
+                    "snapshot: stream ended before the last chunk",
+                ));
+            };
+            let chunk = chunk?;
+            if chunk.group_id != group {
+                return Err(Status::invalid_argument(
+                    "group_id: changed within a snapshot",
+                ));
+            }
+            if data.len() + chunk.data.len() > MAX_SNAPSHOT_BYTES {
+                return Err(Status::resource_exhausted(format!(
+                    "snapshot: larger than {MAX_SNAPSHOT_BYTES} bytes"
+                )));
+            }
+            data.extend_from_slice(&chunk.data);
+            last = chunk.last;
+        }
+        debug!(group, bytes = data.len(), "snapshot received");
+        msg.mut_snapshot().set_data(data.into());
+        if (self.inbound)(group, msg) {
+            Ok(Response::new(RaftDone {}))
+        } else {
+            Err(Status::resource_exhausted(
+                "the raft loop is busy; resend the snapshot",
+            ))
+        }
     }
 }
