@@ -63,6 +63,22 @@ pub struct OrderClient {
     policy: RetryPolicy,
     call_timeout: Duration,
     next_seed: Mutex<usize>,
+    /// Nodes that just failed at the connection level, with when: skipped for a while.
+    unreachable: Mutex<HashMap<String, Instant>>,
+}
+
+/// How long a node that refused connections is skipped when picking a node to ask.
+const UNREACHABLE_FOR: Duration = Duration::from_secs(3);
+
+/// True when the call never reached a serving node (refused, reset, timed out connecting).
+fn is_connection_error(status: &Status) -> bool {
+    matches!(
+        status.code(),
+        Code::Unavailable | Code::Unknown | Code::Cancelled
+    ) && hint(status).is_none()
+        && ["connect", "transport", "connection", "broken pipe"]
+            .iter()
+            .any(|w| status.message().to_ascii_lowercase().contains(w))
 }
 
 impl OrderClient {
@@ -88,6 +104,7 @@ impl OrderClient {
             },
             call_timeout: Duration::from_secs(8),
             next_seed: Mutex::new(0),
+            unreachable: Mutex::new(HashMap::new()),
         })
     }
 
@@ -135,9 +152,33 @@ impl OrderClient {
             .unwrap_or_default();
         let mut all = self.seeds.clone();
         all.extend(known.into_iter().filter(|n| !self.seeds.contains(n)));
+        let reachable: Vec<String> = all
+            .iter()
+            .filter(|a| !self.is_unreachable(a))
+            .cloned()
+            .collect();
+        let pool = if reachable.is_empty() { all } else { reachable };
         let mut next = self.next_seed.lock().unwrap_or_else(|p| p.into_inner());
         *next = next.wrapping_add(1);
-        all[*next % all.len()].clone()
+        pool[*next % pool.len()].clone()
+    }
+
+    fn is_unreachable(&self, address: &str) -> bool {
+        self.unreachable
+            .lock()
+            .ok()
+            .and_then(|u| u.get(address).copied())
+            .is_some_and(|at| at.elapsed() < UNREACHABLE_FOR)
+    }
+
+    /// Remembers that `address` failed at the connection level, if `status` says so.
+    fn note_connection(&self, address: &str, status: &Status) {
+        if is_connection_error(status) {
+            if let Ok(mut u) = self.unreachable.lock() {
+                u.retain(|_, at| at.elapsed() < UNREACHABLE_FOR);
+                u.insert(address.to_string(), Instant::now());
+            }
+        }
     }
 
     /// Fetches the shard map from some node and caches it.
@@ -145,7 +186,8 @@ impl OrderClient {
         let address = self.any_node();
         let map = OrderServiceClient::new(self.channel(&address)?)
             .get_shard_map(self.request(GetShardMapRequest {}))
-            .await?
+            .await
+            .inspect_err(|s| self.note_connection(&address, s))?
             .into_inner();
         let nodes: HashMap<u64, String> = map
             .nodes
@@ -198,6 +240,7 @@ impl OrderClient {
             .read()
             .ok()
             .and_then(|r| r.leaders.get(&shard).cloned())
+            .filter(|a| !self.is_unreachable(a))
             .unwrap_or_else(|| self.any_node())
     }
 
@@ -272,6 +315,7 @@ impl OrderClient {
                         Ok(acceptance)
                     }
                     Err(status) => {
+                        self.note_connection(&address, &status);
                         self.note_failure(Some(shard), &status);
                         if hint(&status).is_none() && is_transient(&status) {
                             let _ = self.refresh().await;
@@ -353,6 +397,7 @@ impl OrderClient {
                         }
                     }
                     Err(status) if is_transient(&status) => {
+                        self.note_connection(&address, &status);
                         for &i in &idx {
                             self.note_failure(Some(shards[i]), &status);
                         }
@@ -404,6 +449,7 @@ impl OrderClient {
                     .order
                     .ok_or_else(|| Status::internal("the node answered without an order")),
                 Err(status) => {
+                    self.note_connection(&address, &status);
                     self.note_failure(shard, &status);
                     Err(status)
                 }
@@ -438,6 +484,7 @@ impl OrderClient {
                     .order
                     .ok_or_else(|| Status::internal("the node answered without an order")),
                 Err(status) => {
+                    self.note_connection(&address, &status);
                     self.note_failure(Some(shard), &status);
                     Err(status)
                 }
@@ -459,5 +506,48 @@ impl OrderClient {
             }
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transient_and_connection_failures_are_told_apart() {
+        assert!(is_transient(&Status::unavailable("not the leader")));
+        assert!(is_transient(&Status::deadline_exceeded("slow")));
+        assert!(!is_transient(&Status::invalid_argument(
+            "lines[0].quantity: ..."
+        )));
+        assert!(!is_transient(&Status::already_exists(
+            "external_order_id: ..."
+        )));
+        assert!(is_connection_error(&Status::unavailable(
+            "tcp connect error: refused"
+        )));
+        assert!(!is_connection_error(&Status::unavailable(
+            "not the shard leader; retry"
+        )));
+        let mut hinted = Status::unavailable("transport error");
+        hinted
+            .metadata_mut()
+            .insert(LEADER_HINT_METADATA, MetadataValue::from_static("n:1"));
+        assert!(
+            !is_connection_error(&hinted),
+            "a node that answered is reachable"
+        );
+    }
+
+    #[test]
+    fn an_unreachable_node_is_skipped_for_a_while() {
+        let c = OrderClient::new(vec!["a:1".into(), "b:1".into()], "k").expect("client");
+        c.note_connection("a:1", &Status::unavailable("tcp connect error"));
+        for _ in 0..10 {
+            assert_eq!(c.any_node(), "b:1");
+        }
+        c.note_connection("b:1", &Status::unavailable("tcp connect error"));
+        let picked: std::collections::BTreeSet<String> = (0..4).map(|_| c.any_node()).collect();
+        assert_eq!(picked.len(), 2, "with every node down, all are tried");
     }
 }

@@ -214,6 +214,78 @@ impl Replicas {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use surge_raftstore::raft::eraftpb::{Message, MessageType};
+    use surge_raftstore::{raft_loop, MessageSink, RaftLoop};
+
+    struct Nowhere;
+
+    impl MessageSink for Nowhere {
+        fn send(&self, _group: u64, _msg: surge_raftstore::raft::eraftpb::Message) -> bool {
+            false
+        }
+    }
+
+    fn status(shard: u32, epoch: u64, replicas: &[u64]) -> ShardStatus {
+        ShardStatus {
+            id: shard,
+            epoch,
+            replicas: replicas.to_vec(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_removed_replica_stays_removed() -> Result<(), EngineError> {
+        let dir = tempfile::tempdir().map_err(|e| EngineError::Backend(e.to_string()))?;
+        let engine = Arc::new(RocksEngine::open(dir.path())?);
+        let config = RaftConfig::default();
+        let (raft_loop, handle) = RaftLoop::new(Vec::new(), Arc::new(Nowhere), config.clone());
+        let thread = raft_loop::spawn(raft_loop);
+        let replicas = Replicas::new(engine.clone(), 1, config, handle.clone(), Vec::new());
+
+        // Placed here at the founding epoch: created, bootstrapped.
+        let placed = vec![status(5, FOUNDING_EPOCH, &[1, 2, 3])];
+        let routes = HashMap::from([(5, (FOUNDING_EPOCH, vec![1, 2, 3]))]);
+        replicas.reconcile(&placed, &routes).await;
+        assert_eq!(replicas.live().len(), 1);
+        assert!(handle.status(5).is_some());
+
+        // Moved away at a later epoch: destroyed, rows deleted, tombstone kept.
+        let moved = HashMap::from([(5, (FOUNDING_EPOCH + 1, vec![2, 3, 4]))]);
+        replicas.reconcile(&[], &moved).await;
+        assert!(replicas.live().is_empty());
+        assert!(handle.status(5).is_none());
+        assert!(!GroupStorage::open(engine.clone(), 5)?.is_initialized());
+        let records = load_all(engine.as_ref())?;
+        assert!(records.iter().any(|m| m.shard == 5 && m.tombstone));
+
+        // A stale assignment and a message for the shard do not bring it back.
+        replicas.reconcile(&placed, &routes).await;
+        let mut msg = Message::default();
+        msg.set_msg_type(MessageType::MsgHeartbeat);
+        msg.from = 2;
+        msg.to = 1;
+        msg.term = 9;
+        handle.step(5, msg);
+        let _ = handle.statuses();
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(
+            handle.status(5).is_none(),
+            "a message resurrected the replica"
+        );
+        assert!(
+            replicas.live().is_empty(),
+            "a stale assignment resurrected it"
+        );
+        assert!(!GroupStorage::open(engine.clone(), 5)?.is_initialized());
+
+        // A new placement at a newer epoch creates a fresh (empty) replica again.
+        let back = vec![status(5, FOUNDING_EPOCH + 2, &[1, 2, 3])];
+        replicas.reconcile(&back, &HashMap::new()).await;
+        assert_eq!(replicas.live().len(), 1);
+        handle.stop();
+        let _ = thread.join();
+        Ok(())
+    }
 
     #[test]
     fn replica_records_round_trip() -> Result<(), EngineError> {
