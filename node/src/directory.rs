@@ -23,6 +23,14 @@ pub struct Directory {
 
 pub type SharedDirectory = Arc<RwLock<Directory>>;
 
+/// Lets a caller ask the heartbeat loop for an early heartbeat and see when the directory
+/// was taken in again (its version bumps on every heartbeat answer).
+#[derive(Clone)]
+pub struct DirectoryRefresh {
+    pub wanted: Arc<tokio::sync::Notify>,
+    pub version: tokio::sync::watch::Receiver<u64>,
+}
+
 fn directory_key() -> Vec<u8> {
     keys::data_key(u64::MAX, b"directory")
 }

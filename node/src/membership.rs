@@ -126,6 +126,10 @@ pub struct HeartbeatContext {
     pub replicas: Arc<Replicas>,
     pub handle: ShardHandle,
     pub ready: Readiness,
+    /// Asks for a heartbeat now (e.g. a call came with an API key not known yet).
+    pub wanted: Arc<tokio::sync::Notify>,
+    /// Bumped after every heartbeat answer was taken in.
+    pub version: tokio::sync::watch::Sender<u64>,
 }
 
 fn role_name(role: Option<StateRole>) -> &'static str {
@@ -172,6 +176,7 @@ pub async fn heartbeat_loop(
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
+            _ = ctx.wanted.notified() => {}
             _ = shutdown.changed() => return Ok(()),
         }
         let req = HeartbeatRequest {
@@ -196,6 +201,7 @@ pub async fn heartbeat_loop(
             Ok(resp) => {
                 gauges().assigned.set(resp.assigned_shards.len() as i64);
                 apply_directory(&ctx, &resp).await?;
+                ctx.version.send_modify(|v| *v += 1);
                 ctx.ready.set(true);
             }
             Err(s) if is_refusal(s.code()) => {

@@ -25,7 +25,7 @@ use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Request, Response, Status};
 
-use crate::directory::SharedDirectory;
+use crate::directory::{DirectoryRefresh, SharedDirectory};
 use crate::metrics::{self, OrderMetrics};
 use crate::replicas::ShardHandle;
 use crate::shard::{self, view_of, Cursor, ItemOutcome};
@@ -37,6 +37,8 @@ pub const EXISTING_ORDER_METADATA: &str = "x-surge-existing-order";
 /// Most orders listed per page.
 pub const MAX_PAGE: u32 = 1000;
 const DEFAULT_PAGE: u32 = 100;
+/// How long a call with an unknown API key waits for a fresher directory.
+const KEY_REFRESH_WAIT: Duration = Duration::from_millis(1500);
 /// A forwarded call's deadline.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(7);
 
@@ -51,6 +53,7 @@ pub struct OrderApi {
     node_id: u64,
     handle: ShardHandle,
     directory: SharedDirectory,
+    refresh: DirectoryRefresh,
     channels: Mutex<HashMap<String, Channel>>,
 }
 
@@ -105,17 +108,25 @@ fn is_forwarded<T>(request: &Request<T>) -> bool {
 }
 
 impl OrderApi {
-    pub fn new(node_id: u64, handle: ShardHandle, directory: SharedDirectory) -> OrderApi {
+    pub fn new(
+        node_id: u64,
+        handle: ShardHandle,
+        directory: SharedDirectory,
+        refresh: DirectoryRefresh,
+    ) -> OrderApi {
         OrderApi {
             node_id,
             handle,
             directory,
+            refresh,
             channels: Mutex::new(HashMap::new()),
         }
     }
 
     /// The tenant of the call's API key.
-    fn tenant<T>(&self, request: &Request<T>) -> Result<u64, Status> {
+    /// A key this node does not know may have been created a moment ago: ask for an early
+    /// heartbeat and look again once the directory changed (bounded wait), then refuse.
+    async fn tenant<T>(&self, request: &Request<T>) -> Result<u64, Status> {
         let Some(value) = request.metadata().get(auth::AUTHORIZATION) else {
             return Err(Status::unauthenticated(
                 "authorization: missing; send `authorization: Bearer <api key>`",
@@ -125,6 +136,18 @@ impl OrderApi {
             value.to_str().ok().and_then(auth::bearer).ok_or_else(|| {
                 Status::unauthenticated("authorization: expected `Bearer <api key>`")
             })?;
+        if let Some(tenant) = self.lookup_key(key)? {
+            return Ok(tenant);
+        }
+        let mut version = self.refresh.version.clone();
+        version.borrow_and_update();
+        self.refresh.wanted.notify_one();
+        let _ = tokio::time::timeout(KEY_REFRESH_WAIT, version.changed()).await;
+        self.lookup_key(key)?
+            .ok_or_else(|| Status::unauthenticated("authorization: unknown API key"))
+    }
+
+    fn lookup_key(&self, key: &str) -> Result<Option<u64>, Status> {
         let dir = self
             .directory
             .read()
@@ -134,8 +157,7 @@ impl OrderApi {
                 "this node has not heard from the coordinators yet; retry",
             ));
         }
-        dir.tenant_of_key(key)
-            .ok_or_else(|| Status::unauthenticated("authorization: unknown API key"))
+        Ok(dir.tenant_of_key(key))
     }
 
     fn shard_count(&self) -> u32 {
@@ -436,7 +458,7 @@ impl OrderService for OrderApi {
     ) -> Result<Response<SubmitOrderResponse>, Status> {
         let started = Instant::now();
         let result = async {
-            let tenant = self.tenant(&request)?;
+            let tenant = self.tenant(&request).await?;
             let Some(order) = request.get_ref().order.clone() else {
                 OrderMetrics::get().rejected("invalid");
                 return Err(field_error("order", "required"));
@@ -475,7 +497,7 @@ impl OrderService for OrderApi {
     ) -> Result<Response<SubmitOrdersResponse>, Status> {
         let started = Instant::now();
         let result = async {
-            let tenant = self.tenant(&request)?;
+            let tenant = self.tenant(&request).await?;
             let orders = &request.get_ref().orders;
             if orders.is_empty() {
                 return Err(field_error("orders", "at least one order is required"));
@@ -559,7 +581,7 @@ impl OrderService for OrderApi {
     ) -> Result<Response<GetOrderResponse>, Status> {
         let started = Instant::now();
         let result = async {
-            let tenant = self.tenant(&request)?;
+            let tenant = self.tenant(&request).await?;
             let req = request.get_ref().clone();
             let shard = shard::shard_of(&req.order_id)
                 .filter(|s| *s < self.shard_count())
@@ -605,7 +627,7 @@ impl OrderService for OrderApi {
     ) -> Result<Response<GetOrderResponse>, Status> {
         let started = Instant::now();
         let result = async {
-            let tenant = self.tenant(&request)?;
+            let tenant = self.tenant(&request).await?;
             let req = request.get_ref().clone();
             if req.platform.is_empty() {
                 return Err(field_error("platform", "required"));
@@ -669,7 +691,7 @@ impl OrderService for OrderApi {
     ) -> Result<Response<ListOrdersResponse>, Status> {
         let started = Instant::now();
         let result = async {
-            let tenant = self.tenant(&request)?;
+            let tenant = self.tenant(&request).await?;
             let req = request.get_ref().clone();
             if req.status() == OrderStatus::Unspecified {
                 return Err(field_error("status", "required"));
@@ -742,7 +764,7 @@ impl OrderService for OrderApi {
         &self,
         request: Request<GetShardMapRequest>,
     ) -> Result<Response<ShardMap>, Status> {
-        let tenant = self.tenant(&request)?;
+        let tenant = self.tenant(&request).await?;
         let dir = self
             .directory
             .read()

@@ -16,7 +16,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tracing::{info, warn};
 
 use crate::config::Config;
-use crate::directory::{self, Directory, SharedDirectory};
+use crate::directory::{self, Directory, DirectoryRefresh, SharedDirectory};
 use crate::membership::{self, HeartbeatContext, MembershipError};
 use crate::order_service::OrderApi;
 use crate::replicas::{self, Replicas, ShardHandle};
@@ -184,7 +184,17 @@ async fn serve(
         handle.clone(),
         metas,
     ));
-    let orders = Arc::new(OrderApi::new(node_id, handle.clone(), directory.clone()));
+    let wanted = Arc::new(tokio::sync::Notify::new());
+    let (version_tx, version_rx) = watch::channel(0u64);
+    let orders = Arc::new(OrderApi::new(
+        node_id,
+        handle.clone(),
+        directory.clone(),
+        DirectoryRefresh {
+            wanted: wanted.clone(),
+            version: version_rx,
+        },
+    ));
     let (reporter, health, reflection) = health_and_reflection();
     reporter.set_serving::<OrderServiceServer<OrderApi>>().await;
     let inbound_handle = handle.clone();
@@ -215,6 +225,8 @@ async fn serve(
         replicas,
         handle: handle.clone(),
         ready,
+        wanted,
+        version: version_tx,
     };
     let loop_watch = tokio::task::spawn_blocking(move || loop_thread.join());
     let outcome = tokio::select! {
