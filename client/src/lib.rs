@@ -6,6 +6,7 @@
 //! registration and heartbeat. [`OrderClient`] is what a merchant's ERP uses: it routes each
 //! order to its shard's leader from a cached shard map and retries idempotently.
 
+pub mod channels;
 pub mod dev_cluster;
 pub mod meta_client;
 pub mod order_client;

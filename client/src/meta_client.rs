@@ -1,6 +1,5 @@
 //! [`MetaClient`]: leader-following calls to the coordinator quorum.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -10,10 +9,11 @@ use surge_proto::v1::{
     ClusterStatusRequest, ClusterStatusResponse, InitClusterRequest, InitClusterResponse,
 };
 use surge_proto::LEADER_HINT_METADATA;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic::{Response, Status};
 use tracing::debug;
 
+use crate::channels::ChannelCache;
 use crate::retry::{is_retryable, RetryPolicy};
 
 /// A client of the coordinators.
@@ -21,7 +21,7 @@ pub struct MetaClient {
     addresses: Vec<String>,
     /// The coordinator that answered last (or that a hint named): tried first.
     preferred: Mutex<Option<String>>,
-    channels: Mutex<HashMap<String, Channel>>,
+    channels: ChannelCache,
     policy: RetryPolicy,
     call_timeout: Duration,
 }
@@ -37,7 +37,7 @@ impl MetaClient {
         Ok(MetaClient {
             addresses,
             preferred: Mutex::new(None),
-            channels: Mutex::new(HashMap::new()),
+            channels: ChannelCache::new("coordinators"),
             policy: RetryPolicy::default(),
             call_timeout: Duration::from_secs(5),
         })
@@ -54,19 +54,8 @@ impl MetaClient {
     }
 
     fn channel(&self, address: &str) -> Result<Channel, Status> {
-        let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(c) = channels.get(address) {
-            return Ok(c.clone());
-        }
-        let channel = Endpoint::from_shared(format!("http://{address}"))
-            .map_err(|e| {
-                Status::invalid_argument(format!("coordinators: bad address {address:?}: {e}"))
-            })?
-            .connect_timeout(Duration::from_millis(500))
-            .timeout(self.call_timeout)
-            .connect_lazy();
-        channels.insert(address.to_string(), channel.clone());
-        Ok(channel)
+        let timeout = self.call_timeout;
+        self.channels.get(address, |e| e.timeout(timeout))
     }
 
     /// The order to try coordinators in on attempt `attempt`: the preferred one first.

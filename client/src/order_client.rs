@@ -20,10 +20,11 @@ use surge_proto::v1::{
 };
 use surge_proto::{auth, routing, LEADER_HINT_METADATA};
 use tonic::metadata::MetadataValue;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 use tracing::debug;
 
+use crate::channels::ChannelCache;
 use crate::retry::RetryPolicy;
 
 /// The cached routing picture.
@@ -59,7 +60,7 @@ pub struct OrderClient {
     seeds: Vec<String>,
     authorization: MetadataValue<tonic::metadata::Ascii>,
     routes: RwLock<Routes>,
-    channels: Mutex<HashMap<String, Channel>>,
+    channels: ChannelCache,
     policy: RetryPolicy,
     call_timeout: Duration,
     next_seed: Mutex<usize>,
@@ -95,7 +96,7 @@ impl OrderClient {
             seeds,
             authorization,
             routes: RwLock::new(Routes::default()),
-            channels: Mutex::new(HashMap::new()),
+            channels: ChannelCache::new("nodes"),
             policy: RetryPolicy {
                 first_backoff: Duration::from_millis(25),
                 max_backoff: Duration::from_millis(400),
@@ -119,19 +120,10 @@ impl OrderClient {
     }
 
     fn channel(&self, address: &str) -> Result<Channel, Status> {
-        let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(c) = channels.get(address) {
-            return Ok(c.clone());
-        }
-        let channel = Endpoint::from_shared(format!("http://{address}"))
-            .map_err(|e| Status::invalid_argument(format!("nodes: bad address {address:?}: {e}")))?
-            .connect_timeout(Duration::from_millis(500))
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(Duration::from_secs(1))
-            .keep_alive_timeout(Duration::from_secs(2))
-            .connect_lazy();
-        channels.insert(address.to_string(), channel.clone());
-        Ok(channel)
+        self.channels.get(address, |e| {
+            e.http2_keep_alive_interval(Duration::from_secs(1))
+                .keep_alive_timeout(Duration::from_secs(2))
+        })
     }
 
     fn request<T>(&self, message: T) -> Request<T> {
@@ -285,7 +277,9 @@ impl OrderClient {
                         return Err(status);
                     }
                     debug!(code = ?status.code(), message = status.message(), attempt, "retrying");
-                    if hint(&status).is_none() {
+                    // Straight to a fresh hint; otherwise (no hint, or one naming a node that
+                    // just refused connections) back off first.
+                    if hint(&status).is_none_or(|h| self.is_unreachable(&h)) {
                         tokio::time::sleep(self.policy.backoff(attempt.saturating_sub(1))).await;
                     }
                 }

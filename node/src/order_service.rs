@@ -3,12 +3,12 @@
 //! other node forwards it once to the leader, and a node that cannot answers UNAVAILABLE with
 //! the leader's address in `x-surge-leader`.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use prost::Message as _;
 use sha2::{Digest, Sha256};
+use surge_client::channels::ChannelCache;
 use surge_proto::v1::order_service_client::OrderServiceClient;
 use surge_proto::v1::order_service_server::OrderService;
 use surge_proto::v1::shard_command::Command as ShardCmd;
@@ -22,7 +22,7 @@ use surge_proto::v1::{
 use surge_proto::{auth, routing, validate, LEADER_HINT_METADATA};
 use surge_raftstore::RequestError;
 use tonic::metadata::MetadataValue;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic::{Code, Request, Response, Status};
 
 use crate::directory::{DirectoryRefresh, SharedDirectory};
@@ -54,7 +54,7 @@ pub struct OrderApi {
     handle: ShardHandle,
     directory: SharedDirectory,
     refresh: DirectoryRefresh,
-    channels: Mutex<HashMap<String, Channel>>,
+    channels: ChannelCache,
 }
 
 fn now_ms() -> u64 {
@@ -81,6 +81,25 @@ fn with_hint(mut status: Status, address: Option<&str>) -> Status {
         status.metadata_mut().insert(LEADER_HINT_METADATA, value);
     }
     status
+}
+
+/// A forwarded call's failure as this node answers it. If the leader never answered (it is
+/// down or cut off), the caller is told to retry, without a hint at that leader: it is likely
+/// being replaced, and the client's backoff should apply.
+fn forward_failed(status: Status, leader: &str) -> Status {
+    let reached = status.metadata().contains_key(LEADER_HINT_METADATA)
+        || !matches!(
+            status.code(),
+            Code::Unavailable | Code::Unknown | Code::Cancelled
+        );
+    if reached {
+        status
+    } else {
+        Status::unavailable(format!(
+            "the shard leader at {leader} did not answer ({}); retry",
+            status.message()
+        ))
+    }
 }
 
 fn conflict_status(order: &Order, existing: &str) -> Status {
@@ -119,7 +138,7 @@ impl OrderApi {
             handle,
             directory,
             refresh,
-            channels: Mutex::new(HashMap::new()),
+            channels: ChannelCache::new("nodes"),
         }
     }
 
@@ -194,17 +213,7 @@ impl OrderApi {
     }
 
     fn channel(&self, address: &str) -> Result<Channel, Status> {
-        let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(c) = channels.get(address) {
-            return Ok(c.clone());
-        }
-        let channel = Endpoint::from_shared(format!("http://{address}"))
-            .map_err(|e| Status::internal(format!("bad node address {address:?}: {e}")))?
-            .connect_timeout(Duration::from_millis(500))
-            .tcp_nodelay(true)
-            .connect_lazy();
-        channels.insert(address.to_string(), channel.clone());
-        Ok(channel)
+        self.channels.get(address, |e| e)
     }
 
     /// A request to forward, carrying the caller's API key and the forwarded mark.
@@ -315,7 +324,7 @@ impl OrderApi {
                 let resp = OrderServiceClient::new(self.channel(&address)?)
                     .submit_orders(request)
                     .await
-                    .map_err(|s| with_hint(s, Some(&address)))?
+                    .map_err(|s| forward_failed(s, &address))?
                     .into_inner();
                 let mut out = vec![
                     Err(Rejection {

@@ -419,10 +419,8 @@ impl<E: Engine, S: StateMachine> RaftLoop<E, S> {
         }
     }
 
-    fn destroy(&mut self, group: u64, mut batch: WriteBatch) -> Result<(), RequestError> {
-        let Some(peer) = self.peers.remove(&group) else {
-            return Err(RequestError::NoGroup(group));
-        };
+    /// Fails every proposal waiting on `group`.
+    fn fail_proposals(&mut self, group: u64, err: RequestError) {
         let lost: Vec<u64> = self
             .proposals
             .iter()
@@ -431,20 +429,32 @@ impl<E: Engine, S: StateMachine> RaftLoop<E, S> {
             .collect();
         for ctx in lost {
             if let Some(p) = self.forget(ctx) {
-                p.fail(RequestError::NoGroup(group));
+                p.fail(err.clone());
             }
         }
-        let reads: Vec<u64> = self
+    }
+
+    /// Fails every read waiting on `group`.
+    fn fail_reads(&mut self, group: u64, err: RequestError) {
+        let lost: Vec<u64> = self
             .reads
             .iter()
             .filter(|(_, r)| r.group == group)
             .map(|(k, _)| *k)
             .collect();
-        for ctx in reads {
+        for ctx in lost {
             if let Some(read) = self.reads.remove(&ctx) {
-                (read.read)(Err(RequestError::NoGroup(group)));
+                (read.read)(Err(err.clone()));
             }
         }
+    }
+
+    fn destroy(&mut self, group: u64, mut batch: WriteBatch) -> Result<(), RequestError> {
+        let Some(peer) = self.peers.remove(&group) else {
+            return Err(RequestError::NoGroup(group));
+        };
+        self.fail_proposals(group, RequestError::NoGroup(group));
+        self.fail_reads(group, RequestError::NoGroup(group));
         crate::group_storage::stage_destroy(group, &mut batch);
         let engine = peer.engine().clone();
         if let Ok(mut board) = self.board.write() {
@@ -679,34 +689,13 @@ impl<E: Engine, S: StateMachine> RaftLoop<E, S> {
         if let Some(ss) = out.soft_state {
             metrics.leader_changes.with_label_values(&[&label]).inc();
             info!(group, leader = ss.leader_id, role = ?ss.raft_state, "raft role changed");
+            let leader = (ss.leader_id != 0).then_some(ss.leader_id);
             if ss.raft_state != StateRole::Leader {
-                let leader = (ss.leader_id != 0).then_some(ss.leader_id);
-                let lost: Vec<u64> = self
-                    .proposals
-                    .iter()
-                    .filter(|(_, p)| p.group == group)
-                    .map(|(k, _)| *k)
-                    .collect();
-                for ctx in lost {
-                    if let Some(p) = self.forget(ctx) {
-                        p.fail(RequestError::NotLeader { leader });
-                    }
-                }
+                self.fail_proposals(group, RequestError::NotLeader { leader });
             }
             // A read index issued under the old leadership may never come back: fail the
             // group's reads so callers retry against the current leader.
-            let stale: Vec<u64> = self
-                .reads
-                .iter()
-                .filter(|(_, r)| r.group == group)
-                .map(|(k, _)| *k)
-                .collect();
-            let leader = (ss.leader_id != 0).then_some(ss.leader_id);
-            for ctx in stale {
-                if let Some(read) = self.reads.remove(&ctx) {
-                    (read.read)(Err(RequestError::NotLeader { leader }));
-                }
-            }
+            self.fail_reads(group, RequestError::NotLeader { leader });
         }
         self.serve_reads(group);
     }
