@@ -173,7 +173,7 @@ async fn kill_round(
 ) -> anyhow::Result<KillReport> {
     let mut file = ClusterFile::load(dir)?;
     let map = client
-        .refresh()
+        .shard_map()
         .await
         .map_err(|s| anyhow::anyhow!(s.message().to_string()))?;
     let mut led: BTreeMap<u64, Vec<u32>> = BTreeMap::new();

@@ -47,6 +47,16 @@ pub fn is_transient(status: &Status) -> bool {
         && (status.message().contains("transport") || status.message().contains("connection")))
 }
 
+/// The shard of `order` under `routes`.
+fn shard_in(routes: &Routes, order: &Order) -> u32 {
+    let key = if order.routing_key.is_empty() {
+        &order.external_order_id
+    } else {
+        &order.routing_key
+    };
+    routing::shard_for(&routes.tenant_id.to_string(), key, routes.shard_count)
+}
+
 fn hint(status: &Status) -> Option<String> {
     status
         .metadata()
@@ -77,7 +87,7 @@ fn is_connection_error(status: &Status) -> bool {
         status.code(),
         Code::Unavailable | Code::Unknown | Code::Cancelled
     ) && hint(status).is_none()
-        && ["connect", "transport", "connection", "broken pipe"]
+        && ["connect", "transport", "connection", "broken pipe", "dns"]
             .iter()
             .any(|w| status.message().to_ascii_lowercase().contains(w))
 }
@@ -173,7 +183,12 @@ impl OrderClient {
         }
     }
 
-    /// Fetches the shard map from some node and caches it.
+    /// The shard map from some node (cached too), retried on other nodes under the policy.
+    pub async fn shard_map(&self) -> Result<ShardMap, Status> {
+        self.with_retry(|| self.refresh()).await
+    }
+
+    /// Fetches the shard map from one node and caches it; no retry.
     pub async fn refresh(&self) -> Result<ShardMap, Status> {
         let address = self.any_node();
         let map = OrderServiceClient::new(self.channel(&address)?)
@@ -215,16 +230,7 @@ impl OrderClient {
     /// The shard `order` belongs to (needs the shard map).
     pub async fn shard_of(&self, order: &Order) -> Result<u32, Status> {
         let routes = self.routes().await?;
-        let key = if order.routing_key.is_empty() {
-            &order.external_order_id
-        } else {
-            &order.routing_key
-        };
-        Ok(routing::shard_for(
-            &routes.tenant_id.to_string(),
-            key,
-            routes.shard_count,
-        ))
+        Ok(shard_in(&routes, order))
     }
 
     fn address_for(&self, shard: u32) -> String {
@@ -329,10 +335,8 @@ impl OrderClient {
         let mut results: Vec<Option<SubmitResult>> = vec![None; orders.len()];
         let mut pending: Vec<usize> = (0..orders.len()).collect();
         let mut attempt = 0u32;
-        let mut shards = Vec::with_capacity(orders.len());
-        for o in &orders {
-            shards.push(self.shard_of(o).await?);
-        }
+        let routes = self.routes().await?;
+        let shards: Vec<u32> = orders.iter().map(|o| shard_in(&routes, o)).collect();
         while !pending.is_empty() {
             let mut by_node: BTreeMap<String, Vec<usize>> = BTreeMap::new();
             for &i in &pending {

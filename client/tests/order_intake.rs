@@ -203,7 +203,7 @@ async fn acknowledged_orders_survive_node_kills_and_a_full_restart() {
 
     // Every acknowledged order is on every replica of its shard, and the tenant holds exactly
     // the acknowledged ones.
-    let map = client.refresh().await.expect("shard map");
+    let map = client.shard_map().await.expect("shard map");
     let addresses: HashMap<u64, String> = map
         .nodes
         .iter()

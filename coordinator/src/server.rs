@@ -3,14 +3,12 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, RwLock};
 
 use surge_raftstore::identity::{self, Identity};
 use surge_raftstore::ops::{health_and_reflection, serve_http, stop_within_grace, Readiness};
-use surge_raftstore::transport::{GrpcTransport, RaftTransportService};
-use surge_raftstore::{
-    logger, raft_loop, Engine, GroupStorage, Peer, RaftLoop, RocksEngine, WriteBatch,
-};
+use surge_raftstore::transport::{start_loop, RaftTransportService};
+use surge_raftstore::{logger, Engine, GroupStorage, Peer, RocksEngine, WriteBatch};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -18,7 +16,7 @@ use tracing::{error, info};
 
 use crate::admin_service::AdminApi;
 use crate::config::Config;
-use crate::coordinator::{Coordinator, MetaHandle};
+use crate::coordinator::Coordinator;
 use crate::meta_state::{MetaState, META_GROUP};
 use crate::node_service::NodeApi;
 use crate::peer_service::PeerApi;
@@ -117,11 +115,15 @@ pub async fn run(
     initial_book.extend(sm.coordinators.clone());
     let book = Arc::new(RwLock::new(initial_book));
 
-    let handle_cell: Arc<OnceLock<MetaHandle>> = Arc::new(OnceLock::new());
+    let peer = Peer::open(
+        config.id,
+        storage,
+        sm,
+        &config.raft,
+        &logger::raft_logger(META_GROUP),
+    )?;
     let resolver_book = book.clone();
-    let unreachable_cell = handle_cell.clone();
-    let snapshot_cell = handle_cell.clone();
-    let transport = GrpcTransport::new(
+    let (handle, loop_thread) = start_loop(
         config.id,
         cluster_id.clone(),
         Arc::new(move |_group, peer| {
@@ -130,28 +132,9 @@ pub async fn run(
                 .ok()
                 .and_then(|b| b.get(&peer).map(|c| (peer, c.address.clone())))
         }),
-        Arc::new(move |group, peer| {
-            if let Some(h) = unreachable_cell.get() {
-                h.report_unreachable(group, peer);
-            }
-        }),
-        Arc::new(move |group, peer, delivered| {
-            if let Some(h) = snapshot_cell.get() {
-                h.report_snapshot(group, peer, delivered);
-            }
-        }),
-        tokio::runtime::Handle::current(),
+        vec![peer],
+        config.raft.clone(),
     );
-    let peer = Peer::open(
-        config.id,
-        storage,
-        sm,
-        &config.raft,
-        &logger::raft_logger(META_GROUP),
-    )?;
-    let (raft_loop, handle) = RaftLoop::new(vec![peer], Arc::new(transport), config.raft.clone());
-    let _ = handle_cell.set(handle.clone());
-    let loop_thread = raft_loop::spawn(raft_loop);
 
     let coordinator = Arc::new(Coordinator::new(
         config.clone(),

@@ -1,15 +1,15 @@
 //! Starting a node: check the data dir, register, heartbeat, serve gRPC and HTTP.
 
 use std::future::Future;
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use surge_client::{MetaClient, RetryPolicy};
 use surge_proto::v1::order_service_server::OrderServiceServer;
 use surge_raftstore::identity::{self, Identity};
 use surge_raftstore::ops::{health_and_reflection, serve_http, stop_within_grace, Readiness};
-use surge_raftstore::transport::{GrpcTransport, RaftTransportService};
-use surge_raftstore::{raft_loop, RaftLoop, RocksEngine};
+use surge_raftstore::transport::{start_loop, RaftTransportService};
+use surge_raftstore::RocksEngine;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -19,7 +19,7 @@ use crate::config::Config;
 use crate::directory::{self, Directory, DirectoryRefresh, SharedDirectory};
 use crate::membership::{self, HeartbeatContext, MembershipError};
 use crate::order_service::OrderApi;
-use crate::replicas::{self, Replicas, ShardHandle};
+use crate::replicas::{self, Replicas};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -150,32 +150,17 @@ async fn serve(
     }
     info!(node_id, replicas = peers.len(), "recovered shard replicas");
 
-    let handle_cell: Arc<OnceLock<ShardHandle>> = Arc::new(OnceLock::new());
     let resolver_dir = directory.clone();
-    let unreachable_cell = handle_cell.clone();
-    let snapshot_cell = handle_cell.clone();
-    let transport = GrpcTransport::new(
+    let (handle, loop_thread) = start_loop(
         node_id,
         cluster_id.clone(),
         Arc::new(move |_group, peer| {
             let dir = resolver_dir.read().ok()?;
             dir.address(peer).map(|a| (peer, a.to_string()))
         }),
-        Arc::new(move |group, peer| {
-            if let Some(h) = unreachable_cell.get() {
-                h.report_unreachable(group, peer);
-            }
-        }),
-        Arc::new(move |group, peer, delivered| {
-            if let Some(h) = snapshot_cell.get() {
-                h.report_snapshot(group, peer, delivered);
-            }
-        }),
-        tokio::runtime::Handle::current(),
+        peers,
+        config.raft.clone(),
     );
-    let (raft_loop, handle) = RaftLoop::new(peers, Arc::new(transport), config.raft.clone());
-    let _ = handle_cell.set(handle.clone());
-    let loop_thread = raft_loop::spawn(raft_loop);
 
     let replicas = Arc::new(Replicas::new(
         engine.clone(),

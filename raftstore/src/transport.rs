@@ -4,7 +4,7 @@
 //! inbound messages to the local loop.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 use protobuf::Message as _;
@@ -17,7 +17,11 @@ use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, warn};
 
-use crate::raft_loop::{decode_message, MessageSink};
+use crate::config::RaftConfig;
+use crate::engine::Engine;
+use crate::peer::{Peer, PeerError};
+use crate::raft_loop::{decode_message, MessageSink, RaftHandle, RaftLoop};
+use crate::state_machine::StateMachine;
 
 /// Messages queued per destination before new ones are dropped (raft resends).
 const QUEUE_PER_PEER: usize = 8192;
@@ -149,6 +153,41 @@ impl MessageSink for GrpcTransport {
     fn reports_snapshots(&self) -> bool {
         true
     }
+}
+
+/// Starts a Raft loop over `peers` on its own thread, sending through a [`GrpcTransport`]
+/// whose unreachable-peer and snapshot reports go back to that loop.
+pub fn start_loop<E: Engine, S: StateMachine>(
+    self_store: u64,
+    cluster_id: SharedClusterId,
+    resolver: Resolver,
+    peers: Vec<Peer<E, S>>,
+    config: RaftConfig,
+) -> (
+    RaftHandle<E, S>,
+    std::thread::JoinHandle<Result<(), PeerError>>,
+) {
+    let cell: Arc<OnceLock<RaftHandle<E, S>>> = Arc::new(OnceLock::new());
+    let (unreachable, snapshot) = (cell.clone(), cell.clone());
+    let transport = GrpcTransport::new(
+        self_store,
+        cluster_id,
+        resolver,
+        Arc::new(move |group, peer| {
+            if let Some(h) = unreachable.get() {
+                h.report_unreachable(group, peer);
+            }
+        }),
+        Arc::new(move |group, peer, delivered| {
+            if let Some(h) = snapshot.get() {
+                h.report_snapshot(group, peer, delivered);
+            }
+        }),
+        tokio::runtime::Handle::current(),
+    );
+    let (raft_loop, handle) = RaftLoop::new(peers, Arc::new(transport), config);
+    let _ = cell.set(handle.clone());
+    (handle, crate::raft_loop::spawn(raft_loop))
 }
 
 /// Streams one snapshot to `store` in chunks.

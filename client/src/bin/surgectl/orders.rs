@@ -62,7 +62,7 @@ pub(crate) async fn burst(
         next = end;
     }
     let elapsed = started.elapsed().as_secs_f64();
-    let map = client.refresh().await.map_err(status_error)?;
+    let map = client.shard_map().await.map_err(status_error)?;
     let routes: BTreeMap<u32, _> = map.shards.iter().map(|s| (s.id, s)).collect();
     match format {
         Format::Json => print_json(&serde_json::json!({
