@@ -102,7 +102,7 @@ async fn count_listed(client: &OrderClient) -> (usize, BTreeSet<String>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn acknowledged_orders_survive_node_kills_and_a_full_restart() {
-    let mut cluster = DevCluster::start(3, 8);
+    let mut cluster = DevCluster::start(4, 8);
     let meta = cluster.client();
     let key = create_tenant(&meta, "intake").await;
     let nodes: Vec<String> = cluster

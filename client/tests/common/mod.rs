@@ -20,9 +20,11 @@ pub fn bin_dir() -> PathBuf {
         .unwrap_or_default()
 }
 
-/// A base port for test `slot`, below the ephemeral range and apart from other test processes.
+/// A base port for test `slot` (0..=4, one per test file), below the ephemeral range (32768)
+/// and apart from other test processes. A dev cluster uses base..base+304.
 pub fn base_port(slot: u16) -> u16 {
-    10_000 + (std::process::id() % 12) as u16 * 1_600 + slot * 400
+    assert!(slot <= 4, "test slots are 0..=4");
+    10_000 + (std::process::id() % 12) as u16 * 1_800 + slot * 360
 }
 
 pub struct DevCluster {
