@@ -3,12 +3,14 @@
 //! loop for every local shard, one group commit per round) and serves merchants' ERPs.
 //!
 //! Layout: [`config`] (TOML → validated `Config`), [`membership`] (registration and
-//! heartbeats), [`directory`] (routing table and tenants from the coordinators), [`replicas`]
+//! heartbeats), [`directory`] (routing table and tenants from the coordinators), [`lifecycle`]
+//! (the order lifecycle as a pure function, for the pipeline), [`replicas`]
 //! (creating and removing shard replicas), [`shard`] (the shard state machine),
 //! [`order_service`] (the `OrderService` API), [`metrics`], [`server`] (start-up and serving).
 
 pub mod config;
 pub mod directory;
+pub mod lifecycle;
 pub mod membership;
 pub mod metrics;
 pub mod order_service;
