@@ -79,12 +79,8 @@ async fn bench_tenant(file: &ClusterFile) -> anyhow::Result<String> {
     Ok(key)
 }
 
-fn uuid_like() -> String {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("{:x}{:x}", t, std::process::id())
+fn uuid_like() -> uuid::fmt::Simple {
+    uuid::Uuid::new_v4().simple()
 }
 
 struct Shared {

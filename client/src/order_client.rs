@@ -309,9 +309,7 @@ impl OrderClient {
                         let acceptance = resp.into_inner().acceptance.ok_or_else(|| {
                             Status::internal("the node answered without an acceptance")
                         })?;
-                        if !acceptance.duplicate {
-                            self.note_leader(shard, &address);
-                        }
+                        self.note_leader(shard, &address);
                         Ok(acceptance)
                     }
                     Err(status) => {

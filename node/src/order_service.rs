@@ -102,11 +102,17 @@ fn forward_failed(status: Status, leader: &str) -> Status {
     }
 }
 
-fn conflict_status(order: &Order, existing: &str) -> Status {
-    let mut status = Status::already_exists(format!(
-        "external_order_id: ({}, {}) is already order {existing}, with a different payload",
-        order.platform, order.external_order_id
-    ));
+fn conflict_status(platform: &str, external_id: &str, existing: &str) -> Status {
+    with_existing(
+        Status::already_exists(format!(
+            "external_order_id: ({platform}, {external_id}) is already order {existing}, with a different payload"
+        )),
+        existing,
+    )
+}
+
+/// Names the order that holds an external id, in metadata as well as in the message.
+fn with_existing(mut status: Status, existing: &str) -> Status {
     if let Ok(v) = MetadataValue::try_from(existing) {
         status.metadata_mut().insert(EXISTING_ORDER_METADATA, v);
     }
@@ -300,14 +306,19 @@ impl OrderApi {
     ) -> Result<Vec<Result<surge_proto::v1::Acceptance, Rejection>>, Status> {
         match self.target(shard) {
             Target::Local => {
-                let outcomes = self.propose_local(tenant, shard, orders.clone()).await?;
+                // Only the ids are kept for the answers: the orders move into the command.
+                let ids: Vec<(String, String)> = orders
+                    .iter()
+                    .map(|o| (o.platform.clone(), o.external_order_id.clone()))
+                    .collect();
+                let outcomes = self.propose_local(tenant, shard, orders).await?;
                 Ok(outcomes
                     .into_iter()
-                    .zip(orders.iter())
-                    .map(|(o, order)| match o {
+                    .zip(ids.iter())
+                    .map(|(o, (platform, ext))| match o {
                         ItemOutcome::Accepted(a) => Ok(a),
                         ItemOutcome::Conflict { existing_order_id } => Err(rejection(
-                            &conflict_status(order, &existing_order_id),
+                            &conflict_status(platform, ext, &existing_order_id),
                             "external_order_id",
                             &existing_order_id,
                         )),
@@ -478,7 +489,7 @@ impl OrderService for OrderApi {
             }
             let shard = self.shard_of_order(tenant, &order)?;
             let mut results = self
-                .submit_shard(&request, tenant, shard, vec![order.clone()])
+                .submit_shard(&request, tenant, shard, vec![order])
                 .await?;
             match results.pop() {
                 Some(Ok(acceptance)) => {
@@ -489,7 +500,10 @@ impl OrderService for OrderApi {
                 }
                 Some(Err(rej)) if rej.code == "AlreadyExists" => {
                     OrderMetrics::get().rejected("conflict");
-                    Err(conflict_status(&order, &rej.existing_order_id))
+                    Err(with_existing(
+                        Status::already_exists(rej.message),
+                        &rej.existing_order_id,
+                    ))
                 }
                 Some(Err(rej)) => Err(Status::unavailable(rej.message)),
                 None => Err(Status::internal("no result for the order")),

@@ -40,9 +40,8 @@ pub fn order_id(shard: u32, index: u64, pos: usize) -> String {
 pub fn shard_of(order_id: &str) -> Option<u32> {
     let mut parts = order_id.split('-');
     let shard = parts.next()?.parse().ok()?;
-    let index: u64 = parts.next()?.parse().ok()?;
-    let pos: u32 = parts.next()?.parse().ok()?;
-    let _ = (index, pos);
+    parts.next()?.parse::<u64>().ok()?;
+    parts.next()?.parse::<u32>().ok()?;
     parts.next().is_none().then_some(shard)
 }
 
