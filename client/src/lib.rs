@@ -12,6 +12,7 @@ pub mod meta_client;
 pub mod order_client;
 pub mod retry;
 pub mod sample;
+pub mod station;
 
 pub use meta_client::MetaClient;
 pub use order_client::OrderClient;

@@ -294,6 +294,91 @@ impl OrderClient {
         }
     }
 
+    /// Calls `f` at the leader of the shard `order_id` names (any node when the id is
+    /// malformed: it answers the error), retrying transient failures and following hints.
+    /// For lifecycle calls, which are idempotent: a retried action answers the current state.
+    pub async fn on_order<Req, T, F, Fut>(
+        &self,
+        order_id: &str,
+        message: Req,
+        f: F,
+    ) -> Result<T, Status>
+    where
+        Req: Clone,
+        F: Fn(Channel, Request<Req>) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<T>, Status>>,
+    {
+        let shard = order_id
+            .split('-')
+            .next()
+            .and_then(|s| s.parse::<u32>().ok());
+        self.with_retry(|| {
+            let message = message.clone();
+            let f = &f;
+            async move {
+                let address = match shard {
+                    Some(s) => self.address_for(s),
+                    None => self.any_node(),
+                };
+                match f(self.channel(&address)?, self.request(message)).await {
+                    Ok(r) => {
+                        if let Some(s) = shard {
+                            self.note_leader(s, &address);
+                        }
+                        Ok(r.into_inner())
+                    }
+                    Err(status) => {
+                        self.note_connection(&address, &status);
+                        self.note_failure(shard, &status);
+                        Err(status)
+                    }
+                }
+            }
+        })
+        .await
+    }
+
+    /// Calls `f` on some node (any node serves it), retrying transient failures elsewhere.
+    pub async fn on_any<Req, T, F, Fut>(&self, message: Req, f: F) -> Result<T, Status>
+    where
+        Req: Clone,
+        F: Fn(Channel, Request<Req>) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<T>, Status>>,
+    {
+        self.with_retry(|| {
+            let message = message.clone();
+            let f = &f;
+            async move {
+                let address = self.any_node();
+                f(self.channel(&address)?, self.request(message))
+                    .await
+                    .map(|r| r.into_inner())
+                    .inspect_err(|s| self.note_connection(&address, s))
+            }
+        })
+        .await
+    }
+
+    /// A request to `address` with this client's key and no deadline, for long-lived streams.
+    pub fn stream_request<T>(
+        &self,
+        address: &str,
+        message: T,
+    ) -> Result<(Channel, Request<T>), Status> {
+        let mut request = Request::new(message);
+        request
+            .metadata_mut()
+            .insert(auth::AUTHORIZATION, self.authorization.clone());
+        Ok((self.channel(address)?, request))
+    }
+
+    /// Every node address the shard map names (fetched if not cached).
+    pub async fn node_addresses(&self) -> Result<Vec<String>, Status> {
+        let mut nodes = self.routes().await?.nodes;
+        nodes.sort();
+        Ok(nodes)
+    }
+
     /// Submits one order and returns its acceptance (the original one for a retry).
     pub async fn submit(&self, order: Order) -> Result<Acceptance, Status> {
         let shard = self.shard_of(&order).await?;

@@ -12,8 +12,7 @@ use surge_proto::v1::order_service_client::OrderServiceClient;
 use surge_proto::v1::submit_result::Outcome;
 use surge_proto::v1::{
     CreateTenantRequest, GetOrderRequest, HeartbeatRequest, InitClusterRequest, ListOrdersRequest,
-    ListTenantsRequest, Order, OrderStatus, RemoveCoordinatorRequest, SubmitOrderRequest,
-    SubmitOrdersRequest,
+    ListTenantsRequest, Order, RemoveCoordinatorRequest, SubmitOrderRequest, SubmitOrdersRequest,
 };
 use surge_raftstore::identity::{self, Identity};
 use tonic::metadata::MetadataValue;
@@ -433,28 +432,13 @@ async fn bad_orders_are_refused_by_field_and_store_nothing(
 
     // Nothing of the refused orders was stored: the tenant holds exactly the 3 accepted ones,
     // and the other tenant none.
-    let listed = client
-        .list(ListOrdersRequest {
-            status: OrderStatus::Received as i32,
-            page_size: 100,
-            ..ListOrdersRequest::default()
-        })
-        .await
-        .expect("list")
-        .orders;
+    let listed = common::list_settled(client).await;
     let ext: Vec<String> = listed
         .iter()
         .filter_map(|o| o.order.as_ref().map(|o| o.external_order_id.clone()))
         .collect();
     assert_eq!(listed.len(), 3, "{ext:?}");
     let other = OrderClient::new(nodes, other_key).expect("client");
-    let theirs = other
-        .list(ListOrdersRequest {
-            status: OrderStatus::Received as i32,
-            ..ListOrdersRequest::default()
-        })
-        .await
-        .expect("list")
-        .orders;
+    let theirs = common::list_settled(&other).await;
     assert!(theirs.is_empty(), "tenant isolation: {theirs:?}");
 }

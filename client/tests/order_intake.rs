@@ -17,9 +17,7 @@ use futures::StreamExt;
 use surge_client::{sample, MetaClient, OrderClient};
 use surge_proto::v1::admin_service_client::AdminServiceClient;
 use surge_proto::v1::order_service_client::OrderServiceClient;
-use surge_proto::v1::{
-    Acceptance, CreateTenantRequest, GetOrderRequest, ListOrdersRequest, OrderStatus,
-};
+use surge_proto::v1::{Acceptance, CreateTenantRequest, GetOrderRequest};
 use tonic::metadata::MetadataValue;
 
 pub async fn create_tenant(meta: &MetaClient, name: &str) -> String {
@@ -76,28 +74,9 @@ async fn read_replica(
 }
 
 async fn count_listed(client: &OrderClient) -> (usize, BTreeSet<String>) {
-    let mut token = String::new();
-    let mut ids = BTreeSet::new();
-    let mut listed = 0;
-    loop {
-        let page = client
-            .list(ListOrdersRequest {
-                status: OrderStatus::Received as i32,
-                page_size: 1000,
-                page_token: token.clone(),
-                ..ListOrdersRequest::default()
-            })
-            .await
-            .expect("list");
-        listed += page.orders.len();
-        for o in &page.orders {
-            ids.insert(o.order_id.clone());
-        }
-        if page.next_page_token.is_empty() {
-            return (listed, ids);
-        }
-        token = page.next_page_token;
-    }
+    let all = common::list_settled(client).await;
+    let ids = all.iter().map(|o| o.order_id.clone()).collect();
+    (all.len(), ids)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

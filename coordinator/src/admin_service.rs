@@ -9,11 +9,13 @@ use surge_proto::v1::admin_service_client::AdminServiceClient;
 use surge_proto::v1::admin_service_server::AdminService;
 use surge_proto::v1::coordinator_peer_service_client::CoordinatorPeerServiceClient;
 use surge_proto::v1::{
-    AddCoordinatorRequest, ClusterStatusRequest, ClusterStatusResponse, CoordinatorStatus,
-    CreateTenantRequest, CreateTenantResponse, InitClusterRequest, InitClusterResponse,
-    ListNodesRequest, ListNodesResponse, ListTenantsRequest, ListTenantsResponse,
-    LocalStatusRequest, MembershipResponse, NodeStatus, RemoveCoordinatorRequest, ShardStatus,
-    TenantInfo,
+    AddCoordinatorRequest, AddWaybillRangeRequest, ClusterStatusRequest, ClusterStatusResponse,
+    CoordinatorStatus, CreateTenantRequest, CreateTenantResponse, GetTenantRulesRequest,
+    GetTenantRulesResponse, InitClusterRequest, InitClusterResponse, ListNodesRequest,
+    ListNodesResponse, ListTenantsRequest, ListTenantsResponse, LocalStatusRequest,
+    MembershipResponse, NodeStatus, RemoveCoordinatorRequest, SetTenantRulesRequest,
+    SetTenantRulesResponse, ShardStatus, TenantInfo, WaybillRangeStatus, WaybillStatusRequest,
+    WaybillStatusResponse,
 };
 use tonic::{Request, Response, Status};
 
@@ -385,6 +387,66 @@ impl AdminService for AdminApi {
                 "unexpected reply to create tenant: {other:?}"
             ))),
         }
+    }
+
+    async fn set_tenant_rules(
+        &self,
+        request: Request<SetTenantRulesRequest>,
+    ) -> Result<Response<SetTenantRulesResponse>, Status> {
+        if let Route::Forward(ch) = route(&self.coordinator, &request).await? {
+            return hop(AdminServiceClient::new(ch)
+                .set_tenant_rules(forwarded(request.into_inner()))
+                .await);
+        }
+        self.coordinator
+            .set_tenant_rules(request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn get_tenant_rules(
+        &self,
+        request: Request<GetTenantRulesRequest>,
+    ) -> Result<Response<GetTenantRulesResponse>, Status> {
+        if let Route::Forward(ch) = route(&self.coordinator, &request).await? {
+            return hop(AdminServiceClient::new(ch)
+                .get_tenant_rules(forwarded(request.into_inner()))
+                .await);
+        }
+        self.coordinator
+            .get_tenant_rules(request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn add_waybill_range(
+        &self,
+        request: Request<AddWaybillRangeRequest>,
+    ) -> Result<Response<WaybillRangeStatus>, Status> {
+        if let Route::Forward(ch) = route(&self.coordinator, &request).await? {
+            return hop(AdminServiceClient::new(ch)
+                .add_waybill_range(forwarded(request.into_inner()))
+                .await);
+        }
+        self.coordinator
+            .add_waybill_range(request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn waybill_status(
+        &self,
+        request: Request<WaybillStatusRequest>,
+    ) -> Result<Response<WaybillStatusResponse>, Status> {
+        if let Route::Forward(ch) = route(&self.coordinator, &request).await? {
+            return hop(AdminServiceClient::new(ch)
+                .waybill_status(forwarded(request.into_inner()))
+                .await);
+        }
+        self.coordinator
+            .waybill_status(request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn list_tenants(

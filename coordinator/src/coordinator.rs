@@ -31,6 +31,8 @@ pub struct Coordinator {
     pub heartbeats: Mutex<HashMap<u64, Instant>>,
     /// Shard → (term, leader node) as nodes last reported it; a hint for routing, not state.
     pub shard_leaders: Mutex<HashMap<u32, (u64, u64)>>,
+    /// Shard → waybill usage its leader last reported (with its term); not state.
+    pub waybill_usage: Mutex<HashMap<u32, (u64, Vec<surge_proto::v1::RangeUsage>)>>,
     channels: Mutex<HashMap<String, Channel>>,
 }
 
@@ -62,6 +64,7 @@ impl Coordinator {
             cluster_id,
             heartbeats: Mutex::new(HashMap::new()),
             shard_leaders: Mutex::new(HashMap::new()),
+            waybill_usage: Mutex::new(HashMap::new()),
             channels: Mutex::new(HashMap::new()),
         }
     }

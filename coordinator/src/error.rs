@@ -52,8 +52,12 @@ pub fn from_meta(err: MetaError) -> Status {
             Code::AlreadyExists
         }
         MetaError::NotInitialized => Code::FailedPrecondition,
-        MetaError::UnknownNode(_) | MetaError::UnknownShard(_) => Code::NotFound,
-        MetaError::BadPlacement { .. } => Code::InvalidArgument,
+        MetaError::UnknownNode(_) | MetaError::UnknownShard(_) | MetaError::UnknownTenant(_) => {
+            Code::NotFound
+        }
+        MetaError::BadPlacement { .. } | MetaError::BadRange { .. } => Code::InvalidArgument,
+        MetaError::RangeOverlap { .. } => Code::InvalidArgument,
+        MetaError::StaleLease { .. } => Code::FailedPrecondition,
         MetaError::Undecodable(_) => Code::Internal,
     };
     Status::new(code, err.to_string())

@@ -19,3 +19,5 @@ pub mod peer_service;
 pub mod placement;
 pub mod scheduler;
 pub mod server;
+pub mod tenant_ops;
+pub mod waybills;

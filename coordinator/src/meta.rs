@@ -67,6 +67,11 @@ pub struct TenantInfo {
     pub name: String,
     pub created_at_ms: u64,
     pub key_hashes: Vec<String>,
+    /// Review and carrier rules (TOML, validated before it was proposed); empty: none.
+    #[serde(default)]
+    pub rules_toml: String,
+    #[serde(default)]
+    pub rules_version: u64,
 }
 
 /// A change to the metadata. Times are stamped by the proposing leader.
@@ -106,6 +111,25 @@ pub enum Command {
         key_hash: String,
         at_ms: u64,
     },
+    /// `rules_toml` was parsed by the proposer; the state machine only stores it.
+    SetTenantRules {
+        tenant_id: u64,
+        rules_toml: String,
+    },
+    AddWaybillRange {
+        tenant_id: u64,
+        carrier: String,
+        prefix: String,
+        from: u64,
+        to: u64,
+        at_ms: u64,
+    },
+    LeaseWaybills {
+        shard: u32,
+        tenant_id: u64,
+        carrier: String,
+        seq: u64,
+    },
 }
 
 /// Why a command changed nothing.
@@ -123,6 +147,20 @@ pub enum MetaError {
     BadPlacement { shard: u32, node: u64 },
     #[error("name: tenant {name:?} already exists (id {id})")]
     TenantExists { name: String, id: u64 },
+    #[error("tenant: no tenant {0}")]
+    UnknownTenant(String),
+    #[error("{field}: {reason}")]
+    BadRange { field: String, reason: String },
+    #[error("from: the range overlaps range {id} of carrier {carrier} ({prefix} {from}-{to}); nothing was added")]
+    RangeOverlap {
+        carrier: String,
+        id: u64,
+        prefix: String,
+        from: u64,
+        to: u64,
+    },
+    #[error("seq: block request {seq} is older than the last one answered ({last})")]
+    StaleLease { seq: u64, last: u64 },
     #[error("the command could not be decoded: {0}")]
     Undecodable(String),
 }
@@ -133,6 +171,9 @@ pub enum Reply {
     Initialized(ClusterInfo),
     Registered { node_id: u64, cluster_id: String },
     TenantCreated { tenant_id: u64 },
+    RulesSet { version: u64 },
+    RangeAdded(crate::waybills::WaybillRange),
+    Leased(crate::waybills::LeaseRecord),
     Done,
 }
 

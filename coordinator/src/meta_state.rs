@@ -17,6 +17,7 @@ use crate::meta::{
     ClusterInfo, Command, CoordinatorInfo, MetaError, NodeInfo, NodeState, Output, Reply,
     ShardInfo, TenantInfo,
 };
+use crate::waybills::{LeaseRecord, WaybillLedger, WaybillRange};
 
 /// The coordinator's Raft group.
 pub const META_GROUP: u64 = 0;
@@ -29,6 +30,17 @@ const INSTANCE_PREFIX: &[u8] = b"instance/";
 const NEXT_NODE_KEY: &[u8] = b"seq/node";
 const TENANT_PREFIX: &[u8] = b"tenant/";
 const NEXT_TENANT_KEY: &[u8] = b"seq/tenant";
+const RANGE_PREFIX: &[u8] = b"waybill-range/";
+const LEASE_PREFIX: &[u8] = b"waybill-lease/";
+const NEXT_RANGE_KEY: &[u8] = b"seq/waybill-range";
+
+fn lease_key(shard: u32, tenant: u64, carrier: &str) -> Vec<u8> {
+    let mut suffix = LEASE_PREFIX.to_vec();
+    suffix.extend_from_slice(&shard.to_be_bytes());
+    suffix.extend_from_slice(&tenant.to_be_bytes());
+    suffix.extend_from_slice(carrier.as_bytes());
+    keys::data_key(META_GROUP, &suffix)
+}
 
 fn id_key(prefix: &[u8], id: u64) -> Vec<u8> {
     let mut suffix = prefix.to_vec();
@@ -55,6 +67,7 @@ pub struct MetaState<E: Engine> {
     pub nodes: BTreeMap<u64, NodeInfo>,
     pub shards: BTreeMap<u32, ShardInfo>,
     pub tenants: BTreeMap<u64, TenantInfo>,
+    pub waybills: WaybillLedger,
     instances: BTreeMap<String, u64>,
     next_node_id: u64,
     next_tenant_id: u64,
@@ -70,6 +83,7 @@ impl<E: Engine> MetaState<E> {
             nodes: BTreeMap::new(),
             shards: BTreeMap::new(),
             tenants: BTreeMap::new(),
+            waybills: WaybillLedger::default(),
             instances: BTreeMap::new(),
             next_node_id: 1,
             next_tenant_id: 1,
@@ -229,6 +243,8 @@ impl<E: Engine> MetaState<E> {
                     name,
                     created_at_ms: at_ms,
                     key_hashes: vec![key_hash],
+                    rules_toml: String::new(),
+                    rules_version: 0,
                 };
                 self.next_tenant_id += 1;
                 put_json(batch, id_key(TENANT_PREFIX, tenant.id), &tenant);
@@ -240,6 +256,61 @@ impl<E: Engine> MetaState<E> {
                 let tenant_id = tenant.id;
                 self.tenants.insert(tenant_id, tenant);
                 Ok(Reply::TenantCreated { tenant_id })
+            }
+            Command::SetTenantRules {
+                tenant_id,
+                rules_toml,
+            } => {
+                let tenant = self
+                    .tenants
+                    .get_mut(&tenant_id)
+                    .ok_or_else(|| MetaError::UnknownTenant(tenant_id.to_string()))?;
+                if tenant.rules_toml != rules_toml || tenant.rules_version == 0 {
+                    tenant.rules_toml = rules_toml;
+                    tenant.rules_version += 1;
+                    put_json(batch, id_key(TENANT_PREFIX, tenant_id), &*tenant);
+                }
+                Ok(Reply::RulesSet {
+                    version: tenant.rules_version,
+                })
+            }
+            Command::AddWaybillRange {
+                tenant_id,
+                carrier,
+                prefix,
+                from,
+                to,
+                at_ms,
+            } => {
+                if !self.tenants.contains_key(&tenant_id) {
+                    return Err(MetaError::UnknownTenant(tenant_id.to_string()));
+                }
+                let before = self.waybills.ranges.len();
+                let range = self
+                    .waybills
+                    .add_range(tenant_id, &carrier, &prefix, from, to, at_ms)?;
+                if self.waybills.ranges.len() != before {
+                    put_json(batch, id_key(RANGE_PREFIX, range.id), &range);
+                    put_json(
+                        batch,
+                        keys::data_key(META_GROUP, NEXT_RANGE_KEY),
+                        &self.waybills.next_range_id,
+                    );
+                }
+                Ok(Reply::RangeAdded(range))
+            }
+            Command::LeaseWaybills {
+                shard,
+                tenant_id,
+                carrier,
+                seq,
+            } => {
+                let (record, changed) = self.waybills.lease(shard, tenant_id, &carrier, seq)?;
+                if let Some(range) = changed.and_then(|id| self.waybills.ranges.get(&id)) {
+                    put_json(batch, id_key(RANGE_PREFIX, range.id), range);
+                    put_json(batch, lease_key(shard, tenant_id, &carrier), &record);
+                }
+                Ok(Reply::Leased(record))
             }
             Command::PlaceShards { assignments } => {
                 // Validate everything before touching anything: a bad placement changes nothing.
@@ -380,6 +451,17 @@ impl<E: Engine> StateMachine for MetaState<E> {
             tenants.insert(t.id, t);
         })?;
         self.tenants = tenants;
+        let mut waybills = WaybillLedger::default();
+        self.scan_rows(RANGE_PREFIX, |r: WaybillRange| {
+            waybills.ranges.insert(r.id, r);
+        })?;
+        self.scan_rows(LEASE_PREFIX, |l: LeaseRecord| {
+            waybills
+                .leases
+                .insert((l.shard, l.tenant_id, l.carrier.clone()), l);
+        })?;
+        waybills.next_range_id = self.get_row(NEXT_RANGE_KEY)?.unwrap_or(1);
+        self.waybills = waybills;
         self.next_tenant_id = self.get_row(NEXT_TENANT_KEY)?.unwrap_or(1);
         self.instances = nodes
             .values()

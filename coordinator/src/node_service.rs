@@ -6,8 +6,8 @@ use std::time::Instant;
 use surge_proto::v1::node_service_client::NodeServiceClient;
 use surge_proto::v1::node_service_server::NodeService;
 use surge_proto::v1::{
-    HeartbeatRequest, HeartbeatResponse, NodeAddress, RegisterNodeRequest, RegisterNodeResponse,
-    ShardRoute, ShardStatus, TenantKeys,
+    HeartbeatRequest, HeartbeatResponse, LeaseWaybillsRequest, LeaseWaybillsResponse, NodeAddress,
+    RegisterNodeRequest, RegisterNodeResponse, ShardRoute, ShardStatus, TenantKeys,
 };
 use tonic::{Request, Response, Status};
 use tracing::info;
@@ -122,6 +122,14 @@ impl NodeService for NodeApi {
                 }
             }
         }
+        if let Ok(mut usage) = c.waybill_usage.lock() {
+            for r in req.replicas.iter().filter(|r| r.role == "leader") {
+                let entry = usage.entry(r.shard).or_insert((0, Vec::new()));
+                if r.term >= entry.0 {
+                    *entry = (r.term, r.waybills.clone());
+                }
+            }
+        }
         let found = c
             .handle
             .read(META_GROUP, move |sm| {
@@ -164,6 +172,8 @@ impl NodeService for NodeApi {
                             id: t.id,
                             name: t.name.clone(),
                             key_hashes: t.key_hashes.clone(),
+                            rules_toml: t.rules_toml.clone(),
+                            rules_version: t.rules_version,
                         })
                         .collect(),
                 };
@@ -211,5 +221,20 @@ impl NodeService for NodeApi {
             assigned_shards,
             ..directory
         }))
+    }
+
+    async fn lease_waybills(
+        &self,
+        request: Request<LeaseWaybillsRequest>,
+    ) -> Result<Response<LeaseWaybillsResponse>, Status> {
+        if let Route::Forward(ch) = route(&self.coordinator, &request).await? {
+            return hop(NodeServiceClient::new(ch)
+                .lease_waybills(forwarded(request.into_inner()))
+                .await);
+        }
+        self.coordinator
+            .lease_waybills(request.into_inner())
+            .await
+            .map(Response::new)
     }
 }

@@ -10,6 +10,8 @@ use prost::Message as _;
 use surge_proto::v1::{HeartbeatResponse, NodeDirectory, ShardRoute};
 use surge_raftstore::keys;
 use surge_raftstore::{Cf, Engine, EngineError, WriteBatch};
+use surge_rules::TenantRules;
+use tracing::warn;
 
 /// The routing table and tenants as of the last heartbeat answer.
 #[derive(Clone, Debug, Default)]
@@ -19,6 +21,10 @@ pub struct Directory {
     pub nodes: HashMap<u64, String>,
     /// SHA-256 hex of an API key → tenant id.
     pub keys: HashMap<String, u64>,
+    /// Each tenant's review and carrier rules, with their version. A tenant whose rules never
+    /// parse here (the coordinator validated them, so only a newer rules format could) keeps
+    /// the defaults: approve, allocate nothing.
+    pub rules: HashMap<u64, (u64, Arc<TenantRules>)>,
 }
 
 pub type SharedDirectory = Arc<RwLock<Directory>>;
@@ -38,7 +44,42 @@ fn directory_key() -> Vec<u8> {
 use surge_proto::auth::key_digest;
 
 impl Directory {
+    /// The directory of a heartbeat answer; rules whose version `previous` already parsed are
+    /// reused.
+    pub fn from_heartbeat_after(previous: &Directory, resp: &HeartbeatResponse) -> Directory {
+        let mut dir = Directory::from_heartbeat_without_rules(resp);
+        for t in &resp.tenants {
+            if t.rules_version == 0 {
+                continue;
+            }
+            let parsed = match previous.rules.get(&t.id) {
+                Some((version, rules)) if *version == t.rules_version => rules.clone(),
+                _ => match surge_rules::parse(&t.rules_toml) {
+                    Ok(rules) => Arc::new(rules),
+                    Err(e) => {
+                        warn!(tenant = t.id, version = t.rules_version, error = %e, "tenant rules do not parse; using defaults");
+                        Arc::new(TenantRules::default())
+                    }
+                },
+            };
+            dir.rules.insert(t.id, (t.rules_version, parsed));
+        }
+        dir
+    }
+
     pub fn from_heartbeat(resp: &HeartbeatResponse) -> Directory {
+        Directory::from_heartbeat_after(&Directory::default(), resp)
+    }
+
+    /// The rules of `tenant` (defaults when it never set any).
+    pub fn rules_of(&self, tenant: u64) -> Arc<TenantRules> {
+        self.rules
+            .get(&tenant)
+            .map(|(_, r)| r.clone())
+            .unwrap_or_default()
+    }
+
+    fn from_heartbeat_without_rules(resp: &HeartbeatResponse) -> Directory {
         let shards = resp.shards.iter().map(|s| (s.id, s.clone())).collect();
         let nodes = resp
             .nodes
@@ -55,6 +96,7 @@ impl Directory {
             shards,
             nodes,
             keys,
+            rules: HashMap::new(),
         }
     }
 
@@ -115,6 +157,7 @@ mod tests {
                 id: 5,
                 name: "acme".into(),
                 key_hashes: vec![key_digest("sk-acme")],
+                ..TenantKeys::default()
             }],
             ..HeartbeatResponse::default()
         };

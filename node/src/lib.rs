@@ -8,12 +8,19 @@
 //! (creating and removing shard replicas), [`shard`] (the shard state machine),
 //! [`order_service`] (the `OrderService` API), [`metrics`], [`server`] (start-up and serving).
 
+pub mod actions;
 pub mod config;
 pub mod directory;
+pub mod labels;
 pub mod lifecycle;
 pub mod membership;
 pub mod metrics;
+pub mod order_actions;
 pub mod order_service;
+pub mod pipeline;
+pub mod print_service;
 pub mod replicas;
 pub mod server;
 pub mod shard;
+pub mod shard_actions;
+pub mod shard_keys;

@@ -130,6 +130,8 @@ pub struct HeartbeatContext {
     pub wanted: Arc<tokio::sync::Notify>,
     /// Bumped after every heartbeat answer was taken in.
     pub version: tokio::sync::watch::Sender<u64>,
+    /// Waybill usage of the shards this node leads, kept by the pipeline.
+    pub waybills: crate::pipeline::UsageBoard,
 }
 
 fn role_name(role: Option<StateRole>) -> &'static str {
@@ -161,6 +163,15 @@ fn replica_stats(ctx: &HeartbeatContext) -> Vec<ReplicaStats> {
                 commit_index: st.commit,
                 applied_index: st.applied,
                 leader: st.leader,
+                waybills: if st.is_leader() {
+                    ctx.waybills
+                        .read()
+                        .ok()
+                        .and_then(|b| b.get(&m.shard).cloned())
+                        .unwrap_or_default()
+                } else {
+                    Vec::new()
+                },
             }
         })
         .collect()
@@ -221,17 +232,24 @@ pub async fn apply_directory(
     ctx: &HeartbeatContext,
     resp: &HeartbeatResponse,
 ) -> Result<(), MembershipError> {
-    let fresh = Directory::from_heartbeat(resp);
-    let changed = ctx
+    let (fresh, changed) = ctx
         .directory
         .read()
         .map(|d| {
-            d.shard_count != fresh.shard_count
+            let fresh = Directory::from_heartbeat_after(&d, resp);
+            let versions = |dir: &Directory| -> Vec<(u64, u64)> {
+                let mut v: Vec<_> = dir.rules.iter().map(|(t, (v, _))| (*t, *v)).collect();
+                v.sort_unstable();
+                v
+            };
+            let changed = d.shard_count != fresh.shard_count
                 || d.nodes != fresh.nodes
                 || d.keys != fresh.keys
                 || d.shards.len() != fresh.shards.len()
+                || versions(&d) != versions(&fresh);
+            (fresh, changed)
         })
-        .unwrap_or(true);
+        .unwrap_or_else(|_| (Directory::from_heartbeat(resp), true));
     let routes = fresh
         .shards
         .values()

@@ -4,7 +4,8 @@
 //! the leader's address in `x-surge-leader`.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use prost::Message as _;
 use sha2::{Digest, Sha256};
@@ -14,10 +15,13 @@ use surge_proto::v1::order_service_server::OrderService;
 use surge_proto::v1::shard_command::Command as ShardCmd;
 use surge_proto::v1::submit_result::Outcome;
 use surge_proto::v1::{
-    GetOrderByExternalIdRequest, GetOrderRequest, GetOrderResponse, GetShardMapRequest,
-    ListOrdersRequest, ListOrdersResponse, NodeAddress, Order, OrderStatus, OrderView, Rejection,
-    ShardCommand, ShardMap, ShardRoute, SubmitBatch, SubmitItem, SubmitOrderRequest,
-    SubmitOrderResponse, SubmitOrdersRequest, SubmitOrdersResponse, SubmitResult,
+    CancelOrderRequest, CancelOrderResponse, ConfirmPackedRequest, ConfirmShippedRequest,
+    GetLabelRequest, GetOrderByExternalIdRequest, GetOrderRequest, GetOrderResponse,
+    GetShardMapRequest, LabelDocument, ListOrdersRequest, ListOrdersResponse, NodeAddress, Order,
+    OrderActionResponse, OrderStatus, OrderView, PlaceHoldRequest, ReadEventsRequest,
+    ReadEventsResponse, Rejection, ReleaseHoldRequest, ShardCommand, ShardMap, ShardRoute,
+    SubmitBatch, SubmitItem, SubmitOrderRequest, SubmitOrderResponse, SubmitOrdersRequest,
+    SubmitOrdersResponse, SubmitResult, WatchOrdersRequest,
 };
 use surge_proto::{auth, routing, validate, LEADER_HINT_METADATA};
 use surge_raftstore::RequestError;
@@ -25,10 +29,11 @@ use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
 use tonic::{Code, Request, Response, Status};
 
+use crate::actions::now_ms;
 use crate::directory::{DirectoryRefresh, SharedDirectory};
 use crate::metrics::{self, OrderMetrics};
 use crate::replicas::ShardHandle;
-use crate::shard::{self, view_of, Cursor, ItemOutcome};
+use crate::shard::{self, view_of, Applied, Cursor, ItemOutcome};
 
 /// Marks a call one node forwarded to another: it is never forwarded again.
 pub const FORWARDED_METADATA: &str = "x-surge-forwarded";
@@ -43,32 +48,26 @@ const KEY_REFRESH_WAIT: Duration = Duration::from_millis(1500);
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(7);
 
 /// Where a shard's calls go from this node.
-enum Target {
+pub(crate) enum Target {
     Local,
     Remote { address: String },
     Unknown,
 }
 
+#[derive(Clone)]
 pub struct OrderApi {
-    node_id: u64,
-    handle: ShardHandle,
-    directory: SharedDirectory,
-    refresh: DirectoryRefresh,
-    channels: ChannelCache,
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    pub(crate) node_id: u64,
+    pub(crate) handle: ShardHandle,
+    pub(crate) directory: SharedDirectory,
+    pub(crate) refresh: DirectoryRefresh,
+    pub(crate) channels: Arc<ChannelCache>,
 }
 
 fn invalid(e: validate::FieldError) -> Status {
     Status::invalid_argument(e.to_string())
 }
 
-fn field_error(field: &str, reason: impl Into<String>) -> Status {
+pub(crate) fn field_error(field: &str, reason: impl Into<String>) -> Status {
     Status::invalid_argument(format!("{field}: {}", reason.into()))
 }
 
@@ -76,7 +75,7 @@ fn payload_hash(order: &Order) -> Vec<u8> {
     Sha256::digest(order.encode_to_vec()).to_vec()
 }
 
-fn with_hint(mut status: Status, address: Option<&str>) -> Status {
+pub(crate) fn with_hint(mut status: Status, address: Option<&str>) -> Status {
     if let Some(value) = address.and_then(|a| MetadataValue::try_from(a).ok()) {
         status.metadata_mut().insert(LEADER_HINT_METADATA, value);
     }
@@ -86,7 +85,7 @@ fn with_hint(mut status: Status, address: Option<&str>) -> Status {
 /// A forwarded call's failure as this node answers it. If the leader never answered (it is
 /// down or cut off), the caller is told to retry, without a hint at that leader: it is likely
 /// being replaced, and the client's backoff should apply.
-fn forward_failed(status: Status, leader: &str) -> Status {
+pub(crate) fn forward_failed(status: Status, leader: &str) -> Status {
     let reached = status.metadata().contains_key(LEADER_HINT_METADATA)
         || !matches!(
             status.code(),
@@ -128,7 +127,7 @@ fn rejection(status: &Status, field: &str, existing: &str) -> Rejection {
     }
 }
 
-fn is_forwarded<T>(request: &Request<T>) -> bool {
+pub(crate) fn is_forwarded<T>(request: &Request<T>) -> bool {
     request.metadata().contains_key(FORWARDED_METADATA)
 }
 
@@ -144,14 +143,14 @@ impl OrderApi {
             handle,
             directory,
             refresh,
-            channels: ChannelCache::new("nodes"),
+            channels: Arc::new(ChannelCache::new("nodes")),
         }
     }
 
     /// The tenant of the call's API key.
     /// A key this node does not know may have been created a moment ago: ask for an early
     /// heartbeat and look again once the directory changed (bounded wait), then refuse.
-    async fn tenant<T>(&self, request: &Request<T>) -> Result<u64, Status> {
+    pub(crate) async fn tenant<T>(&self, request: &Request<T>) -> Result<u64, Status> {
         let Some(value) = request.metadata().get(auth::AUTHORIZATION) else {
             return Err(Status::unauthenticated(
                 "authorization: missing; send `authorization: Bearer <api key>`",
@@ -185,11 +184,11 @@ impl OrderApi {
         Ok(dir.tenant_of_key(key))
     }
 
-    fn shard_count(&self) -> u32 {
+    pub(crate) fn shard_count(&self) -> u32 {
         self.directory.read().map(|d| d.shard_count).unwrap_or(0)
     }
 
-    fn address_of(&self, node: u64) -> Option<String> {
+    pub(crate) fn address_of(&self, node: u64) -> Option<String> {
         self.directory
             .read()
             .ok()?
@@ -197,7 +196,7 @@ impl OrderApi {
             .map(str::to_string)
     }
 
-    fn target(&self, shard: u32) -> Target {
+    pub(crate) fn target(&self, shard: u32) -> Target {
         let group = u64::from(shard);
         let leader = match self.handle.status(group) {
             Some(st) if st.is_leader() => return Target::Local,
@@ -218,12 +217,12 @@ impl OrderApi {
         }
     }
 
-    fn channel(&self, address: &str) -> Result<Channel, Status> {
+    pub(crate) fn channel(&self, address: &str) -> Result<Channel, Status> {
         self.channels.get(address, |e| e)
     }
 
     /// A request to forward, carrying the caller's API key and the forwarded mark.
-    fn forward_request<T, U>(&self, original: &Request<U>, message: T) -> Request<T> {
+    pub(crate) fn forward_request<T, U>(&self, original: &Request<U>, message: T) -> Request<T> {
         let mut request = Request::new(message);
         if let Some(v) = original.metadata().get(auth::AUTHORIZATION) {
             request
@@ -237,7 +236,7 @@ impl OrderApi {
         request
     }
 
-    fn map_request(&self, err: RequestError) -> Status {
+    pub(crate) fn map_request(&self, err: RequestError) -> Status {
         match err {
             RequestError::NotLeader { leader } => {
                 let address = leader.and_then(|l| self.address_of(l));
@@ -261,7 +260,7 @@ impl OrderApi {
         }
     }
 
-    fn unavailable(&self, shard: u32) -> Status {
+    pub(crate) fn unavailable(&self, shard: u32) -> Status {
         Status::unavailable(format!(
             "shard {shard} has no known leader right now; retry"
         ))
@@ -293,7 +292,10 @@ impl OrderApi {
             .propose(u64::from(shard), cmd.encode_to_vec())
             .await
             .map_err(|e| self.map_request(e))?;
-        outcome.map_err(Status::internal)
+        match outcome.map_err(Status::internal)? {
+            Applied::Submitted(items) => Ok(items),
+            other => Err(Status::internal(format!("unexpected answer {other:?}"))),
+        }
     }
 
     /// Submits the orders of one shard: here if this node leads it, else at the leader.
@@ -381,7 +383,12 @@ impl OrderApi {
 
     /// Runs a read on the shard: locally at the leader (ReadIndex) or a local replica when
     /// `stale_ok`, else forwarded via `forward`.
-    async fn read_shard<R, F>(&self, shard: u32, stale_ok: bool, f: F) -> Result<Option<R>, Status>
+    pub(crate) async fn read_shard<R, F>(
+        &self,
+        shard: u32,
+        stale_ok: bool,
+        f: F,
+    ) -> Result<Option<R>, Status>
     where
         R: Send + 'static,
         F: FnOnce(
@@ -462,7 +469,7 @@ impl OrderApi {
     }
 }
 
-fn observe<T>(method: &str, started: Instant, result: &Result<T, Status>) {
+pub(crate) fn observe<T>(method: &str, started: Instant, result: &Result<T, Status>) {
     let code = match result {
         Ok(_) => Code::Ok,
         Err(s) => s.code(),
@@ -822,5 +829,81 @@ impl OrderService for OrderApi {
             shards,
             nodes,
         }))
+    }
+
+    async fn place_hold(
+        &self,
+        request: Request<PlaceHoldRequest>,
+    ) -> Result<Response<OrderActionResponse>, Status> {
+        let started = Instant::now();
+        let result = self.place_hold_call(request).await;
+        observe("PlaceHold", started, &result);
+        result
+    }
+
+    async fn release_hold(
+        &self,
+        request: Request<ReleaseHoldRequest>,
+    ) -> Result<Response<OrderActionResponse>, Status> {
+        let started = Instant::now();
+        let result = self.release_hold_call(request).await;
+        observe("ReleaseHold", started, &result);
+        result
+    }
+
+    async fn confirm_packed(
+        &self,
+        request: Request<ConfirmPackedRequest>,
+    ) -> Result<Response<OrderActionResponse>, Status> {
+        let started = Instant::now();
+        let result = self.confirm_packed_call(request).await;
+        observe("ConfirmPacked", started, &result);
+        result
+    }
+
+    async fn confirm_shipped(
+        &self,
+        request: Request<ConfirmShippedRequest>,
+    ) -> Result<Response<OrderActionResponse>, Status> {
+        let started = Instant::now();
+        let result = self.confirm_shipped_call(request).await;
+        observe("ConfirmShipped", started, &result);
+        result
+    }
+
+    async fn cancel_order(
+        &self,
+        request: Request<CancelOrderRequest>,
+    ) -> Result<Response<CancelOrderResponse>, Status> {
+        let started = Instant::now();
+        let result = self.cancel_order_call(request).await;
+        observe("CancelOrder", started, &result);
+        result
+    }
+
+    async fn get_label(
+        &self,
+        request: Request<GetLabelRequest>,
+    ) -> Result<Response<LabelDocument>, Status> {
+        let started = Instant::now();
+        let result = self.get_label_call(request).await;
+        observe("GetLabel", started, &result);
+        result
+    }
+
+    type WatchOrdersStream = crate::order_actions::WatchStream;
+
+    async fn watch_orders(
+        &self,
+        request: Request<WatchOrdersRequest>,
+    ) -> Result<Response<Self::WatchOrdersStream>, Status> {
+        self.watch_orders_call(request).await
+    }
+
+    async fn read_events(
+        &self,
+        request: Request<ReadEventsRequest>,
+    ) -> Result<Response<ReadEventsResponse>, Status> {
+        self.read_events_call(request).await
     }
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use surge_client::{MetaClient, RetryPolicy};
 use surge_proto::v1::order_service_server::OrderServiceServer;
+use surge_proto::v1::print_service_server::PrintServiceServer;
 use surge_raftstore::identity::{self, Identity};
 use surge_raftstore::ops::{health_and_reflection, serve_http, stop_within_grace, Readiness};
 use surge_raftstore::transport::{start_loop, RaftTransportService};
@@ -19,6 +20,8 @@ use crate::config::Config;
 use crate::directory::{self, Directory, DirectoryRefresh, SharedDirectory};
 use crate::membership::{self, HeartbeatContext, MembershipError};
 use crate::order_service::OrderApi;
+use crate::pipeline::{Pipeline, UsageBoard};
+use crate::print_service::PrintApi;
 use crate::replicas::{self, Replicas};
 
 #[derive(Debug, thiserror::Error)]
@@ -180,8 +183,18 @@ async fn serve(
             version: version_rx,
         },
     ));
+    let prints = PrintApi::new(orders.clone());
+    let usage: UsageBoard = Arc::default();
+    let pipeline = Arc::new(Pipeline::new(
+        handle.clone(),
+        directory.clone(),
+        client.clone(),
+        usage.clone(),
+    ));
+    let pipeline_task = tokio::spawn(pipeline.run(stop.clone()));
     let (reporter, health, reflection) = health_and_reflection();
     reporter.set_serving::<OrderServiceServer<OrderApi>>().await;
+    reporter.set_serving::<PrintServiceServer<PrintApi>>().await;
     let inbound_handle = handle.clone();
     let raft_service = RaftTransportService::new(
         node_id,
@@ -194,6 +207,7 @@ async fn serve(
             .add_service(health)
             .add_service(reflection)
             .add_service(OrderServiceServer::from_arc(orders))
+            .add_service(PrintServiceServer::new(prints))
             .add_service(raft_service.into_server())
             .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), async move {
                 let _ = grpc_stop.changed().await;
@@ -212,6 +226,7 @@ async fn serve(
         ready,
         wanted,
         version: version_tx,
+        waybills: usage,
     };
     let loop_watch = tokio::task::spawn_blocking(move || loop_thread.join());
     let outcome = tokio::select! {
@@ -223,6 +238,7 @@ async fn serve(
         },
     };
     handle.stop();
+    pipeline_task.abort();
     if let Some(Err(e)) = stop_within_grace(grpc_task).await {
         warn!(error = %e, "gRPC server stopped with an error");
     }

@@ -1,23 +1,26 @@
-//! The shard state machine: intake of orders, deduplicated on (tenant, platform, external
-//! order id), with the order row and its index rows written in the same batch as the applied
-//! index (DESIGN.md §3, §7).
+//! The shard state machine (DESIGN.md §3, §4, §5): intake of orders, deduplicated on (tenant,
+//! platform, external order id), and every later step of an order's life (review, holds,
+//! allocation, waybill binding, printing, packing, shipping, cancel), each applied from the
+//! shard's log with the order row, its index rows, its history and its event written in the same
+//! batch as the applied index. Key layout: [`crate::shard_keys`].
 //!
-//! Key layout (every key under the shard's group prefix):
-//! - `orders`: `shard | order id` → [`OrderRecord`]
-//! - `order_index`: `shard | 'x' | tenant | len(platform) | platform | external id` → order id
-//! - `order_index`: `shard | 's' | tenant | status | accepted_at | order id` → ∅
+//! Rows changed by earlier entries of a round that is not yet written are read back from an
+//! overlay, so two entries of one round see each other's effects.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use prost::Message as _;
 use surge_proto::v1::shard_command::Command as ShardCmd;
-use surge_proto::v1::{Acceptance, OrderRecord, OrderStatus, OrderView, ShardCommand};
+use surge_proto::v1::{
+    Acceptance, OrderEvent, OrderRecord, OrderStatus, OrderView, OutboxJob, ShardCommand,
+    Transition, WaybillBook,
+};
 use surge_raftstore::keys;
 use surge_raftstore::{Cf, Engine, EngineError, StateMachine, WriteBatch};
 
-const EXT_TAG: u8 = b'x';
-const STATUS_TAG: u8 = b's';
+use crate::shard_actions::ActionOutcome;
+use crate::shard_keys as k;
 
 /// What applying one submitted order produced.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,51 +31,35 @@ pub enum ItemOutcome {
     Conflict { existing_order_id: String },
 }
 
-/// The output of one applied command.
-pub type ShardOutput = Result<Vec<ItemOutcome>, String>;
+/// What one applied command answers.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Applied {
+    Submitted(Vec<ItemOutcome>),
+    Actions(Vec<ActionOutcome>),
+    /// Whether the block was new (false: this lease sequence number was already added).
+    BlockAdded(bool),
+}
 
-/// `<shard>-<index>-<pos>`: the order id carries its shard.
+/// The output of one applied command.
+pub type ShardOutput = Result<Applied, String>;
+
+/// `<shard>-<index>-<pos>`: the order id (and print job id) carries its shard.
 pub fn order_id(shard: u32, index: u64, pos: usize) -> String {
     format!("{shard}-{index}-{pos}")
 }
 
+/// The shard, index and position an order or job id names, if it is well formed.
+pub fn parse_id(id: &str) -> Option<(u32, u64, u32)> {
+    let mut parts = id.split('-');
+    let shard = parts.next()?.parse().ok()?;
+    let index = parts.next()?.parse::<u64>().ok()?;
+    let pos = parts.next()?.parse::<u32>().ok()?;
+    parts.next().is_none().then_some((shard, index, pos))
+}
+
 /// The shard an order id names, if it is well formed.
 pub fn shard_of(order_id: &str) -> Option<u32> {
-    let mut parts = order_id.split('-');
-    let shard = parts.next()?.parse().ok()?;
-    parts.next()?.parse::<u64>().ok()?;
-    parts.next()?.parse::<u32>().ok()?;
-    parts.next().is_none().then_some(shard)
-}
-
-fn ext_key(shard: u32, tenant: u64, platform: &str, external_id: &str) -> Vec<u8> {
-    let mut suffix = Vec::with_capacity(10 + platform.len() + external_id.len());
-    suffix.push(EXT_TAG);
-    suffix.extend_from_slice(&tenant.to_be_bytes());
-    // Length-prefixed, so no platform/id split can collide with another.
-    suffix.push(platform.len().min(255) as u8);
-    suffix.extend_from_slice(platform.as_bytes());
-    suffix.extend_from_slice(external_id.as_bytes());
-    keys::data_key(u64::from(shard), &suffix)
-}
-
-fn status_prefix(shard: u32, tenant: u64, status: OrderStatus) -> Vec<u8> {
-    let mut suffix = Vec::with_capacity(10);
-    suffix.push(STATUS_TAG);
-    suffix.extend_from_slice(&tenant.to_be_bytes());
-    suffix.push(status as i32 as u8);
-    keys::data_key(u64::from(shard), &suffix)
-}
-
-fn status_key(shard: u32, rec: &OrderRecord) -> Vec<u8> {
-    let mut key = status_prefix(shard, rec.tenant_id, rec.status());
-    key.extend_from_slice(&rec.accepted_at_ms.to_be_bytes());
-    key.extend_from_slice(rec.order_id.as_bytes());
-    key
-}
-
-fn order_key(shard: u32, order_id: &str) -> Vec<u8> {
-    keys::data_key(u64::from(shard), order_id.as_bytes())
+    parse_id(order_id).map(|(shard, _, _)| shard)
 }
 
 /// A position in a listing: acceptance time, then order id.
@@ -97,12 +84,77 @@ impl Cursor {
     }
 }
 
+/// Where an order stands in the automatic pipeline: the step the shard leader takes next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Stage {
+    /// RECEIVED, never reviewed: run the review rules.
+    Review = 1,
+    /// APPROVED: allocate a carrier.
+    Allocate = 2,
+    /// ALLOCATED: bind a waybill number.
+    Bind = 3,
+    /// ALLOCATED and held only for want of waybill numbers: bind once numbers arrive.
+    AwaitWaybill = 4,
+    /// RECEIVED, reviewed, every hold released: approve.
+    Approve = 5,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 5] = [
+        Stage::Review,
+        Stage::Allocate,
+        Stage::Bind,
+        Stage::AwaitWaybill,
+        Stage::Approve,
+    ];
+}
+
+/// The hold code of an order waiting for waybill numbers.
+pub const WAYBILL_HOLD: &str = "waybill";
+/// The actor of holds placed by the review rules.
+pub const REVIEW_ACTOR: &str = "review-rules";
+
+/// The pipeline stage of `rec`, if the pipeline must move it.
+pub fn stage_of(rec: &OrderRecord) -> Option<Stage> {
+    if rec.intercepted {
+        return None;
+    }
+    let unheld = rec.holds.is_empty();
+    match rec.status() {
+        OrderStatus::Received if unheld => {
+            let reviewed = rec
+                .history
+                .iter()
+                .any(|t| t.action == "hold" && t.actor == REVIEW_ACTOR);
+            Some(if reviewed {
+                Stage::Approve
+            } else {
+                Stage::Review
+            })
+        }
+        OrderStatus::Approved if unheld => Some(Stage::Allocate),
+        OrderStatus::Allocated if unheld => Some(Stage::Bind),
+        OrderStatus::Allocated if rec.holds.iter().all(|h| h.code == WAYBILL_HOLD) => {
+            Some(Stage::AwaitWaybill)
+        }
+        _ => None,
+    }
+}
+
 /// One shard replica's state machine.
 pub struct ShardSm<E: Engine> {
-    shard: u32,
-    engine: Arc<E>,
-    /// Records applied in the current, not yet written, apply batch, by external-id key.
-    staged: HashMap<Vec<u8>, OrderRecord>,
+    pub(crate) shard: u32,
+    pub(crate) engine: Arc<E>,
+    /// Rows written by the current, not yet written, apply batch (None: deleted).
+    staged: HashMap<(Cf, Vec<u8>), Option<Vec<u8>>>,
+}
+
+fn corrupt(cf: Cf, key: &[u8], e: prost::DecodeError) -> EngineError {
+    EngineError::Corrupt {
+        cf,
+        key: key.to_vec(),
+        reason: e.to_string(),
+    }
 }
 
 impl<E: Engine> ShardSm<E> {
@@ -118,35 +170,56 @@ impl<E: Engine> ShardSm<E> {
         self.shard
     }
 
+    /// A row as the state machine sees it: staged in this round, else on disk.
+    pub(crate) fn read(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, EngineError> {
+        if let Some(staged) = self.staged.get(&(cf, key.to_vec())) {
+            return Ok(staged.clone());
+        }
+        self.engine.get(cf, key)
+    }
+
+    pub(crate) fn read_msg<M: prost::Message + Default>(
+        &self,
+        cf: Cf,
+        key: &[u8],
+    ) -> Result<Option<M>, EngineError> {
+        match self.read(cf, key)? {
+            Some(bytes) => M::decode(bytes.as_slice())
+                .map(Some)
+                .map_err(|e| corrupt(cf, key, e)),
+            None => Ok(None),
+        }
+    }
+
+    pub(crate) fn put(&mut self, batch: &mut WriteBatch, cf: Cf, key: Vec<u8>, value: Vec<u8>) {
+        batch.put(cf, key.clone(), value.clone());
+        self.staged.insert((cf, key), Some(value));
+    }
+
+    pub(crate) fn delete(&mut self, batch: &mut WriteBatch, cf: Cf, key: Vec<u8>) {
+        batch.delete(cf, key.clone());
+        self.staged.insert((cf, key), None);
+    }
+
     fn load(&self, key: &[u8]) -> Result<Option<OrderRecord>, EngineError> {
-        let Some(bytes) = self.engine.get(Cf::Orders, key)? else {
-            return Ok(None);
-        };
-        OrderRecord::decode(bytes.as_slice())
-            .map(Some)
-            .map_err(|e| EngineError::Corrupt {
-                cf: Cf::Orders,
-                key: key.to_vec(),
-                reason: e.to_string(),
-            })
+        self.read_msg(Cf::Orders, key)
+    }
+
+    pub(crate) fn load_order(&self, order_id: &str) -> Result<Option<OrderRecord>, EngineError> {
+        self.load(&k::order(self.shard, order_id))
     }
 
     fn by_ext_key(&self, key: &[u8]) -> Result<Option<OrderRecord>, EngineError> {
-        if let Some(rec) = self.staged.get(key) {
-            return Ok(Some(rec.clone()));
-        }
-        let Some(id) = self.engine.get(Cf::OrderIndex, key)? else {
+        let Some(id) = self.read(Cf::OrderIndex, key)? else {
             return Ok(None);
         };
         let id = String::from_utf8_lossy(&id).into_owned();
-        self.load(&order_key(self.shard, &id))
+        self.load_order(&id)
     }
 
     /// The order `order_id` if it belongs to `tenant`.
     pub fn get(&self, tenant: u64, order_id: &str) -> Result<Option<OrderRecord>, EngineError> {
-        Ok(self
-            .load(&order_key(self.shard, order_id))?
-            .filter(|r| r.tenant_id == tenant))
+        Ok(self.load_order(order_id)?.filter(|r| r.tenant_id == tenant))
     }
 
     pub fn get_by_external(
@@ -155,7 +228,7 @@ impl<E: Engine> ShardSm<E> {
         platform: &str,
         external_id: &str,
     ) -> Result<Option<OrderRecord>, EngineError> {
-        self.by_ext_key(&ext_key(self.shard, tenant, platform, external_id))
+        self.by_ext_key(&k::ext(self.shard, tenant, platform, external_id))
     }
 
     /// Up to `limit` orders of `tenant` in `status`, accepted in `[from_ms, to_ms)` and after
@@ -169,13 +242,11 @@ impl<E: Engine> ShardSm<E> {
         after: Option<&Cursor>,
         limit: usize,
     ) -> Result<Vec<OrderRecord>, EngineError> {
-        let prefix = status_prefix(self.shard, tenant, status);
+        let prefix = k::status_prefix(self.shard, tenant, status);
         let mut start = prefix.clone();
         start.extend_from_slice(&from_ms.to_be_bytes());
         if let Some(c) = after {
-            let mut from_cursor = prefix.clone();
-            from_cursor.extend_from_slice(&c.at_ms.to_be_bytes());
-            from_cursor.extend_from_slice(c.order_id.as_bytes());
+            let mut from_cursor = k::status(self.shard, tenant, status, c.at_ms, &c.order_id);
             from_cursor.push(0);
             start = start.max(from_cursor);
         }
@@ -188,74 +259,261 @@ impl<E: Engine> ShardSm<E> {
         };
         let mut ids = Vec::new();
         self.engine
-            .scan(Cf::OrderIndex, &start, &end, &mut |k, _| {
-                if let Some(id) = k.get(prefix.len() + 8..) {
+            .scan(Cf::OrderIndex, &start, &end, &mut |key, _| {
+                if let Some(id) = key.get(prefix.len() + 8..) {
                     ids.push(String::from_utf8_lossy(id).into_owned());
                 }
                 ids.len() < limit
             })?;
+        self.load_all(ids)
+    }
+
+    fn load_all(&self, ids: Vec<String>) -> Result<Vec<OrderRecord>, EngineError> {
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
-            if let Some(rec) = self.load(&order_key(self.shard, &id))? {
+            if let Some(rec) = self.load_order(&id)? {
                 out.push(rec);
             }
         }
         Ok(out)
     }
 
+    /// Up to `limit` orders waiting in `stage`, oldest first.
+    pub fn pending(&self, stage: Stage, limit: usize) -> Result<Vec<OrderRecord>, EngineError> {
+        let prefix = k::work_prefix(self.shard, stage as u8);
+        let mut ids = Vec::new();
+        self.engine.scan(
+            Cf::OrderIndex,
+            &prefix,
+            &keys::prefix_end(&prefix),
+            &mut |key, _| {
+                if let Some(id) = key.get(prefix.len() + 8..) {
+                    ids.push(String::from_utf8_lossy(id).into_owned());
+                }
+                ids.len() < limit
+            },
+        )?;
+        self.load_all(ids)
+    }
+
+    /// Every waybill book of the shard: `(tenant, carrier, book)`.
+    pub fn books(&self) -> Result<Vec<(u64, String, WaybillBook)>, EngineError> {
+        let prefix = k::book_prefix(self.shard);
+        let mut out = Vec::new();
+        let mut failed = None;
+        self.engine.scan(
+            Cf::OrderIndex,
+            &prefix,
+            &keys::prefix_end(&prefix),
+            &mut |key, value| {
+                match (k::parse_book(8, key), WaybillBook::decode(value)) {
+                    (Some((tenant, carrier)), Ok(book)) => out.push((tenant, carrier, book)),
+                    (_, Err(e)) => failed = Some(corrupt(Cf::OrderIndex, key, e)),
+                    (None, Ok(_)) => {}
+                }
+                failed.is_none()
+            },
+        )?;
+        failed.map_or(Ok(out), Err)
+    }
+
+    pub(crate) fn book(&self, tenant: u64, carrier: &str) -> Result<WaybillBook, EngineError> {
+        Ok(self
+            .read_msg(Cf::OrderIndex, &k::book(self.shard, tenant, carrier))?
+            .unwrap_or_default())
+    }
+
+    /// Up to `limit` unprinted jobs of `tenant`, oldest first.
+    pub fn jobs(&self, tenant: u64, limit: usize) -> Result<Vec<OutboxJob>, EngineError> {
+        self.scan_msgs(&k::job_prefix(self.shard, tenant), None, limit)
+    }
+
+    /// Up to `limit` events of `tenant` after the log position `(index, pos)`.
+    pub fn events(
+        &self,
+        tenant: u64,
+        after: (u64, u32),
+        limit: usize,
+    ) -> Result<Vec<OrderEvent>, EngineError> {
+        let mut start = k::event(self.shard, tenant, after.0, after.1);
+        start.push(0);
+        self.scan_msgs(&k::event_prefix(self.shard, tenant), Some(start), limit)
+    }
+
+    fn scan_msgs<M: prost::Message + Default>(
+        &self,
+        prefix: &[u8],
+        start: Option<Vec<u8>>,
+        limit: usize,
+    ) -> Result<Vec<M>, EngineError> {
+        let mut out = Vec::new();
+        let mut failed = None;
+        let start = start.unwrap_or_else(|| prefix.to_vec());
+        self.engine.scan(
+            Cf::Outbox,
+            &start,
+            &keys::prefix_end(prefix),
+            &mut |key, value| {
+                match M::decode(value) {
+                    Ok(m) => out.push(m),
+                    Err(e) => failed = Some(corrupt(Cf::Outbox, key, e)),
+                }
+                failed.is_none() && out.len() < limit
+            },
+        )?;
+        failed.map_or(Ok(out), Err)
+    }
+
+    /// Writes `rec` and moves its status and pipeline index rows from what `old` had.
+    pub(crate) fn store(
+        &mut self,
+        batch: &mut WriteBatch,
+        old: Option<&OrderRecord>,
+        rec: &OrderRecord,
+    ) {
+        let shard = self.shard;
+        let (tenant, at, id) = (rec.tenant_id, rec.accepted_at_ms, rec.order_id.as_str());
+        if let Some(old) = old {
+            if old.status != rec.status {
+                self.delete(
+                    batch,
+                    Cf::OrderIndex,
+                    k::status(shard, tenant, old.status(), at, id),
+                );
+            }
+            if let Some(stage) = stage_of(old).filter(|s| Some(*s) != stage_of(rec)) {
+                self.delete(batch, Cf::OrderIndex, k::work(shard, stage as u8, at, id));
+            }
+        }
+        if old.is_none_or(|o| o.status != rec.status) {
+            self.put(
+                batch,
+                Cf::OrderIndex,
+                k::status(shard, tenant, rec.status(), at, id),
+                Vec::new(),
+            );
+        }
+        if let Some(stage) = stage_of(rec).filter(|s| old.and_then(stage_of) != Some(*s)) {
+            self.put(
+                batch,
+                Cf::OrderIndex,
+                k::work(shard, stage as u8, at, id),
+                Vec::new(),
+            );
+        }
+        self.put(batch, Cf::Orders, k::order(shard, id), rec.encode_to_vec());
+    }
+
+    /// Appends `t` to the order's history and writes it as the event at `(index, pos)`.
+    pub(crate) fn record(
+        &mut self,
+        batch: &mut WriteBatch,
+        rec: &mut OrderRecord,
+        index: u64,
+        pos: u32,
+        t: Transition,
+    ) {
+        let order = rec.order.as_ref();
+        let event = OrderEvent {
+            order_id: rec.order_id.clone(),
+            shard: self.shard,
+            index,
+            pos,
+            from: t.from,
+            to: t.to,
+            action: t.action.clone(),
+            actor: t.actor.clone(),
+            reason: t.reason.clone(),
+            at_ms: t.at_ms,
+            external_order_id: order
+                .map(|o| o.external_order_id.clone())
+                .unwrap_or_default(),
+            platform: order.map(|o| o.platform.clone()).unwrap_or_default(),
+            waybill: rec.waybill.clone(),
+            carrier: rec.carrier.clone(),
+        };
+        // Events are only read outside apply: no need to stage them.
+        batch.put(
+            Cf::Outbox,
+            k::event(self.shard, rec.tenant_id, index, pos),
+            event.encode_to_vec(),
+        );
+        rec.history.push(t);
+    }
+
+    fn apply_submit(
+        &mut self,
+        index: u64,
+        submit: surge_proto::v1::SubmitBatch,
+        batch: &mut WriteBatch,
+    ) -> ShardOutput {
+        let mut outcomes = Vec::with_capacity(submit.items.len());
+        for (pos, item) in submit.items.into_iter().enumerate() {
+            let Some(order) = item.order else {
+                return Err(format!("item {pos} carries no order"));
+            };
+            let key = k::ext(
+                self.shard,
+                submit.tenant_id,
+                &order.platform,
+                &order.external_order_id,
+            );
+            let existing = self.by_ext_key(&key).map_err(|e| e.to_string())?;
+            if let Some(rec) = existing {
+                if rec.payload_hash == item.payload_hash {
+                    let mut acceptance = acceptance_of(&rec);
+                    acceptance.duplicate = true;
+                    outcomes.push(ItemOutcome::Accepted(acceptance));
+                } else {
+                    outcomes.push(ItemOutcome::Conflict {
+                        existing_order_id: rec.order_id,
+                    });
+                }
+                continue;
+            }
+            let mut rec = OrderRecord {
+                order_id: order_id(self.shard, index, pos),
+                tenant_id: submit.tenant_id,
+                shard: self.shard,
+                status: OrderStatus::Received as i32,
+                accepted_at_ms: submit.received_at_ms,
+                payload_hash: item.payload_hash,
+                order: Some(order),
+                ..OrderRecord::default()
+            };
+            let intake = Transition {
+                from: OrderStatus::Unspecified as i32,
+                to: OrderStatus::Received as i32,
+                action: "receive".into(),
+                actor: "intake".into(),
+                reason: String::new(),
+                at_ms: submit.received_at_ms,
+            };
+            self.record(batch, &mut rec, index, pos as u32, intake);
+            self.put(
+                batch,
+                Cf::OrderIndex,
+                key,
+                rec.order_id.clone().into_bytes(),
+            );
+            self.store(batch, None, &rec);
+            outcomes.push(ItemOutcome::Accepted(acceptance_of(&rec)));
+        }
+        Ok(Applied::Submitted(outcomes))
+    }
+
     fn apply_command(&mut self, index: u64, data: &[u8], batch: &mut WriteBatch) -> ShardOutput {
         let cmd = ShardCommand::decode(data).map_err(|e| format!("undecodable command: {e}"))?;
         match cmd.command {
-            Some(ShardCmd::Submit(submit)) => {
-                let mut outcomes = Vec::with_capacity(submit.items.len());
-                for (pos, item) in submit.items.into_iter().enumerate() {
-                    let Some(order) = item.order else {
-                        return Err(format!("item {pos} carries no order"));
-                    };
-                    let key = ext_key(
-                        self.shard,
-                        submit.tenant_id,
-                        &order.platform,
-                        &order.external_order_id,
-                    );
-                    let existing = self.by_ext_key(&key).map_err(|e| e.to_string())?;
-                    if let Some(rec) = existing {
-                        if rec.payload_hash == item.payload_hash {
-                            let mut acceptance = acceptance_of(&rec);
-                            acceptance.duplicate = true;
-                            outcomes.push(ItemOutcome::Accepted(acceptance));
-                        } else {
-                            outcomes.push(ItemOutcome::Conflict {
-                                existing_order_id: rec.order_id,
-                            });
-                        }
-                        continue;
-                    }
-                    let rec = OrderRecord {
-                        order_id: order_id(self.shard, index, pos),
-                        tenant_id: submit.tenant_id,
-                        shard: self.shard,
-                        status: OrderStatus::Received as i32,
-                        accepted_at_ms: submit.received_at_ms,
-                        payload_hash: item.payload_hash,
-                        order: Some(order),
-                    };
-                    batch.put(
-                        Cf::Orders,
-                        order_key(self.shard, &rec.order_id),
-                        rec.encode_to_vec(),
-                    );
-                    batch.put(
-                        Cf::OrderIndex,
-                        key.clone(),
-                        rec.order_id.clone().into_bytes(),
-                    );
-                    batch.put(Cf::OrderIndex, status_key(self.shard, &rec), Vec::new());
-                    outcomes.push(ItemOutcome::Accepted(acceptance_of(&rec)));
-                    self.staged.insert(key, rec);
-                }
-                Ok(outcomes)
-            }
+            Some(ShardCmd::Submit(submit)) => self.apply_submit(index, submit, batch),
+            Some(ShardCmd::Actions(actions)) => self
+                .apply_actions(index, actions, batch)
+                .map(Applied::Actions)
+                .map_err(|e| e.to_string()),
+            Some(ShardCmd::AddBlock(add)) => self
+                .apply_add_block(add, batch)
+                .map(Applied::BlockAdded)
+                .map_err(|e| e.to_string()),
             None => Err("empty command".into()),
         }
     }
@@ -279,6 +537,14 @@ pub fn view_of(rec: OrderRecord) -> OrderView {
         status: rec.status,
         accepted_at_ms: rec.accepted_at_ms,
         order: rec.order,
+        history: rec.history,
+        holds: rec.holds,
+        intercepted: rec.intercepted,
+        carrier: rec.carrier,
+        carrier_rule: rec.carrier_rule,
+        waybill: rec.waybill,
+        waybill_voided: rec.waybill_voided,
+        reprints: rec.reprints,
     }
 }
 
@@ -337,7 +603,14 @@ mod tests {
         let out = sm.apply(index, data, &mut batch);
         sm.engine.write(&batch, true).expect("write");
         sm.on_batch_written();
-        out.expect("applied")
+        submitted(out)
+    }
+
+    fn submitted(out: ShardOutput) -> Vec<ItemOutcome> {
+        match out.expect("applied") {
+            Applied::Submitted(items) => items,
+            other => panic!("not a submit answer: {other:?}"),
+        }
     }
 
     fn accepted(o: &ItemOutcome) -> &Acceptance {
@@ -390,16 +663,12 @@ mod tests {
     fn duplicates_inside_one_unwritten_batch_are_caught() {
         let mut sm = ShardSm::new(0, Arc::new(MemEngine::default()));
         let mut batch = WriteBatch::default();
-        let one = sm
-            .apply(
-                5,
-                &submit(1, 1, vec![order("B", "x"), order("B", "x")]),
-                &mut batch,
-            )
-            .expect("applied");
-        let two = sm
-            .apply(6, &submit(1, 2, vec![order("B", "y")]), &mut batch)
-            .expect("applied");
+        let one = submitted(sm.apply(
+            5,
+            &submit(1, 1, vec![order("B", "x"), order("B", "x")]),
+            &mut batch,
+        ));
+        let two = submitted(sm.apply(6, &submit(1, 2, vec![order("B", "y")]), &mut batch));
         assert_eq!(accepted(&one[0]).order_id, "0-5-0");
         assert!(accepted(&one[1]).duplicate);
         assert_eq!(

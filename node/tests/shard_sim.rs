@@ -19,7 +19,7 @@ use std::sync::Arc;
 use prost::Message as _;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use surge_node::shard::{ItemOutcome, ShardSm};
+use surge_node::shard::{Applied, ItemOutcome, ShardSm};
 use surge_proto::v1::shard_command::Command as ShardCmd;
 use surge_proto::v1::{Order, OrderStatus, ShardCommand, SubmitBatch, SubmitItem};
 use surge_raftstore::raft::eraftpb::{Message, MessageType};
@@ -316,7 +316,10 @@ impl Sim {
             }
             let now = self.now;
             for (op, result) in done {
-                let outcome = result.expect("apply").into_iter().next().expect("one item");
+                let Applied::Submitted(items) = result.expect("apply") else {
+                    panic!("a submit answered something else");
+                };
+                let outcome = items.into_iter().next().expect("one item");
                 let r = match outcome {
                     ItemOutcome::Accepted(a) => {
                         self.stats.acked += 1;

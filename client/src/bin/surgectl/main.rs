@@ -4,6 +4,7 @@ mod admin;
 mod dev;
 mod orders;
 mod output;
+mod pipeline;
 
 use std::path::PathBuf;
 
@@ -57,6 +58,15 @@ enum Command {
     /// Merchants and their API keys.
     #[command(subcommand)]
     Tenant(TenantCmd),
+    /// Waybill number ranges.
+    #[command(subcommand)]
+    Waybill(WaybillCmd),
+    /// Printing stations.
+    #[command(subcommand)]
+    Station(StationCmd),
+    /// Shipping labels (needs --api-key).
+    #[command(subcommand)]
+    Label(LabelCmd),
     /// Orders, as a tenant sees them (needs --api-key).
     #[command(subcommand)]
     Order(OrderCmd),
@@ -110,6 +120,88 @@ enum TenantCmd {
     Create { name: String },
     /// Every tenant with its id and number of API keys.
     List,
+    /// A tenant's review and carrier rules.
+    #[command(subcommand)]
+    Rules(RulesCmd),
+}
+
+#[derive(Subcommand, Debug)]
+enum RulesCmd {
+    /// Replaces the rules with FILE (TOML); a file with an error changes nothing and the
+    /// error names its line and key.
+    Set {
+        #[arg(long)]
+        tenant: String,
+        file: PathBuf,
+    },
+    /// Prints the rules in force.
+    Get {
+        #[arg(long)]
+        tenant: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum WaybillCmd {
+    /// Registers numbers a carrier issued to the tenant: PREFIX + zero-padded FROM..=TO.
+    AddRange {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        carrier: String,
+        #[arg(long, default_value = "")]
+        prefix: String,
+        #[arg(long)]
+        from: u64,
+        #[arg(long)]
+        to: u64,
+    },
+    /// Free, leased, bound and voided numbers per range.
+    Status {
+        #[arg(long, default_value = "")]
+        tenant: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum StationCmd {
+    /// Runs a printing station: receives the tenant's print jobs, writes raw ZPL to a TCP
+    /// 9100 printer or to files, acks after each write (needs --api-key).
+    Run {
+        /// The tenant (its API key decides which jobs come).
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        station: String,
+        #[arg(long)]
+        printer: Option<String>,
+        #[arg(long)]
+        out_dir: Option<PathBuf>,
+        /// Jobs in flight per node.
+        #[arg(long, default_value_t = 50)]
+        window: u32,
+        /// Exit after this many seconds without a job.
+        #[arg(long)]
+        exit_after_idle: Option<u64>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum LabelCmd {
+    /// Writes an order's label: ZPL, or PDF with --pdf.
+    Get {
+        order_id: String,
+        #[arg(long)]
+        pdf: bool,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Prints an order's label again; the reason is recorded and the reprint counted.
+    Reprint {
+        order_id: String,
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -125,8 +217,47 @@ enum OrderCmd {
         #[arg(long)]
         run: Option<String>,
     },
-    /// One order by id.
+    /// One order by id, with its holds and history.
     Get { order_id: String },
+    /// Holds an order (blocks its forward moves until released).
+    Hold {
+        order_id: String,
+        #[arg(long, default_value = "manual")]
+        code: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Releases one hold by code, or every hold.
+    Release {
+        order_id: String,
+        #[arg(long, default_value = "")]
+        code: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Confirms an order packed.
+    Pack { order_id: String },
+    /// Confirms an order shipped, with the weighed parcel.
+    Ship {
+        order_id: String,
+        #[arg(long)]
+        weight_grams: i64,
+    },
+    /// Cancels (before printing) or intercepts (after printing) an order.
+    Cancel {
+        order_id: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Streams the tenant's order events as JSON lines from CURSOR.
+    Watch {
+        #[arg(long, default_value = "")]
+        cursor: String,
+        #[arg(long, default_value_t = u64::MAX)]
+        max_events: u64,
+        #[arg(long, default_value_t = 3600)]
+        seconds: u64,
+    },
     /// Orders in a status, oldest first.
     List {
         #[arg(long, value_enum, default_value_t = StatusArg::Received)]
@@ -194,17 +325,105 @@ async fn main() -> std::process::ExitCode {
             admin::tenant_create(&cli.coordinators, cli.output, name).await
         }
         Command::Tenant(TenantCmd::List) => admin::tenant_list(&cli.coordinators, cli.output).await,
+        Command::Tenant(TenantCmd::Rules(RulesCmd::Set { tenant, file })) => {
+            pipeline::rules_set(&cli.coordinators, tenant, file).await
+        }
+        Command::Tenant(TenantCmd::Rules(RulesCmd::Get { tenant })) => {
+            pipeline::rules_get(&cli.coordinators, tenant).await
+        }
+        Command::Waybill(WaybillCmd::AddRange {
+            tenant,
+            carrier,
+            prefix,
+            from,
+            to,
+        }) => {
+            let req = surge_proto::v1::AddWaybillRangeRequest {
+                tenant,
+                carrier,
+                prefix,
+                from,
+                to,
+            };
+            pipeline::waybill_add(&cli.coordinators, cli.output, req).await
+        }
+        Command::Waybill(WaybillCmd::Status { tenant }) => {
+            pipeline::waybill_status(&cli.coordinators, cli.output, tenant).await
+        }
+        Command::Station(StationCmd::Run {
+            tenant: _,
+            station,
+            printer,
+            out_dir,
+            window,
+            exit_after_idle,
+        }) => match cli.api_key.as_deref() {
+            None => Err(no_key()),
+            Some(key) => {
+                let args = pipeline::StationArgs {
+                    station,
+                    printer,
+                    out_dir,
+                    window,
+                    exit_after_idle,
+                };
+                pipeline::station_run(&cli.nodes, key, cli.output, args).await
+            }
+        },
+        Command::Label(cmd) => match cli.api_key.as_deref() {
+            None => Err(no_key()),
+            Some(key) => match cmd {
+                LabelCmd::Get { order_id, pdf, out } => {
+                    pipeline::label(&cli.nodes, key, order_id, pdf, out).await
+                }
+                LabelCmd::Reprint { order_id, reason } => {
+                    pipeline::reprint(&cli.nodes, key, order_id, reason).await
+                }
+            },
+        },
         Command::Order(cmd) => match cli.api_key.as_deref() {
-            None => Err(anyhow::anyhow!(
-                "--api-key (or SURGE_API_KEY) is needed for order calls; `surgectl tenant create NAME` prints one"
-            )),
+            None => Err(no_key()),
             Some(key) => match cmd {
                 OrderCmd::Burst { count, batch, run } => {
                     orders::burst(&cli.nodes, key, cli.output, count, batch, run).await
                 }
                 OrderCmd::Get { order_id } => {
-                    orders::get(&cli.nodes, key, cli.output, &order_id).await
+                    pipeline::get(&cli.nodes, key, cli.output, &order_id).await
                 }
+                OrderCmd::Hold {
+                    order_id,
+                    code,
+                    reason,
+                } => {
+                    let act = pipeline::Act::Hold { code, reason };
+                    pipeline::act(&cli.nodes, key, cli.output, order_id, act).await
+                }
+                OrderCmd::Release {
+                    order_id,
+                    code,
+                    reason,
+                } => {
+                    let act = pipeline::Act::Release { code, reason };
+                    pipeline::act(&cli.nodes, key, cli.output, order_id, act).await
+                }
+                OrderCmd::Pack { order_id } => {
+                    pipeline::act(&cli.nodes, key, cli.output, order_id, pipeline::Act::Pack).await
+                }
+                OrderCmd::Ship {
+                    order_id,
+                    weight_grams,
+                } => {
+                    let act = pipeline::Act::Ship { weight_grams };
+                    pipeline::act(&cli.nodes, key, cli.output, order_id, act).await
+                }
+                OrderCmd::Cancel { order_id, reason } => {
+                    pipeline::cancel(&cli.nodes, key, cli.output, order_id, reason).await
+                }
+                OrderCmd::Watch {
+                    cursor,
+                    max_events,
+                    seconds,
+                } => pipeline::watch(&cli.nodes, key, cursor, max_events, seconds).await,
                 OrderCmd::List { status, limit } => {
                     orders::list(&cli.nodes, key, cli.output, status.into(), limit).await
                 }
@@ -219,6 +438,12 @@ async fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+fn no_key() -> anyhow::Error {
+    anyhow::anyhow!(
+        "--api-key (or SURGE_API_KEY) is needed for order calls; `surgectl tenant create NAME` prints one"
+    )
 }
 
 /// Where `dev up` finds the server binaries: next to this executable.

@@ -174,20 +174,6 @@ fn print_orders(format: Format, orders: &[OrderView]) {
     }
 }
 
-pub(crate) async fn get(
-    nodes: &[String],
-    api_key: &str,
-    format: Format,
-    order_id: &str,
-) -> anyhow::Result<()> {
-    let order = client(nodes, api_key)?
-        .get(order_id)
-        .await
-        .map_err(status_error)?;
-    print_orders(format, &[order]);
-    Ok(())
-}
-
 pub(crate) async fn list(
     nodes: &[String],
     api_key: &str,

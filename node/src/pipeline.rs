@@ -1,0 +1,448 @@
+//! The order pipeline on shard leaders (DESIGN.md §4, §5): review, carrier allocation and waybill
+//! binding, proposed through each shard's log, plus waybill blocks leased from the coordinators.
+//!
+//! Each round, for every shard this node leads, it reads the orders waiting in each stage
+//! ([`Stage`]), decides their next steps with the tenant's rules, and proposes them as one
+//! entry. An order that is neither held nor waiting goes from RECEIVED to WAYBILL_ASSIGNED in one
+//! entry: approve, allocate and bind apply in order, each seeing the last. The rules run here,
+//! on the leader, and their outcome enters the log, so replicas never evaluate rules themselves.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::{Duration, Instant};
+
+use prometheus::{IntCounter, IntGauge};
+use prost::Message as _;
+use surge_client::MetaClient;
+use surge_proto::v1::node_service_client::NodeServiceClient;
+use surge_proto::v1::order_action::Kind;
+use surge_proto::v1::shard_command::Command as ShardCmd;
+use surge_proto::v1::{
+    ActionBatch, AddWaybillBlock, Allocation, Empty, HoldEntry, LeaseWaybillsRequest, OrderAction,
+    OrderRecord, RangeUsage, ShardCommand, WaybillBook,
+};
+use surge_raftstore::EngineError;
+use surge_rules::ReviewDecision;
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+
+use crate::actions::now_ms;
+use crate::directory::SharedDirectory;
+use crate::replicas::ShardHandle;
+use crate::shard::{Stage, REVIEW_ACTOR};
+use crate::shard_actions::free_numbers;
+
+/// Waybill usage per led shard, reported with heartbeats.
+pub type UsageBoard = Arc<RwLock<HashMap<u32, Vec<RangeUsage>>>>;
+
+/// Orders read per stage and shard in one round.
+const STAGE_BATCH: usize = 200;
+const ROUND: Duration = Duration::from_millis(100);
+/// Below this many free numbers a shard asks for the next block.
+const LOW_WATER: u64 = 300;
+/// After the coordinators answered "no numbers left", wait this long before asking again.
+const EXHAUSTED_BACKOFF: Duration = Duration::from_secs(5);
+
+struct Metrics {
+    waiting: IntGauge,
+    exhausted: IntCounter,
+    leased_blocks: IntCounter,
+    proposed: IntCounter,
+}
+
+fn metrics() -> &'static Metrics {
+    static M: OnceLock<Metrics> = OnceLock::new();
+    M.get_or_init(|| {
+        let waiting = IntGauge::new(
+            "surge_orders_waiting_for_waybills",
+            "Orders held for want of waybill numbers, on the shards this node leads (counted up to 200 per shard)",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let exhausted = IntCounter::new(
+            "surge_waybill_exhausted_total",
+            "Block requests the coordinators answered with no numbers left",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let leased_blocks = IntCounter::new(
+            "surge_waybill_blocks_leased_total",
+            "Waybill blocks leased to shards this node leads",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let proposed = IntCounter::new(
+            "surge_pipeline_actions_total",
+            "Lifecycle actions the pipeline proposed",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let r = prometheus::default_registry();
+        let _ = r.register(Box::new(waiting.clone()));
+        let _ = r.register(Box::new(exhausted.clone()));
+        let _ = r.register(Box::new(leased_blocks.clone()));
+        let _ = r.register(Box::new(proposed.clone()));
+        Metrics {
+            waiting,
+            exhausted,
+            leased_blocks,
+            proposed,
+        }
+    })
+}
+
+/// What one round reads of a shard.
+struct Snapshot {
+    stages: Vec<(Stage, Vec<OrderRecord>)>,
+    books: Vec<(u64, String, WaybillBook)>,
+}
+
+type BookKey = (u32, u64, String);
+
+/// Block requests in flight, and those answered "exhausted" (with when to ask again).
+#[derive(Default)]
+struct Leasing {
+    in_flight: HashSet<BookKey>,
+    exhausted: HashMap<BookKey, Instant>,
+}
+
+pub struct Pipeline {
+    pub handle: ShardHandle,
+    pub directory: SharedDirectory,
+    pub client: Arc<MetaClient>,
+    pub usage: UsageBoard,
+    leasing: Arc<Mutex<Leasing>>,
+}
+
+fn action(tenant: u64, order_id: &str, actor: &str, reason: &str, kind: Kind) -> OrderAction {
+    OrderAction {
+        tenant_id: tenant,
+        order_id: order_id.to_string(),
+        actor: actor.to_string(),
+        reason: reason.to_string(),
+        kind: Some(kind),
+    }
+}
+
+impl Pipeline {
+    pub fn new(
+        handle: ShardHandle,
+        directory: SharedDirectory,
+        client: Arc<MetaClient>,
+        usage: UsageBoard,
+    ) -> Pipeline {
+        Pipeline {
+            handle,
+            directory,
+            client,
+            usage,
+            leasing: Arc::default(),
+        }
+    }
+
+    /// Runs rounds until `stop`.
+    pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                _ = stop.changed() => return,
+                _ = tokio::time::sleep(ROUND) => {}
+            }
+            let led: Vec<u32> = self
+                .handle
+                .statuses()
+                .into_iter()
+                .filter(|(_, st)| st.is_leader())
+                .map(|(g, _)| g as u32)
+                .collect();
+            if let Ok(mut board) = self.usage.write() {
+                board.retain(|shard, _| led.contains(shard));
+            }
+            let rounds = led.iter().map(|&shard| self.round(shard));
+            let waiting: usize = futures::future::join_all(rounds).await.into_iter().sum();
+            metrics().waiting.set(waiting as i64);
+        }
+    }
+
+    /// One round on `shard`; answers how many orders wait for waybill numbers.
+    async fn round(&self, shard: u32) -> usize {
+        let snapshot = match self
+            .handle
+            .inspect(u64::from(shard), |peer| read_snapshot(&peer.sm))
+            .await
+        {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                warn!(shard, error = %e, "pipeline could not read the shard");
+                return 0;
+            }
+            Err(_) => return 0,
+        };
+        let usage: Vec<RangeUsage> = snapshot
+            .books
+            .iter()
+            .flat_map(|(_, _, b)| b.usage.iter().cloned())
+            .collect();
+        if let Ok(mut board) = self.usage.write() {
+            board.insert(shard, usage);
+        }
+        let mut free: HashMap<(u64, String), u64> = snapshot
+            .books
+            .iter()
+            .map(|(t, c, b)| ((*t, c.clone()), free_numbers(b)))
+            .collect();
+        let mut demand: HashSet<(u64, String)> = snapshot
+            .books
+            .iter()
+            .filter(|(_, _, b)| b.next_seq > 0)
+            .map(|(t, c, _)| (*t, c.clone()))
+            .collect();
+        let mut items = Vec::new();
+        let mut waiting = 0;
+        for (stage, records) in &snapshot.stages {
+            for rec in records {
+                waiting += usize::from(*stage == Stage::AwaitWaybill);
+                self.decide(*stage, rec, &mut free, &mut demand, &mut items);
+            }
+        }
+        self.refill(shard, &snapshot.books, &free, &demand);
+        if !items.is_empty() {
+            let n = items.len();
+            let cmd = ShardCommand {
+                command: Some(ShardCmd::Actions(ActionBatch {
+                    at_ms: now_ms(),
+                    items,
+                })),
+            };
+            match self
+                .handle
+                .propose(u64::from(shard), cmd.encode_to_vec())
+                .await
+            {
+                Ok(Ok(_)) => metrics().proposed.inc_by(n as u64),
+                Ok(Err(e)) => warn!(shard, error = %e, "pipeline actions failed to apply"),
+                Err(e) => debug!(shard, error = ?e, "pipeline proposal not committed"),
+            }
+        }
+        waiting
+    }
+
+    /// The next steps of one order, appended to `items`.
+    fn decide(
+        &self,
+        stage: Stage,
+        rec: &OrderRecord,
+        free: &mut HashMap<(u64, String), u64>,
+        demand: &mut HashSet<(u64, String)>,
+        items: &mut Vec<OrderAction>,
+    ) {
+        let (tenant, id) = (rec.tenant_id, rec.order_id.as_str());
+        let rules = self
+            .directory
+            .read()
+            .map(|d| d.rules_of(tenant))
+            .unwrap_or_default();
+        let order = rec.order.clone().unwrap_or_default();
+        let carrier = match stage {
+            Stage::Review => match rules.review(&order) {
+                ReviewDecision::Approve => {
+                    items.push(action(
+                        tenant,
+                        id,
+                        REVIEW_ACTOR,
+                        "review rules passed",
+                        Kind::Approve(Empty {}),
+                    ));
+                    None
+                }
+                ReviewDecision::Hold(holds) => {
+                    for h in holds {
+                        let entry = HoldEntry {
+                            code: h.reason.code().to_string(),
+                            detail: h.detail,
+                            ..HoldEntry::default()
+                        };
+                        items.push(action(tenant, id, REVIEW_ACTOR, "", Kind::Hold(entry)));
+                    }
+                    return;
+                }
+            },
+            Stage::Approve => {
+                items.push(action(
+                    tenant,
+                    id,
+                    "pipeline",
+                    "every hold released",
+                    Kind::Approve(Empty {}),
+                ));
+                None
+            }
+            Stage::Allocate => None,
+            Stage::Bind | Stage::AwaitWaybill => Some(rec.carrier.clone()),
+        };
+        let carrier = match carrier {
+            Some(c) => c,
+            None => match rules.allocate(&order) {
+                Some(a) => {
+                    let c = a.carrier.clone();
+                    items.push(action(
+                        tenant,
+                        id,
+                        "allocator",
+                        "",
+                        Kind::Allocate(Allocation {
+                            carrier: a.carrier,
+                            rule: a.rule,
+                        }),
+                    ));
+                    c
+                }
+                None => {
+                    let entry = HoldEntry {
+                        code: "carrier".into(),
+                        detail: "no carrier rule matches and the tenant has no default carrier"
+                            .into(),
+                        ..HoldEntry::default()
+                    };
+                    items.push(action(tenant, id, "allocator", "", Kind::Hold(entry)));
+                    return;
+                }
+            },
+        };
+        let key = (tenant, carrier);
+        let left = free.entry(key.clone()).or_default();
+        demand.insert(key);
+        if stage == Stage::AwaitWaybill && *left == 0 {
+            return; // still nothing to bind; already held for it
+        }
+        *left = left.saturating_sub(1);
+        items.push(action(
+            tenant,
+            id,
+            "waybill-binder",
+            "",
+            Kind::BindWaybill(Empty {}),
+        ));
+    }
+
+    /// Asks the coordinators for the next block of every (tenant, carrier) running low.
+    fn refill(
+        &self,
+        shard: u32,
+        books: &[(u64, String, WaybillBook)],
+        free: &HashMap<(u64, String), u64>,
+        demand: &HashSet<(u64, String)>,
+    ) {
+        for (tenant, carrier) in demand {
+            if free.get(&(*tenant, carrier.clone())).copied().unwrap_or(0) >= LOW_WATER {
+                continue;
+            }
+            let seq = books
+                .iter()
+                .find(|(t, c, _)| t == tenant && c == carrier)
+                .map_or(0, |(_, _, b)| b.next_seq);
+            let key: BookKey = (shard, *tenant, carrier.clone());
+            {
+                let Ok(mut leasing) = self.leasing.lock() else {
+                    return;
+                };
+                let waiting = leasing
+                    .exhausted
+                    .get(&key)
+                    .is_some_and(|until| *until > Instant::now());
+                if waiting || !leasing.in_flight.insert(key.clone()) {
+                    continue;
+                }
+            }
+            let (client, handle, leasing) = (
+                self.client.clone(),
+                self.handle.clone(),
+                self.leasing.clone(),
+            );
+            tokio::spawn(async move {
+                let outcome = lease_block(&client, &handle, &key, seq).await;
+                if let Ok(mut l) = leasing.lock() {
+                    l.in_flight.remove(&key);
+                    if outcome == LeaseOutcome::Exhausted {
+                        l.exhausted.insert(key, Instant::now() + EXHAUSTED_BACKOFF);
+                    }
+                }
+            });
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum LeaseOutcome {
+    Added,
+    Exhausted,
+    Failed,
+}
+
+async fn lease_block(
+    client: &MetaClient,
+    handle: &ShardHandle,
+    key: &BookKey,
+    seq: u64,
+) -> LeaseOutcome {
+    let (shard, tenant, carrier) = key.clone();
+    let req = LeaseWaybillsRequest {
+        shard,
+        tenant_id: tenant,
+        carrier: carrier.clone(),
+        seq,
+    };
+    let resp = client
+        .call(|ch| {
+            let req = req.clone();
+            async move { NodeServiceClient::new(ch).lease_waybills(req).await }
+        })
+        .await;
+    let block = match resp {
+        Ok(r) => r.block,
+        Err(s) => {
+            warn!(shard, tenant, carrier, code = ?s.code(), message = s.message(), "waybill lease failed");
+            return LeaseOutcome::Failed;
+        }
+    };
+    let Some(block) = block else {
+        metrics().exhausted.inc();
+        warn!(
+            shard,
+            tenant, carrier, "no waybill numbers left for this carrier; orders wait on hold"
+        );
+        return LeaseOutcome::Exhausted;
+    };
+    info!(
+        shard,
+        tenant,
+        carrier,
+        seq,
+        from = block.from,
+        to = block.to,
+        "waybill block leased"
+    );
+    let cmd = ShardCommand {
+        command: Some(ShardCmd::AddBlock(AddWaybillBlock {
+            tenant_id: tenant,
+            carrier,
+            seq,
+            block: Some(block),
+        })),
+    };
+    match handle.propose(u64::from(shard), cmd.encode_to_vec()).await {
+        Ok(Ok(_)) => {
+            metrics().leased_blocks.inc();
+            LeaseOutcome::Added
+        }
+        _ => LeaseOutcome::Failed,
+    }
+}
+
+fn read_snapshot<E: surge_raftstore::Engine>(
+    sm: &crate::shard::ShardSm<E>,
+) -> Result<Snapshot, EngineError> {
+    let mut stages = Vec::with_capacity(Stage::ALL.len());
+    for stage in Stage::ALL {
+        stages.push((stage, sm.pending(stage, STAGE_BATCH)?));
+    }
+    Ok(Snapshot {
+        stages,
+        books: sm.books()?,
+    })
+}

@@ -1,0 +1,147 @@
+//! The review ("审单") decision: approve an order or hold it for a human, with every reason.
+
+use surge_proto::v1::{Address, Order, PaymentState};
+
+use crate::TenantRules;
+
+/// Why an order is held.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum HoldReason {
+    /// The payable amount is above `max_amount_cents`.
+    AmountOverLimit,
+    /// The buyer left a remark and `hold_on_remark` is set.
+    BuyerRemark,
+    /// A required receiver field is blank and `require_full_address` is set.
+    IncompleteAddress,
+    /// The order is unpaid and `hold_unpaid` is set.
+    Unpaid,
+    /// The receiver's phone or name is in `blocked_receivers`.
+    BlockedReceiver,
+}
+
+impl HoldReason {
+    /// A short stable code for APIs and metrics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::AmountOverLimit => "amount",
+            Self::BuyerRemark => "remark",
+            Self::IncompleteAddress => "address",
+            Self::Unpaid => "unpaid",
+            Self::BlockedReceiver => "blocked",
+        }
+    }
+}
+
+/// One failed check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hold {
+    pub reason: HoldReason,
+    /// Human-readable explanation, e.g. `payable 250000 > limit 200000 cents`.
+    pub detail: String,
+}
+
+/// The outcome of [`TenantRules::review`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReviewDecision {
+    Approve,
+    /// Every failing check, in the order amount, remark, address, unpaid, blocked; never empty.
+    Hold(Vec<Hold>),
+}
+
+impl ReviewDecision {
+    /// The codes of the hold reasons (empty when approved).
+    pub fn codes(&self) -> Vec<&'static str> {
+        match self {
+            Self::Approve => Vec::new(),
+            Self::Hold(holds) => holds.iter().map(|h| h.reason.code()).collect(),
+        }
+    }
+}
+
+/// The longest stretch of a buyer remark quoted in a hold detail, in characters.
+const REMARK_EXCERPT_CHARS: usize = 60;
+
+impl TenantRules {
+    /// Reviews `order`: approve it or list every reason to hold it.
+    pub fn review(&self, order: &Order) -> ReviewDecision {
+        let rules = &self.review;
+        let mut holds = Vec::new();
+        let mut hold = |reason, detail: String| holds.push(Hold { reason, detail });
+
+        if let Some(limit) = rules.max_amount_cents {
+            let payable = order.totals.as_ref().map_or(0, |t| t.payable_cents);
+            if payable > limit {
+                hold(
+                    HoldReason::AmountOverLimit,
+                    format!("payable {payable} > limit {limit} cents"),
+                );
+            }
+        }
+        if rules.hold_on_remark && !order.buyer_remark.trim().is_empty() {
+            hold(
+                HoldReason::BuyerRemark,
+                format!("buyer remark: {:?}", excerpt(&order.buyer_remark)),
+            );
+        }
+        if rules.require_full_address {
+            let missing = missing_address_fields(order);
+            if !missing.is_empty() {
+                hold(
+                    HoldReason::IncompleteAddress,
+                    format!("receiver {} empty", missing.join(", ")),
+                );
+            }
+        }
+        if rules.hold_unpaid && order.payment_state() == PaymentState::Unpaid {
+            hold(HoldReason::Unpaid, "order is unpaid".to_owned());
+        }
+        if let Some(detail) = blocked(&rules.blocked_receivers, order) {
+            hold(HoldReason::BlockedReceiver, detail);
+        }
+
+        if holds.is_empty() {
+            ReviewDecision::Approve
+        } else {
+            ReviewDecision::Hold(holds)
+        }
+    }
+}
+
+/// The required receiver fields that are blank (all of them when there is no receiver).
+fn missing_address_fields(order: &Order) -> Vec<&'static str> {
+    let none = Address::default();
+    let r = order.receiver.as_ref().unwrap_or(&none);
+    [
+        ("name", &r.name),
+        ("phone", &r.phone),
+        ("province", &r.province),
+        ("city", &r.city),
+        ("street", &r.street),
+    ]
+    .into_iter()
+    .filter(|(_, value)| value.trim().is_empty())
+    .map(|(field, _)| field)
+    .collect()
+}
+
+/// Why the receiver is blocked, if it is.
+fn blocked(list: &[String], order: &Order) -> Option<String> {
+    let receiver = order.receiver.as_ref()?;
+    let listed = |value: &str| !value.is_empty() && list.iter().any(|b| b == value);
+    if listed(&receiver.phone) {
+        Some(format!("receiver phone {:?} is blocked", receiver.phone))
+    } else if listed(&receiver.name) {
+        Some(format!("receiver name {:?} is blocked", receiver.name))
+    } else {
+        None
+    }
+}
+
+/// The start of a remark, marked with `…` when cut.
+fn excerpt(remark: &str) -> String {
+    let remark = remark.trim();
+    match remark.char_indices().nth(REMARK_EXCERPT_CHARS) {
+        Some((cut, _)) => format!("{}…", &remark[..cut]),
+        None => remark.to_owned(),
+    }
+}

@@ -1,0 +1,95 @@
+//! The shipped example parses into exactly the documented rules.
+
+use surge_rules::{
+    parse, Allocation, AllocationRule, Carrier, Preference, Review, Sender, TenantRules,
+};
+
+const EXAMPLE: &str = include_str!("../examples/rules.toml");
+
+fn expected() -> TenantRules {
+    TenantRules {
+        sender: Sender {
+            name: "Surge Demo Flagship Store".into(),
+            phone: "0571-88880000".into(),
+            province: "Zhejiang".into(),
+            city: "Hangzhou".into(),
+            district: "Yuhang District".into(),
+            street: "No. 1 Warehouse Road".into(),
+            postal_code: "311100".into(),
+        },
+        review: Review {
+            max_amount_cents: Some(200_000),
+            hold_on_remark: true,
+            hold_unpaid: true,
+            require_full_address: true,
+            blocked_receivers: vec!["13800000013".into(), "Fraud Name".into()],
+        },
+        carriers: vec![
+            Carrier {
+                name: "SF".into(),
+                cost_cents: 1800,
+                days: 1,
+            },
+            Carrier {
+                name: "ZTO".into(),
+                cost_cents: 600,
+                days: 3,
+            },
+        ],
+        allocation: Allocation {
+            default_carrier: Some("ZTO".into()),
+            prefer: Preference::Cost,
+            rules: vec![
+                AllocationRule {
+                    name: "cod-by-sf".into(),
+                    regions: vec![],
+                    min_weight_grams: None,
+                    max_weight_grams: None,
+                    cod: Some(true),
+                    carriers: vec!["SF".into()],
+                    prefer: None,
+                },
+                AllocationRule {
+                    name: "south-heavy".into(),
+                    regions: vec!["Guangdong".into(), "Guangxi".into()],
+                    min_weight_grams: Some(5000),
+                    max_weight_grams: Some(30_000),
+                    cod: None,
+                    carriers: vec!["ZTO".into(), "SF".into()],
+                    prefer: Some(Preference::Speed),
+                },
+            ],
+        },
+    }
+}
+
+#[test]
+fn example_file_parses_into_expected_rules() {
+    let rules = parse(EXAMPLE).expect("the example parses");
+    assert_eq!(rules, expected());
+}
+
+#[test]
+fn sender_address_is_in_china() {
+    let rules = parse(EXAMPLE).expect("the example parses");
+    let address = rules.sender.address();
+    assert_eq!(address.country, "CN");
+    assert_eq!(address.name, "Surge Demo Flagship Store");
+    assert_eq!(address.province, "Zhejiang");
+    assert_eq!(address.postal_code, "311100");
+}
+
+#[test]
+fn carrier_lookup() {
+    let rules = parse(EXAMPLE).expect("the example parses");
+    assert_eq!(rules.carrier("SF").map(|c| c.cost_cents), Some(1800));
+    assert_eq!(rules.carrier("ZTO").map(|c| c.days), Some(3));
+    assert_eq!(rules.carrier("sf"), None);
+}
+
+#[test]
+fn empty_file_is_default_rules() {
+    for text in ["", "# nothing yet\n", "[sender]\n[review]\n[allocation]\n"] {
+        assert_eq!(parse(text), Ok(TenantRules::default()), "{text:?}");
+    }
+}
