@@ -305,7 +305,10 @@ impl<E: Engine> MetaState<E> {
                 carrier,
                 seq,
             } => {
-                let (record, changed) = self.waybills.lease(shard, tenant_id, &carrier, seq)?;
+                let shards = self.cluster.as_ref().map_or(1, |c| c.shards);
+                let (record, changed) = self
+                    .waybills
+                    .lease(shards, shard, tenant_id, &carrier, seq)?;
                 if let Some(range) = changed.and_then(|id| self.waybills.ranges.get(&id)) {
                     put_json(batch, id_key(RANGE_PREFIX, range.id), range);
                     put_json(batch, lease_key(shard, tenant_id, &carrier), &record);

@@ -116,7 +116,9 @@ impl Coordinator {
         used: &HashMap<u64, (u64, u64)>,
     ) -> WaybillRangeStatus {
         let leased_total = r.next - r.from;
-        let (bound, voided) = used.get(&r.id).copied().unwrap_or_default();
+        // Shards count every number they ever bound, voided ones included.
+        let (ever_bound, voided) = used.get(&r.id).copied().unwrap_or_default();
+        let bound = ever_bound.saturating_sub(voided);
         WaybillRangeStatus {
             id: r.id,
             tenant_id: r.tenant_id,
@@ -125,7 +127,7 @@ impl Coordinator {
             from: r.from,
             to: r.to,
             free: r.to + 1 - r.next,
-            leased: leased_total.saturating_sub(bound + voided),
+            leased: leased_total.saturating_sub(ever_bound),
             bound,
             voided,
             width: r.width,

@@ -9,8 +9,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::meta::MetaError;
 
-/// Numbers per leased block.
+/// Most numbers per leased block.
 pub const BLOCK_SIZE: u64 = 1000;
+/// Fewest numbers per leased block (unless the range has fewer left).
+pub const MIN_BLOCK: u64 = 20;
 /// Most numbers in one range.
 pub const MAX_RANGE: u64 = 100_000_000;
 /// Numbers are zero-padded to at least this many digits.
@@ -135,9 +137,12 @@ impl WaybillLedger {
 
     /// The block answering `seq` for (shard, tenant, carrier): the one given before for the same
     /// seq, else the next free numbers of the tenant's oldest range of that carrier (None when
-    /// every range is used up). Answers which range changed, for the caller to store.
+    /// every range is used up). Blocks shrink as a range runs low, so that numbers idle in one
+    /// shard's block are few while another shard waits: at most a `1 / (2 * shards)` share of
+    /// what is left. Answers which range changed, for the caller to store.
     pub fn lease(
         &mut self,
+        shards: u32,
         shard: u32,
         tenant_id: u64,
         carrier: &str,
@@ -161,7 +166,9 @@ impl WaybillLedger {
             .find(|r| r.tenant_id == tenant_id && r.carrier == carrier && r.next <= r.to);
         let (block, changed) = match range {
             Some(r) => {
-                let to = r.to.min(r.next + BLOCK_SIZE - 1);
+                let left = r.to - r.next + 1;
+                let size = (left / (2 * u64::from(shards.max(1)))).clamp(MIN_BLOCK, BLOCK_SIZE);
+                let to = r.to.min(r.next + size - 1);
                 let block = LeasedBlock {
                     range_id: r.id,
                     prefix: r.prefix.clone(),
@@ -241,21 +248,65 @@ mod tests {
     fn blocks_are_leased_once_and_a_repeated_seq_gets_the_same_block() {
         let mut l = WaybillLedger::default();
         l.add_range(1, "SF", "SF", 1, 2500, 0).expect("range");
-        let (first, changed) = l.lease(3, 1, "SF", 0).expect("lease");
+        let (first, changed) = l.lease(1, 3, 1, "SF", 0).expect("lease");
         let b = first.block.clone().expect("block");
         assert_eq!((b.from, b.to, changed), (1, 1000, Some(1)));
-        let (again, changed) = l.lease(3, 1, "SF", 0).expect("retry");
+        let (again, changed) = l.lease(1, 3, 1, "SF", 0).expect("retry");
         assert_eq!((again, changed), (first, None), "same seq, same block");
-        let (other, _) = l.lease(4, 1, "SF", 0).expect("other shard");
-        assert_eq!(other.block.map(|b| (b.from, b.to)), Some((1001, 2000)));
-        let (third, _) = l.lease(3, 1, "SF", 1).expect("next");
-        assert_eq!(third.block.map(|b| (b.from, b.to)), Some((2001, 2500)));
+        let (other, _) = l.lease(1, 4, 1, "SF", 0).expect("other shard");
+        assert_eq!(other.block.map(|b| (b.from, b.to)), Some((1001, 1750)));
+        let (third, _) = l.lease(1, 3, 1, "SF", 1).expect("next");
+        assert_eq!(third.block.map(|b| (b.from, b.to)), Some((1751, 2125)));
         assert!(matches!(
-            l.lease(3, 1, "SF", 0),
+            l.lease(1, 3, 1, "SF", 0),
             Err(MetaError::StaleLease { seq: 0, last: 1 })
         ));
-        let (none, changed) = l.lease(3, 1, "SF", 2).expect("exhausted");
-        assert_eq!((none.block, changed), (None, None));
-        assert_eq!(l.lease(3, 2, "SF", 0).expect("other tenant").0.block, None);
+        // The rest goes out in ever smaller blocks, each number once, then none is left.
+        let mut next = 2126;
+        for seq in 2.. {
+            let (r, _) = l.lease(1, 3, 1, "SF", seq).expect("lease");
+            let Some(b) = r.block else { break };
+            assert_eq!(b.from, next, "contiguous, no number twice");
+            next = b.to + 1;
+        }
+        assert_eq!(next, 2501, "every number leased");
+        assert_eq!(
+            l.lease(1, 3, 2, "SF", 0).expect("other tenant").0.block,
+            None
+        );
+    }
+
+    #[test]
+    fn blocks_shrink_as_a_range_runs_low() {
+        let mut l = WaybillLedger::default();
+        l.add_range(1, "SF", "SF", 1, 10_000, 0).expect("range");
+        let sizes: Vec<u64> = (0..4)
+            .map(|shard| {
+                let b = l
+                    .lease(8, shard, 1, "SF", 0)
+                    .expect("lease")
+                    .0
+                    .block
+                    .expect("block");
+                b.to - b.from + 1
+            })
+            .collect();
+        // 10,000 / 16 = 625, then a share of what is left each time.
+        assert_eq!(sizes, [625, 585, 549, 515]);
+        l.add_range(1, "ZTO", "Z", 1, 30, 0).expect("small range");
+        let b = l
+            .lease(8, 0, 1, "ZTO", 0)
+            .expect("lease")
+            .0
+            .block
+            .expect("block");
+        assert_eq!((b.from, b.to), (1, 20), "at least MIN_BLOCK");
+        let b = l
+            .lease(8, 1, 1, "ZTO", 0)
+            .expect("lease")
+            .0
+            .block
+            .expect("block");
+        assert_eq!((b.from, b.to), (21, 30), "the rest");
     }
 }

@@ -197,7 +197,7 @@ impl Pipeline {
         for (stage, records) in &snapshot.stages {
             for rec in records {
                 waiting += usize::from(*stage == Stage::AwaitWaybill);
-                self.decide(*stage, rec, &mut free, &mut demand, &mut items);
+                self.decide(shard, *stage, rec, &mut free, &mut demand, &mut items);
             }
         }
         self.refill(shard, &snapshot.books, &free, &demand);
@@ -225,6 +225,7 @@ impl Pipeline {
     /// The next steps of one order, appended to `items`.
     fn decide(
         &self,
+        shard: u32,
         stage: Stage,
         rec: &OrderRecord,
         free: &mut HashMap<(u64, String), u64>,
@@ -306,9 +307,19 @@ impl Pipeline {
         };
         let key = (tenant, carrier);
         let left = free.entry(key.clone()).or_default();
-        demand.insert(key);
-        if stage == Stage::AwaitWaybill && *left == 0 {
-            return; // still nothing to bind; already held for it
+        demand.insert(key.clone());
+        if *left == 0 {
+            // Binding now would hold the order for want of numbers. Do that only once the
+            // coordinators said the carrier's ranges are used up; otherwise a block is on its
+            // way, and the order binds in a later round.
+            let exhausted = self.leasing.lock().is_ok_and(|l| {
+                l.exhausted
+                    .get(&(shard, key.0, key.1.clone()))
+                    .is_some_and(|until| *until > Instant::now())
+            });
+            if stage == Stage::AwaitWaybill || !exhausted {
+                return;
+            }
         }
         *left = left.saturating_sub(1);
         items.push(action(
