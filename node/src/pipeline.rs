@@ -29,7 +29,7 @@ use tracing::{debug, info, warn};
 use crate::actions::now_ms;
 use crate::directory::SharedDirectory;
 use crate::replicas::ShardHandle;
-use crate::shard::{Stage, REVIEW_ACTOR};
+use crate::shard::{Stage, CARRIER_HOLD, REVIEW_ACTOR};
 use crate::shard_actions::free_numbers;
 
 /// Waybill usage per led shard, reported with heartbeats.
@@ -38,6 +38,8 @@ pub type UsageBoard = Arc<RwLock<HashMap<u32, Vec<RangeUsage>>>>;
 /// Orders read per stage and shard in one round.
 const STAGE_BATCH: usize = 200;
 const ROUND: Duration = Duration::from_millis(100);
+/// Every how many rounds the orders waiting for a carrier rule are looked at again.
+const SLOW_EVERY: u64 = 20;
 /// Below this many free numbers a shard asks for the next block.
 const LOW_WATER: u64 = 300;
 /// After the coordinators answered "no numbers left", wait this long before asking again.
@@ -138,6 +140,7 @@ impl Pipeline {
 
     /// Runs rounds until `stop`.
     pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let mut round = 0u64;
         loop {
             tokio::select! {
                 _ = stop.changed() => return,
@@ -153,17 +156,19 @@ impl Pipeline {
             if let Ok(mut board) = self.usage.write() {
                 board.retain(|shard, _| led.contains(shard));
             }
-            let rounds = led.iter().map(|&shard| self.round(shard));
+            round += 1;
+            let slow = round.is_multiple_of(SLOW_EVERY);
+            let rounds = led.iter().map(|&shard| self.round(shard, slow));
             let waiting: usize = futures::future::join_all(rounds).await.into_iter().sum();
             metrics().waiting.set(waiting as i64);
         }
     }
 
     /// One round on `shard`; answers how many orders wait for waybill numbers.
-    async fn round(&self, shard: u32) -> usize {
+    async fn round(&self, shard: u32, slow: bool) -> usize {
         let snapshot = match self
             .handle
-            .inspect(u64::from(shard), |peer| read_snapshot(&peer.sm))
+            .inspect(u64::from(shard), move |peer| read_snapshot(&peer.sm, slow))
             .await
         {
             Ok(Ok(s)) => s,
@@ -274,6 +279,20 @@ impl Pipeline {
                 None
             }
             Stage::Allocate => None,
+            Stage::AwaitCarrier => {
+                // Held for want of a carrier rule: released once the rules give one.
+                if rules.allocate(&order).is_none() {
+                    return;
+                }
+                items.push(action(
+                    tenant,
+                    id,
+                    "allocator",
+                    "the tenant's rules now name a carrier",
+                    Kind::Release(CARRIER_HOLD.into()),
+                ));
+                None
+            }
             Stage::Bind | Stage::AwaitWaybill => Some(rec.carrier.clone()),
         };
         let carrier = match carrier {
@@ -295,7 +314,7 @@ impl Pipeline {
                 }
                 None => {
                     let entry = HoldEntry {
-                        code: "carrier".into(),
+                        code: CARRIER_HOLD.into(),
                         detail: "no carrier rule matches and the tenant has no default carrier"
                             .into(),
                         ..HoldEntry::default()
@@ -445,11 +464,17 @@ async fn lease_block(
     }
 }
 
+/// Reads what a round needs. Orders waiting for a carrier rule are looked at only on
+/// `slow` rounds: they move only when the tenant's rules change.
 fn read_snapshot<E: surge_raftstore::Engine>(
     sm: &crate::shard::ShardSm<E>,
+    slow: bool,
 ) -> Result<Snapshot, EngineError> {
     let mut stages = Vec::with_capacity(Stage::ALL.len());
     for stage in Stage::ALL {
+        if stage == Stage::AwaitCarrier && !slow {
+            continue;
+        }
         stages.push((stage, sm.pending(stage, STAGE_BATCH)?));
     }
     Ok(Snapshot {

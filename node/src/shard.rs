@@ -97,17 +97,24 @@ pub enum Stage {
     AwaitWaybill = 4,
     /// RECEIVED, reviewed, every hold released: approve.
     Approve = 5,
+    /// APPROVED and held only because no carrier rule matched: allocate once the tenant's
+    /// rules give it a carrier.
+    AwaitCarrier = 6,
 }
 
 impl Stage {
-    pub const ALL: [Stage; 5] = [
+    pub const ALL: [Stage; 6] = [
         Stage::Review,
         Stage::Allocate,
         Stage::Bind,
         Stage::AwaitWaybill,
         Stage::Approve,
+        Stage::AwaitCarrier,
     ];
 }
+
+/// The hold code of an order no carrier rule matched.
+pub const CARRIER_HOLD: &str = "carrier";
 
 /// The hold code of an order waiting for waybill numbers.
 pub const WAYBILL_HOLD: &str = "waybill";
@@ -133,6 +140,9 @@ pub fn stage_of(rec: &OrderRecord) -> Option<Stage> {
             })
         }
         OrderStatus::Approved if unheld => Some(Stage::Allocate),
+        OrderStatus::Approved if rec.holds.iter().all(|h| h.code == CARRIER_HOLD) => {
+            Some(Stage::AwaitCarrier)
+        }
         OrderStatus::Allocated if unheld => Some(Stage::Bind),
         OrderStatus::Allocated if rec.holds.iter().all(|h| h.code == WAYBILL_HOLD) => {
             Some(Stage::AwaitWaybill)
@@ -617,6 +627,106 @@ mod tests {
         match o {
             ItemOutcome::Accepted(a) => a,
             other => panic!("not accepted: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_pipeline_stage_follows_status_and_holds() {
+        use surge_proto::v1::{HoldEntry, Transition};
+        let hold = |code: &str| HoldEntry {
+            code: code.into(),
+            ..HoldEntry::default()
+        };
+        let reviewed = Transition {
+            action: "hold".into(),
+            actor: REVIEW_ACTOR.into(),
+            ..Transition::default()
+        };
+        let cases: Vec<(OrderStatus, Vec<HoldEntry>, bool, bool, Option<Stage>)> = vec![
+            (
+                OrderStatus::Received,
+                vec![],
+                false,
+                false,
+                Some(Stage::Review),
+            ),
+            (
+                OrderStatus::Received,
+                vec![],
+                true,
+                false,
+                Some(Stage::Approve),
+            ),
+            (
+                OrderStatus::Received,
+                vec![hold("remark")],
+                true,
+                false,
+                None,
+            ),
+            (
+                OrderStatus::Approved,
+                vec![],
+                false,
+                false,
+                Some(Stage::Allocate),
+            ),
+            (
+                OrderStatus::Approved,
+                vec![hold(CARRIER_HOLD)],
+                false,
+                false,
+                Some(Stage::AwaitCarrier),
+            ),
+            (
+                OrderStatus::Approved,
+                vec![hold(CARRIER_HOLD), hold("manual")],
+                false,
+                false,
+                None,
+            ),
+            (
+                OrderStatus::Allocated,
+                vec![],
+                false,
+                false,
+                Some(Stage::Bind),
+            ),
+            (
+                OrderStatus::Allocated,
+                vec![hold(WAYBILL_HOLD)],
+                false,
+                false,
+                Some(Stage::AwaitWaybill),
+            ),
+            (
+                OrderStatus::Allocated,
+                vec![hold("manual")],
+                false,
+                false,
+                None,
+            ),
+            (OrderStatus::WaybillAssigned, vec![], false, false, None),
+            (OrderStatus::LabelPrinted, vec![], false, true, None),
+            (OrderStatus::Cancelled, vec![], false, false, None),
+        ];
+        for (status, holds, was_reviewed, intercepted, want) in cases {
+            let rec = OrderRecord {
+                status: status as i32,
+                holds: holds.clone(),
+                intercepted,
+                history: if was_reviewed {
+                    vec![reviewed.clone()]
+                } else {
+                    vec![]
+                },
+                ..OrderRecord::default()
+            };
+            assert_eq!(
+                stage_of(&rec),
+                want,
+                "{status:?} {holds:?} reviewed={was_reviewed}"
+            );
         }
     }
 

@@ -258,6 +258,8 @@ enum OrderCmd {
         #[arg(long, default_value_t = 3600)]
         seconds: u64,
     },
+    /// How many orders are in each status, and how many of them are held.
+    Tally,
     /// Orders in a status, oldest first.
     List {
         #[arg(long, value_enum, default_value_t = StatusArg::Received)]
@@ -416,6 +418,7 @@ async fn main() -> std::process::ExitCode {
                     let act = pipeline::Act::Ship { weight_grams };
                     pipeline::act(&cli.nodes, key, cli.output, order_id, act).await
                 }
+                OrderCmd::Tally => orders::tally(&cli.nodes, key, cli.output).await,
                 OrderCmd::Cancel { order_id, reason } => {
                     pipeline::cancel(&cli.nodes, key, cli.output, order_id, reason).await
                 }
@@ -439,6 +442,9 @@ async fn main() -> std::process::ExitCode {
         }
     }
 }
+
+/// Most orders one list call returns.
+pub(crate) const MAX_PAGE: u32 = 1000;
 
 fn no_key() -> anyhow::Error {
     anyhow::anyhow!(

@@ -192,3 +192,61 @@ pub(crate) async fn list(
     print_orders(format, &page.orders);
     Ok(())
 }
+
+/// How many of the tenant's orders are in each status, and how many of them are held.
+pub(crate) async fn tally(nodes: &[String], api_key: &str, format: Format) -> anyhow::Result<()> {
+    use OrderStatus as S;
+    let client = client(nodes, api_key)?;
+    let mut counts: Vec<(S, u64, u64)> = Vec::new();
+    for status in [
+        S::Received,
+        S::Approved,
+        S::Allocated,
+        S::WaybillAssigned,
+        S::LabelPrinted,
+        S::Packed,
+        S::Shipped,
+        S::Cancelled,
+    ] {
+        let (mut n, mut held, mut token) = (0u64, 0u64, String::new());
+        loop {
+            let page = client
+                .list(ListOrdersRequest {
+                    status: status as i32,
+                    page_size: crate::MAX_PAGE,
+                    page_token: token,
+                    ..ListOrdersRequest::default()
+                })
+                .await
+                .map_err(status_error)?;
+            n += page.orders.len() as u64;
+            held += page.orders.iter().filter(|o| !o.holds.is_empty()).count() as u64;
+            if page.next_page_token.is_empty() {
+                break;
+            }
+            token = page.next_page_token;
+        }
+        counts.push((status, n, held));
+    }
+    let name = |s: S| {
+        s.as_str_name()
+            .trim_start_matches("ORDER_STATUS_")
+            .to_string()
+    };
+    match format {
+        Format::Json => print_json(&serde_json::json!(counts
+            .iter()
+            .map(|(s, n, held)| (name(*s), serde_json::json!({"orders": n, "held": held})))
+            .collect::<serde_json::Map<String, serde_json::Value>>())),
+        Format::Table => {
+            let rows: Vec<Vec<String>> = counts
+                .iter()
+                .map(|(s, n, held)| vec![name(*s), n.to_string(), held.to_string()])
+                .collect();
+            print_table(&["STATUS", "ORDERS", "HELD"], &rows);
+            let total: u64 = counts.iter().map(|c| c.1).sum();
+            emit(&format!("{total} orders in all"));
+        }
+    }
+    Ok(())
+}
