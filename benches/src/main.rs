@@ -4,12 +4,16 @@
 //! `intake`: order intake, closed or open loop, single or batched, optionally killing a node
 //! that leads shards every few seconds and reporting each unavailability window.
 //!
+//! `labels`: the pipeline end to end: a burst of orders through review, allocation and waybill
+//! binding to printing stations; labels per second and submit-to-printed latency.
+//!
 //! `coordinator-failover`: kill -9 the coordinator leader N times; each time measure how long
 //! until `cluster status` answers again from a new leader, then restart the killed process and
 //! wait until it has caught up before the next kill.
 
 mod failover;
 mod intake;
+mod labels;
 mod stats;
 
 use std::path::PathBuf;
@@ -25,6 +29,26 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Orders from intake to printed labels: labels per second and submit-to-printed latency.
+    Labels {
+        /// A running dev cluster's directory (with cluster.json); started in a temp dir if absent.
+        #[arg(long)]
+        cluster_dir: Option<PathBuf>,
+        #[arg(long, default_value_t = 20_000)]
+        orders: u64,
+        #[arg(long, default_value_t = 500)]
+        batch: usize,
+        /// Batches in flight.
+        #[arg(long, default_value_t = 8)]
+        clients: usize,
+        /// Printing stations.
+        #[arg(long, default_value_t = 2)]
+        stations: usize,
+        #[arg(long, default_value_t = 64)]
+        shards: u32,
+        #[arg(long, default_value_t = 27001)]
+        base_port: u16,
+    },
     /// Coordinator leader kill -9 → metadata operations answer again; repeated N times.
     CoordinatorFailover {
         /// A running dev cluster's directory (with cluster.json); started in a temp dir if absent.
@@ -69,6 +93,26 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
+        Command::Labels {
+            cluster_dir,
+            orders,
+            batch,
+            clients,
+            stations,
+            shards,
+            base_port,
+        } => {
+            labels::run(labels::LabelArgs {
+                cluster_dir,
+                orders,
+                batch,
+                clients,
+                stations,
+                shards,
+                base_port,
+            })
+            .await
+        }
         Command::CoordinatorFailover {
             cluster_dir,
             kills,

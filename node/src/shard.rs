@@ -642,7 +642,9 @@ mod tests {
             actor: REVIEW_ACTOR.into(),
             ..Transition::default()
         };
-        let cases: Vec<(OrderStatus, Vec<HoldEntry>, bool, bool, Option<Stage>)> = vec![
+        // (status, holds, reviewed before, intercepted, stage)
+        type Case = (OrderStatus, Vec<HoldEntry>, bool, bool, Option<Stage>);
+        let cases: Vec<Case> = vec![
             (
                 OrderStatus::Received,
                 vec![],
