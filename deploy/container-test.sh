@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Container tier: the compose cluster (3 coordinators, 3 nodes) under docker kill, docker pause
-# and network disconnects, with order intake across a node kill. Every wait is bounded; the cluster is torn down on exit.
+# and network disconnects, with order intake and label printing across node kills. Every wait is bounded; the cluster is torn down on exit.
 set -euo pipefail
 cd "$(dirname "$0")"
 root=$(cd .. && pwd)
@@ -72,6 +72,38 @@ orders order burst --count 2000 --batch 100 --run first | tail -n 1 | tee "$ctx/
 grep -q "(2000 were retries" "$ctx/again" || { echo "container-test: resubmitted orders were not all recognised" >&2; exit 1; }
 echo "container-test: orders survived docker kill of node-1"
 
+# Labels: rules and waybill ranges, a printing station writing labels to a folder while
+# node-3 is docker-killed mid-burst. Every order the review passed is printed once, with its
+# own waybill. (The orders of the bursts above, held for want of carrier rules, are allocated
+# and printed too once the rules arrive.)
+docker cp "$root/rules/examples/rules.toml" "$(cid coordinator-1):/tmp/rules.toml"
+ctl tenant rules set --tenant container-demo /tmp/rules.toml
+ctl waybill add-range --tenant container-demo --carrier SF --prefix SF --from 1 --to 100000 >/dev/null
+ctl waybill add-range --tenant container-demo --carrier ZTO --prefix ZT --from 1 --to 100000 >/dev/null
+sleep 2
+orders station run --tenant container-demo --station dock-1 --out-dir /tmp/labels --exit-after-idle 15 > "$ctx/station" 2>&1 &
+station=$!
+orders order burst --count 1000 --batch 100 --run labels > "$ctx/burst" 2>&1 &
+burst=$!
+sleep 1
+docker kill "$(cid node-3)" >/dev/null
+wait $burst || { cat "$ctx/burst" >&2; exit 1; }
+docker start "$(cid node-3)" >/dev/null
+wait $station || { cat "$ctx/station" >&2; exit 1; }
+tail -n 1 "$ctx/station"
+docker cp "$(cid coordinator-1):/tmp/labels" "$ctx/labels"
+orders -o json order tally > "$ctx/tally"
+python3 - "$ctx/labels/printed.log" "$ctx/tally" <<'PY' || { echo "container-test: labels lost or doubled" >&2; exit 1; }
+import json, sys
+lines = [l.split("\t") for l in open(sys.argv[1]).read().splitlines()]
+tally = json.load(open(sys.argv[2]))
+jobs, orders, waybills = ({l[i] for l in lines} for i in (0, 1, 3))
+printed = tally["LABEL_PRINTED"]["orders"]
+print(f"container-test: {len(lines)} labels, {len(waybills)} waybills, {printed} orders printed")
+assert len(jobs) == len(orders) == len(waybills) == len(lines) == printed > 1000
+PY
+echo "container-test: labels printed once across docker kill of node-3"
+
 # docker kill the coordinator leader: a new leader answers.
 leader=$(ctl -o json cluster status | json "d['leader_id']")
 docker kill "$(cid "coordinator-$leader")" >/dev/null
@@ -98,4 +130,4 @@ other=$(( leader % 3 + 1 ))
 wait_for 15 "a new leader with coordinator-$leader cut off" new_leader
 docker network connect --alias "coordinator-$leader" "$network" "$(cid "coordinator-$leader")"
 wait_for 30 "coordinator-$leader rejoined" all_members
-echo "container-test: 5 passed, 0 failed"
+echo "container-test: 6 passed, 0 failed"

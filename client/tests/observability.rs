@@ -4,7 +4,6 @@
 mod common;
 
 use common::DevCluster;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
@@ -12,32 +11,6 @@ use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
 use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
 use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 use tonic_reflection::pb::v1::ServerReflectionRequest;
-
-/// A minimal HTTP/1.0 GET: status code and body.
-async fn http_get(address: &str, path: &str) -> (u16, String) {
-    let mut stream = tokio::net::TcpStream::connect(address)
-        .await
-        .expect("connect");
-    stream
-        .write_all(format!("GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n").as_bytes())
-        .await
-        .expect("request");
-    let mut response = String::new();
-    stream
-        .read_to_string(&mut response)
-        .await
-        .expect("response");
-    let code = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (code, body)
-}
 
 async fn channel(address: &str) -> tonic::transport::Channel {
     tonic::transport::Endpoint::from_shared(format!("http://{address}"))
@@ -76,13 +49,13 @@ async fn every_process_serves_metrics_health_and_reflection() {
     let cluster = DevCluster::start(2, 4);
     for p in cluster.file.coordinators.iter().chain(&cluster.file.nodes) {
         assert_eq!(
-            http_get(&p.http_address, "/healthz").await.0,
+            common::http_get(&p.http_address, "/healthz").await.0,
             200,
             "{} /healthz",
             p.name
         );
         assert_eq!(
-            http_get(&p.http_address, "/readyz").await.0,
+            common::http_get(&p.http_address, "/readyz").await.0,
             200,
             "{} /readyz",
             p.name
@@ -118,7 +91,7 @@ async fn every_process_serves_metrics_health_and_reflection() {
         names.iter().any(|n| n == "surge.v1.AdminService"),
         "{names:?}"
     );
-    let (code, metrics) = http_get(&coordinator.http_address, "/metrics").await;
+    let (code, metrics) = common::http_get(&coordinator.http_address, "/metrics").await;
     assert_eq!(code, 200);
     for family in [
         "surge_raft_role",
@@ -136,7 +109,7 @@ async fn every_process_serves_metrics_health_and_reflection() {
             "/metrics lacks {family}:\n{metrics}"
         );
     }
-    let (_, node_metrics) = http_get(&cluster.file.nodes[0].http_address, "/metrics").await;
+    let (_, node_metrics) = common::http_get(&cluster.file.nodes[0].http_address, "/metrics").await;
     assert!(
         node_metrics.contains("surge_node_assigned_replicas"),
         "{node_metrics}"

@@ -303,6 +303,124 @@ async fn bad_input_changes_nothing(meta: &MetaClient, client: &OrderClient) {
         .expect("cancel");
 }
 
+/// A range too small for the orders: the orders it cannot cover are held ("no waybill
+/// numbers"), not failed, and a metric counts it; a new range releases them.
+async fn exhausted_ranges_hold_orders_until_numbers_arrive(
+    cluster: &DevCluster,
+    meta: &MetaClient,
+    nodes: &[String],
+) {
+    let key = format!("sk-test-tiny-{}", std::process::id());
+    let create = CreateTenantRequest {
+        name: "tiny".into(),
+        api_key: key.clone(),
+    };
+    meta.call(|ch| {
+        let req = create.clone();
+        async move { AdminServiceClient::new(ch).create_tenant(req).await }
+    })
+    .await
+    .expect("tenant");
+    let rules = "[[carriers]]\nname = \"ZTO\"\ncost_cents = 600\ndays = 3\n\n[allocation]\ndefault_carrier = \"ZTO\"\n";
+    let set = SetTenantRulesRequest {
+        tenant: "tiny".into(),
+        rules_toml: rules.into(),
+    };
+    meta.call(|ch| {
+        let req = set.clone();
+        async move { AdminServiceClient::new(ch).set_tenant_rules(req).await }
+    })
+    .await
+    .expect("rules");
+    let add = |from: u64, to: u64| AddWaybillRangeRequest {
+        tenant: "tiny".into(),
+        carrier: "ZTO".into(),
+        prefix: "TINY".into(),
+        from,
+        to,
+    };
+    let first = add(1, 5);
+    meta.call(|ch| {
+        let req = first.clone();
+        async move { AdminServiceClient::new(ch).add_waybill_range(req).await }
+    })
+    .await
+    .expect("range");
+    tokio::time::sleep(Duration::from_millis(1500)).await; // rules reach the nodes
+    let client = OrderClient::new(nodes.to_vec(), &key).expect("client");
+    let mut ids = Vec::new();
+    for n in 1..=12u64 {
+        // Orders without a remark (n % 10 != 0), so review passes.
+        let a = client
+            .submit(sample::order("tiny", n))
+            .await
+            .expect("submit");
+        ids.push(a.order_id);
+    }
+    let held_for_numbers = |o: &surge_proto::v1::OrderView| {
+        o.holds
+            .iter()
+            .any(|h| h.code == "waybill" && h.detail.contains("no waybill numbers"))
+    };
+    // The 5 numbers go to one shard as one block: its orders bind (up to 5), the other
+    // shards' orders are held.
+    eventually(
+        Duration::from_secs(60),
+        "orders bound or held for numbers",
+        || async {
+            let mut bound = 0;
+            let mut held = 0;
+            for id in &ids {
+                let Ok(o) = client.get(id).await else {
+                    return false;
+                };
+                bound += usize::from(!o.waybill.is_empty());
+                held += usize::from(held_for_numbers(&o));
+            }
+            (1..=5).contains(&bound) && held > 0 && bound + held == ids.len()
+        },
+    )
+    .await;
+    let mut exhausted = 0.0;
+    for n in &cluster.file.nodes {
+        let (_, metrics) = common::http_get(&n.http_address, "/metrics").await;
+        exhausted += metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("surge_waybill_exhausted_total "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0);
+    }
+    assert!(
+        exhausted >= 1.0,
+        "surge_waybill_exhausted_total counts the exhausted range"
+    );
+    let second = add(6, 1000);
+    meta.call(|ch| {
+        let req = second.clone();
+        async move { AdminServiceClient::new(ch).add_waybill_range(req).await }
+    })
+    .await
+    .expect("second range");
+    eventually(
+        Duration::from_secs(60),
+        "held orders to bind once numbers arrive",
+        || async {
+            let mut numbers = BTreeSet::new();
+            for id in &ids {
+                let Ok(o) = client.get(id).await else {
+                    return false;
+                };
+                if o.waybill.is_empty() || held_for_numbers(&o) {
+                    return false;
+                }
+                numbers.insert(o.waybill);
+            }
+            numbers.len() == ids.len()
+        },
+    )
+    .await;
+}
+
 fn order_statuses_in(events: &[OrderEvent]) -> BTreeMap<String, Vec<&OrderEvent>> {
     let mut by_order: BTreeMap<String, Vec<&OrderEvent>> = BTreeMap::new();
     for e in events {
@@ -684,6 +802,7 @@ async fn labels_print_once_across_leader_kills_and_nothing_is_lost() {
         let recorded: Vec<&str> = history.iter().map(|t| t.action.as_str()).collect();
         assert_eq!(actions, recorded, "{id}: the stream and the history differ");
     }
+    exhausted_ranges_hold_orders_until_numbers_arrive(&cluster, &meta, &nodes).await;
     eprintln!(
         "{} orders, {} cancelled ({} intercepted), {} labels printed, {} events watched",
         ids.len(),
