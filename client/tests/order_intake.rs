@@ -34,14 +34,6 @@ pub async fn create_tenant(meta: &MetaClient, name: &str) -> String {
     key
 }
 
-/// Waits until every shard has a leader and the nodes know the tenant's key.
-async fn wait_for_intake(client: &OrderClient) {
-    eventually(Duration::from_secs(60), "every shard to have a leader", || async {
-        matches!(client.refresh().await, Ok(m) if m.shard_count > 0 && m.shards.iter().all(|s| s.leader != 0))
-    })
-    .await;
-}
-
 fn channel(address: &str) -> tonic::transport::Channel {
     tonic::transport::Endpoint::from_shared(format!("http://{address}"))
         .expect("endpoint")
@@ -95,7 +87,7 @@ async fn acknowledged_orders_survive_node_kills_and_a_full_restart() {
             .expect("client")
             .with_call_timeout(Duration::from_secs(2)),
     );
-    wait_for_intake(&client).await;
+    common::wait_for_intake(&client).await;
 
     // 16 clients submit single orders for 20 s; every acknowledgement is recorded.
     let acked: Arc<Mutex<HashMap<String, Acceptance>>> = Arc::default();
@@ -246,7 +238,7 @@ async fn acknowledged_orders_survive_node_kills_and_a_full_restart() {
     for entry in cluster.file.nodes.clone() {
         cluster.restart(&entry.name);
     }
-    wait_for_intake(&client).await;
+    common::wait_for_intake(&client).await;
     check_all(acked.clone()).await;
     let (_, after) = count_listed(&client).await;
     assert_eq!(after, expected, "orders changed across a full restart");

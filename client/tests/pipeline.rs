@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 
 use common::{eventually, DevCluster};
 use surge_client::{sample, MetaClient, OrderClient};
-use surge_proto::v1::admin_service_client::AdminServiceClient;
 use surge_proto::v1::order_service_client::OrderServiceClient;
 use surge_proto::v1::print_service_client::PrintServiceClient;
 use surge_proto::v1::{
@@ -46,9 +45,8 @@ async fn setup(meta: &MetaClient) -> String {
         name: TENANT.into(),
         api_key: key.clone(),
     };
-    meta.call(|ch| {
-        let req = req.clone();
-        async move { AdminServiceClient::new(ch).create_tenant(req).await }
+    common::admin(meta, req.clone(), |mut c, r| async move {
+        c.create_tenant(r).await
     })
     .await
     .expect("tenant");
@@ -56,9 +54,8 @@ async fn setup(meta: &MetaClient) -> String {
         tenant: TENANT.into(),
         rules_toml: rules(),
     };
-    meta.call(|ch| {
-        let req = req.clone();
-        async move { AdminServiceClient::new(ch).set_tenant_rules(req).await }
+    common::admin(meta, req.clone(), |mut c, r| async move {
+        c.set_tenant_rules(r).await
     })
     .await
     .expect("rules");
@@ -70,9 +67,8 @@ async fn setup(meta: &MetaClient) -> String {
             from: 1,
             to: 50_000,
         };
-        meta.call(|ch| {
-            let req = req.clone();
-            async move { AdminServiceClient::new(ch).add_waybill_range(req).await }
+        common::admin(meta, req.clone(), |mut c, r| async move {
+            c.add_waybill_range(r).await
         })
         .await
         .expect("range");
@@ -172,9 +168,8 @@ async fn watch(
 async fn bad_input_changes_nothing(meta: &MetaClient, client: &OrderClient) {
     use tonic::Code;
     let admin = |req: SetTenantRulesRequest| async move {
-        meta.call(|ch| {
-            let req = req.clone();
-            async move { AdminServiceClient::new(ch).set_tenant_rules(req).await }
+        common::admin(meta, req.clone(), |mut c, r| async move {
+            c.set_tenant_rules(r).await
         })
         .await
     };
@@ -203,16 +198,16 @@ async fn bad_input_changes_nothing(meta: &MetaClient, client: &OrderClient) {
         "{}",
         err.message()
     );
-    let kept = meta
-        .call(|ch| async move {
-            AdminServiceClient::new(ch)
-                .get_tenant_rules(surge_proto::v1::GetTenantRulesRequest {
-                    tenant: TENANT.into(),
-                })
-                .await
-        })
-        .await
-        .expect("rules");
+    let get = surge_proto::v1::GetTenantRulesRequest {
+        tenant: TENANT.into(),
+    };
+    let kept = common::admin(
+        meta,
+        get,
+        |mut c, r| async move { c.get_tenant_rules(r).await },
+    )
+    .await
+    .expect("rules");
     assert_eq!(
         (kept.version, kept.rules_toml),
         (1, rules()),
@@ -243,27 +238,24 @@ async fn bad_input_changes_nothing(meta: &MetaClient, client: &OrderClient) {
         ),
         (range("SF", 10, 5), Code::InvalidArgument, "to:"),
     ] {
-        let err = meta
-            .call(|ch| {
-                let req = req.clone();
-                async move { AdminServiceClient::new(ch).add_waybill_range(req).await }
-            })
-            .await
-            .expect_err("a bad range");
+        let err = common::admin(meta, req.clone(), |mut c, r| async move {
+            c.add_waybill_range(r).await
+        })
+        .await
+        .expect_err("a bad range");
         assert_eq!(err.code(), code, "{}", err.message());
         assert!(err.message().contains(says), "{}", err.message());
     }
-    let ranges = meta
-        .call(|ch| async move {
-            AdminServiceClient::new(ch)
-                .waybill_status(WaybillStatusRequest {
-                    tenant: TENANT.into(),
-                })
-                .await
-        })
-        .await
-        .expect("status")
-        .ranges;
+    let ranges = common::admin(
+        meta,
+        WaybillStatusRequest {
+            tenant: TENANT.into(),
+        },
+        |mut c, r| async move { c.waybill_status(r).await },
+    )
+    .await
+    .expect("status")
+    .ranges;
     assert_eq!(ranges.len(), 2, "no range was added");
 
     // An illegal transition: packing an order that has no label yet. The order is held for
@@ -315,9 +307,8 @@ async fn exhausted_ranges_hold_orders_until_numbers_arrive(
         name: "tiny".into(),
         api_key: key.clone(),
     };
-    meta.call(|ch| {
-        let req = create.clone();
-        async move { AdminServiceClient::new(ch).create_tenant(req).await }
+    common::admin(meta, create.clone(), |mut c, r| async move {
+        c.create_tenant(r).await
     })
     .await
     .expect("tenant");
@@ -326,9 +317,8 @@ async fn exhausted_ranges_hold_orders_until_numbers_arrive(
         tenant: "tiny".into(),
         rules_toml: rules.into(),
     };
-    meta.call(|ch| {
-        let req = set.clone();
-        async move { AdminServiceClient::new(ch).set_tenant_rules(req).await }
+    common::admin(meta, set.clone(), |mut c, r| async move {
+        c.set_tenant_rules(r).await
     })
     .await
     .expect("rules");
@@ -340,9 +330,8 @@ async fn exhausted_ranges_hold_orders_until_numbers_arrive(
         to,
     };
     let first = add(1, 5);
-    meta.call(|ch| {
-        let req = first.clone();
-        async move { AdminServiceClient::new(ch).add_waybill_range(req).await }
+    common::admin(meta, first.clone(), |mut c, r| async move {
+        c.add_waybill_range(r).await
     })
     .await
     .expect("range");
@@ -395,9 +384,8 @@ async fn exhausted_ranges_hold_orders_until_numbers_arrive(
         "surge_waybill_exhausted_total counts the exhausted range"
     );
     let second = add(6, 1000);
-    meta.call(|ch| {
-        let req = second.clone();
-        async move { AdminServiceClient::new(ch).add_waybill_range(req).await }
+    common::admin(meta, second.clone(), |mut c, r| async move {
+        c.add_waybill_range(r).await
     })
     .await
     .expect("second range");
@@ -445,10 +433,7 @@ async fn labels_print_once_across_leader_kills_and_nothing_is_lost() {
             .expect("client")
             .with_call_timeout(Duration::from_secs(3)),
     );
-    eventually(Duration::from_secs(60), "every shard to have a leader", || async {
-        matches!(client.refresh().await, Ok(m) if m.shard_count > 0 && m.shards.iter().all(|s| s.leader != 0))
-    })
-    .await;
+    common::wait_for_intake(&client).await;
 
     bad_input_changes_nothing(&meta, &client).await;
 
@@ -748,15 +733,14 @@ async fn labels_print_once_across_leader_kills_and_nothing_is_lost() {
         Duration::from_secs(20),
         "waybill counts to add up",
         || async {
-            let Ok(status) = meta
-                .call(|ch| async move {
-                    AdminServiceClient::new(ch)
-                        .waybill_status(WaybillStatusRequest {
-                            tenant: TENANT.into(),
-                        })
-                        .await
-                })
-                .await
+            let Ok(status) = common::admin(
+                &meta,
+                WaybillStatusRequest {
+                    tenant: TENANT.into(),
+                },
+                |mut c, r| async move { c.waybill_status(r).await },
+            )
+            .await
             else {
                 return false;
             };

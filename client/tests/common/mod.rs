@@ -253,3 +253,30 @@ pub async fn http_get(address: &str, path: &str) -> (u16, String) {
         .unwrap_or_default();
     (code, body)
 }
+
+/// One `AdminService` call through `meta`, which follows the leader and retries.
+pub async fn admin<Req, T, F, Fut>(meta: &MetaClient, req: Req, f: F) -> Result<T, tonic::Status>
+where
+    Req: Clone,
+    F: Fn(
+        surge_proto::v1::admin_service_client::AdminServiceClient<tonic::transport::Channel>,
+        Req,
+    ) -> Fut,
+    Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+{
+    meta.call(|ch| {
+        f(
+            surge_proto::v1::admin_service_client::AdminServiceClient::new(ch),
+            req.clone(),
+        )
+    })
+    .await
+}
+
+/// Waits until every shard has a leader and the nodes know the client's key.
+pub async fn wait_for_intake(client: &surge_client::OrderClient) {
+    eventually(Duration::from_secs(60), "every shard to have a leader", || async {
+        matches!(client.refresh().await, Ok(m) if m.shard_count > 0 && m.shards.iter().all(|s| s.leader != 0))
+    })
+    .await;
+}
