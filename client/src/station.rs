@@ -56,8 +56,12 @@ const REMEMBERED: usize = 200_000;
 /// Most acks per call, and how long an ack waits for company.
 const ACK_BATCH: usize = 200;
 const ACK_EVERY: Duration = Duration::from_millis(50);
-/// How long an ack is retried before it is given up (the job's lease has lapsed by then).
-const ACK_GIVE_UP: Duration = Duration::from_secs(30);
+/// How long an ack of a printed label is retried before it is given up. Long past the job's
+/// lease: an ack that lands late still marks the job printed, whereas one given up lets the
+/// job print again at another station.
+const ACK_GIVE_UP: Duration = Duration::from_secs(600);
+/// Most acks waiting at once (the oldest is given up beyond it).
+const MAX_PENDING_ACKS: usize = 100_000;
 const RESUBSCRIBE: Duration = Duration::from_millis(500);
 const PRINTER_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -268,10 +272,29 @@ async fn send_acks(
     acks.retain(|job, (_, since)| {
         let keep = since.elapsed() < ACK_GIVE_UP;
         if !keep {
-            warn!(job_id = job, "ack given up; the job's lease has lapsed");
+            warn!(
+                job_id = job,
+                "ack given up; the job may print again elsewhere"
+            );
         }
         keep
     });
+    while acks.len() > MAX_PENDING_ACKS {
+        let oldest = acks
+            .iter()
+            .min_by_key(|(_, (_, since))| *since)
+            .map(|(job, _)| job.clone());
+        match oldest {
+            Some(job) => {
+                warn!(
+                    job_id = job,
+                    "too many acks waiting; the oldest is given up"
+                );
+                acks.remove(&job);
+            }
+            None => break,
+        }
+    }
     if acks.is_empty() {
         return;
     }

@@ -23,7 +23,7 @@ use crate::actions::{self, refusal_status, ProposeError};
 use crate::order_service::{
     field_error, forward_failed, is_forwarded, with_hint, OrderApi, Target,
 };
-use crate::shard::{shard_of, view_of};
+use crate::shard::{shard_of, view_of, CARRIER_HOLD, WAYBILL_HOLD};
 use crate::shard_actions::ActionOutcome;
 
 pub type WatchStream =
@@ -164,6 +164,7 @@ impl OrderApi {
     fn action(tenant: u64, order_id: &str, reason: &str, kind: Kind) -> OrderAction {
         OrderAction {
             tenant_id: tenant,
+            expect_status: 0,
             order_id: order_id.to_string(),
             actor: API_ACTOR.into(),
             reason: reason.to_string(),
@@ -178,6 +179,12 @@ impl OrderApi {
         let tenant = self.tenant(&request).await?;
         let req = request.get_ref().clone();
         check_code(&req.code)?;
+        if [WAYBILL_HOLD, CARRIER_HOLD].contains(&req.code.as_str()) {
+            return Err(field_error(
+                "code",
+                format!("{:?} is reserved for the pipeline's own holds", req.code),
+            ));
+        }
         check_reason("reason", &req.reason)?;
         let shard = self.shard_of_id(&req.order_id)?;
         match self.route(&request, shard)? {
@@ -344,6 +351,12 @@ impl OrderApi {
                         "order {} has no waybill yet ({:?})",
                         rec.order_id,
                         rec.status()
+                    )));
+                }
+                if rec.waybill_voided || rec.intercepted {
+                    return Err(Status::failed_precondition(format!(
+                        "order {}: waybill {} is voided (the order was cancelled); no label",
+                        rec.order_id, rec.waybill
                     )));
                 }
                 let rules = self

@@ -19,7 +19,7 @@ use surge_proto::v1::order_action::Kind;
 use surge_proto::v1::shard_command::Command as ShardCmd;
 use surge_proto::v1::{
     ActionBatch, AddWaybillBlock, Allocation, Empty, HoldEntry, LeaseWaybillsRequest, OrderAction,
-    OrderRecord, RangeUsage, ShardCommand, WaybillBook,
+    OrderRecord, OrderStatus, RangeUsage, ShardCommand, WaybillBook,
 };
 use surge_raftstore::EngineError;
 use surge_rules::ReviewDecision;
@@ -29,14 +29,15 @@ use tracing::{debug, info, warn};
 use crate::actions::now_ms;
 use crate::directory::SharedDirectory;
 use crate::replicas::ShardHandle;
-use crate::shard::{Stage, CARRIER_HOLD, REVIEW_ACTOR};
-use crate::shard_actions::free_numbers;
+use crate::shard::{Applied, Stage, CARRIER_HOLD, REVIEW_ACTOR};
+use crate::shard_actions::{free_numbers, MAX_BLOCKS};
 
 /// Waybill usage per led shard, reported with heartbeats.
 pub type UsageBoard = Arc<RwLock<HashMap<u32, Vec<RangeUsage>>>>;
 
-/// Orders read per stage and shard in one round.
-const STAGE_BATCH: usize = 200;
+/// Orders read per stage and shard in one round, and at most of one tenant.
+const STAGE_BATCH: usize = 400;
+const TENANT_SHARE: usize = 200;
 const ROUND: Duration = Duration::from_millis(100);
 /// Every how many rounds the orders waiting for a carrier rule are looked at again.
 const SLOW_EVERY: u64 = 20;
@@ -93,6 +94,8 @@ fn metrics() -> &'static Metrics {
 struct Snapshot {
     stages: Vec<(Stage, Vec<OrderRecord>)>,
     books: Vec<(u64, String, WaybillBook)>,
+    /// Per stage, the tenant the next round's read starts at.
+    next: HashMap<Stage, u64>,
 }
 
 type BookKey = (u32, u64, String);
@@ -110,15 +113,28 @@ pub struct Pipeline {
     pub client: Arc<MetaClient>,
     pub usage: UsageBoard,
     leasing: Arc<Mutex<Leasing>>,
+    /// Per shard and stage, the tenant the next read starts at (so tenants take turns).
+    resume: Mutex<HashMap<u32, HashMap<Stage, u64>>>,
 }
 
+/// A pipeline action. It applies only to an order in the status it was decided for (the one
+/// the previous action of the same entry leaves it in), so a decision taken on a stale read,
+/// after a proposal that timed out but committed, is void rather than applied twice.
 fn action(tenant: u64, order_id: &str, actor: &str, reason: &str, kind: Kind) -> OrderAction {
+    let expect = match &kind {
+        Kind::Approve(_) => OrderStatus::Received,
+        Kind::Hold(_) if actor == REVIEW_ACTOR => OrderStatus::Received,
+        Kind::Hold(_) | Kind::Release(_) | Kind::Allocate(_) => OrderStatus::Approved,
+        Kind::BindWaybill(_) => OrderStatus::Allocated,
+        _ => OrderStatus::Unspecified,
+    };
     OrderAction {
         tenant_id: tenant,
         order_id: order_id.to_string(),
         actor: actor.to_string(),
         reason: reason.to_string(),
         kind: Some(kind),
+        expect_status: expect as i32,
     }
 }
 
@@ -135,6 +151,7 @@ impl Pipeline {
             client,
             usage,
             leasing: Arc::default(),
+            resume: Mutex::default(),
         }
     }
 
@@ -145,6 +162,11 @@ impl Pipeline {
             tokio::select! {
                 _ = stop.changed() => return,
                 _ = tokio::time::sleep(ROUND) => {}
+            }
+            // Until the first heartbeat answer, no tenant's rules are known: reviewing with the
+            // defaults would approve every order unseen.
+            if !self.directory.read().is_ok_and(|d| d.is_loaded()) {
+                continue;
             }
             let led: Vec<u32> = self
                 .handle
@@ -166,9 +188,16 @@ impl Pipeline {
 
     /// One round on `shard`; answers how many orders wait for waybill numbers.
     async fn round(&self, shard: u32, slow: bool) -> usize {
+        let from = self
+            .resume
+            .lock()
+            .map(|r| r.get(&shard).cloned().unwrap_or_default())
+            .unwrap_or_default();
         let snapshot = match self
             .handle
-            .inspect(u64::from(shard), move |peer| read_snapshot(&peer.sm, slow))
+            .inspect(u64::from(shard), move |peer| {
+                read_snapshot(&peer.sm, slow, from)
+            })
             .await
         {
             Ok(Ok(s)) => s,
@@ -178,6 +207,9 @@ impl Pipeline {
             }
             Err(_) => return 0,
         };
+        if let Ok(mut r) = self.resume.lock() {
+            r.entry(shard).or_default().extend(snapshot.next.clone());
+        }
         let usage: Vec<RangeUsage> = snapshot
             .books
             .iter()
@@ -362,10 +394,11 @@ impl Pipeline {
             if free.get(&(*tenant, carrier.clone())).copied().unwrap_or(0) >= LOW_WATER {
                 continue;
             }
-            let seq = books
-                .iter()
-                .find(|(t, c, _)| t == tenant && c == carrier)
-                .map_or(0, |(_, _, b)| b.next_seq);
+            let book = books.iter().find(|(t, c, _)| t == tenant && c == carrier);
+            if book.is_some_and(|(_, _, b)| b.blocks.len() >= MAX_BLOCKS) {
+                continue; // the shard holds as many blocks as it keeps; it asks once one is used
+            }
+            let seq = book.map_or(0, |(_, _, b)| b.next_seq);
             let key: BookKey = (shard, *tenant, carrier.clone());
             {
                 let Ok(mut leasing) = self.leasing.lock() else {
@@ -456,7 +489,7 @@ async fn lease_block(
         })),
     };
     match handle.propose(u64::from(shard), cmd.encode_to_vec()).await {
-        Ok(Ok(_)) => {
+        Ok(Ok(Applied::BlockAdded(true))) => {
             metrics().leased_blocks.inc();
             LeaseOutcome::Added
         }
@@ -469,16 +502,22 @@ async fn lease_block(
 fn read_snapshot<E: surge_raftstore::Engine>(
     sm: &crate::shard::ShardSm<E>,
     slow: bool,
+    from: HashMap<Stage, u64>,
 ) -> Result<Snapshot, EngineError> {
     let mut stages = Vec::with_capacity(Stage::ALL.len());
+    let mut next = HashMap::new();
     for stage in Stage::ALL {
         if stage == Stage::AwaitCarrier && !slow {
             continue;
         }
-        stages.push((stage, sm.pending(stage, STAGE_BATCH)?));
+        let start = from.get(&stage).copied().unwrap_or(0);
+        let (records, resume) = sm.pending(stage, start, TENANT_SHARE, STAGE_BATCH)?;
+        next.insert(stage, resume);
+        stages.push((stage, records));
     }
     Ok(Snapshot {
         stages,
         books: sm.books()?,
+        next,
     })
 }

@@ -132,6 +132,7 @@ async fn deliver_shard(
         .take(window.saturating_sub(in_flight))
         .map(|j| OrderAction {
             tenant_id: tenant,
+            expect_status: 0,
             order_id: j.order_id.clone(),
             actor: format!("station:{station}"),
             reason: String::new(),
@@ -197,6 +198,7 @@ impl PrintApi {
                     .into_iter()
                     .map(|a| OrderAction {
                         tenant_id: tenant,
+                        expect_status: 0,
                         order_id: a.order_id,
                         actor: format!("station:{station}"),
                         reason: String::new(),
@@ -361,6 +363,7 @@ impl PrintService for PrintApi {
             Target::Local => {
                 let action = OrderAction {
                     tenant_id: tenant,
+                    expect_status: 0,
                     order_id: req.order_id.clone(),
                     actor: "erp".into(),
                     reason: req.reason.clone(),

@@ -288,22 +288,77 @@ impl<E: Engine> ShardSm<E> {
         Ok(out)
     }
 
-    /// Up to `limit` orders waiting in `stage`, oldest first.
-    pub fn pending(&self, stage: Stage, limit: usize) -> Result<Vec<OrderRecord>, EngineError> {
+    /// Orders waiting in `stage`: each tenant's oldest, at most `per_tenant` of one tenant and
+    /// `total` in all, starting at tenant `from` and wrapping around, so that one tenant's
+    /// orders that cannot move (e.g. waiting for numbers) never hide another tenant's. Answers
+    /// the tenant to start from next time (where `total` cut the scan short, else 0).
+    pub fn pending(
+        &self,
+        stage: Stage,
+        from: u64,
+        per_tenant: usize,
+        total: usize,
+    ) -> Result<(Vec<OrderRecord>, u64), EngineError> {
         let prefix = k::work_prefix(self.shard, stage as u8);
+        let body = prefix.len();
         let mut ids = Vec::new();
-        self.engine.scan(
-            Cf::OrderIndex,
-            &prefix,
-            &keys::prefix_end(&prefix),
-            &mut |key, _| {
-                if let Some(id) = key.get(prefix.len() + 8..) {
-                    ids.push(String::from_utf8_lossy(id).into_owned());
+        let mut next = 0;
+        // Two passes: [from, end), then [0, from).
+        let passes = [
+            (
+                k::work_tenant(self.shard, stage as u8, from),
+                keys::prefix_end(&prefix),
+            ),
+            (
+                prefix.clone(),
+                k::work_tenant(self.shard, stage as u8, from),
+            ),
+        ];
+        'passes: for (mut start, end) in passes {
+            loop {
+                if start >= end {
+                    continue 'passes;
                 }
-                ids.len() < limit
-            },
-        )?;
-        self.load_all(ids)
+                let mut current: Option<u64> = None;
+                let mut in_tenant = 0;
+                let mut full_tenant = None;
+                self.engine
+                    .scan(Cf::OrderIndex, &start, &end, &mut |key, _| {
+                        let Some(tenant) = key
+                            .get(body..body + 8)
+                            .and_then(|b| b.try_into().ok())
+                            .map(u64::from_be_bytes)
+                        else {
+                            return true;
+                        };
+                        if current != Some(tenant) {
+                            current = Some(tenant);
+                            in_tenant = 0;
+                        }
+                        if in_tenant >= per_tenant {
+                            full_tenant = Some(tenant);
+                            return false;
+                        }
+                        if let Some(id) = key.get(body + 16..) {
+                            ids.push(String::from_utf8_lossy(id).into_owned());
+                            in_tenant += 1;
+                        }
+                        ids.len() < total
+                    })?;
+                if ids.len() >= total {
+                    next = current.map_or(0, |t| t.wrapping_add(1));
+                    break 'passes;
+                }
+                match full_tenant {
+                    // Skip the rest of that tenant's orders.
+                    Some(t) if t < u64::MAX => {
+                        start = k::work_tenant(self.shard, stage as u8, t + 1)
+                    }
+                    _ => continue 'passes,
+                }
+            }
+        }
+        Ok((self.load_all(ids)?, next))
     }
 
     /// Every waybill book of the shard: `(tenant, carrier, book)`.
@@ -392,7 +447,8 @@ impl<E: Engine> ShardSm<E> {
                 );
             }
             if let Some(stage) = stage_of(old).filter(|s| Some(*s) != stage_of(rec)) {
-                self.delete(batch, Cf::OrderIndex, k::work(shard, stage as u8, at, id));
+                let key = k::work(shard, stage as u8, tenant, at, id);
+                self.delete(batch, Cf::OrderIndex, key);
             }
         }
         if old.is_none_or(|o| o.status != rec.status) {
@@ -407,7 +463,7 @@ impl<E: Engine> ShardSm<E> {
             self.put(
                 batch,
                 Cf::OrderIndex,
-                k::work(shard, stage as u8, at, id),
+                k::work(shard, stage as u8, tenant, at, id),
                 Vec::new(),
             );
         }
@@ -468,7 +524,7 @@ impl<E: Engine> ShardSm<E> {
                 &order.platform,
                 &order.external_order_id,
             );
-            let existing = self.by_ext_key(&key).map_err(|e| e.to_string())?;
+            let existing = self.by_ext_key(&key).unwrap_or_else(|e| storage_failed(e));
             if let Some(rec) = existing {
                 if rec.payload_hash == item.payload_hash {
                     let mut acceptance = acceptance_of(&rec);
@@ -516,17 +572,24 @@ impl<E: Engine> ShardSm<E> {
         let cmd = ShardCommand::decode(data).map_err(|e| format!("undecodable command: {e}"))?;
         match cmd.command {
             Some(ShardCmd::Submit(submit)) => self.apply_submit(index, submit, batch),
-            Some(ShardCmd::Actions(actions)) => self
-                .apply_actions(index, actions, batch)
-                .map(Applied::Actions)
-                .map_err(|e| e.to_string()),
-            Some(ShardCmd::AddBlock(add)) => self
-                .apply_add_block(add, batch)
-                .map(Applied::BlockAdded)
-                .map_err(|e| e.to_string()),
+            Some(ShardCmd::Actions(actions)) => Ok(Applied::Actions(
+                self.apply_actions(index, actions, batch)
+                    .unwrap_or_else(|e| storage_failed(e)),
+            )),
+            Some(ShardCmd::AddBlock(add)) => Ok(Applied::BlockAdded(
+                self.apply_add_block(add, batch)
+                    .unwrap_or_else(|e| storage_failed(e)),
+            )),
             None => Err("empty command".into()),
         }
     }
+}
+
+/// A read failing in the middle of applying an entry leaves this replica unable to apply it as
+/// the others do (part of the entry's writes are staged). The replica stops: on restart it
+/// applies the entry again from its last applied index, or is rebuilt from a snapshot.
+pub(crate) fn storage_failed(e: EngineError) -> ! {
+    panic!("storage failed while applying a shard entry; stopping this replica: {e}")
 }
 
 /// The acceptance a stored record answers with.

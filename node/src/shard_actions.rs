@@ -13,11 +13,14 @@ use surge_proto::v1::{
 use surge_raftstore::{Cf, Engine, EngineError, WriteBatch};
 
 use crate::lifecycle::{decide, Outcome, Refusal, Step};
-use crate::shard::{order_id, parse_id, ShardSm, WAYBILL_HOLD};
+use crate::shard::{order_id, parse_id, storage_failed, ShardSm, WAYBILL_HOLD};
 use crate::shard_keys as k;
 
-/// Most transitions kept per order; holds, releases and reprints beyond it are refused.
+/// Most transitions kept per order: holds and reprints that would crowd out the release and
+/// forward steps are refused.
 pub const MAX_HISTORY: usize = 64;
+/// History entries kept free for a release and the forward steps (at most 8 of them).
+const RESERVED_HISTORY: usize = 10;
 /// Most reprints of one order.
 pub const MAX_REPRINTS: u32 = 10;
 /// Most unused blocks a shard keeps per (tenant, carrier).
@@ -131,19 +134,39 @@ impl<E: Engine> ShardSm<E> {
         let Some(kind) = action.kind.clone() else {
             return Ok(refused(RefuseCode::FailedPrecondition, "empty action"));
         };
+        let expected = action.expect_status();
+        if expected != OrderStatus::Unspecified && expected != old.status() {
+            return Ok(refused(
+                RefuseCode::FailedPrecondition,
+                format!(
+                    "order {} is {:?}, not {expected:?}: it moved on",
+                    old.order_id,
+                    old.status()
+                ),
+            ));
+        }
         let mut rec = old.clone();
         let mut job = None;
         let result = match kind {
             Kind::Approve(_) => self.step(ctx, &action, &mut rec, Step::Approve, "approve", batch),
             Kind::Allocate(a) => {
-                let r = self.step(ctx, &action, &mut rec, Step::Allocate, "allocate", batch);
-                if matches!(r, Ok(true)) {
-                    rec.carrier = a.carrier;
-                    rec.carrier_rule = a.rule;
-                    if let Some(last) = rec.history.last_mut() {
-                        last.reason =
-                            format!("carrier {} by rule {}", rec.carrier, rec.carrier_rule);
-                    }
+                // The carrier is set before the transition so that its event carries it; an
+                // allocation that does not happen leaves the record as it was.
+                let before = (rec.carrier.clone(), rec.carrier_rule.clone());
+                let mut with_reason = action.clone();
+                with_reason.reason = format!("carrier {} by rule {}", a.carrier, a.rule);
+                rec.carrier = a.carrier;
+                rec.carrier_rule = a.rule;
+                let r = self.step(
+                    ctx,
+                    &with_reason,
+                    &mut rec,
+                    Step::Allocate,
+                    "allocate",
+                    batch,
+                );
+                if !matches!(r, Ok(true)) {
+                    (rec.carrier, rec.carrier_rule) = before;
                 }
                 r
             }
@@ -166,6 +189,8 @@ impl<E: Engine> ShardSm<E> {
                 let r = self.step(ctx, &action, &mut rec, Step::ConfirmShipped, "ship", batch);
                 if matches!(r, Ok(true)) {
                     rec.shipped_weight_grams = w;
+                    // A reprint still waiting is moot once the parcel has left.
+                    self.drop_pending_job(&mut rec, batch);
                 }
                 r
             }
@@ -229,8 +254,10 @@ impl<E: Engine> ShardSm<E> {
         }
     }
 
+    /// Room for an optional entry (a hold or a reprint): what stays free is enough for the
+    /// release and every forward step that may follow, which are never refused for room.
     fn history_room(rec: &OrderRecord) -> Result<(), ActionOutcome> {
-        if rec.history.len() >= MAX_HISTORY {
+        if rec.history.len() + RESERVED_HISTORY >= MAX_HISTORY {
             return Err(refused(
                 RefuseCode::FailedPrecondition,
                 format!(
@@ -293,7 +320,6 @@ impl<E: Engine> ShardSm<E> {
         if rec.holds.len() == before {
             return Ok(false);
         }
-        Self::history_room(rec)?;
         let mut fake = action.clone();
         if fake.reason.is_empty() {
             fake.reason = if code.is_empty() {
@@ -332,7 +358,7 @@ impl<E: Engine> ShardSm<E> {
         let book_key = k::book(self.shard, rec.tenant_id, &rec.carrier);
         let mut book = self
             .book(rec.tenant_id, &rec.carrier)
-            .map_err(|e| refused(RefuseCode::FailedPrecondition, e.to_string()))?;
+            .unwrap_or_else(|e| storage_failed(e));
         let Some(at) = book
             .blocks
             .iter()
@@ -396,8 +422,9 @@ impl<E: Engine> ShardSm<E> {
                 format!("job_id: malformed {job_id:?}"),
             ));
         };
-        self.read_msg(Cf::Outbox, &k::job(self.shard, tenant, index, pos))
-            .map_err(|e| refused(RefuseCode::FailedPrecondition, e.to_string()))
+        Ok(self
+            .read_msg(Cf::Outbox, &k::job(self.shard, tenant, index, pos))
+            .unwrap_or_else(|e| storage_failed(e)))
     }
 
     fn drop_pending_job(&mut self, rec: &mut OrderRecord, batch: &mut WriteBatch) {
@@ -439,21 +466,27 @@ impl<E: Engine> ShardSm<E> {
             return Ok(false);
         }
         let done = self.load_job(rec.tenant_id, job_id)?;
-        self.drop_pending_job(rec, batch);
-        let mut fake = action.clone();
-        fake.reason = format!("job {job_id} at station {station}");
         let reprint = done.as_ref().map_or(0, |j| j.reprint);
-        if reprint == 0 {
+        // Decided before anything is written: a refusal leaves the job where it was.
+        let moved = if reprint == 0 {
             match decide(rec.status(), false, rec.intercepted, Step::MarkPrinted) {
-                Ok(Outcome::Moved { to, .. }) => {
-                    self.transition(ctx, &fake, rec, to, "print", batch)
-                }
-                Ok(_) => {}
+                Ok(Outcome::Moved { to, .. }) => Some(to),
+                Ok(_) => None,
                 Err(r) => return Err(refusal(r)),
             }
         } else {
-            let status = rec.status();
-            self.transition(ctx, &fake, rec, status, "reprinted", batch);
+            None
+        };
+        self.drop_pending_job(rec, batch);
+        let mut fake = action.clone();
+        fake.reason = format!("job {job_id} at station {station}");
+        match moved {
+            Some(to) => self.transition(ctx, &fake, rec, to, "print", batch),
+            None => {
+                let status = rec.status();
+                let name = if reprint > 0 { "reprinted" } else { "print" };
+                self.transition(ctx, &fake, rec, status, name, batch);
+            }
         }
         *job = done;
         Ok(true)

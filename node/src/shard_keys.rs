@@ -5,7 +5,7 @@
 //! - `order_index`:
 //!   - `'x' | tenant | len(platform) | platform | external id` → order id
 //!   - `'s' | tenant | status | accepted_at | order id` → ∅ (listing by status and time)
-//!   - `'w' | stage | accepted_at | order id` → ∅ (orders the pipeline must move on)
+//!   - `'w' | stage | tenant | accepted_at | order id` → ∅ (orders the pipeline must move on)
 //!   - `'b' | tenant | carrier` → `WaybillBook`
 //! - `outbox`:
 //!   - `'j' | tenant | index | pos` → `OutboxJob` (print jobs not yet printed)
@@ -66,10 +66,19 @@ pub fn work_prefix(shard: u32, stage: u8) -> Vec<u8> {
     key(shard, &[&[WORK, stage]])
 }
 
-pub fn work(shard: u32, stage: u8, at_ms: u64, order_id: &str) -> Vec<u8> {
+pub fn work_tenant(shard: u32, stage: u8, tenant: u64) -> Vec<u8> {
+    key(shard, &[&[WORK, stage], &tenant.to_be_bytes()])
+}
+
+pub fn work(shard: u32, stage: u8, tenant: u64, at_ms: u64, order_id: &str) -> Vec<u8> {
     key(
         shard,
-        &[&[WORK, stage], &at_ms.to_be_bytes(), order_id.as_bytes()],
+        &[
+            &[WORK, stage],
+            &tenant.to_be_bytes(),
+            &at_ms.to_be_bytes(),
+            order_id.as_bytes(),
+        ],
     )
 }
 

@@ -80,6 +80,7 @@ impl Shard {
             .into_iter()
             .map(|(id, kind)| OrderAction {
                 tenant_id: TENANT,
+                expect_status: 0,
                 order_id: id,
                 actor: "test".into(),
                 reason: "because".into(),
@@ -157,14 +158,31 @@ fn refused(o: &ActionOutcome) -> (RefuseCode, String) {
 fn an_order_goes_from_intake_to_shipped_recording_every_step() {
     let mut s = Shard::new();
     let id = s.allocated("A");
-    assert_eq!(s.sm.pending(Stage::Bind, 10).expect("pending").len(), 1);
+    assert_eq!(
+        s.sm.pending(Stage::Bind, 0, 10, 10)
+            .expect("pending")
+            .0
+            .len(),
+        1
+    );
 
     // No numbers yet: the order is held, not failed.
     let held = s.done(&id, Kind::BindWaybill(Empty {}));
     assert_eq!(held.record.status(), S::Allocated);
     assert_eq!(held.record.holds[0].code, WAYBILL_HOLD);
-    assert_eq!(s.sm.pending(Stage::AwaitWaybill, 10).expect("p").len(), 1);
-    assert!(s.sm.pending(Stage::Bind, 10).expect("p").is_empty());
+    assert_eq!(
+        s.sm.pending(Stage::AwaitWaybill, 0, 10, 10)
+            .expect("p")
+            .0
+            .len(),
+        1
+    );
+    assert!(s
+        .sm
+        .pending(Stage::Bind, 0, 10, 10)
+        .expect("p")
+        .0
+        .is_empty());
 
     assert!(s.add_block(0, 1, 100, 101));
     let bound = s.done(&id, Kind::BindWaybill(Empty {}));
@@ -319,7 +337,10 @@ fn holds_block_moves_until_released_and_retries_are_no_ops() {
     let (_, msg) = refused(&s.act(&id, Kind::Approve(Empty {})));
     assert!(msg.contains("blocked by a hold"), "{msg}");
     assert!(
-        s.sm.pending(Stage::Review, 10).expect("p").is_empty(),
+        s.sm.pending(Stage::Review, 0, 10, 10)
+            .expect("p")
+            .0
+            .is_empty(),
         "held: not pending"
     );
     s.done(&id, Kind::Release("remark".into()));
@@ -345,7 +366,10 @@ fn holds_block_moves_until_released_and_retries_are_no_ops() {
 fn review_holds_send_a_released_order_to_approval_not_to_review_again() {
     let mut s = Shard::new();
     let id = s.submit("A");
-    assert_eq!(s.sm.pending(Stage::Review, 10).expect("p").len(), 1);
+    assert_eq!(
+        s.sm.pending(Stage::Review, 0, 10, 10).expect("p").0.len(),
+        1
+    );
     let out = s.act_all(vec![(
         id.clone(),
         Kind::Hold(HoldEntry {
@@ -370,8 +394,16 @@ fn review_holds_send_a_released_order_to_approval_not_to_review_again() {
         }],
     }));
     s.done(&id, Kind::Release(String::new()));
-    assert!(s.sm.pending(Stage::Review, 10).expect("p").is_empty());
-    assert_eq!(s.sm.pending(Stage::Approve, 10).expect("p").len(), 1);
+    assert!(s
+        .sm
+        .pending(Stage::Review, 0, 10, 10)
+        .expect("p")
+        .0
+        .is_empty());
+    assert_eq!(
+        s.sm.pending(Stage::Approve, 0, 10, 10).expect("p").0.len(),
+        1
+    );
 }
 
 #[test]
@@ -502,4 +534,117 @@ fn leases_keep_a_job_with_one_station_until_they_lapse_and_reprints_are_counted(
         p.record.history.last().map(|t| t.action.as_str()),
         Some("reprinted")
     );
+}
+
+#[test]
+fn every_tenant_gets_its_share_of_a_stage_whatever_waits_ahead_of_it() {
+    let mut s = Shard::new();
+    let submit = |s: &mut Shard, tenant: u64, ext: &str| {
+        let cmd = Cmd::Submit(SubmitBatch {
+            tenant_id: tenant,
+            received_at_ms: s.at,
+            items: vec![SubmitItem {
+                order: Some(Order {
+                    platform: "jd".into(),
+                    external_order_id: ext.into(),
+                    ..Order::default()
+                }),
+                payload_hash: vec![1],
+            }],
+        });
+        s.apply(cmd);
+    };
+    for i in 0..5 {
+        submit(&mut s, 3, &format!("a{i}")); // tenant 3: older and many
+    }
+    submit(&mut s, 9, "b0");
+    let tenants = |recs: &[OrderRecord]| recs.iter().map(|r| r.tenant_id).collect::<Vec<_>>();
+    let (recs, next) = s.sm.pending(Stage::Review, 0, 2, 10).expect("pending");
+    assert_eq!(
+        tenants(&recs),
+        [3, 3, 9],
+        "at most 2 of tenant 3, then tenant 9"
+    );
+    assert_eq!(next, 0, "nothing cut short");
+    let (recs, next) = s.sm.pending(Stage::Review, 0, 5, 2).expect("pending");
+    assert_eq!(tenants(&recs), [3, 3]);
+    assert_eq!(next, 4, "resume after tenant 3");
+    let (recs, _) = s.sm.pending(Stage::Review, next, 5, 2).expect("pending");
+    assert_eq!(
+        tenants(&recs),
+        [9, 3],
+        "tenant 9 first, then wrapping around"
+    );
+}
+
+#[test]
+fn stale_pipeline_decisions_are_void_and_holds_leave_room_for_their_release() {
+    let mut s = Shard::new();
+    let id = s.submit("A");
+    s.done(&id, Kind::Approve(Empty {}));
+    // A review hold decided on the RECEIVED order arrives after it was approved.
+    let at_ms = s.at;
+    let out = match s.apply(Cmd::Actions(ActionBatch {
+        at_ms,
+        items: vec![OrderAction {
+            tenant_id: TENANT,
+            order_id: id.clone(),
+            expect_status: S::Received as i32,
+            kind: Some(Kind::Hold(HoldEntry {
+                code: "remark".into(),
+                ..HoldEntry::default()
+            })),
+            ..OrderAction::default()
+        }],
+    })) {
+        Applied::Actions(o) => o,
+        other => panic!("{other:?}"),
+    };
+    assert!(refused(&out[0]).1.contains("moved on"));
+    assert!(s.get(&id).holds.is_empty());
+
+    // Holds and releases until the history is nearly full: holds stop, a release never does.
+    let mut holds = 0;
+    loop {
+        let kind = Kind::Hold(HoldEntry {
+            code: "manual".into(),
+            ..HoldEntry::default()
+        });
+        match s.act(&id, kind) {
+            ActionOutcome::Done(_) => holds += 1,
+            ActionOutcome::Refused { message, .. } => {
+                assert!(message.contains("recorded transitions"), "{message}");
+                break;
+            }
+            other => panic!("{other:?}"),
+        }
+        s.done(&id, Kind::Release(String::new()));
+        assert!(holds < 100, "holds are bounded");
+    }
+    assert!(
+        holds > 20,
+        "holds were possible until near the limit: {holds}"
+    );
+    assert!(s.get(&id).holds.is_empty(), "every hold was released");
+    // And the forward steps still fit.
+    s.done(&id, alloc());
+    assert_eq!(s.get(&id).status(), S::Allocated);
+}
+
+#[test]
+fn shipping_drops_a_reprint_still_waiting() {
+    let mut s = Shard::new();
+    assert!(s.add_block(0, 1, 1, 10));
+    let id = s.allocated("A");
+    let job = s.done(&id, Kind::BindWaybill(Empty {})).job.expect("job");
+    s.done(&id, printed(&job.job_id));
+    s.done(&id, Kind::Reprint(Empty {}));
+    assert_eq!(s.sm.jobs(TENANT, 10).expect("jobs").len(), 1);
+    s.done(&id, Kind::Packed(Empty {}));
+    s.done(&id, Kind::ShippedWeightGrams(900));
+    assert!(
+        s.sm.jobs(TENANT, 10).expect("jobs").is_empty(),
+        "no label for a parcel that left"
+    );
+    assert!(s.get(&id).pending_job.is_empty());
 }
