@@ -405,7 +405,12 @@ impl OrderApi {
                 .await
                 .map_err(|e| self.map_request(e))?
                 .map_err(|e| Status::internal(e.to_string()))?;
-            return Ok(events);
+            return events.map_err(|t| {
+                Status::out_of_range(format!(
+                    "cursor: shard {shard}'s events before {}.{} are past retention and were deleted; start again from an empty cursor",
+                    t.below.0, t.below.1
+                ))
+            });
         }
         if is_forwarded(original) {
             return Err(self.unavailable(shard));
@@ -468,9 +473,15 @@ impl OrderApi {
                 for shard in 0..api.shard_count() {
                     let after = cursor.0.get(&shard).copied().unwrap_or_default();
                     // A shard that cannot be read now is read on a later poll, from the same
-                    // position: the stream waits rather than skipping.
-                    if let Ok(found) = api.shard_events(&probe, tenant, shard, after).await {
-                        events.extend(found);
+                    // position: the stream waits rather than skipping. A cursor past retention
+                    // ends the stream: resuming would skip deleted events.
+                    match api.shard_events(&probe, tenant, shard, after).await {
+                        Ok(found) => events.extend(found),
+                        Err(s) if s.code() == tonic::Code::OutOfRange => {
+                            let _ = tx.send(Err(s)).await;
+                            return;
+                        }
+                        Err(_) => {}
                     }
                 }
                 if events.is_empty() {

@@ -19,7 +19,7 @@ use surge_proto::v1::order_action::Kind;
 use surge_proto::v1::shard_command::Command as ShardCmd;
 use surge_proto::v1::{
     ActionBatch, AddWaybillBlock, Allocation, Empty, HoldEntry, LeaseWaybillsRequest, OrderAction,
-    OrderRecord, OrderStatus, RangeUsage, ShardCommand, WaybillBook,
+    OrderRecord, OrderStatus, RangeUsage, ShardCommand, TrimEvents, WaybillBook,
 };
 use surge_raftstore::EngineError;
 use surge_rules::ReviewDecision;
@@ -41,6 +41,11 @@ const TENANT_SHARE: usize = 200;
 const ROUND: Duration = Duration::from_millis(100);
 /// Every how many rounds the orders waiting for a carrier rule are looked at again.
 const SLOW_EVERY: u64 = 20;
+/// How long events stay for `WatchOrders` to resume from.
+pub const EVENT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Every how many rounds old events are trimmed, and how many one trim looks at.
+const TRIM_EVERY: u64 = 600;
+const TRIM_SCAN: usize = 10_000;
 /// Below this many free numbers a shard asks for the next block.
 const LOW_WATER: u64 = 300;
 /// After the coordinators answered "no numbers left", wait this long before asking again.
@@ -180,9 +185,59 @@ impl Pipeline {
             }
             round += 1;
             let slow = round.is_multiple_of(SLOW_EVERY);
+            if round.is_multiple_of(TRIM_EVERY) {
+                for &shard in &led {
+                    self.trim_events(
+                        shard,
+                        now_ms().saturating_sub(EVENT_RETENTION.as_millis() as u64),
+                    )
+                    .await;
+                }
+            }
             let rounds = led.iter().map(|&shard| self.round(shard, slow));
             let waiting: usize = futures::future::join_all(rounds).await.into_iter().sum();
             metrics().waiting.set(waiting as i64);
+        }
+    }
+
+    /// Deletes each tenant's events older than `cutoff_ms` on `shard` (bounded per call).
+    async fn trim_events(&self, shard: u32, cutoff_ms: u64) {
+        let tenants: Vec<u64> = self
+            .directory
+            .read()
+            .map(|d| {
+                d.keys
+                    .values()
+                    .copied()
+                    .collect::<HashSet<u64>>()
+                    .into_iter()
+                    .collect()
+            })
+            .unwrap_or_default();
+        for tenant in tenants {
+            let point = self
+                .handle
+                .inspect(u64::from(shard), move |peer| {
+                    peer.sm.trim_point(tenant, cutoff_ms, TRIM_SCAN)
+                })
+                .await;
+            let Ok(Ok(Some((below_index, below_pos)))) = point else {
+                continue;
+            };
+            let cmd = ShardCommand {
+                command: Some(ShardCmd::TrimEvents(TrimEvents {
+                    tenant_id: tenant,
+                    below_index,
+                    below_pos,
+                })),
+            };
+            if let Err(e) = self
+                .handle
+                .propose(u64::from(shard), cmd.encode_to_vec())
+                .await
+            {
+                debug!(shard, tenant, error = ?e, "event trim not committed");
+            }
         }
     }
 

@@ -38,6 +38,15 @@ pub enum Applied {
     Actions(Vec<ActionOutcome>),
     /// Whether the block was new (false: this lease sequence number was already added).
     BlockAdded(bool),
+    /// Whether events were trimmed (false: already trimmed that far).
+    Trimmed(bool),
+}
+
+/// A watch position older than the events retention kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Trimmed {
+    /// The oldest position a watch can resume from.
+    pub below: (u64, u32),
 }
 
 /// The output of one applied command.
@@ -393,16 +402,78 @@ impl<E: Engine> ShardSm<E> {
         self.scan_msgs(&k::job_prefix(self.shard, tenant), None, limit)
     }
 
-    /// Up to `limit` events of `tenant` after the log position `(index, pos)`.
+    /// Up to `limit` events of `tenant` after the log position `(index, pos)`; `(0, 0)` reads
+    /// from the oldest event kept. A position older than what retention kept is refused with
+    /// the oldest position that can be resumed from: events after it were deleted.
     pub fn events(
         &self,
         tenant: u64,
         after: (u64, u32),
         limit: usize,
-    ) -> Result<Vec<OrderEvent>, EngineError> {
+    ) -> Result<Result<Vec<OrderEvent>, Trimmed>, EngineError> {
+        let horizon = self.trimmed_below(tenant)?;
+        if after != (0, 0) && after < horizon {
+            return Ok(Err(Trimmed { below: horizon }));
+        }
         let mut start = k::event(self.shard, tenant, after.0, after.1);
         start.push(0);
-        self.scan_msgs(&k::event_prefix(self.shard, tenant), Some(start), limit)
+        Ok(Ok(self.scan_msgs(
+            &k::event_prefix(self.shard, tenant),
+            Some(start),
+            limit,
+        )?))
+    }
+
+    /// The position `tenant`'s events were trimmed below, `(0, 0)` if never.
+    pub fn trimmed_below(&self, tenant: u64) -> Result<(u64, u32), EngineError> {
+        Ok(self
+            .read(Cf::OrderIndex, &k::trimmed(self.shard, tenant))?
+            .and_then(|v| k::decode_position(&v))
+            .unwrap_or_default())
+    }
+
+    /// Where to trim `tenant`'s events so that none older than `cutoff_ms` stays, looking at
+    /// no more than `max_scan` events: the position of the first event to keep (or, when the
+    /// scan stopped first, just past the last one looked at). None when nothing is that old.
+    pub fn trim_point(
+        &self,
+        tenant: u64,
+        cutoff_ms: u64,
+        max_scan: usize,
+    ) -> Result<Option<(u64, u32)>, EngineError> {
+        let events: Vec<OrderEvent> =
+            self.scan_msgs(&k::event_prefix(self.shard, tenant), None, max_scan)?;
+        let Some(first) = events.first() else {
+            return Ok(None);
+        };
+        if first.at_ms >= cutoff_ms {
+            return Ok(None);
+        }
+        Ok(Some(match events.iter().find(|e| e.at_ms >= cutoff_ms) {
+            Some(keep) => (keep.index, keep.pos),
+            None => events
+                .last()
+                .map(|e| (e.index, e.pos + 1))
+                .unwrap_or_default(),
+        }))
+    }
+
+    fn apply_trim(&mut self, trim: surge_proto::v1::TrimEvents, batch: &mut WriteBatch) -> bool {
+        let below = (trim.below_index, trim.below_pos);
+        let horizon = self
+            .trimmed_below(trim.tenant_id)
+            .unwrap_or_else(|e| storage_failed(e));
+        if below <= horizon {
+            return false;
+        }
+        batch.delete_range(
+            Cf::Outbox,
+            k::event_prefix(self.shard, trim.tenant_id),
+            k::event(self.shard, trim.tenant_id, below.0, below.1),
+        );
+        let key = k::trimmed(self.shard, trim.tenant_id);
+        self.put(batch, Cf::OrderIndex, key, k::encode_position(below));
+        true
     }
 
     fn scan_msgs<M: prost::Message + Default>(
@@ -576,6 +647,7 @@ impl<E: Engine> ShardSm<E> {
                 self.apply_actions(index, actions, batch)
                     .unwrap_or_else(|e| storage_failed(e)),
             )),
+            Some(ShardCmd::TrimEvents(trim)) => Ok(Applied::Trimmed(self.apply_trim(trim, batch))),
             Some(ShardCmd::AddBlock(add)) => Ok(Applied::BlockAdded(
                 self.apply_add_block(add, batch)
                     .unwrap_or_else(|e| storage_failed(e)),

@@ -7,6 +7,7 @@
 //!   - `'s' | tenant | status | accepted_at | order id` → ∅ (listing by status and time)
 //!   - `'w' | stage | tenant | accepted_at | order id` → ∅ (orders the pipeline must move on)
 //!   - `'b' | tenant | carrier` → `WaybillBook`
+//!   - `'t' | tenant` → the position events were trimmed below (`index | pos`)
 //! - `outbox`:
 //!   - `'j' | tenant | index | pos` → `OutboxJob` (print jobs not yet printed)
 //!   - `'e' | tenant | index | pos` → `OrderEvent` (every transition, for `WatchOrders`)
@@ -20,6 +21,7 @@ const WORK: u8 = b'w';
 const BOOK: u8 = b'b';
 const JOB: u8 = b'j';
 const EVENT: u8 = b'e';
+const TRIMMED: u8 = b't';
 
 fn key(shard: u32, parts: &[&[u8]]) -> Vec<u8> {
     let mut suffix = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
@@ -123,4 +125,21 @@ pub fn event(shard: u32, tenant: u64, index: u64, pos: u32) -> Vec<u8> {
 
 pub fn event_prefix(shard: u32, tenant: u64) -> Vec<u8> {
     key(shard, &[&[EVENT], &tenant.to_be_bytes()])
+}
+
+pub fn trimmed(shard: u32, tenant: u64) -> Vec<u8> {
+    key(shard, &[&[TRIMMED], &tenant.to_be_bytes()])
+}
+
+/// `index | pos` as stored under [`trimmed`].
+pub fn encode_position(at: (u64, u32)) -> Vec<u8> {
+    let mut v = at.0.to_be_bytes().to_vec();
+    v.extend_from_slice(&at.1.to_be_bytes());
+    v
+}
+
+pub fn decode_position(v: &[u8]) -> Option<(u64, u32)> {
+    let index = u64::from_be_bytes(v.get(..8)?.try_into().ok()?);
+    let pos = u32::from_be_bytes(v.get(8..12)?.try_into().ok()?);
+    Some((index, pos))
 }

@@ -245,7 +245,10 @@ fn an_order_goes_from_intake_to_shipped_recording_every_step() {
     assert_eq!(rec.history[2].reason, "carrier SF by rule r1");
 
     // Every transition is an event, in log order, with nothing in between for other tenants.
-    let events = s.sm.events(TENANT, (0, 0), 100).expect("events");
+    let events =
+        s.sm.events(TENANT, (0, 0), 100)
+            .expect("events")
+            .expect("kept");
     let tos: Vec<S> = events.iter().map(|e| e.to()).collect();
     assert_eq!(
         tos,
@@ -262,13 +265,19 @@ fn an_order_goes_from_intake_to_shipped_recording_every_step() {
     );
     let after_third =
         s.sm.events(TENANT, (events[2].index, events[2].pos), 100)
-            .expect("e");
+            .expect("e")
+            .expect("kept");
     assert_eq!(
         after_third.len(),
         events.len() - 3,
         "resumes after a position"
     );
-    assert!(s.sm.events(TENANT + 1, (0, 0), 10).expect("e").is_empty());
+    assert!(s
+        .sm
+        .events(TENANT + 1, (0, 0), 10)
+        .expect("e")
+        .expect("kept")
+        .is_empty());
 }
 
 #[test]
@@ -647,4 +656,64 @@ fn shipping_drops_a_reprint_still_waiting() {
         "no label for a parcel that left"
     );
     assert!(s.get(&id).pending_job.is_empty());
+}
+
+#[test]
+fn old_events_are_trimmed_and_a_cursor_past_retention_is_refused() {
+    let mut s = Shard::new();
+    let ids: Vec<String> = (0..4).map(|i| s.submit(&format!("E{i}"))).collect();
+    let all = s.sm.events(TENANT, (0, 0), 100).expect("e").expect("kept");
+    assert_eq!(all.len(), 4);
+    // Keep what happened at or after the third intake.
+    let cutoff = all[2].at_ms;
+    let point = s.sm.trim_point(TENANT, cutoff, 100).expect("scan");
+    assert_eq!(point, Some((all[2].index, all[2].pos)));
+    assert_eq!(
+        s.sm.trim_point(TENANT, all[0].at_ms, 100).expect("scan"),
+        None,
+        "nothing that old"
+    );
+    let trim = |s: &mut Shard, (index, pos): (u64, u32)| {
+        s.apply(Cmd::TrimEvents(surge_proto::v1::TrimEvents {
+            tenant_id: TENANT,
+            below_index: index,
+            below_pos: pos,
+        }))
+    };
+    let below = point.expect("a trim point");
+    assert_eq!(trim(&mut s, below), Applied::Trimmed(true));
+    assert_eq!(
+        trim(&mut s, (1, 0)),
+        Applied::Trimmed(false),
+        "never backwards"
+    );
+    let kept = s.sm.events(TENANT, (0, 0), 100).expect("e").expect("kept");
+    assert_eq!(
+        kept,
+        all[2..].to_vec(),
+        "a fresh watch starts at the oldest kept"
+    );
+    let old =
+        s.sm.events(TENANT, (all[0].index, all[0].pos), 100)
+            .expect("e");
+    assert_eq!(
+        old,
+        Err(surge_node::shard::Trimmed { below }),
+        "an old cursor is refused"
+    );
+    let current =
+        s.sm.events(TENANT, (all[2].index, all[2].pos), 100)
+            .expect("e")
+            .expect("kept");
+    assert_eq!(current, all[3..].to_vec());
+    // Orders themselves are untouched, and a scan limit trims in steps.
+    assert!(ids
+        .iter()
+        .all(|id| s.sm.get(TENANT, id).expect("read").is_some()));
+    let step = s.sm.trim_point(TENANT, u64::MAX, 1).expect("scan");
+    assert_eq!(
+        step,
+        Some((all[2].index, all[2].pos + 1)),
+        "past the one looked at"
+    );
 }
