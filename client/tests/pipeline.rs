@@ -436,6 +436,26 @@ async fn labels_print_once_across_leader_kills_and_nothing_is_lost() {
     common::wait_for_intake(&client).await;
 
     bad_input_changes_nothing(&meta, &client).await;
+    // A station started for another tenant than its key's refuses to run.
+    let wrong = Command::new(env!("CARGO_BIN_EXE_surgectl"))
+        .args(["--nodes", &nodes.join(","), "station", "run"])
+        .args([
+            "--tenant",
+            "someone-else",
+            "--station",
+            "dock-x",
+            "--out-dir",
+        ])
+        .arg(cluster.dir.path().join("wrong"))
+        .env("SURGE_API_KEY", &key)
+        .output()
+        .expect("station");
+    let err = String::from_utf8_lossy(&wrong.stderr);
+    assert!(
+        !wrong.status.success(),
+        "a station for the wrong tenant ran"
+    );
+    assert!(err.contains("belongs to tenant \"pipeline\""), "{err}");
 
     let events = Arc::new(Mutex::new(Vec::new()));
     let watcher = tokio::spawn(watch(client.clone(), nodes.clone(), events.clone(), 2000));

@@ -21,6 +21,8 @@ pub struct Directory {
     pub nodes: HashMap<u64, String>,
     /// SHA-256 hex of an API key → tenant id.
     pub keys: HashMap<String, u64>,
+    /// Tenant id → name.
+    pub names: HashMap<u64, String>,
     /// Each tenant's review and carrier rules, with their version. A tenant whose rules never
     /// parse here (the coordinator validated them, so only a newer rules format could) keeps
     /// the defaults: approve, allocate nothing.
@@ -96,6 +98,11 @@ impl Directory {
             shards,
             nodes,
             keys,
+            names: resp
+                .tenants
+                .iter()
+                .map(|t| (t.id, t.name.clone()))
+                .collect(),
             rules: HashMap::new(),
         }
     }
@@ -166,6 +173,7 @@ mod tests {
         save(&engine, &resp)?;
         let dir = Directory::from_heartbeat(&load(&engine)?.unwrap_or_default());
         assert_eq!(dir.tenant_of_key("sk-acme"), Some(5));
+        assert_eq!(dir.names.get(&5).map(String::as_str), Some("acme"));
         assert_eq!(dir.tenant_of_key("sk-other"), None);
         assert_eq!(dir.address(2), Some("127.0.0.1:7201"));
         assert!(dir.is_loaded());

@@ -824,6 +824,7 @@ impl OrderService for OrderApi {
             .collect();
         nodes.sort_by_key(|n| n.id);
         Ok(Response::new(ShardMap {
+            tenant_name: dir.names.get(&tenant).cloned().unwrap_or_default(),
             tenant_id: tenant,
             shard_count: dir.shard_count,
             shards,

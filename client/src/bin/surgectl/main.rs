@@ -168,7 +168,7 @@ enum StationCmd {
     /// Runs a printing station: receives the tenant's print jobs, writes raw ZPL to a TCP
     /// 9100 printer or to files, acks after each write (needs --api-key).
     Run {
-        /// The tenant (its API key decides which jobs come).
+        /// The tenant; its API key must belong to it.
         #[arg(long)]
         tenant: String,
         #[arg(long)]
@@ -353,7 +353,7 @@ async fn main() -> std::process::ExitCode {
             pipeline::waybill_status(&cli.coordinators, cli.output, tenant).await
         }
         Command::Station(StationCmd::Run {
-            tenant: _,
+            tenant,
             station,
             printer,
             out_dir,
@@ -363,6 +363,7 @@ async fn main() -> std::process::ExitCode {
             None => Err(no_key()),
             Some(key) => {
                 let args = pipeline::StationArgs {
+                    tenant,
                     station,
                     printer,
                     out_dir,

@@ -457,6 +457,7 @@ pub(crate) async fn watch(
 }
 
 pub(crate) struct StationArgs {
+    pub tenant: String,
     pub station: String,
     pub printer: Option<String>,
     pub out_dir: Option<PathBuf>,
@@ -476,6 +477,17 @@ pub(crate) async fn station_run(
         _ => anyhow::bail!("give exactly one of --printer HOST:9100 and --out-dir DIR"),
     };
     let client = Arc::new(orders(nodes, api_key)?);
+    // A station prints what its key's tenant ships: make sure that is the tenant it was
+    // started for, rather than printing another merchant's labels.
+    let map = client.shard_map().await.map_err(status_error)?;
+    if map.tenant_name != args.tenant {
+        anyhow::bail!(
+            "--tenant {}: the API key belongs to tenant {:?} (id {}); refusing to print its labels",
+            args.tenant,
+            map.tenant_name,
+            map.tenant_id
+        );
+    }
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         let _ = tokio::signal::ctrl_c().await;
