@@ -237,12 +237,7 @@ async fn bad_orders_are_refused_by_field_and_store_nothing(
     })
     .await
     .expect("second tenant");
-    let nodes: Vec<String> = cluster
-        .file
-        .nodes
-        .iter()
-        .map(|n| n.grpc_address.clone())
-        .collect();
+    let nodes: Vec<String> = cluster.node_addresses();
     let client = OrderClient::new(nodes.clone(), KEY).expect("client");
     let client = &client;
     eventually(

@@ -76,12 +76,7 @@ async fn acknowledged_orders_survive_node_kills_and_a_full_restart() {
     let mut cluster = DevCluster::start(4, 8);
     let meta = cluster.client();
     let key = create_tenant(&meta, "intake").await;
-    let nodes: Vec<String> = cluster
-        .file
-        .nodes
-        .iter()
-        .map(|n| n.grpc_address.clone())
-        .collect();
+    let nodes: Vec<String> = cluster.node_addresses();
     let client = Arc::new(
         OrderClient::new(nodes.clone(), &key)
             .expect("client")

@@ -39,39 +39,55 @@ fn rules() -> String {
     .replace("max_amount_cents = 200000", "max_amount_cents = 100000000")
 }
 
-async fn setup(meta: &MetaClient) -> String {
-    let key = format!("sk-test-pipeline-{}", std::process::id());
+/// Creates tenant `name` with `rules` and answers its API key.
+async fn tenant_with_rules(meta: &MetaClient, name: &str, rules: &str) -> String {
+    let key = format!("sk-test-{name}-{}", std::process::id());
     let req = CreateTenantRequest {
-        name: TENANT.into(),
+        name: name.into(),
         api_key: key.clone(),
     };
-    common::admin(meta, req.clone(), |mut c, r| async move {
-        c.create_tenant(r).await
-    })
+    common::admin(
+        meta,
+        req,
+        |mut c, r| async move { c.create_tenant(r).await },
+    )
     .await
     .expect("tenant");
     let req = SetTenantRulesRequest {
-        tenant: TENANT.into(),
-        rules_toml: rules(),
+        tenant: name.into(),
+        rules_toml: rules.into(),
     };
-    common::admin(meta, req.clone(), |mut c, r| async move {
-        c.set_tenant_rules(r).await
-    })
+    common::admin(
+        meta,
+        req,
+        |mut c, r| async move { c.set_tenant_rules(r).await },
+    )
     .await
     .expect("rules");
+    key
+}
+
+async fn add_range(meta: &MetaClient, tenant: &str, carrier: &str, prefix: &str, to: (u64, u64)) {
+    let req = AddWaybillRangeRequest {
+        tenant: tenant.into(),
+        carrier: carrier.into(),
+        prefix: prefix.into(),
+        from: to.0,
+        to: to.1,
+    };
+    common::admin(
+        meta,
+        req,
+        |mut c, r| async move { c.add_waybill_range(r).await },
+    )
+    .await
+    .expect("range");
+}
+
+async fn setup(meta: &MetaClient) -> String {
+    let key = tenant_with_rules(meta, TENANT, &rules()).await;
     for (carrier, prefix) in [("SF", "SF"), ("ZTO", "ZT")] {
-        let req = AddWaybillRangeRequest {
-            tenant: TENANT.into(),
-            carrier: carrier.into(),
-            prefix: prefix.into(),
-            from: 1,
-            to: 50_000,
-        };
-        common::admin(meta, req.clone(), |mut c, r| async move {
-            c.add_waybill_range(r).await
-        })
-        .await
-        .expect("range");
+        add_range(meta, TENANT, carrier, prefix, (1, 50_000)).await;
     }
     key
 }
@@ -97,12 +113,7 @@ async fn printer() -> (String, Arc<Mutex<Vec<String>>>) {
 }
 
 fn station(cluster: &DevCluster, key: &str, name: &str, sink: &[&str]) -> Child {
-    let nodes: Vec<String> = cluster
-        .file
-        .nodes
-        .iter()
-        .map(|n| n.grpc_address.clone())
-        .collect();
+    let nodes: Vec<String> = cluster.node_addresses();
     let log = std::fs::File::create(cluster.dir.path().join(format!("{name}.log"))).expect("log");
     Command::new(env!("CARGO_BIN_EXE_surgectl"))
         .args(["-o", "json", "--nodes", &nodes.join(","), "station", "run"])
@@ -302,39 +313,9 @@ async fn exhausted_ranges_hold_orders_until_numbers_arrive(
     meta: &MetaClient,
     nodes: &[String],
 ) {
-    let key = format!("sk-test-tiny-{}", std::process::id());
-    let create = CreateTenantRequest {
-        name: "tiny".into(),
-        api_key: key.clone(),
-    };
-    common::admin(meta, create.clone(), |mut c, r| async move {
-        c.create_tenant(r).await
-    })
-    .await
-    .expect("tenant");
     let rules = "[[carriers]]\nname = \"ZTO\"\ncost_cents = 600\ndays = 3\n\n[allocation]\ndefault_carrier = \"ZTO\"\n";
-    let set = SetTenantRulesRequest {
-        tenant: "tiny".into(),
-        rules_toml: rules.into(),
-    };
-    common::admin(meta, set.clone(), |mut c, r| async move {
-        c.set_tenant_rules(r).await
-    })
-    .await
-    .expect("rules");
-    let add = |from: u64, to: u64| AddWaybillRangeRequest {
-        tenant: "tiny".into(),
-        carrier: "ZTO".into(),
-        prefix: "TINY".into(),
-        from,
-        to,
-    };
-    let first = add(1, 5);
-    common::admin(meta, first.clone(), |mut c, r| async move {
-        c.add_waybill_range(r).await
-    })
-    .await
-    .expect("range");
+    let key = tenant_with_rules(meta, "tiny", rules).await;
+    add_range(meta, "tiny", "ZTO", "TINY", (1, 5)).await;
     tokio::time::sleep(Duration::from_millis(1500)).await; // rules reach the nodes
     let client = OrderClient::new(nodes.to_vec(), &key).expect("client");
     let mut ids = Vec::new();
@@ -383,12 +364,7 @@ async fn exhausted_ranges_hold_orders_until_numbers_arrive(
         exhausted >= 1.0,
         "surge_waybill_exhausted_total counts the exhausted range"
     );
-    let second = add(6, 1000);
-    common::admin(meta, second.clone(), |mut c, r| async move {
-        c.add_waybill_range(r).await
-    })
-    .await
-    .expect("second range");
+    add_range(meta, "tiny", "ZTO", "TINY", (6, 1000)).await;
     eventually(
         Duration::from_secs(60),
         "held orders to bind once numbers arrive",
@@ -422,12 +398,7 @@ async fn labels_print_once_across_leader_kills_and_nothing_is_lost() {
     let mut cluster = DevCluster::start(5, 8);
     let meta = cluster.client();
     let key = setup(&meta).await;
-    let nodes: Vec<String> = cluster
-        .file
-        .nodes
-        .iter()
-        .map(|n| n.grpc_address.clone())
-        .collect();
+    let nodes: Vec<String> = cluster.node_addresses();
     let client = Arc::new(
         OrderClient::new(nodes.clone(), &key)
             .expect("client")

@@ -205,14 +205,7 @@ impl Pipeline {
         let tenants: Vec<u64> = self
             .directory
             .read()
-            .map(|d| {
-                d.keys
-                    .values()
-                    .copied()
-                    .collect::<HashSet<u64>>()
-                    .into_iter()
-                    .collect()
-            })
+            .map(|d| d.names.keys().copied().collect())
             .unwrap_or_default();
         for tenant in tenants {
             let point = self

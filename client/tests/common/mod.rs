@@ -104,6 +104,15 @@ impl DevCluster {
             .expect("coordinator")
     }
 
+    /// Every node's gRPC address.
+    pub fn node_addresses(&self) -> Vec<String> {
+        self.file
+            .nodes
+            .iter()
+            .map(|n| n.grpc_address.clone())
+            .collect()
+    }
+
     pub fn kill9(&self, entry: &ProcessEntry) {
         dev_cluster::signal(entry.pid, Signal::SIGKILL).expect("kill -9");
     }
