@@ -4,7 +4,8 @@
 //!
 //! The `surgectl` operator CLI (in `src/bin/surgectl/`) is built on it, and so is the node's
 //! registration and heartbeat. [`OrderClient`] is what a merchant's ERP uses: it routes each
-//! order to its shard's leader from a cached shard map and retries idempotently.
+//! order to its shard's leader from a cached shard map and retries idempotently. [`verify`]
+//! compares the replicas of each shard.
 
 pub mod channels;
 pub mod dev_cluster;
@@ -13,6 +14,7 @@ pub mod order_client;
 pub mod retry;
 pub mod sample;
 pub mod station;
+pub mod verify;
 
 pub use meta_client::MetaClient;
 pub use order_client::OrderClient;

@@ -2,28 +2,31 @@
 //! once to the leader, or answers UNAVAILABLE with a leader hint.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::future::join_all;
 use surge_proto::v1::admin_service_client::AdminServiceClient;
 use surge_proto::v1::admin_service_server::AdminService;
 use surge_proto::v1::coordinator_peer_service_client::CoordinatorPeerServiceClient;
 use surge_proto::v1::{
-    AddCoordinatorRequest, AddWaybillRangeRequest, ClusterStatusRequest, ClusterStatusResponse,
-    CoordinatorStatus, CreateTenantRequest, CreateTenantResponse, GetTenantRulesRequest,
-    GetTenantRulesResponse, InitClusterRequest, InitClusterResponse, ListNodesRequest,
-    ListNodesResponse, ListTenantsRequest, ListTenantsResponse, LocalStatusRequest,
-    MembershipResponse, NodeStatus, RemoveCoordinatorRequest, SetTenantRulesRequest,
-    SetTenantRulesResponse, ShardStatus, TenantInfo, WaybillRangeStatus, WaybillStatusRequest,
-    WaybillStatusResponse,
+    AddCoordinatorRequest, AddWaybillRangeRequest, CancelOperatorRequest, ClusterConfig,
+    ClusterStatusRequest, ClusterStatusResponse, CoordinatorStatus, CreateOperatorRequest,
+    CreateTenantRequest, CreateTenantResponse, DrainNodeRequest, GetShardRequest,
+    GetTenantRulesRequest, GetTenantRulesResponse, InitClusterRequest, InitClusterResponse,
+    ListNodesRequest, ListNodesResponse, ListOperatorsRequest, ListOperatorsResponse,
+    ListShardsRequest, ListShardsResponse, ListTenantsRequest, ListTenantsResponse,
+    LocalStatusRequest, MembershipResponse, NodeStatus, OperatorInfo, RemoveCoordinatorRequest,
+    RemoveNodeRequest, SetClusterConfigRequest, SetTenantRulesRequest, SetTenantRulesResponse,
+    ShardDetail, TenantInfo, WaybillRangeStatus, WaybillStatusRequest, WaybillStatusResponse,
 };
 use tonic::{Request, Response, Status};
 
 use crate::config::check_address;
 use crate::coordinator::{now_ms, Coordinator};
 use crate::membership;
-use crate::meta::{Command, NodeInfo, NodeState, Reply};
+use crate::meta::{Command, Reply};
 use crate::meta_state::META_GROUP;
+use crate::node_service::shard_status;
 
 /// Metadata marking a call a coordinator already forwarded, so it is never forwarded twice.
 pub const FORWARDED_METADATA: &str = "x-surge-forwarded";
@@ -103,46 +106,9 @@ pub fn forwarded_within<T>(message: T, timeout: Duration) -> Request<T> {
     request
 }
 
-pub fn node_status(
-    node: &NodeInfo,
-    last_seen: Option<Instant>,
-    replica_count: usize,
-) -> NodeStatus {
-    let state = match node.state {
-        NodeState::Up => surge_proto::v1::NodeState::Up,
-        NodeState::Down => surge_proto::v1::NodeState::Down,
-        NodeState::Draining => surge_proto::v1::NodeState::Draining,
-        NodeState::Removed => surge_proto::v1::NodeState::Removed,
-    };
-    NodeStatus {
-        id: node.id,
-        address: node.address.clone(),
-        zone: node.zone.clone(),
-        state: state as i32,
-        seconds_since_heartbeat: last_seen.map_or(-1.0, |t| t.elapsed().as_secs_f64()),
-        http_address: node.http_address.clone(),
-        replica_count: replica_count as u32,
-    }
-}
-
 impl AdminApi {
     async fn nodes(&self) -> Result<Vec<NodeStatus>, Status> {
-        let c = &self.coordinator;
-        let nodes = c
-            .handle
-            .read(META_GROUP, |sm| {
-                sm.nodes
-                    .values()
-                    .map(|n| (n.clone(), sm.shards_of(n.id).len()))
-                    .collect::<Vec<_>>()
-            })
-            .await
-            .map_err(|e| c.map_request(e))?;
-        let seen = c.heartbeats.lock().map(|h| h.clone()).unwrap_or_default();
-        Ok(nodes
-            .iter()
-            .map(|(n, count)| node_status(n, seen.get(&n.id).copied(), *count))
-            .collect())
+        self.coordinator.node_statuses().await
     }
 
     async fn peer_status(&self, id: u64, address: String) -> CoordinatorStatus {
@@ -271,6 +237,8 @@ impl AdminService for AdminApi {
         coordinators.extend(join_all(lookups).await);
         coordinators.sort_by_key(|s| s.id);
         let nodes = self.nodes().await?;
+        let (rebalance, config) = c.rebalance_progress().await?;
+        let leaders = c.reports.leaders();
         Ok(Response::new(ClusterStatusResponse {
             initialized: cluster.is_some(),
             cluster_id: cluster
@@ -284,12 +252,10 @@ impl AdminService for AdminApi {
             nodes,
             shards: shards
                 .values()
-                .map(|s| ShardStatus {
-                    id: s.id,
-                    epoch: s.epoch,
-                    replicas: s.replicas.clone(),
-                })
+                .map(|s| shard_status(s, leaders.get(&s.id).copied().unwrap_or(0)))
                 .collect(),
+            rebalance: Some(rebalance),
+            config: Some(config),
         }))
     }
 
@@ -445,6 +411,119 @@ impl AdminService for AdminApi {
         }
         self.coordinator
             .waybill_status(request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn list_shards(
+        &self,
+        request: Request<ListShardsRequest>,
+    ) -> Result<Response<ListShardsResponse>, Status> {
+        if let Route::Forward(ch) = route(&self.coordinator, &request).await? {
+            return hop(AdminServiceClient::new(ch)
+                .list_shards(forwarded(request.into_inner()))
+                .await);
+        }
+        self.coordinator.list_shards().await.map(Response::new)
+    }
+
+    async fn get_shard(
+        &self,
+        request: Request<GetShardRequest>,
+    ) -> Result<Response<ShardDetail>, Status> {
+        if let Route::Forward(ch) = route(&self.coordinator, &request).await? {
+            return hop(AdminServiceClient::new(ch)
+                .get_shard(forwarded(request.into_inner()))
+                .await);
+        }
+        let id = request.get_ref().id;
+        self.coordinator.get_shard(id).await.map(Response::new)
+    }
+
+    async fn list_operators(
+        &self,
+        request: Request<ListOperatorsRequest>,
+    ) -> Result<Response<ListOperatorsResponse>, Status> {
+        if let Route::Forward(ch) = route(&self.coordinator, &request).await? {
+            return hop(AdminServiceClient::new(ch)
+                .list_operators(forwarded(request.into_inner()))
+                .await);
+        }
+        let all = request.get_ref().include_finished;
+        self.coordinator
+            .list_operators(all)
+            .await
+            .map(Response::new)
+    }
+
+    async fn create_operator(
+        &self,
+        request: Request<CreateOperatorRequest>,
+    ) -> Result<Response<OperatorInfo>, Status> {
+        if let Route::Forward(ch) = route(&self.coordinator, &request).await? {
+            return hop(AdminServiceClient::new(ch)
+                .create_operator(forwarded(request.into_inner()))
+                .await);
+        }
+        self.coordinator
+            .create_operator(request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn cancel_operator(
+        &self,
+        request: Request<CancelOperatorRequest>,
+    ) -> Result<Response<OperatorInfo>, Status> {
+        if let Route::Forward(ch) = route(&self.coordinator, &request).await? {
+            return hop(AdminServiceClient::new(ch)
+                .cancel_operator(forwarded(request.into_inner()))
+                .await);
+        }
+        let id = request.get_ref().id;
+        self.coordinator
+            .cancel_operator(id)
+            .await
+            .map(Response::new)
+    }
+
+    async fn drain_node(
+        &self,
+        request: Request<DrainNodeRequest>,
+    ) -> Result<Response<NodeStatus>, Status> {
+        if let Route::Forward(ch) = route(&self.coordinator, &request).await? {
+            return hop(AdminServiceClient::new(ch)
+                .drain_node(forwarded(request.into_inner()))
+                .await);
+        }
+        let id = request.get_ref().id;
+        self.coordinator.drain_node(id).await.map(Response::new)
+    }
+
+    async fn remove_node(
+        &self,
+        request: Request<RemoveNodeRequest>,
+    ) -> Result<Response<NodeStatus>, Status> {
+        if let Route::Forward(ch) = route(&self.coordinator, &request).await? {
+            return hop(AdminServiceClient::new(ch)
+                .remove_node(forwarded(request.into_inner()))
+                .await);
+        }
+        let id = request.get_ref().id;
+        self.coordinator.remove_node(id).await.map(Response::new)
+    }
+
+    async fn set_cluster_config(
+        &self,
+        request: Request<SetClusterConfigRequest>,
+    ) -> Result<Response<ClusterConfig>, Status> {
+        if let Route::Forward(ch) = route(&self.coordinator, &request).await? {
+            return hop(AdminServiceClient::new(ch)
+                .set_cluster_config(forwarded(request.into_inner()))
+                .await);
+        }
+        self.coordinator
+            .set_cluster_config(request.into_inner())
             .await
             .map(Response::new)
     }

@@ -48,6 +48,37 @@ impl Default for RaftFile {
     }
 }
 
+/// The scheduler's limits and repair delay.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SchedulerFile {
+    /// A node down longer than this has its replicas replaced elsewhere; changed at run time
+    /// by `surgectl cluster set max-down-time`.
+    pub max_down_time_secs: u64,
+    /// Operators in flight at once, cluster-wide.
+    pub max_operators: usize,
+    /// Snapshots a node sends or receives at once for operators.
+    pub max_snapshots_per_node: usize,
+}
+
+impl Default for SchedulerFile {
+    fn default() -> Self {
+        SchedulerFile {
+            max_down_time_secs: 300,
+            max_operators: 16,
+            max_snapshots_per_node: 3,
+        }
+    }
+}
+
+/// Validated scheduler settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SchedulerConfig {
+    pub max_down_time: Duration,
+    pub max_operators: usize,
+    pub max_snapshots_per_node: usize,
+}
+
 /// The file as written by the operator.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -77,6 +108,8 @@ pub struct ConfigFile {
     pub initial_peers: Vec<PeerFile>,
     #[serde(default)]
     pub raft: RaftFile,
+    #[serde(default)]
+    pub scheduler: SchedulerFile,
 }
 
 fn default_node_down_after_secs() -> u64 {
@@ -101,6 +134,7 @@ pub struct Config {
     pub node_down_after: Duration,
     pub initial_peers: Vec<CoordinatorInfo>,
     pub raft: RaftConfig,
+    pub scheduler: SchedulerConfig,
 }
 
 impl ConfigFile {
@@ -125,6 +159,7 @@ impl ConfigFile {
             node_down_after_secs,
             initial_peers,
             raft,
+            scheduler,
         } = self;
         if id == 0 {
             return Err(invalid("id", "must be greater than 0"));
@@ -203,6 +238,29 @@ impl ConfigFile {
         if request_timeout_ms < 100 {
             return Err(invalid("raft.request_timeout_ms", "must be at least 100"));
         }
+        let SchedulerFile {
+            max_down_time_secs,
+            max_operators,
+            max_snapshots_per_node,
+        } = scheduler;
+        if !(1..=7 * 24 * 3600).contains(&max_down_time_secs) {
+            return Err(invalid(
+                "scheduler.max_down_time_secs",
+                "must be between 1 and 604800 (7 days)",
+            ));
+        }
+        if !(1..=1024).contains(&max_operators) {
+            return Err(invalid(
+                "scheduler.max_operators",
+                "must be between 1 and 1024",
+            ));
+        }
+        if !(1..=64).contains(&max_snapshots_per_node) {
+            return Err(invalid(
+                "scheduler.max_snapshots_per_node",
+                "must be between 1 and 64",
+            ));
+        }
         let advertise_http = peers
             .iter()
             .find(|p| p.id == id && !p.http_address.is_empty())
@@ -227,6 +285,11 @@ impl ConfigFile {
                 log_gc_threshold,
                 request_timeout: Duration::from_millis(request_timeout_ms),
                 ..RaftConfig::default()
+            },
+            scheduler: SchedulerConfig {
+                max_down_time: Duration::from_secs(max_down_time_secs),
+                max_operators,
+                max_snapshots_per_node,
             },
         })
     }
@@ -260,6 +323,8 @@ mod tests {
         let c = check(GOOD)?;
         assert_eq!(c.node_down_after, Duration::from_secs(10));
         assert_eq!(c.raft, RaftConfig::default());
+        assert_eq!(c.scheduler.max_down_time, Duration::from_secs(300));
+        assert_eq!(c.scheduler.max_operators, 16);
         assert_eq!(c.advertise_address, "127.0.0.1:7001");
         Ok(())
     }
@@ -283,6 +348,14 @@ mod tests {
                 "raft.election_ticks",
             ),
             (format!("{GOOD}\n[raft]\ntick = 5\n"), "tick"),
+            (
+                format!("{GOOD}\n[scheduler]\nmax_down_time_secs = 0\n"),
+                "scheduler.max_down_time_secs",
+            ),
+            (
+                format!("{GOOD}\n[scheduler]\nmax_snapshots_per_node = 0\n"),
+                "scheduler.max_snapshots_per_node",
+            ),
             (
                 GOOD.replace("id = 1\n        address", "id = 3\n        address"),
                 "initial_peers",

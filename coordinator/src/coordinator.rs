@@ -1,8 +1,9 @@
 //! [`Coordinator`]: the shared state behind the coordinator's gRPC services and scheduler.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use surge_proto::v1::CoordinatorStatus;
 use surge_raftstore::raft::StateRole;
@@ -15,6 +16,18 @@ use crate::config::Config;
 use crate::error;
 use crate::meta::{Command, CoordinatorInfo, Output, Reply};
 use crate::meta_state::{MetaState, META_GROUP};
+use crate::reports::Reports;
+
+/// How far the cluster is from balanced, as the scheduler's last plan saw it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    pub planned: usize,
+    pub under_replicated: usize,
+    pub replica_spread: usize,
+    pub leader_spread: usize,
+    /// The plan started nothing and foresaw nothing more.
+    pub balanced: bool,
+}
 
 pub type MetaHandle = RaftHandle<RocksEngine, MetaState<RocksEngine>>;
 
@@ -27,10 +40,13 @@ pub struct Coordinator {
     pub handle: MetaHandle,
     pub book: AddressBook,
     pub cluster_id: SharedClusterId,
-    /// Last heartbeat per node, as seen by this process while it leads.
-    pub heartbeats: Mutex<HashMap<u64, Instant>>,
-    /// Shard → (term, leader node) as nodes last reported it; a hint for routing, not state.
-    pub shard_leaders: Mutex<HashMap<u32, (u64, u64)>>,
+    /// What heartbeats told this process while it leads: liveness, shards as their leaders
+    /// see them, nodes' figures. Hints and scheduling input, never state.
+    pub reports: Reports,
+    /// When this process last became the leader (its clock, ms); 0 while it does not lead.
+    pub leading_since_ms: AtomicU64,
+    /// The scheduler's last plan, for `cluster status`.
+    pub progress: Mutex<Progress>,
     /// Shard → waybill usage its leader last reported (with its term); not state.
     pub waybill_usage: Mutex<HashMap<u32, (u64, Vec<surge_proto::v1::RangeUsage>)>>,
     channels: Mutex<HashMap<String, Channel>>,
@@ -62,8 +78,9 @@ impl Coordinator {
             handle,
             book,
             cluster_id,
-            heartbeats: Mutex::new(HashMap::new()),
-            shard_leaders: Mutex::new(HashMap::new()),
+            reports: Reports::default(),
+            leading_since_ms: AtomicU64::new(0),
+            progress: Mutex::new(Progress::default()),
             waybill_usage: Mutex::new(HashMap::new()),
             channels: Mutex::new(HashMap::new()),
         }
@@ -74,6 +91,14 @@ impl Coordinator {
             .read()
             .ok()
             .and_then(|b| b.get(&id).map(|c| c.address.clone()))
+    }
+
+    /// When this process became the leader, or now if it does not lead.
+    pub fn leading_since_ms(&self) -> u64 {
+        match self.leading_since_ms.load(Ordering::Relaxed) {
+            0 => now_ms(),
+            t => t,
+        }
     }
 
     pub fn map_request(&self, err: RequestError) -> Status {

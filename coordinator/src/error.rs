@@ -59,6 +59,11 @@ pub fn from_meta(err: MetaError) -> Status {
         MetaError::RangeOverlap { .. } => Code::InvalidArgument,
         MetaError::StaleLease { .. } => Code::FailedPrecondition,
         MetaError::Undecodable(_) => Code::Internal,
+        MetaError::UnknownOperator(_) => Code::NotFound,
+        MetaError::ShardBusy { .. }
+        | MetaError::DrainRefused { .. }
+        | MetaError::NodeHoldsReplicas { .. } => Code::FailedPrecondition,
+        MetaError::BadSetting { .. } => Code::InvalidArgument,
     };
     Status::new(code, err.to_string())
 }

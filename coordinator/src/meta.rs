@@ -21,22 +21,41 @@ pub struct CoordinatorInfo {
     pub http_address: String,
 }
 
+/// A node's standing. Up and Down follow heartbeats; Draining, Removable and Removed follow
+/// the operator's `node drain` and `node remove`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord, Hash)]
 pub enum NodeState {
     Up,
     Down,
+    /// Its leaders, then its replicas, are being moved off.
     Draining,
+    /// Drained: it holds nothing and can be removed.
+    Removable,
     Removed,
 }
 
 impl NodeState {
+    pub const ALL: [NodeState; 5] = [
+        NodeState::Up,
+        NodeState::Down,
+        NodeState::Draining,
+        NodeState::Removable,
+        NodeState::Removed,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             NodeState::Up => "up",
             NodeState::Down => "down",
             NodeState::Draining => "draining",
+            NodeState::Removable => "removable",
             NodeState::Removed => "removed",
         }
+    }
+
+    /// May receive new replicas and leaders.
+    pub fn takes_replicas(self) -> bool {
+        self == NodeState::Up
     }
 }
 
@@ -52,12 +71,47 @@ pub struct NodeInfo {
     pub state_changed_at_ms: u64,
 }
 
+/// A shard's membership as of its epoch. The shard's own Raft group is the truth: its
+/// leader reports each new epoch and the coordinator records it (it only moves forward).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShardInfo {
     pub id: u32,
-    /// Bumped on every change of the replica set.
+    /// Bumped on every membership change the shard applies.
     pub epoch: u64,
+    /// Every member: voters, learners and outgoing voters, sorted.
     pub replicas: Vec<u64>,
+    /// Voters (the incoming configuration while joint).
+    #[serde(default)]
+    pub voters: Vec<u64>,
+    #[serde(default)]
+    pub learners: Vec<u64>,
+    /// The outgoing voters while in a joint configuration; empty otherwise.
+    #[serde(default)]
+    pub outgoing: Vec<u64>,
+}
+
+impl ShardInfo {
+    /// A placed shard whose members are all voters.
+    pub fn placed(id: u32, epoch: u64, voters: Vec<u64>) -> ShardInfo {
+        let mut replicas = voters.clone();
+        replicas.sort_unstable();
+        ShardInfo {
+            id,
+            epoch,
+            replicas,
+            voters,
+            learners: Vec::new(),
+            outgoing: Vec::new(),
+        }
+    }
+
+    pub fn is_member(&self, node: u64) -> bool {
+        self.replicas.contains(&node)
+    }
+
+    pub fn is_voter(&self, node: u64) -> bool {
+        self.voters.contains(&node) || self.outgoing.contains(&node)
+    }
 }
 
 /// A merchant using the cluster. API keys are kept as SHA-256 hex digests only.
@@ -130,6 +184,47 @@ pub enum Command {
         carrier: String,
         seq: u64,
     },
+    /// A shard's leader reported the membership of a newer epoch.
+    UpdateShardMembership {
+        shard: u32,
+        epoch: u64,
+        voters: Vec<u64>,
+        learners: Vec<u64>,
+        outgoing: Vec<u64>,
+    },
+    /// The scheduler starts an operator (its id is assigned on apply).
+    CreateOperator(crate::operator::Operator),
+    /// An operator reached a new step.
+    AdvanceOperator {
+        id: u64,
+        step: crate::operator::Step,
+        note: String,
+        at_ms: u64,
+    },
+    FinishOperator {
+        id: u64,
+        outcome: crate::operator::Outcome,
+        note: String,
+        at_ms: u64,
+    },
+    CancelOperator {
+        id: u64,
+        at_ms: u64,
+    },
+    /// `surgectl node drain`: refused unless enough eligible nodes remain.
+    DrainNode {
+        node_id: u64,
+        at_ms: u64,
+    },
+    /// `surgectl node remove`: refused while the node holds replicas.
+    RemoveNode {
+        node_id: u64,
+        at_ms: u64,
+    },
+    /// `surgectl cluster set max-down-time`.
+    SetMaxDownTime {
+        ms: u64,
+    },
 }
 
 /// Why a command changed nothing.
@@ -163,6 +258,16 @@ pub enum MetaError {
     StaleLease { seq: u64, last: u64 },
     #[error("the command could not be decoded: {0}")]
     Undecodable(String),
+    #[error("id: no operator {0} in flight")]
+    UnknownOperator(u64),
+    #[error("shard {shard}: operator {id} is already working on it")]
+    ShardBusy { shard: u32, id: u64 },
+    #[error("id: node {node} cannot be drained: {reason}; nothing was changed")]
+    DrainRefused { node: u64, reason: String },
+    #[error("id: node {node} still holds {replicas} replica(s); drain it first (`surgectl node drain {node} --wait`)")]
+    NodeHoldsReplicas { node: u64, replicas: usize },
+    #[error("{field}: {reason}")]
+    BadSetting { field: String, reason: String },
 }
 
 /// What an applied command answers.
@@ -174,6 +279,9 @@ pub enum Reply {
     RulesSet { version: u64 },
     RangeAdded(crate::waybills::WaybillRange),
     Leased(crate::waybills::LeaseRecord),
+    OperatorCreated { id: u64 },
+    Operator(Box<crate::operator::Operator>),
+    Node(Box<NodeInfo>),
     Done,
 }
 

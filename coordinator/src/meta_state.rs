@@ -2,62 +2,44 @@
 //!
 //! Sans-IO: commands come in with leader-stamped times; each apply mutates the in-memory maps
 //! and stages the changed rows into the batch the peer writes together with the applied index.
-//! Rows live in the `meta` family under group 0, so a Raft snapshot carries them as they are.
+//! Rows live in the `meta` family under group 0 ([`crate::meta_rows`]), so a Raft snapshot
+//! carries them as they are.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use surge_raftstore::raft::eraftpb::{ConfChangeType, ConfChangeV2, ConfState};
-use surge_raftstore::{keys, Cf, Engine, EngineError, StateMachine, WriteBatch};
+use surge_raftstore::{Cf, Engine, EngineError, StateMachine, WriteBatch};
 use tracing::warn;
 
 use crate::meta::{
     ClusterInfo, Command, CoordinatorInfo, MetaError, NodeInfo, NodeState, Output, Reply,
     ShardInfo, TenantInfo,
 };
+pub use crate::meta_rows::META_GROUP;
+use crate::meta_rows::{
+    get_row, id_key, lease_key, named_key, put_json, scan_rows, single_key, CLUSTER_KEY,
+    COORD_PREFIX, FINISHED_PREFIX, INSTANCE_PREFIX, LEASE_PREFIX, NEXT_NODE_KEY, NEXT_RANGE_KEY,
+    NEXT_TENANT_KEY, NODE_PREFIX, OPERATOR_PREFIX, OPERATOR_TOTALS_KEY, RANGE_PREFIX, SETTINGS_KEY,
+    SHARD_PREFIX, TENANT_PREFIX,
+};
+use crate::node_rules;
+use crate::operator::Operator;
+use crate::operator_book::{Changed, OperatorBook};
 use crate::waybills::{LeaseRecord, WaybillLedger, WaybillRange};
 
-/// The coordinator's Raft group.
-pub const META_GROUP: u64 = 0;
-
-const CLUSTER_KEY: &[u8] = b"cluster";
-const COORD_PREFIX: &[u8] = b"coord/";
-const NODE_PREFIX: &[u8] = b"node/";
-const SHARD_PREFIX: &[u8] = b"shard/";
-const INSTANCE_PREFIX: &[u8] = b"instance/";
-const NEXT_NODE_KEY: &[u8] = b"seq/node";
-const TENANT_PREFIX: &[u8] = b"tenant/";
-const NEXT_TENANT_KEY: &[u8] = b"seq/tenant";
-const RANGE_PREFIX: &[u8] = b"waybill-range/";
-const LEASE_PREFIX: &[u8] = b"waybill-lease/";
-const NEXT_RANGE_KEY: &[u8] = b"seq/waybill-range";
-
-fn lease_key(shard: u32, tenant: u64, carrier: &str) -> Vec<u8> {
-    let mut suffix = LEASE_PREFIX.to_vec();
-    suffix.extend_from_slice(&shard.to_be_bytes());
-    suffix.extend_from_slice(&tenant.to_be_bytes());
-    suffix.extend_from_slice(carrier.as_bytes());
-    keys::data_key(META_GROUP, &suffix)
+/// Cluster settings changed at run time (`surgectl cluster set`); unset ones take the
+/// coordinator's configured default.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Settings {
+    #[serde(default)]
+    pub max_down_time_ms: Option<u64>,
 }
 
-fn id_key(prefix: &[u8], id: u64) -> Vec<u8> {
-    let mut suffix = prefix.to_vec();
-    suffix.extend_from_slice(&id.to_be_bytes());
-    keys::data_key(META_GROUP, &suffix)
-}
-
-fn named_key(prefix: &[u8], name: &str) -> Vec<u8> {
-    let mut suffix = prefix.to_vec();
-    suffix.extend_from_slice(name.as_bytes());
-    keys::data_key(META_GROUP, &suffix)
-}
-
-fn put_json<T: Serialize>(batch: &mut WriteBatch, key: Vec<u8>, value: &T) {
-    // Serializing these plain records cannot fail; an empty value would fail loudly on reload.
-    batch.put(Cf::Meta, key, serde_json::to_vec(value).unwrap_or_default());
-}
+/// Bounds `surgectl cluster set max-down-time` accepts.
+pub const MIN_MAX_DOWN_TIME_MS: u64 = 1_000;
+pub const MAX_MAX_DOWN_TIME_MS: u64 = 7 * 24 * 3_600_000;
 
 /// Cluster metadata, replicated through the coordinators' Raft group.
 pub struct MetaState<E: Engine> {
@@ -68,6 +50,8 @@ pub struct MetaState<E: Engine> {
     pub shards: BTreeMap<u32, ShardInfo>,
     pub tenants: BTreeMap<u64, TenantInfo>,
     pub waybills: WaybillLedger,
+    pub operators: OperatorBook,
+    pub settings: Settings,
     instances: BTreeMap<String, u64>,
     next_node_id: u64,
     next_tenant_id: u64,
@@ -84,6 +68,8 @@ impl<E: Engine> MetaState<E> {
             shards: BTreeMap::new(),
             tenants: BTreeMap::new(),
             waybills: WaybillLedger::default(),
+            operators: OperatorBook::default(),
+            settings: Settings::default(),
             instances: BTreeMap::new(),
             next_node_id: 1,
             next_tenant_id: 1,
@@ -103,12 +89,17 @@ impl<E: Engine> MetaState<E> {
         self.cluster.as_ref().map(|c| c.cluster_id.as_str())
     }
 
-    /// The shards placed on `node_id`.
+    /// The shards with a replica (voter or learner) on `node_id`.
     pub fn shards_of(&self, node_id: u64) -> Vec<&ShardInfo> {
         self.shards
             .values()
-            .filter(|s| s.replicas.contains(&node_id))
+            .filter(|s| s.is_member(node_id))
             .collect()
+    }
+
+    /// The ids the next node and tenant will get (tests check they survive a reload).
+    pub fn next_ids(&self) -> (u64, u64) {
+        (self.next_node_id, self.next_tenant_id)
     }
 
     fn apply_command(&mut self, cmd: Command, batch: &mut WriteBatch) -> Output {
@@ -119,78 +110,14 @@ impl<E: Engine> MetaState<E> {
                 replicas,
                 token,
                 at_ms,
-            } => {
-                if let Some(existing) = &self.cluster {
-                    if !token.is_empty() && existing.init_token == token {
-                        return Ok(Reply::Initialized(existing.clone()));
-                    }
-                    return Err(MetaError::AlreadyInitialized {
-                        cluster_id: existing.cluster_id.clone(),
-                    });
-                }
-                let info = ClusterInfo {
-                    cluster_id,
-                    shards,
-                    replicas,
-                    created_at_ms: at_ms,
-                    init_token: token,
-                };
-                put_json(batch, keys::data_key(META_GROUP, CLUSTER_KEY), &info);
-                for id in 0..shards {
-                    let shard = ShardInfo {
-                        id,
-                        epoch: 1,
-                        replicas: Vec::new(),
-                    };
-                    put_json(batch, id_key(SHARD_PREFIX, u64::from(id)), &shard);
-                    self.shards.insert(id, shard);
-                }
-                self.cluster = Some(info.clone());
-                Ok(Reply::Initialized(info))
-            }
+            } => self.init_cluster(cluster_id, shards, replicas, token, at_ms, batch),
             Command::RegisterNode {
                 instance_id,
                 address,
                 http_address,
                 zone,
                 at_ms,
-            } => {
-                let Some(cluster) = &self.cluster else {
-                    return Err(MetaError::NotInitialized);
-                };
-                let cluster_id = cluster.cluster_id.clone();
-                if let Some(&node_id) = self.instances.get(&instance_id) {
-                    return Ok(Reply::Registered {
-                        node_id,
-                        cluster_id,
-                    });
-                }
-                let node_id = self.next_node_id;
-                self.next_node_id += 1;
-                let node = NodeInfo {
-                    id: node_id,
-                    instance_id: instance_id.clone(),
-                    address,
-                    http_address,
-                    zone,
-                    state: NodeState::Up,
-                    registered_at_ms: at_ms,
-                    state_changed_at_ms: at_ms,
-                };
-                put_json(batch, id_key(NODE_PREFIX, node_id), &node);
-                put_json(batch, named_key(INSTANCE_PREFIX, &instance_id), &node_id);
-                put_json(
-                    batch,
-                    keys::data_key(META_GROUP, NEXT_NODE_KEY),
-                    &self.next_node_id,
-                );
-                self.nodes.insert(node_id, node);
-                self.instances.insert(instance_id, node_id);
-                Ok(Reply::Registered {
-                    node_id,
-                    cluster_id,
-                })
-            }
+            } => self.register_node(instance_id, address, http_address, zone, at_ms, batch),
             Command::UpdateNodeAddress {
                 node_id,
                 address,
@@ -210,53 +137,24 @@ impl<E: Engine> MetaState<E> {
                 state,
                 at_ms,
             } => {
-                let node = self
-                    .nodes
-                    .get_mut(&node_id)
-                    .ok_or(MetaError::UnknownNode(node_id))?;
-                if node.state != state {
-                    node.state = state;
-                    node.state_changed_at_ms = at_ms;
-                    put_json(batch, id_key(NODE_PREFIX, node_id), node);
-                }
-                Ok(Reply::Done)
+                node_rules::set_state(&mut self.nodes, node_id, state, at_ms)?;
+                self.stage_node(node_id, batch)
+            }
+            Command::DrainNode { node_id, at_ms } => {
+                let replicas = self.cluster.as_ref().map_or(0, |c| c.replicas) as usize;
+                node_rules::drain(&mut self.nodes, replicas, node_id, at_ms)?;
+                self.stage_node(node_id, batch)
+            }
+            Command::RemoveNode { node_id, at_ms } => {
+                let held = self.shards_of(node_id).len();
+                node_rules::remove(&mut self.nodes, held, node_id, at_ms)?;
+                self.stage_node(node_id, batch)
             }
             Command::CreateTenant {
                 name,
                 key_hash,
                 at_ms,
-            } => {
-                if let Some(existing) = self.tenants.values().find(|t| t.name == name) {
-                    // A retry carries the same key: the same answer, not a second tenant.
-                    if existing.key_hashes.contains(&key_hash) {
-                        return Ok(Reply::TenantCreated {
-                            tenant_id: existing.id,
-                        });
-                    }
-                    return Err(MetaError::TenantExists {
-                        name,
-                        id: existing.id,
-                    });
-                }
-                let tenant = TenantInfo {
-                    id: self.next_tenant_id,
-                    name,
-                    created_at_ms: at_ms,
-                    key_hashes: vec![key_hash],
-                    rules_toml: String::new(),
-                    rules_version: 0,
-                };
-                self.next_tenant_id += 1;
-                put_json(batch, id_key(TENANT_PREFIX, tenant.id), &tenant);
-                put_json(
-                    batch,
-                    keys::data_key(META_GROUP, NEXT_TENANT_KEY),
-                    &self.next_tenant_id,
-                );
-                let tenant_id = tenant.id;
-                self.tenants.insert(tenant_id, tenant);
-                Ok(Reply::TenantCreated { tenant_id })
-            }
+            } => self.create_tenant(name, key_hash, at_ms, batch),
             Command::SetTenantRules {
                 tenant_id,
                 rules_toml,
@@ -293,7 +191,7 @@ impl<E: Engine> MetaState<E> {
                     put_json(batch, id_key(RANGE_PREFIX, range.id), &range);
                     put_json(
                         batch,
-                        keys::data_key(META_GROUP, NEXT_RANGE_KEY),
+                        single_key(NEXT_RANGE_KEY),
                         &self.waybills.next_range_id,
                     );
                 }
@@ -316,78 +214,222 @@ impl<E: Engine> MetaState<E> {
                 Ok(Reply::Leased(record))
             }
             Command::PlaceShards { assignments } => {
-                // Validate everything before touching anything: a bad placement changes nothing.
-                for (shard, replicas) in &assignments {
-                    if !self.shards.contains_key(shard) {
-                        return Err(MetaError::UnknownShard(*shard));
-                    }
-                    for (i, node) in replicas.iter().enumerate() {
-                        if !self.nodes.contains_key(node) || replicas[..i].contains(node) {
-                            return Err(MetaError::BadPlacement {
-                                shard: *shard,
-                                node: *node,
-                            });
-                        }
+                let placed = node_rules::place(&mut self.shards, &self.nodes, assignments)?;
+                for shard in placed {
+                    if let Some(info) = self.shards.get(&shard) {
+                        put_json(batch, id_key(SHARD_PREFIX, u64::from(shard)), info);
                     }
                 }
-                // Initial placement only: a shard placed meanwhile (by an earlier leader whose
-                // command this one did not see yet) keeps its replicas.
-                for (shard_id, replicas) in assignments {
-                    if let Some(shard) = self.shards.get_mut(&shard_id) {
-                        if shard.replicas.is_empty() {
-                            shard.replicas = replicas;
-                            shard.epoch += 1;
-                            put_json(batch, id_key(SHARD_PREFIX, u64::from(shard_id)), shard);
-                        }
-                    }
+                Ok(Reply::Done)
+            }
+            Command::UpdateShardMembership {
+                shard,
+                epoch,
+                voters,
+                learners,
+                outgoing,
+            } => {
+                let info = self
+                    .shards
+                    .get_mut(&shard)
+                    .ok_or(MetaError::UnknownShard(shard))?;
+                if node_rules::update_membership(info, epoch, voters, learners, outgoing) {
+                    put_json(batch, id_key(SHARD_PREFIX, u64::from(shard)), info);
                 }
+                Ok(Reply::Done)
+            }
+            Command::CreateOperator(op) => {
+                if !self.shards.contains_key(&op.shard) {
+                    return Err(MetaError::UnknownShard(op.shard));
+                }
+                let (id, changed) = self.operators.create(op)?;
+                self.stage_operator(changed, batch);
+                Ok(Reply::OperatorCreated { id })
+            }
+            Command::AdvanceOperator {
+                id,
+                step,
+                note,
+                at_ms,
+            } => {
+                let changed = self.operators.advance(id, step, note, at_ms)?;
+                self.stage_operator(changed, batch);
+                Ok(Reply::Done)
+            }
+            Command::FinishOperator {
+                id,
+                outcome,
+                note,
+                at_ms,
+            } => {
+                let changed = self.operators.finish(id, outcome, note, at_ms)?;
+                self.stage_operator(changed, batch);
+                Ok(Reply::Done)
+            }
+            Command::CancelOperator { id, .. } => {
+                let (op, changed) = self.operators.cancel(id)?;
+                self.stage_operator(changed, batch);
+                Ok(Reply::Operator(Box::new(op)))
+            }
+            Command::SetMaxDownTime { ms } => {
+                if !(MIN_MAX_DOWN_TIME_MS..=MAX_MAX_DOWN_TIME_MS).contains(&ms) {
+                    return Err(MetaError::BadSetting {
+                        field: "max_down_time_ms".into(),
+                        reason: format!(
+                            "must be between {MIN_MAX_DOWN_TIME_MS} (1 s) and {MAX_MAX_DOWN_TIME_MS} (7 days), got {ms}"
+                        ),
+                    });
+                }
+                self.settings.max_down_time_ms = Some(ms);
+                put_json(batch, single_key(SETTINGS_KEY), &self.settings);
                 Ok(Reply::Done)
             }
         }
     }
 
-    fn scan_rows<T: DeserializeOwned>(
-        &self,
-        prefix: &[u8],
-        mut each: impl FnMut(T),
-    ) -> Result<(), EngineError> {
-        let start = keys::data_key(META_GROUP, prefix);
-        let end = keys::prefix_end(&start);
-        let mut failure = None;
-        self.engine.scan(
-            Cf::Meta,
-            &start,
-            &end,
-            &mut |k, v| match serde_json::from_slice(v) {
-                Ok(row) => {
-                    each(row);
-                    true
-                }
-                Err(e) => {
-                    failure = Some(EngineError::Corrupt {
-                        cf: Cf::Meta,
-                        key: k.to_vec(),
-                        reason: e.to_string(),
-                    });
-                    false
-                }
-            },
-        )?;
-        failure.map_or(Ok(()), Err)
+    fn init_cluster(
+        &mut self,
+        cluster_id: String,
+        shards: u32,
+        replicas: u32,
+        token: String,
+        at_ms: u64,
+        batch: &mut WriteBatch,
+    ) -> Output {
+        if let Some(existing) = &self.cluster {
+            if !token.is_empty() && existing.init_token == token {
+                return Ok(Reply::Initialized(existing.clone()));
+            }
+            return Err(MetaError::AlreadyInitialized {
+                cluster_id: existing.cluster_id.clone(),
+            });
+        }
+        let info = ClusterInfo {
+            cluster_id,
+            shards,
+            replicas,
+            created_at_ms: at_ms,
+            init_token: token,
+        };
+        put_json(batch, single_key(CLUSTER_KEY), &info);
+        for id in 0..shards {
+            let shard = ShardInfo::placed(id, 1, Vec::new());
+            put_json(batch, id_key(SHARD_PREFIX, u64::from(id)), &shard);
+            self.shards.insert(id, shard);
+        }
+        self.cluster = Some(info.clone());
+        Ok(Reply::Initialized(info))
     }
 
-    fn get_row<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, EngineError> {
-        let full = keys::data_key(META_GROUP, key);
-        match self.engine.get(Cf::Meta, &full)? {
-            Some(v) => serde_json::from_slice(&v)
-                .map(Some)
-                .map_err(|e| EngineError::Corrupt {
-                    cf: Cf::Meta,
-                    key: full,
-                    reason: e.to_string(),
-                }),
-            None => Ok(None),
+    fn register_node(
+        &mut self,
+        instance_id: String,
+        address: String,
+        http_address: String,
+        zone: String,
+        at_ms: u64,
+        batch: &mut WriteBatch,
+    ) -> Output {
+        let Some(cluster) = &self.cluster else {
+            return Err(MetaError::NotInitialized);
+        };
+        let cluster_id = cluster.cluster_id.clone();
+        if let Some(&node_id) = self.instances.get(&instance_id) {
+            return Ok(Reply::Registered {
+                node_id,
+                cluster_id,
+            });
         }
+        let node_id = self.next_node_id;
+        self.next_node_id += 1;
+        let node = NodeInfo {
+            id: node_id,
+            instance_id: instance_id.clone(),
+            address,
+            http_address,
+            zone,
+            state: NodeState::Up,
+            registered_at_ms: at_ms,
+            state_changed_at_ms: at_ms,
+        };
+        put_json(batch, id_key(NODE_PREFIX, node_id), &node);
+        put_json(batch, named_key(INSTANCE_PREFIX, &instance_id), &node_id);
+        put_json(batch, single_key(NEXT_NODE_KEY), &self.next_node_id);
+        self.nodes.insert(node_id, node);
+        self.instances.insert(instance_id, node_id);
+        Ok(Reply::Registered {
+            node_id,
+            cluster_id,
+        })
+    }
+
+    fn create_tenant(
+        &mut self,
+        name: String,
+        key_hash: String,
+        at_ms: u64,
+        batch: &mut WriteBatch,
+    ) -> Output {
+        if let Some(existing) = self.tenants.values().find(|t| t.name == name) {
+            // A retry carries the same key: the same answer, not a second tenant.
+            if existing.key_hashes.contains(&key_hash) {
+                return Ok(Reply::TenantCreated {
+                    tenant_id: existing.id,
+                });
+            }
+            return Err(MetaError::TenantExists {
+                name,
+                id: existing.id,
+            });
+        }
+        let tenant = TenantInfo {
+            id: self.next_tenant_id,
+            name,
+            created_at_ms: at_ms,
+            key_hashes: vec![key_hash],
+            rules_toml: String::new(),
+            rules_version: 0,
+        };
+        self.next_tenant_id += 1;
+        put_json(batch, id_key(TENANT_PREFIX, tenant.id), &tenant);
+        put_json(batch, single_key(NEXT_TENANT_KEY), &self.next_tenant_id);
+        let tenant_id = tenant.id;
+        self.tenants.insert(tenant_id, tenant);
+        Ok(Reply::TenantCreated { tenant_id })
+    }
+
+    fn stage_node(&self, node_id: u64, batch: &mut WriteBatch) -> Output {
+        let node = self
+            .nodes
+            .get(&node_id)
+            .ok_or(MetaError::UnknownNode(node_id))?;
+        put_json(batch, id_key(NODE_PREFIX, node_id), node);
+        Ok(Reply::Node(Box::new(node.clone())))
+    }
+
+    fn stage_operator(&self, changed: Changed, batch: &mut WriteBatch) {
+        match changed {
+            Changed::Nothing => return,
+            Changed::InFlight(id) => {
+                if let Some(op) = self.operators.in_flight.get(&id) {
+                    put_json(batch, id_key(OPERATOR_PREFIX, id), op);
+                }
+            }
+            Changed::Finished { id, evicted } => {
+                batch.delete(Cf::Meta, id_key(OPERATOR_PREFIX, id));
+                if let Some(op) = self.operators.finished.back() {
+                    put_json(batch, id_key(FINISHED_PREFIX, id), op);
+                }
+                if let Some(old) = evicted {
+                    batch.delete(Cf::Meta, id_key(FINISHED_PREFIX, old));
+                }
+            }
+        }
+        put_json(
+            batch,
+            single_key(OPERATOR_TOTALS_KEY),
+            &self.operators.totals,
+        );
     }
 }
 
@@ -435,37 +477,53 @@ impl<E: Engine> StateMachine for MetaState<E> {
     }
 
     fn reload(&mut self) -> Result<(), EngineError> {
-        self.cluster = self.get_row(CLUSTER_KEY)?;
-        self.next_node_id = self.get_row(NEXT_NODE_KEY)?.unwrap_or(1);
+        let engine = self.engine.clone();
+        let e = engine.as_ref();
+        self.cluster = get_row(e, CLUSTER_KEY)?;
+        self.settings = get_row(e, SETTINGS_KEY)?.unwrap_or_default();
+        self.next_node_id = get_row(e, NEXT_NODE_KEY)?.unwrap_or(1);
         let mut coordinators = BTreeMap::new();
-        self.scan_rows(COORD_PREFIX, |c: CoordinatorInfo| {
+        scan_rows(e, COORD_PREFIX, |c: CoordinatorInfo| {
             coordinators.insert(c.id, c);
         })?;
         let mut nodes = BTreeMap::new();
-        self.scan_rows(NODE_PREFIX, |n: NodeInfo| {
+        scan_rows(e, NODE_PREFIX, |n: NodeInfo| {
             nodes.insert(n.id, n);
         })?;
         let mut shards = BTreeMap::new();
-        self.scan_rows(SHARD_PREFIX, |s: ShardInfo| {
+        scan_rows(e, SHARD_PREFIX, |mut s: ShardInfo| {
+            // Rows from before membership was recorded name voters only.
+            if s.voters.is_empty() && s.learners.is_empty() {
+                s.voters = s.replicas.clone();
+            }
             shards.insert(s.id, s);
         })?;
         let mut tenants = BTreeMap::new();
-        self.scan_rows(TENANT_PREFIX, |t: TenantInfo| {
+        scan_rows(e, TENANT_PREFIX, |t: TenantInfo| {
             tenants.insert(t.id, t);
         })?;
-        self.tenants = tenants;
         let mut waybills = WaybillLedger::default();
-        self.scan_rows(RANGE_PREFIX, |r: WaybillRange| {
+        scan_rows(e, RANGE_PREFIX, |r: WaybillRange| {
             waybills.ranges.insert(r.id, r);
         })?;
-        self.scan_rows(LEASE_PREFIX, |l: LeaseRecord| {
+        scan_rows(e, LEASE_PREFIX, |l: LeaseRecord| {
             waybills
                 .leases
                 .insert((l.shard, l.tenant_id, l.carrier.clone()), l);
         })?;
-        waybills.next_range_id = self.get_row(NEXT_RANGE_KEY)?.unwrap_or(1);
+        waybills.next_range_id = get_row(e, NEXT_RANGE_KEY)?.unwrap_or(1);
+        let mut operators = OperatorBook::default();
+        scan_rows(e, OPERATOR_PREFIX, |o: Operator| {
+            operators.in_flight.insert(o.id, o);
+        })?;
+        scan_rows(e, FINISHED_PREFIX, |o: Operator| {
+            operators.finished.push_back(o);
+        })?;
+        operators.totals = get_row(e, OPERATOR_TOTALS_KEY)?.unwrap_or_default();
+        self.operators = operators;
+        self.tenants = tenants;
         self.waybills = waybills;
-        self.next_tenant_id = self.get_row(NEXT_TENANT_KEY)?.unwrap_or(1);
+        self.next_tenant_id = get_row(e, NEXT_TENANT_KEY)?.unwrap_or(1);
         self.instances = nodes
             .values()
             .map(|n: &NodeInfo| (n.instance_id.clone(), n.id))
@@ -478,158 +536,5 @@ impl<E: Engine> StateMachine for MetaState<E> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use surge_raftstore::MemEngine;
-
-    fn apply(sm: &mut MetaState<MemEngine>, cmd: Command) -> Output {
-        let mut batch = WriteBatch::default();
-        let out = sm.apply(1, &serde_json::to_vec(&cmd).unwrap_or_default(), &mut batch);
-        sm.engine
-            .write(&batch, true)
-            .unwrap_or_else(|e| panic!("{e}"));
-        out
-    }
-
-    fn init(token: &str) -> Command {
-        Command::InitCluster {
-            cluster_id: "c1".into(),
-            shards: 4,
-            replicas: 3,
-            token: token.into(),
-            at_ms: 5,
-        }
-    }
-
-    fn register(instance: &str) -> Command {
-        Command::RegisterNode {
-            instance_id: instance.into(),
-            address: "127.0.0.1:1".into(),
-            http_address: String::new(),
-            zone: "z".into(),
-            at_ms: 6,
-        }
-    }
-
-    #[test]
-    fn init_runs_once_and_a_retry_with_the_same_token_succeeds(
-    ) -> Result<(), Box<dyn std::error::Error>> {
-        let mut sm = MetaState::load(Arc::new(MemEngine::new()))?;
-        assert!(matches!(
-            apply(&mut sm, init("t1")),
-            Ok(Reply::Initialized(_))
-        ));
-        assert!(matches!(
-            apply(&mut sm, init("t1")),
-            Ok(Reply::Initialized(_))
-        ));
-        assert_eq!(
-            apply(&mut sm, init("t2")),
-            Err(MetaError::AlreadyInitialized {
-                cluster_id: "c1".into()
-            })
-        );
-        assert_eq!(sm.shards.len(), 4);
-        Ok(())
-    }
-
-    #[test]
-    fn registration_is_idempotent_per_instance_and_survives_reload(
-    ) -> Result<(), Box<dyn std::error::Error>> {
-        let engine = Arc::new(MemEngine::new());
-        let mut sm = MetaState::load(engine.clone())?;
-        assert_eq!(
-            apply(&mut sm, register("a")),
-            Err(MetaError::NotInitialized)
-        );
-        apply(&mut sm, init("t"))?;
-        let first = apply(&mut sm, register("a"))?;
-        assert_eq!(apply(&mut sm, register("a"))?, first);
-        assert_eq!(
-            apply(&mut sm, register("b"))?,
-            Reply::Registered {
-                node_id: 2,
-                cluster_id: "c1".into()
-            }
-        );
-        let reloaded = MetaState::load(engine)?;
-        assert_eq!(reloaded.nodes, sm.nodes);
-        assert_eq!(reloaded.shards, sm.shards);
-        assert_eq!(reloaded.next_node_id, 3);
-        Ok(())
-    }
-
-    #[test]
-    fn a_tenant_is_created_once_and_a_retry_with_its_key_succeeds(
-    ) -> Result<(), Box<dyn std::error::Error>> {
-        let engine = Arc::new(MemEngine::new());
-        let mut sm = MetaState::load(engine.clone())?;
-        let create = |key: &str| Command::CreateTenant {
-            name: "acme".into(),
-            key_hash: key.into(),
-            at_ms: 7,
-        };
-        assert_eq!(
-            apply(&mut sm, create("h1"))?,
-            Reply::TenantCreated { tenant_id: 1 }
-        );
-        assert_eq!(
-            apply(&mut sm, create("h1"))?,
-            Reply::TenantCreated { tenant_id: 1 }
-        );
-        assert_eq!(
-            apply(&mut sm, create("h2")),
-            Err(MetaError::TenantExists {
-                name: "acme".into(),
-                id: 1
-            })
-        );
-        let other = Command::CreateTenant {
-            name: "globex".into(),
-            key_hash: "h3".into(),
-            at_ms: 8,
-        };
-        assert_eq!(
-            apply(&mut sm, other)?,
-            Reply::TenantCreated { tenant_id: 2 }
-        );
-        let reloaded = MetaState::load(engine)?;
-        assert_eq!(reloaded.tenants, sm.tenants);
-        assert_eq!(reloaded.next_tenant_id, 3);
-        assert_eq!(reloaded.tenants[&1].key_hashes, vec!["h1".to_string()]);
-        Ok(())
-    }
-
-    #[test]
-    fn unknown_nodes_and_bad_placements_change_nothing() -> Result<(), Box<dyn std::error::Error>> {
-        let mut sm = MetaState::load(Arc::new(MemEngine::new()))?;
-        apply(&mut sm, init("t"))?;
-        apply(&mut sm, register("a"))?;
-        let before = sm.shards.clone();
-        assert_eq!(
-            apply(
-                &mut sm,
-                Command::SetNodeState {
-                    node_id: 9,
-                    state: NodeState::Down,
-                    at_ms: 1
-                }
-            ),
-            Err(MetaError::UnknownNode(9))
-        );
-        let bad = Command::PlaceShards {
-            assignments: vec![(0, vec![1]), (1, vec![1, 1])],
-        };
-        assert_eq!(
-            apply(&mut sm, bad),
-            Err(MetaError::BadPlacement { shard: 1, node: 1 })
-        );
-        assert_eq!(sm.shards, before);
-        let good = Command::PlaceShards {
-            assignments: vec![(0, vec![1])],
-        };
-        apply(&mut sm, good)?;
-        assert_eq!(sm.shards[&0].epoch, 2);
-        Ok(())
-    }
-}
+#[path = "meta_state_tests.rs"]
+mod tests;

@@ -1,25 +1,31 @@
-//! `NodeService`: nodes register and heartbeat to the coordinator leader.
+//! `NodeService`: nodes register and heartbeat to the coordinator leader. A heartbeat brings
+//! each replica's figures (kept in [`crate::reports`]); it answers with the node's replicas,
+//! the routing table, tenants, and the next step of every operator on a shard the node leads.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use surge_proto::v1::node_service_client::NodeServiceClient;
 use surge_proto::v1::node_service_server::NodeService;
+use surge_proto::v1::shard_instruction::Kind as InstructionKind;
 use surge_proto::v1::{
-    HeartbeatRequest, HeartbeatResponse, LeaseWaybillsRequest, LeaseWaybillsResponse, NodeAddress,
-    RegisterNodeRequest, RegisterNodeResponse, ShardRoute, ShardStatus, TenantKeys,
+    ConfChangeStep, HeartbeatRequest, HeartbeatResponse, LeaseWaybillsRequest,
+    LeaseWaybillsResponse, NodeAddress, RegisterNodeRequest, RegisterNodeResponse,
+    ShardInstruction, ShardRoute, ShardStatus, TenantKeys, TransferLeaderStep,
 };
 use tonic::{Request, Response, Status};
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::admin_service::{forwarded, hop, route, Route};
 use crate::config::check_address;
 use crate::coordinator::{now_ms, Coordinator};
-use crate::meta::{Command, MetaError, NodeState, Reply};
+use crate::meta::{Command, MetaError, NodeInfo, NodeState, Reply, ShardInfo};
 use crate::meta_state::META_GROUP;
+use crate::operator::{self, Instruction, Operator};
 
 const MAX_ZONE_LEN: usize = 64;
 const MAX_INSTANCE_ID_LEN: usize = 64;
+/// Membership updates one heartbeat may propose (the rest wait for the next one).
+const MAX_UPDATES_PER_HEARTBEAT: usize = 64;
 
 pub struct NodeApi {
     pub coordinator: Arc<Coordinator>,
@@ -36,6 +42,55 @@ fn check_cluster(ours: Option<&str>, theirs: &str) -> Result<(), Status> {
         ))),
         _ => Ok(()),
     }
+}
+
+/// A shard's status as the nodes see it.
+pub fn shard_status(s: &ShardInfo, leader: u64) -> ShardStatus {
+    ShardStatus {
+        id: s.id,
+        epoch: s.epoch,
+        replicas: s.replicas.clone(),
+        learners: s.learners.clone(),
+        leader,
+    }
+}
+
+/// An operator step as the wire carries it.
+pub fn instruction(shard: u32, epoch: u64, op: u64, i: Instruction) -> ShardInstruction {
+    let change = |f: &dyn Fn(&mut ConfChangeStep)| {
+        let mut step = ConfChangeStep::default();
+        f(&mut step);
+        InstructionKind::Change(step)
+    };
+    let kind = match i {
+        Instruction::AddLearner(n) => change(&|s| s.add_learners = vec![n]),
+        Instruction::Promote(n) => change(&|s| s.promote = vec![n]),
+        Instruction::EnterJoint { promote, demote } => change(&|s| {
+            s.promote = vec![promote];
+            s.demote = vec![demote];
+            s.joint = true;
+        }),
+        Instruction::LeaveJoint => change(&|s| s.leave_joint = true),
+        Instruction::Remove(n) => change(&|s| s.remove = vec![n]),
+        Instruction::TransferLeader(to) => {
+            InstructionKind::TransferLeader(TransferLeaderStep { to })
+        }
+    };
+    ShardInstruction {
+        shard,
+        epoch,
+        operator_id: op,
+        kind: Some(kind),
+    }
+}
+
+/// What one heartbeat reads from the state machine.
+struct Found {
+    cluster: Option<String>,
+    node: Option<NodeInfo>,
+    shards: Vec<ShardInfo>,
+    operators: Vec<Operator>,
+    directory: HeartbeatResponse,
 }
 
 #[tonic::async_trait]
@@ -85,9 +140,7 @@ impl NodeService for NodeApi {
                 cluster_id,
             } => {
                 info!(node_id, "node registered");
-                if let Ok(mut h) = c.heartbeats.lock() {
-                    h.insert(node_id, Instant::now());
-                }
+                c.reports.heard(node_id);
                 Ok(Response::new(RegisterNodeResponse {
                     node_id,
                     cluster_id,
@@ -111,17 +164,17 @@ impl NodeService for NodeApi {
         let req = request.into_inner();
         let c = &self.coordinator;
         let node_id = req.node_id;
-        if let Ok(mut leaders) = c.shard_leaders.lock() {
-            for r in &req.replicas {
-                if r.leader == 0 {
-                    continue;
-                }
-                let entry = leaders.entry(r.shard).or_insert((0, 0));
-                if r.term >= entry.0 {
-                    *entry = (r.term, r.leader);
-                }
-            }
+        let found = read_directory(c, node_id).await?;
+        check_cluster(found.cluster.as_deref(), &req.cluster_id)?;
+        let Some(node) = found.node.clone() else {
+            return Err(crate::error::from_meta(MetaError::UnknownNode(node_id)));
+        };
+        if node.state == NodeState::Removed {
+            return Err(Status::permission_denied(format!(
+                "node_id: node {node_id} was removed from the cluster; wipe its data dir to join again as a new node"
+            )));
         }
+        c.reports.ingest(&req, now_ms());
         if let Ok(mut usage) = c.waybill_usage.lock() {
             for r in req.replicas.iter().filter(|r| r.role == "leader") {
                 let entry = usage.entry(r.shard).or_insert((0, Vec::new()));
@@ -130,72 +183,6 @@ impl NodeService for NodeApi {
                 }
             }
         }
-        let found = c
-            .handle
-            .read(META_GROUP, move |sm| {
-                let node = sm.nodes.get(&node_id).cloned();
-                let shards: Vec<ShardStatus> = sm
-                    .shards_of(node_id)
-                    .into_iter()
-                    .map(|s| ShardStatus {
-                        id: s.id,
-                        epoch: s.epoch,
-                        replicas: s.replicas.clone(),
-                    })
-                    .collect();
-                let directory = HeartbeatResponse {
-                    assigned_shards: Vec::new(),
-                    shard_count: sm.cluster.as_ref().map(|c| c.shards).unwrap_or(0),
-                    shards: sm
-                        .shards
-                        .values()
-                        .map(|s| ShardRoute {
-                            id: s.id,
-                            epoch: s.epoch,
-                            replicas: s.replicas.clone(),
-                            leader: 0,
-                        })
-                        .collect(),
-                    nodes: sm
-                        .nodes
-                        .values()
-                        .filter(|n| n.state != NodeState::Removed)
-                        .map(|n| NodeAddress {
-                            id: n.id,
-                            address: n.address.clone(),
-                        })
-                        .collect(),
-                    tenants: sm
-                        .tenants
-                        .values()
-                        .map(|t| TenantKeys {
-                            id: t.id,
-                            name: t.name.clone(),
-                            key_hashes: t.key_hashes.clone(),
-                            rules_toml: t.rules_toml.clone(),
-                            rules_version: t.rules_version,
-                        })
-                        .collect(),
-                };
-                (sm.cluster_id().map(str::to_string), node, shards, directory)
-            })
-            .await
-            .map_err(|e| c.map_request(e))?;
-        let (cluster, node, assigned_shards, mut directory) = found;
-        if let Ok(leaders) = c.shard_leaders.lock() {
-            for s in &mut directory.shards {
-                if let Some((_, leader)) = leaders.get(&s.id) {
-                    s.leader = *leader;
-                }
-            }
-        }
-        check_cluster(cluster.as_deref(), &req.cluster_id)?;
-        let Some(node) = node else {
-            return Err(crate::error::from_meta(MetaError::UnknownNode(node_id)));
-        };
-        if let Ok(mut h) = c.heartbeats.lock() {
-            h.insert(node_id, Instant::now());
-        }
         if !req.address.is_empty()
             && (req.address != node.address || req.http_address != node.http_address)
         {
@@ -203,8 +190,8 @@ impl NodeService for NodeApi {
                 .map_err(|e| Status::invalid_argument(e.to_string()))?;
             c.propose(Command::UpdateNodeAddress {
                 node_id,
-                address: req.address,
-                http_address: req.http_address,
+                address: req.address.clone(),
+                http_address: req.http_address.clone(),
             })
             .await?;
         }
@@ -217,8 +204,22 @@ impl NodeService for NodeApi {
             })
             .await?;
         }
+        record_membership(c, &req, &found.shards).await;
+        let instructions = instructions_for(c, node_id, &found);
+        let leaders = c.reports.leaders();
+        let mut directory = found.directory;
+        for s in &mut directory.shards {
+            s.leader = leaders.get(&s.id).copied().unwrap_or(0);
+        }
+        let assigned_shards = found
+            .shards
+            .iter()
+            .filter(|s| s.is_member(node_id))
+            .map(|s| shard_status(s, leaders.get(&s.id).copied().unwrap_or(0)))
+            .collect();
         Ok(Response::new(HeartbeatResponse {
             assigned_shards,
+            instructions,
             ..directory
         }))
     }
@@ -237,4 +238,112 @@ impl NodeService for NodeApi {
             .await
             .map(Response::new)
     }
+}
+
+async fn read_directory(c: &Coordinator, node_id: u64) -> Result<Found, Status> {
+    c.handle
+        .read(META_GROUP, move |sm| {
+            let directory = HeartbeatResponse {
+                shard_count: sm.cluster.as_ref().map(|c| c.shards).unwrap_or(0),
+                shards: sm
+                    .shards
+                    .values()
+                    .map(|s| ShardRoute {
+                        id: s.id,
+                        epoch: s.epoch,
+                        replicas: s.replicas.clone(),
+                        leader: 0,
+                        learners: s.learners.clone(),
+                    })
+                    .collect(),
+                nodes: sm
+                    .nodes
+                    .values()
+                    .filter(|n| n.state != NodeState::Removed)
+                    .map(|n| NodeAddress {
+                        id: n.id,
+                        address: n.address.clone(),
+                    })
+                    .collect(),
+                tenants: sm
+                    .tenants
+                    .values()
+                    .map(|t| TenantKeys {
+                        id: t.id,
+                        name: t.name.clone(),
+                        key_hashes: t.key_hashes.clone(),
+                        rules_toml: t.rules_toml.clone(),
+                        rules_version: t.rules_version,
+                    })
+                    .collect(),
+                ..HeartbeatResponse::default()
+            };
+            Found {
+                cluster: sm.cluster_id().map(str::to_string),
+                node: sm.nodes.get(&node_id).cloned(),
+                shards: sm.shards.values().cloned().collect(),
+                operators: sm.operators.in_flight.values().cloned().collect(),
+                directory,
+            }
+        })
+        .await
+        .map_err(|e| c.map_request(e))
+}
+
+/// Records every newer membership this node's leaders report (the shard's group is the
+/// truth; the log follows it, epoch by epoch).
+async fn record_membership(c: &Coordinator, req: &HeartbeatRequest, shards: &[ShardInfo]) {
+    let recorded: std::collections::HashMap<u32, u64> =
+        shards.iter().map(|s| (s.id, s.epoch)).collect();
+    let newer = req.replicas.iter().filter(|r| {
+        r.role == "leader"
+            && !r.voters.is_empty()
+            && recorded.get(&r.shard).is_some_and(|e| r.epoch > *e)
+    });
+    for r in newer.take(MAX_UPDATES_PER_HEARTBEAT) {
+        let cmd = Command::UpdateShardMembership {
+            shard: r.shard,
+            epoch: r.epoch,
+            voters: r.voters.clone(),
+            learners: r
+                .learners
+                .iter()
+                .chain(&r.learners_next)
+                .filter(|l| !r.voters.contains(l))
+                .copied()
+                .collect(),
+            outgoing: r.voters_outgoing.clone(),
+        };
+        if let Err(e) = c.propose(cmd).await {
+            warn!(shard = r.shard, epoch = r.epoch, error = %e, "could not record a membership change");
+            return;
+        }
+        info!(shard = r.shard, epoch = r.epoch, voters = ?r.voters, learners = ?r.learners, "shard membership changed");
+    }
+}
+
+/// The next step of each operator on a shard `node_id` leads, by the freshest report.
+fn instructions_for(c: &Coordinator, node_id: u64, found: &Found) -> Vec<ShardInstruction> {
+    let alive = |n: u64| c.reports.alive(n);
+    let ctx = operator::Context {
+        now_ms: now_ms(),
+        leading_since_ms: c.leading_since_ms(),
+        alive: &alive,
+    };
+    found
+        .operators
+        .iter()
+        .filter_map(|op| {
+            let view = c.reports.fresh_view(op.shard)?;
+            if view.leader != node_id {
+                return None;
+            }
+            let d = operator::decide(op, &view, &ctx);
+            if d.finish.is_some() {
+                return None;
+            }
+            d.instruction
+                .map(|i| instruction(op.shard, view.epoch, op.id, i))
+        })
+        .collect()
 }

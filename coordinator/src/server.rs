@@ -7,7 +7,7 @@ use std::sync::{Arc, RwLock};
 
 use surge_raftstore::identity::{self, Identity};
 use surge_raftstore::ops::{health_and_reflection, serve_http, stop_within_grace, Readiness};
-use surge_raftstore::transport::{start_loop, RaftTransportService};
+use surge_raftstore::transport::{start_loop, Inbound, RaftTransportService};
 use surge_raftstore::{logger, Engine, GroupStorage, Peer, RocksEngine, WriteBatch};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -93,7 +93,7 @@ pub async fn run(
         let voters: Vec<u64> = config.initial_peers.iter().map(|p| p.id).collect();
         info!(?voters, "bootstrapping the coordinator group");
         let mut batch = WriteBatch::default();
-        storage.stage_bootstrap(&voters, &mut batch);
+        storage.stage_bootstrap(&voters, 1, &mut batch);
         MetaState::<RocksEngine>::stage_initial_coordinators(&config.initial_peers, &mut batch);
         engine.write(&batch, true)?;
     }
@@ -156,7 +156,15 @@ pub async fn run(
     let raft_service = RaftTransportService::new(
         config.id,
         cluster_id,
-        Arc::new(move |group, msg| inbound_handle.step(group, msg)),
+        Arc::new(move |inbound| match inbound {
+            Inbound::Message {
+                group,
+                epoch,
+                message,
+            } => inbound_handle.step(group, epoch, message),
+            // A coordinator is removed through `coordinator remove`, never by a notice.
+            Inbound::Tombstone { .. } => true,
+        }),
     );
     let mut grpc_stop = stop_rx.clone();
     let grpc_server = tonic::transport::Server::builder()

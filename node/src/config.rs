@@ -28,6 +28,14 @@ pub struct ConfigFile {
     /// Heartbeat period.
     #[serde(default = "default_heartbeat_ms")]
     pub heartbeat_interval_ms: u64,
+    /// Snapshot data this node sends per second, all transfers together, so replicas moving
+    /// off it never starve intake of disk and network.
+    #[serde(default = "default_snapshot_rate")]
+    pub snapshot_max_bytes_per_sec: u64,
+}
+
+fn default_snapshot_rate() -> u64 {
+    surge_raftstore::RaftConfig::default().snapshot_bytes_per_sec
 }
 
 fn default_heartbeat_ms() -> u64 {
@@ -66,6 +74,7 @@ impl ConfigFile {
             zone,
             coordinators,
             heartbeat_interval_ms,
+            snapshot_max_bytes_per_sec,
         } = self;
         if data_dir.as_os_str().is_empty() {
             return Err(invalid("data_dir", "must not be empty"));
@@ -92,6 +101,12 @@ impl ConfigFile {
                 "must be between 100 and 10000",
             ));
         }
+        if snapshot_max_bytes_per_sec < (1 << 20) {
+            return Err(invalid(
+                "snapshot_max_bytes_per_sec",
+                "must be at least 1048576 (1 MiB/s)",
+            ));
+        }
         Ok(Config {
             data_dir,
             advertise_http: http_listen.clone(),
@@ -101,7 +116,10 @@ impl ConfigFile {
             zone,
             coordinators,
             heartbeat_interval: Duration::from_millis(heartbeat_interval_ms),
-            raft: surge_raftstore::RaftConfig::default(),
+            raft: surge_raftstore::RaftConfig {
+                snapshot_bytes_per_sec: snapshot_max_bytes_per_sec,
+                ..surge_raftstore::RaftConfig::default()
+            },
         })
     }
 }
@@ -124,7 +142,9 @@ mod tests {
 
     #[test]
     fn defaults_apply() -> Result<(), ConfigError> {
-        assert_eq!(check(GOOD)?.heartbeat_interval, Duration::from_secs(1));
+        let c = check(GOOD)?;
+        assert_eq!(c.heartbeat_interval, Duration::from_secs(1));
+        assert_eq!(c.raft.snapshot_bytes_per_sec, 100 << 20);
         Ok(())
     }
 
@@ -142,6 +162,10 @@ mod tests {
                 "heartbeat_interval_ms",
             ),
             (GOOD.replace("127.0.0.1:7301", "7301"), "http_listen"),
+            (
+                format!("{GOOD}\nsnapshot_max_bytes_per_sec = 10\n"),
+                "snapshot_max_bytes_per_sec",
+            ),
         ];
         for (text, key) in cases {
             match check(&text) {

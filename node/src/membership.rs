@@ -1,23 +1,27 @@
 //! The node's side of cluster membership: register once (keeping the node id in the data
 //! dir), then heartbeat every period and learn the shard replicas placed here.
 
-use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use prometheus::{IntCounter, IntGauge};
 use surge_client::MetaClient;
 use surge_proto::v1::node_service_client::NodeServiceClient;
-use surge_proto::v1::{HeartbeatRequest, HeartbeatResponse, RegisterNodeRequest, ReplicaStats};
+use surge_proto::v1::{
+    HeartbeatRequest, HeartbeatResponse, NodeStats, PeerProgress, RegisterNodeRequest, ReplicaStats,
+};
 use surge_raftstore::identity::{self, Identity};
 use surge_raftstore::ops::Readiness;
 use surge_raftstore::raft::StateRole;
-use surge_raftstore::RocksEngine;
+use surge_raftstore::{keys, Cf, Engine, GroupStats, RocksEngine};
 use tokio::sync::watch;
 use tonic::Code;
 use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::directory::{self, Directory, SharedDirectory};
+use crate::instructions::Executor;
 use crate::replicas::{Replicas, ShardHandle};
 
 /// Why the node gave up on the cluster (it then exits instead of running as a stranger).
@@ -132,6 +136,10 @@ pub struct HeartbeatContext {
     pub version: tokio::sync::watch::Sender<u64>,
     /// Waybill usage of the shards this node leads, kept by the pipeline.
     pub waybills: crate::pipeline::UsageBoard,
+    /// Carries out the operator steps heartbeat answers bring.
+    pub executor: Executor,
+    /// Per shard, the applied index at the last heartbeat and when: the write rate.
+    pub rates: Mutex<HashMap<u32, (Instant, u64)>>,
 }
 
 fn role_name(role: Option<StateRole>) -> &'static str {
@@ -144,20 +152,100 @@ fn role_name(role: Option<StateRole>) -> &'static str {
     }
 }
 
-/// Per-shard stats of every live local replica.
-fn replica_stats(ctx: &HeartbeatContext) -> Vec<ReplicaStats> {
-    let statuses = ctx.handle.statuses();
-    ctx.replicas
-        .live()
+/// Approximate bytes of `shard`'s data on `engine` (flushed files only: RocksDB's estimate).
+fn replica_size(engine: &RocksEngine, shard: u32) -> u64 {
+    let group = u64::from(shard);
+    let (start, end) = (keys::group_prefix(group), keys::group_end(group));
+    Cf::DATA
+        .iter()
+        .map(|cf| engine.approximate_size(*cf, &start, &end))
+        .sum()
+}
+
+/// The data dir's file system: (capacity, available) bytes.
+fn disk_of(path: &std::path::Path) -> (u64, u64) {
+    match nix::sys::statvfs::statvfs(path) {
+        Ok(v) => {
+            let unit = v.fragment_size();
+            (
+                v.blocks().saturating_mul(unit),
+                v.blocks_available().saturating_mul(unit),
+            )
+        }
+        Err(_) => (0, 0),
+    }
+}
+
+fn progress_of(g: &GroupStats) -> Vec<PeerProgress> {
+    g.replication
+        .iter()
+        .map(|r| PeerProgress {
+            node_id: r.id,
+            matched: r.matched,
+            next_index: r.next_index,
+            state: r.state.as_str().into(),
+            pending_snapshot: r.pending_snapshot,
+            recent_active: r.recent_active,
+        })
+        .collect()
+}
+
+/// Entries applied per second since the last heartbeat, per shard.
+fn write_rates(ctx: &HeartbeatContext, stats: &HashMap<u64, GroupStats>) -> HashMap<u32, f64> {
+    let now = Instant::now();
+    let Ok(mut rates) = ctx.rates.lock() else {
+        return HashMap::new();
+    };
+    let mut out = HashMap::new();
+    for (group, g) in stats {
+        let shard = *group as u32;
+        let applied = g.status.applied;
+        if let Some((at, before)) = rates.get(&shard) {
+            let secs = now.duration_since(*at).as_secs_f64();
+            if secs > 0.0 {
+                out.insert(shard, applied.saturating_sub(*before) as f64 / secs);
+            }
+        }
+        rates.insert(shard, (now, applied));
+    }
+    rates.retain(|s, _| stats.contains_key(&u64::from(*s)));
+    out
+}
+
+/// Per-shard stats of every live local replica, and the node's own figures.
+async fn replica_stats(ctx: &HeartbeatContext) -> (Vec<ReplicaStats>, NodeStats) {
+    let stats: HashMap<u64, GroupStats> = ctx
+        .handle
+        .stats()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|g| (g.group, g))
+        .collect();
+    let live = ctx.replicas.live();
+    let engine = ctx.engine.clone();
+    let shards: Vec<u32> = live.iter().map(|m| m.shard).collect();
+    let data_dir = ctx.config.data_dir.clone();
+    let (sizes, (capacity, available)) = tokio::task::spawn_blocking(move || {
+        let sizes: HashMap<u32, u64> = shards
+            .iter()
+            .map(|s| (*s, replica_size(&engine, *s)))
+            .collect();
+        (sizes, disk_of(&data_dir))
+    })
+    .await
+    .unwrap_or_default();
+    let rates = write_rates(ctx, &stats);
+    let replicas: Vec<ReplicaStats> = live
         .into_iter()
         .map(|m| {
-            let st = statuses
-                .get(&u64::from(m.shard))
-                .copied()
-                .unwrap_or_default();
+            let group = u64::from(m.shard);
+            let g = stats.get(&group);
+            let st = g.map(|g| g.status).unwrap_or_default();
+            let conf = g.map(|g| g.conf.clone()).unwrap_or_default();
             ReplicaStats {
                 shard: m.shard,
-                epoch: m.epoch,
+                epoch: st.epoch.max(m.epoch),
                 role: role_name(st.role).into(),
                 term: st.term,
                 commit_index: st.commit,
@@ -172,9 +260,29 @@ fn replica_stats(ctx: &HeartbeatContext) -> Vec<ReplicaStats> {
                 } else {
                     Vec::new()
                 },
+                last_index: st.last_index,
+                progress: g.map(progress_of).unwrap_or_default(),
+                approximate_bytes: sizes.get(&m.shard).copied().unwrap_or(0),
+                writes_per_sec: rates.get(&m.shard).copied().unwrap_or(0.0),
+                voters: conf.voters,
+                learners: conf.learners,
+                voters_outgoing: conf.voters_outgoing,
+                learners_next: conf.learners_next,
+                pending_conf_change: g.is_some_and(|g| g.pending_conf),
             }
         })
-        .collect()
+        .collect();
+    let (sending, receiving) = surge_raftstore::transport::snapshots_in_flight();
+    let node = NodeStats {
+        disk_capacity_bytes: capacity,
+        disk_available_bytes: available,
+        used_bytes: replicas.iter().map(|r| r.approximate_bytes).sum(),
+        replica_count: replicas.len() as u32,
+        leader_count: replicas.iter().filter(|r| r.role == "leader").count() as u32,
+        snapshots_sending: sending,
+        snapshots_receiving: receiving,
+    };
+    (replicas, node)
 }
 
 /// Heartbeats until shutdown; a refusal ends the loop with an error.
@@ -190,12 +298,14 @@ pub async fn heartbeat_loop(
             _ = ctx.wanted.notified() => {}
             _ = shutdown.changed() => return Ok(()),
         }
+        let (replicas, stats) = replica_stats(&ctx).await;
         let req = HeartbeatRequest {
             node_id: ctx.identity.id,
             cluster_id: ctx.identity.cluster_id.clone(),
             address: ctx.config.advertise_address.clone(),
             http_address: ctx.config.advertise_http.clone(),
-            replicas: replica_stats(&ctx),
+            replicas,
+            stats: Some(stats),
         };
         let result = ctx
             .client
@@ -211,6 +321,7 @@ pub async fn heartbeat_loop(
         match result {
             Ok(resp) => {
                 gauges().assigned.set(resp.assigned_shards.len() as i64);
+                ctx.executor.run(&resp.instructions);
                 apply_directory(&ctx, &resp).await?;
                 ctx.version.send_modify(|v| *v += 1);
                 ctx.ready.set(true);

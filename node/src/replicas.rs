@@ -4,6 +4,12 @@
 //! Each replica has a record in the data dir (`meta` family, node-local key range): its shard,
 //! the epoch it was created at and whether it is a tombstone. A tombstone is never recreated by
 //! an assignment of the same or an older epoch, so a removed replica stays removed.
+//!
+//! A replica goes when the routing table shows its shard at a newer epoch without this node,
+//! or when a member of the shard tells it (a tombstone notice) that it is no member as of an
+//! epoch newer than its own: its rows are deleted by range and the tombstone written in the
+//! same synced batch. A replica created at a later epoch records that epoch, so messages from
+//! before it (a removed incarnation's old peers) are refused.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -84,8 +90,12 @@ pub fn open_peer(
     let group = u64::from(meta.shard);
     let mut storage = GroupStorage::open(engine.clone(), group)?;
     let mut batch = WriteBatch::default();
-    if !storage.is_initialized() && meta.epoch == FOUNDING_EPOCH {
-        storage.stage_bootstrap(&meta.replicas, &mut batch);
+    if !storage.is_initialized() {
+        if meta.epoch == FOUNDING_EPOCH {
+            storage.stage_bootstrap(&meta.replicas, FOUNDING_EPOCH, &mut batch);
+        } else {
+            storage.stage_creation_epoch(meta.epoch, &mut batch);
+        }
     }
     stage_meta(meta, &mut batch);
     engine.write(&batch, true)?;
@@ -127,6 +137,11 @@ impl Replicas {
         if let Ok(mut k) = self.known.lock() {
             k.insert(meta.shard, meta);
         }
+    }
+
+    /// The record of `shard`'s replica here, live or tombstone.
+    pub fn record(&self, shard: u32) -> Option<ReplicaMeta> {
+        self.known.lock().ok()?.get(&shard).cloned()
     }
 
     /// The shards this node runs a live replica of.
@@ -196,6 +211,30 @@ impl Replicas {
         Ok(())
     }
 
+    /// A member of `shard` says this node's replica is no member as of `epoch`: destroy it if
+    /// it is older than that (a notice about an older incarnation changes nothing).
+    pub async fn on_tombstone(&self, shard: u32, epoch: u64) {
+        let Some(meta) = self.record(shard).filter(|m| !m.tombstone) else {
+            return;
+        };
+        let local = self
+            .handle
+            .status(u64::from(shard))
+            .map_or(meta.epoch, |s| s.epoch.max(meta.epoch));
+        if local >= epoch {
+            return;
+        }
+        info!(
+            shard,
+            local_epoch = local,
+            epoch,
+            "told this replica was removed; destroying it"
+        );
+        if let Err(e) = self.destroy(&meta, epoch).await {
+            warn!(shard, error = %e, "could not remove a replica");
+        }
+    }
+
     async fn destroy(&self, meta: &ReplicaMeta, epoch: u64) -> Result<(), RequestError> {
         let tombstone = ReplicaMeta {
             epoch,
@@ -220,7 +259,12 @@ mod tests {
     struct Nowhere;
 
     impl MessageSink for Nowhere {
-        fn send(&self, _group: u64, _msg: surge_raftstore::raft::eraftpb::Message) -> bool {
+        fn send(
+            &self,
+            _group: u64,
+            _epoch: u64,
+            _msg: surge_raftstore::raft::eraftpb::Message,
+        ) -> bool {
             false
         }
     }
@@ -230,6 +274,7 @@ mod tests {
             id: shard,
             epoch,
             replicas: replicas.to_vec(),
+            ..ShardStatus::default()
         }
     }
 
@@ -265,7 +310,7 @@ mod tests {
         msg.from = 2;
         msg.to = 1;
         msg.term = 9;
-        handle.step(5, msg);
+        handle.step(5, FOUNDING_EPOCH + 5, msg);
         let _ = handle.statuses();
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         assert!(
@@ -282,6 +327,42 @@ mod tests {
         let back = vec![status(5, FOUNDING_EPOCH + 2, &[1, 2, 3])];
         replicas.reconcile(&back, &HashMap::new()).await;
         assert_eq!(replicas.live().len(), 1);
+        handle.stop();
+        let _ = thread.join();
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_tombstone_notice_removes_only_an_older_replica() -> Result<(), EngineError> {
+        let dir = tempfile::tempdir().map_err(|e| EngineError::Backend(e.to_string()))?;
+        let engine = Arc::new(RocksEngine::open(dir.path())?);
+        let config = RaftConfig::default();
+        let (raft_loop, handle) = RaftLoop::new(Vec::new(), Arc::new(Nowhere), config.clone());
+        let thread = raft_loop::spawn(raft_loop);
+        let replicas = Replicas::new(engine.clone(), 1, config, handle.clone(), Vec::new());
+        let placed = vec![status(5, FOUNDING_EPOCH, &[1, 2, 3])];
+        replicas.reconcile(&placed, &HashMap::new()).await;
+        assert_eq!(replicas.live().len(), 1);
+
+        // A notice at the replica's own epoch (or older) is about an older incarnation.
+        replicas.on_tombstone(5, FOUNDING_EPOCH).await;
+        assert_eq!(replicas.live().len(), 1, "a notice at our epoch removed us");
+        // A notice from a newer epoch: removed, tombstoned at that epoch.
+        replicas.on_tombstone(5, FOUNDING_EPOCH + 3).await;
+        assert!(replicas.live().is_empty());
+        assert!(handle.status(5).is_none());
+        assert_eq!(
+            replicas.record(5).map(|m| (m.tombstone, m.epoch)),
+            Some((true, FOUNDING_EPOCH + 3))
+        );
+        // An assignment older than the tombstone does not bring it back.
+        replicas
+            .reconcile(
+                &[status(5, FOUNDING_EPOCH + 2, &[1, 2, 3])],
+                &HashMap::new(),
+            )
+            .await;
+        assert!(replicas.live().is_empty());
         handle.stop();
         let _ = thread.join();
         Ok(())

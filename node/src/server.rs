@@ -7,9 +7,10 @@ use std::time::Duration;
 use surge_client::{MetaClient, RetryPolicy};
 use surge_proto::v1::order_service_server::OrderServiceServer;
 use surge_proto::v1::print_service_server::PrintServiceServer;
+use surge_proto::v1::replica_service_server::ReplicaServiceServer;
 use surge_raftstore::identity::{self, Identity};
 use surge_raftstore::ops::{health_and_reflection, serve_http, stop_within_grace, Readiness};
-use surge_raftstore::transport::{start_loop, RaftTransportService};
+use surge_raftstore::transport::{start_loop, Inbound, RaftTransportService};
 use surge_raftstore::RocksEngine;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -18,10 +19,12 @@ use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::directory::{self, Directory, DirectoryRefresh, SharedDirectory};
+use crate::instructions::Executor;
 use crate::membership::{self, HeartbeatContext, MembershipError};
 use crate::order_service::OrderApi;
 use crate::pipeline::{Pipeline, UsageBoard};
 use crate::print_service::PrintApi;
+use crate::replica_service::ReplicaApi;
 use crate::replicas::{self, Replicas};
 
 #[derive(Debug, thiserror::Error)]
@@ -196,11 +199,32 @@ async fn serve(
     reporter.set_serving::<OrderServiceServer<OrderApi>>().await;
     reporter.set_serving::<PrintServiceServer<PrintApi>>().await;
     let inbound_handle = handle.clone();
+    let notified = replicas.clone();
     let raft_service = RaftTransportService::new(
         node_id,
         cluster_id,
-        Arc::new(move |group, msg| inbound_handle.step(group, msg)),
+        Arc::new(move |inbound| match inbound {
+            Inbound::Message {
+                group,
+                epoch,
+                message,
+            } => inbound_handle.step(group, epoch, message),
+            Inbound::Tombstone { group, epoch, from } => {
+                let Ok(shard) = u32::try_from(group) else {
+                    return false;
+                };
+                info!(shard, epoch, from, "tombstone notice");
+                let replicas = notified.clone();
+                tokio::spawn(async move { replicas.on_tombstone(shard, epoch).await });
+                true
+            }
+        }),
     );
+    let replica_api = ReplicaApi {
+        node_id,
+        engine: engine.clone(),
+        replicas: replicas.clone(),
+    };
     let mut grpc_stop = stop.clone();
     let grpc_task = tokio::spawn(
         tonic::transport::Server::builder()
@@ -208,6 +232,7 @@ async fn serve(
             .add_service(reflection)
             .add_service(OrderServiceServer::from_arc(orders))
             .add_service(PrintServiceServer::new(prints))
+            .add_service(ReplicaServiceServer::new(replica_api))
             .add_service(raft_service.into_server())
             .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), async move {
                 let _ = grpc_stop.changed().await;
@@ -224,9 +249,11 @@ async fn serve(
         replicas,
         handle: handle.clone(),
         ready,
-        wanted,
+        wanted: wanted.clone(),
         version: version_tx,
         waybills: usage,
+        executor: Executor::new(handle.clone(), wanted.clone()),
+        rates: std::sync::Mutex::default(),
     };
     let loop_watch = tokio::task::spawn_blocking(move || loop_thread.join());
     let outcome = tokio::select! {

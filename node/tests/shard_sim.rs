@@ -139,7 +139,7 @@ fn open_peer(engine: &Arc<MemEngine>, node: u64, shard: u32, config: &RaftConfig
     let mut storage = GroupStorage::open(engine.clone(), group).expect("open storage");
     if !storage.is_initialized() {
         let mut batch = WriteBatch::default();
-        storage.stage_bootstrap(&NODES, &mut batch);
+        storage.stage_bootstrap(&NODES, 2, &mut batch);
         engine.write(&batch, true).expect("bootstrap");
     }
     let sm = ShardSm::new(shard, engine.clone());

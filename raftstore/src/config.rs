@@ -19,6 +19,10 @@ pub struct RaftConfig {
     pub log_gc_threshold: u64,
     /// How long a proposal or read waits for its outcome before answering "unknown".
     pub request_timeout: Duration,
+    /// Snapshot data this process sends per second, all transfers together (TiKV's
+    /// `snap-io-max-bytes-per-sec`), so moving replicas never starves intake of disk and
+    /// network.
+    pub snapshot_bytes_per_sec: u64,
 }
 
 impl Default for RaftConfig {
@@ -31,6 +35,7 @@ impl Default for RaftConfig {
             max_size_per_msg: 1 << 20,
             log_gc_threshold: 1024,
             request_timeout: Duration::from_secs(5),
+            snapshot_bytes_per_sec: 100 << 20,
         }
     }
 }

@@ -157,6 +157,24 @@ pub enum EngineError {
 /// A key and its value.
 pub type KeyValue = (Vec<u8>, Vec<u8>);
 
+/// A point-in-time view of an engine: every read through it sees the state after the same
+/// last write, whatever is written meanwhile.
+pub trait ReadView {
+    fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, EngineError>;
+
+    /// Visits keys in `[start, end)` in order until `visit` returns false.
+    fn scan(
+        &self,
+        cf: Cf,
+        start: &[u8],
+        end: &[u8],
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), EngineError>;
+}
+
+/// What [`Engine::read_consistent`] runs.
+pub type ConsistentRead<'a> = dyn FnMut(&dyn ReadView) -> Result<(), EngineError> + 'a;
+
 /// An ordered key-value store with column families.
 pub trait Engine: Send + Sync + 'static {
     fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, EngineError>;
@@ -180,6 +198,14 @@ pub trait Engine: Send + Sync + 'static {
 
     /// Applies `batch` atomically; with `sync`, returns only once it is durable.
     fn write(&self, batch: &WriteBatch, sync: bool) -> Result<(), EngineError>;
+
+    /// Runs `read` against one point-in-time view, so rows read from several families (data
+    /// and the applied index that covers it) agree with each other.
+    fn read_consistent(&self, read: &mut ConsistentRead<'_>) -> Result<(), EngineError>;
+
+    /// Approximate bytes stored in `[start, end)` of `cf`: what the engine can estimate
+    /// cheaply (RocksDB: flushed files only), never a scan.
+    fn approximate_size(&self, cf: Cf, start: &[u8], end: &[u8]) -> u64;
 }
 
 /// Writes a batch and records its latency in the fsync histogram when synced.

@@ -31,6 +31,8 @@ struct LocalState {
     truncated_term: u64,
     last_index: u64,
     last_term: u64,
+    /// The membership epoch of `conf_state`: bumped by every applied membership change.
+    conf_epoch: u64,
 }
 
 /// One Raft group's storage on a shared engine.
@@ -43,6 +45,8 @@ pub struct GroupStorage<E: Engine> {
     /// while an apply batch is still being staged; a snapshot must pair the applied index (and
     /// the rows on disk) with the configuration of that same index.
     applied_conf_state: ConfState,
+    /// The epoch of `applied_conf_state`.
+    applied_epoch: u64,
 }
 
 /// Stages the removal of every row of `group`: its log, Raft state, applied index and data.
@@ -87,6 +91,7 @@ impl<E: Engine> GroupStorage<E> {
                 .map_err(|e| corrupt(Cf::RaftState, &key, e))?;
             state.truncated_index = record.truncated_index;
             state.truncated_term = record.truncated_term;
+            state.conf_epoch = record.conf_epoch;
         }
         state.last_index = state.truncated_index;
         state.last_term = state.truncated_term;
@@ -112,12 +117,14 @@ impl<E: Engine> GroupStorage<E> {
         };
         // The stored conf state is written in the same batch as the applied index.
         let applied_conf_state = state.conf_state.clone();
+        let applied_epoch = state.conf_epoch;
         Ok(GroupStorage {
             engine,
             group,
             state,
             applied,
             applied_conf_state,
+            applied_epoch,
         })
     }
 
@@ -135,16 +142,17 @@ impl<E: Engine> GroupStorage<E> {
         !cs.voters.is_empty() || !cs.learners.is_empty() || self.state.last_index > 0
     }
 
-    /// Stages the very first state of a group that starts with these voters: an implicit
-    /// snapshot at [`BOOTSTRAP_INDEX`] (TiKV's way), so the log proper starts after it. Every
-    /// founding replica stages the same state (and the caller the same initial rows); a replica
-    /// added later has nothing below that index and is caught up by a real snapshot, which
-    /// carries those rows too.
-    pub fn stage_bootstrap(&mut self, voters: &[u64], batch: &mut WriteBatch) {
+    /// Stages the very first state of a group that starts with these voters at membership
+    /// epoch `epoch`: an implicit snapshot at [`BOOTSTRAP_INDEX`] (TiKV's way), so the log
+    /// proper starts after it. Every founding replica stages the same state (and the caller the
+    /// same initial rows); a replica added later has nothing below that index and is caught up
+    /// by a real snapshot, which carries those rows too.
+    pub fn stage_bootstrap(&mut self, voters: &[u64], epoch: u64, batch: &mut WriteBatch) {
         self.state.conf_state = ConfState {
             voters: voters.to_vec(),
             ..ConfState::default()
         };
+        self.state.conf_epoch = epoch;
         self.state.truncated_index = BOOTSTRAP_INDEX;
         self.state.truncated_term = BOOTSTRAP_TERM;
         self.state.last_index = BOOTSTRAP_INDEX;
@@ -155,8 +163,25 @@ impl<E: Engine> GroupStorage<E> {
         self.stage_applied(BOOTSTRAP_INDEX, batch);
     }
 
+    /// Records the epoch an empty replica was created at (it joins a group that already
+    /// exists and waits for a snapshot): messages from before that epoch are not for it.
+    /// No-op once the replica holds any state.
+    pub fn stage_creation_epoch(&mut self, epoch: u64, batch: &mut WriteBatch) {
+        if self.is_initialized() || self.state.conf_epoch >= epoch {
+            return;
+        }
+        self.state.conf_epoch = epoch;
+        self.applied_epoch = epoch;
+        self.stage_local_state(batch);
+    }
+
     pub fn hard_state(&self) -> &HardState {
         &self.state.hard_state
+    }
+
+    /// The membership epoch of the latest applied configuration (staged or written).
+    pub fn conf_epoch(&self) -> u64 {
+        self.state.conf_epoch
     }
 
     pub fn conf_state(&self) -> &ConfState {
@@ -178,6 +203,7 @@ impl<E: Engine> GroupStorage<E> {
             conf_state: self.state.conf_state.write_to_bytes().unwrap_or_default(),
             truncated_index: self.state.truncated_index,
             truncated_term: self.state.truncated_term,
+            conf_epoch: self.state.conf_epoch,
         };
         batch.put(
             Cf::RaftState,
@@ -223,8 +249,11 @@ impl<E: Engine> GroupStorage<E> {
         }
     }
 
+    /// Records the configuration an applied membership change produced; its epoch is the
+    /// next one.
     pub fn stage_conf_state(&mut self, cs: &ConfState, batch: &mut WriteBatch) {
         self.state.conf_state = cs.clone();
+        self.state.conf_epoch += 1;
         self.stage_local_state(batch);
     }
 
@@ -232,6 +261,7 @@ impl<E: Engine> GroupStorage<E> {
     pub fn stage_applied(&mut self, index: u64, batch: &mut WriteBatch) {
         self.applied = index;
         self.applied_conf_state = self.state.conf_state.clone();
+        self.applied_epoch = self.state.conf_epoch;
         batch.put(
             Cf::ApplyState,
             keys::state_key(self.group),
@@ -300,6 +330,7 @@ impl<E: Engine> GroupStorage<E> {
         self.state.last_index = meta.index;
         self.state.last_term = meta.term;
         self.state.conf_state = meta.get_conf_state().clone();
+        self.state.conf_epoch = data.conf_epoch;
         if self.state.hard_state.commit < meta.index {
             self.state.hard_state.commit = meta.index;
         }
@@ -329,6 +360,7 @@ impl<E: Engine> GroupStorage<E> {
         let data = SnapshotData {
             rows,
             applied_index: self.applied,
+            conf_epoch: self.applied_epoch,
         };
         let meta = SnapshotMetadata {
             index: self.applied,

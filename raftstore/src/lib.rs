@@ -8,13 +8,19 @@
 //!   engine, implementing raft-rs's `Storage`.
 //! - [`Peer`]: a `RawNode` plus its [`StateMachine`], with the Ready handling in the order
 //!   raft-rs requires (persist, then send persisted messages and apply).
-//! - [`raft_loop`]: the thread that drives every group of a process, and its async handle.
-//! - [`transport`]: batched gRPC streams between processes.
+//! - [`raft_loop`]: the thread that drives every group of a process; [`raft_handle`], its
+//!   async handle; [`group_status`], what it publishes about its groups.
+//! - [`transport`]: batched gRPC streams between processes ([`transport_service`] receives).
+//! - [`epoch`]: membership epochs and which inbound messages a replica refuses.
+//! - [`digest`]: a fingerprint of one replica, to compare replicas.
 //! - [`metrics`], [`logger`] (raft-rs's slog into tracing), [`config`] (timers).
 
 pub mod config;
 pub mod config_file;
+pub mod digest;
 pub mod engine;
+pub mod epoch;
+pub mod group_status;
 pub mod group_storage;
 pub mod identity;
 pub mod keys;
@@ -23,17 +29,22 @@ pub mod mem_engine;
 pub mod metrics;
 pub mod ops;
 pub mod peer;
+mod pending;
+pub mod raft_handle;
 pub mod raft_loop;
 pub mod rocks_engine;
 pub mod state_machine;
 pub mod transport;
+pub mod transport_service;
 
 pub use config::RaftConfig;
-pub use engine::{Cf, Engine, EngineError, WriteBatch, WriteOp};
+pub use engine::{Cf, Engine, EngineError, ReadView, WriteBatch, WriteOp};
+pub use group_status::{GroupStats, GroupStatus, Replication, ReplicationState};
 pub use group_storage::GroupStorage;
 pub use mem_engine::MemEngine;
 pub use peer::{Applied, ApplyResult, Peer, PeerError, ReadyOutput, StagedReady};
 pub use raft;
-pub use raft_loop::{MessageSink, RaftHandle, RaftLoop, RequestError};
+pub use raft_handle::{MessageSink, RaftHandle, RequestError};
+pub use raft_loop::RaftLoop;
 pub use rocks_engine::RocksEngine;
 pub use state_machine::StateMachine;

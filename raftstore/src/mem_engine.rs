@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::Mutex;
 
-use crate::engine::{Cf, Engine, EngineError, KeyValue, WriteBatch, WriteOp};
+use crate::engine::{
+    Cf, ConsistentRead, Engine, EngineError, KeyValue, ReadView, WriteBatch, WriteOp,
+};
 
 type Table = BTreeMap<Vec<u8>, Vec<u8>>;
 
@@ -28,6 +30,35 @@ impl MemEngine {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         f(&mut tables)
+    }
+}
+
+/// A copy of every table, taken under the lock: the in-memory point-in-time view.
+struct Frozen(BTreeMap<Cf, Table>);
+
+impl ReadView for Frozen {
+    fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, EngineError> {
+        Ok(self.0.get(&cf).and_then(|t| t.get(key).cloned()))
+    }
+
+    fn scan(
+        &self,
+        cf: Cf,
+        start: &[u8],
+        end: &[u8],
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), EngineError> {
+        if start >= end {
+            return Ok(());
+        }
+        if let Some(table) = self.0.get(&cf) {
+            for (k, v) in table.range(range(start, end)) {
+                if !visit(k, v) {
+                    break;
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -89,6 +120,25 @@ impl Engine for MemEngine {
                     .map(|(k, v)| (k.clone(), v.clone()))
             })
         }))
+    }
+
+    fn read_consistent(&self, read: &mut ConsistentRead<'_>) -> Result<(), EngineError> {
+        let frozen = Frozen(self.with_tables(|t| t.clone()));
+        read(&frozen)
+    }
+
+    fn approximate_size(&self, cf: Cf, start: &[u8], end: &[u8]) -> u64 {
+        if start >= end {
+            return 0;
+        }
+        self.with_tables(|t| {
+            t.get(&cf).map_or(0, |table| {
+                table
+                    .range(range(start, end))
+                    .map(|(k, v)| (k.len() + v.len()) as u64)
+                    .sum()
+            })
+        })
     }
 
     fn write(&self, batch: &WriteBatch, _sync: bool) -> Result<(), EngineError> {

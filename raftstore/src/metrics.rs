@@ -25,6 +25,12 @@ pub struct RaftMetrics {
     pub replication_lag: IntGaugeVec,
     pub messages_sent: IntCounterVec,
     pub unreachable: IntCounterVec,
+    /// Inbound messages not stepped, by reason: no_group, before_creation, stale_sender.
+    pub refused: IntCounterVec,
+    /// Snapshot data bytes, by direction: sent, received.
+    pub snapshot_bytes: IntCounterVec,
+    /// Snapshot transfers under way, by direction: sending, receiving.
+    pub snapshots_in_flight: IntGaugeVec,
 }
 
 fn gauge(name: &str, help: &str) -> IntGaugeVec {
@@ -103,6 +109,24 @@ impl RaftMetrics {
                     "Raft messages that could not be delivered",
                     &["group"],
                 ),
+                refused: counter(
+                    "surge_raft_refused_messages_total",
+                    "Inbound Raft messages not stepped: no_group, before_creation, stale_sender",
+                    &["reason"],
+                ),
+                snapshot_bytes: counter(
+                    "surge_raft_snapshot_bytes_total",
+                    "Snapshot data bytes, by direction (sent, received)",
+                    &["direction"],
+                ),
+                snapshots_in_flight: IntGaugeVec::new(
+                    Opts::new(
+                        "surge_raft_snapshots_in_flight",
+                        "Snapshot transfers under way, by direction (sending, receiving)",
+                    ),
+                    &["direction"],
+                )
+                .unwrap_or_else(|e| panic!("snapshot gauge: {e}")),
             };
             let r = prometheus::default_registry();
             let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
@@ -119,6 +143,9 @@ impl RaftMetrics {
                 Box::new(m.replication_lag.clone()),
                 Box::new(m.messages_sent.clone()),
                 Box::new(m.unreachable.clone()),
+                Box::new(m.refused.clone()),
+                Box::new(m.snapshot_bytes.clone()),
+                Box::new(m.snapshots_in_flight.clone()),
             ];
             for c in collectors {
                 // Registering twice only happens if two instances race in one process (tests);

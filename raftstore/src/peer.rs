@@ -180,6 +180,11 @@ impl<E: Engine, S: StateMachine> Peer<E, S> {
         self.node.store().conf_state()
     }
 
+    /// The membership epoch of the applied configuration.
+    pub fn epoch(&self) -> u64 {
+        self.node.store().conf_epoch()
+    }
+
     /// Processes one Ready, if there is one, with its own synced write.
     pub fn handle_ready(&mut self) -> Result<ReadyOutput<S::Output>, PeerError> {
         let mut batch = WriteBatch::default();

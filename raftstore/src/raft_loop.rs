@@ -1,24 +1,28 @@
 //! [`RaftLoop`]: one OS thread that drives every Raft group of the process — ticks, inbound
-//! messages, proposals, reads — and [`RaftHandle`], the async front door the servers use.
+//! messages, proposals, reads — with one group commit per round. Its front door is
+//! [`crate::RaftHandle`]; what it publishes about its groups is in [`crate::group_status`].
 //!
-//! Every queue into the loop is bounded; a request that cannot be queued fails at once with
-//! [`RequestError::Busy`]. Every waiter has a deadline.
+//! The loop does consensus only: it steps, ticks, proposes and persists Readies. Inbound
+//! messages are judged by their membership epoch first ([`crate::epoch`]), so a removed
+//! replica's late messages never reach raft-rs.
 
 use std::collections::HashMap;
-use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::{Arc, RwLock};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use protobuf::Message as _;
-use raft::eraftpb::{ConfChangeV2, ConfState, Message, MessageType};
+use raft::eraftpb::{ConfChangeV2, Message, MessageType};
 use raft::{SnapshotStatus, StateRole};
-use tokio::sync::oneshot;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::config::RaftConfig;
 use crate::engine::{write_timed, Engine, WriteBatch};
+use crate::epoch::{self, Verdict};
+use crate::group_status::{publish, stats_of, StatusBoard};
 use crate::metrics::RaftMetrics;
 use crate::peer::{ApplyResult, Peer, PeerError, ReadyOutput};
+use crate::pending::{Pending, PendingRead, Waiter};
+use crate::raft_handle::{LoopMsg, MessageSink, RaftHandle, RequestError};
 use crate::state_machine::StateMachine;
 
 /// Capacity of the loop's inbox.
@@ -29,155 +33,14 @@ const DRAIN_LIMIT: usize = 4096;
 const MAX_IN_FLIGHT: usize = 16 * 1024;
 /// Compaction is considered every this many ticks.
 const GC_EVERY_TICKS: u64 = 30;
-
-/// Why a request did not get an answer from the state machine.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum RequestError {
-    #[error("not the leader (leader: {leader:?})")]
-    NotLeader { leader: Option<u64> },
-    #[error("the outcome is unknown: no answer within the request timeout")]
-    Timeout,
-    #[error("raft dropped the proposal (leadership transfer or a membership change in flight)")]
-    Dropped,
-    #[error("no raft group {0} on this process")]
-    NoGroup(u64),
-    #[error("too many requests in flight")]
-    Busy,
-    #[error("the raft loop has stopped")]
-    Stopped,
-    #[error("{0}")]
-    Rejected(String),
-}
-
-/// Where the loop sends outbound Raft messages.
-pub trait MessageSink: Send + Sync + 'static {
-    /// Queues `msg` of `group` for delivery; false if it could not be queued.
-    fn send(&self, group: u64, msg: Message) -> bool;
-
-    /// True if the sink reports each snapshot's outcome itself (through
-    /// [`RaftHandle::report_snapshot`]) once the transfer ends; otherwise a queued snapshot
-    /// counts as delivered.
-    fn reports_snapshots(&self) -> bool {
-        false
-    }
-}
-
-type ReadFn<S> = Box<dyn FnOnce(Result<&S, RequestError>) + Send>;
-type InspectFn<E, S> = Box<dyn FnOnce(Option<&mut Peer<E, S>>) + Send>;
-
-/// A request to the loop.
-pub enum LoopMsg<E: Engine, S: StateMachine> {
-    Raft {
-        group: u64,
-        message: Message,
-    },
-    Propose {
-        group: u64,
-        data: Vec<u8>,
-        reply: oneshot::Sender<Result<S::Output, RequestError>>,
-    },
-    ConfChange {
-        group: u64,
-        cc: ConfChangeV2,
-        reply: oneshot::Sender<Result<ConfState, RequestError>>,
-    },
-    Read {
-        group: u64,
-        read: ReadFn<S>,
-    },
-    Inspect {
-        group: u64,
-        inspect: InspectFn<E, S>,
-    },
-    TransferLeader {
-        group: u64,
-        to: u64,
-    },
-    Unreachable {
-        group: u64,
-        to: u64,
-    },
-    SnapshotStatus {
-        group: u64,
-        to: u64,
-        delivered: bool,
-    },
-    /// Starts driving a new replica (its storage already holds its initial state).
-    Create {
-        peer: Box<Peer<E, S>>,
-        reply: oneshot::Sender<Result<(), RequestError>>,
-    },
-    /// Stops driving a replica and deletes every row of it, writing `extra` (e.g. a
-    /// tombstone) in the same synced batch.
-    Destroy {
-        group: u64,
-        extra: WriteBatch,
-        reply: oneshot::Sender<Result<(), RequestError>>,
-    },
-    Stop,
-}
-
-/// What the loop last published about one of its groups, readable without a loop round trip.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct GroupStatus {
-    pub role: Option<StateRole>,
-    pub term: u64,
-    /// Replica id of the leader this replica knows, 0 if none.
-    pub leader: u64,
-    pub commit: u64,
-    pub applied: u64,
-}
-
-impl GroupStatus {
-    pub fn is_leader(&self) -> bool {
-        self.role == Some(StateRole::Leader)
-    }
-}
-
-/// The published status of every group of the loop.
-pub type StatusBoard = Arc<RwLock<HashMap<u64, GroupStatus>>>;
-
-enum Waiter<O> {
-    Command(oneshot::Sender<Result<O, RequestError>>),
-    ConfChange(oneshot::Sender<Result<ConfState, RequestError>>),
-}
-
-struct Pending<O> {
-    group: u64,
-    /// Where raft-rs put the proposal: it succeeded only if the entry applied at this index
-    /// has this term and carries our context.
-    index: u64,
-    term: u64,
-    deadline: Instant,
-    started: Instant,
-    waiter: Waiter<O>,
-}
-
-impl<O> Pending<O> {
-    fn fail(self, err: RequestError) {
-        let outcome = match &err {
-            RequestError::NotLeader { .. } => "not_leader",
-            RequestError::Timeout => "timeout",
-            _ => "dropped",
-        };
-        RaftMetrics::get()
-            .proposals
-            .with_label_values(&[&self.group.to_string(), outcome])
-            .inc();
-        match self.waiter {
-            Waiter::Command(tx) => drop(tx.send(Err(err))),
-            Waiter::ConfChange(tx) => drop(tx.send(Err(err))),
-        }
-    }
-}
-
-struct PendingRead<S> {
-    group: u64,
-    deadline: Instant,
-    issued: bool,
-    index: Option<u64>,
-    read: ReadFn<S>,
-}
+/// A leader hands leadership only to a voter at most this many entries behind (TiKV's
+/// `leader_transfer_max_log_lag`): a transfer to a far-behind one stalls writes until it
+/// catches up or the transfer times out.
+const TRANSFER_MAX_LAG: u64 = 128;
+/// A removed replica is told so at most this often per (group, replica).
+const TOMBSTONE_EVERY: Duration = Duration::from_secs(1);
+/// Bound on the remembered tombstone notices.
+const MAX_NOTICES: usize = 4096;
 
 /// The loop: owns every peer of the process.
 pub struct RaftLoop<E: Engine, S: StateMachine> {
@@ -192,23 +55,8 @@ pub struct RaftLoop<E: Engine, S: StateMachine> {
     reads: HashMap<u64, PendingRead<S>>,
     ticks: u64,
     board: StatusBoard,
-}
-
-/// The async side of the loop; cheap to clone.
-pub struct RaftHandle<E: Engine, S: StateMachine> {
-    tx: SyncSender<LoopMsg<E, S>>,
-    timeout: Duration,
-    board: StatusBoard,
-}
-
-impl<E: Engine, S: StateMachine> Clone for RaftHandle<E, S> {
-    fn clone(&self) -> Self {
-        RaftHandle {
-            tx: self.tx.clone(),
-            timeout: self.timeout,
-            board: self.board.clone(),
-        }
-    }
+    /// `(group, replica)` → when it was last told it was removed.
+    notices: HashMap<(u64, u64), Instant>,
 }
 
 impl<E: Engine, S: StateMachine> RaftLoop<E, S> {
@@ -237,6 +85,7 @@ impl<E: Engine, S: StateMachine> RaftLoop<E, S> {
             reads: HashMap::new(),
             ticks: 0,
             board,
+            notices: HashMap::new(),
         };
         (raft_loop, handle)
     }
@@ -295,14 +144,11 @@ impl<E: Engine, S: StateMachine> RaftLoop<E, S> {
     fn handle_msg(&mut self, msg: LoopMsg<E, S>) {
         let deadline = Instant::now() + self.config.request_timeout;
         match msg {
-            LoopMsg::Raft { group, message } => {
-                if let Some(peer) = self.peers.get_mut(&group) {
-                    peer.note_heard(message.from);
-                    if let Err(e) = peer.node.step(message) {
-                        warn!(group, error = %e, "raft message rejected");
-                    }
-                }
-            }
+            LoopMsg::Raft {
+                group,
+                epoch,
+                message,
+            } => self.on_message(group, epoch, message),
             LoopMsg::Propose { group, data, reply } => {
                 if self.proposals.len() >= MAX_IN_FLIGHT {
                     let _ = reply.send(Err(RequestError::Busy));
@@ -321,30 +167,12 @@ impl<E: Engine, S: StateMachine> RaftLoop<E, S> {
                 let result = result.map_err(|_| RequestError::Dropped);
                 self.track(group, ctx, deadline, Waiter::Command(reply), result);
             }
-            LoopMsg::ConfChange { group, cc, reply } => {
-                let ctx = self.alloc_ctx();
-                let Some(peer) = self.peers.get_mut(&group) else {
-                    let _ = reply.send(Err(RequestError::NoGroup(group)));
-                    return;
-                };
-                if !peer.is_leader() {
-                    let _ = reply.send(Err(Self::not_leader(peer)));
-                    return;
-                }
-                if peer.node.raft.has_pending_conf()
-                    || !peer.conf_state().voters_outgoing.is_empty() && !cc.changes.is_empty()
-                {
-                    let _ = reply.send(Err(RequestError::Rejected(
-                        "another membership change is in progress; retry when it completes".into(),
-                    )));
-                    return;
-                }
-                let result = peer
-                    .node
-                    .propose_conf_change(ctx.to_be_bytes().to_vec(), cc);
-                let result = result.map_err(|e| RequestError::Rejected(e.to_string()));
-                self.track(group, ctx, deadline, Waiter::ConfChange(reply), result);
-            }
+            LoopMsg::ConfChange {
+                group,
+                cc,
+                epoch,
+                reply,
+            } => self.on_conf_change(group, cc, epoch, deadline, reply),
             LoopMsg::Read { group, read } => {
                 if self.reads.len() >= MAX_IN_FLIGHT {
                     read(Err(RequestError::Busy));
@@ -371,11 +199,7 @@ impl<E: Engine, S: StateMachine> RaftLoop<E, S> {
                 );
             }
             LoopMsg::Inspect { group, inspect } => inspect(self.peers.get_mut(&group)),
-            LoopMsg::TransferLeader { group, to } => {
-                if let Some(peer) = self.peers.get_mut(&group) {
-                    peer.node.transfer_leader(to);
-                }
-            }
+            LoopMsg::TransferLeader { group, to } => self.on_transfer_leader(group, to),
             LoopMsg::Unreachable { group, to } => {
                 if let Some(peer) = self.peers.get_mut(&group) {
                     peer.node.report_unreachable(to);
@@ -394,6 +218,11 @@ impl<E: Engine, S: StateMachine> RaftLoop<E, S> {
                     };
                     peer.node.report_snapshot(to, status);
                 }
+            }
+            LoopMsg::Stats { reply } => {
+                let mut all: Vec<_> = self.peers.values().map(stats_of).collect();
+                all.sort_by_key(|s| s.group);
+                let _ = reply.send(all);
             }
             LoopMsg::Create { peer, reply } => {
                 let group = peer.group();
@@ -417,6 +246,115 @@ impl<E: Engine, S: StateMachine> RaftLoop<E, S> {
             }
             LoopMsg::Stop => {}
         }
+    }
+
+    /// Steps an inbound message unless its epoch shows it is not for this replica.
+    fn on_message(&mut self, group: u64, epoch: u64, message: Message) {
+        let refused = &RaftMetrics::get().refused;
+        let Some(peer) = self.peers.get_mut(&group) else {
+            refused.with_label_values(&["no_group"]).inc();
+            return;
+        };
+        let local = peer.epoch();
+        match epoch::check(local, peer.conf_state(), message.from, epoch) {
+            Verdict::Accept => {
+                peer.note_heard(message.from);
+                if let Err(e) = peer.node.step(message) {
+                    debug!(group, error = %e, "raft message not stepped");
+                }
+            }
+            Verdict::Drop => refused.with_label_values(&["before_creation"]).inc(),
+            Verdict::StaleSender => {
+                refused.with_label_values(&["stale_sender"]).inc();
+                let from = message.from;
+                let now = Instant::now();
+                let due = self
+                    .notices
+                    .get(&(group, from))
+                    .is_none_or(|t| now.duration_since(*t) >= TOMBSTONE_EVERY);
+                if due {
+                    if self.notices.len() >= MAX_NOTICES {
+                        self.notices
+                            .retain(|_, t| now.duration_since(*t) < TOMBSTONE_EVERY);
+                    }
+                    self.notices.insert((group, from), now);
+                    info!(
+                        group,
+                        from,
+                        their_epoch = epoch,
+                        our_epoch = local,
+                        "message from a removed replica; telling it"
+                    );
+                    self.sink.send_tombstone(group, local, from);
+                }
+            }
+        }
+    }
+
+    fn on_conf_change(
+        &mut self,
+        group: u64,
+        cc: ConfChangeV2,
+        epoch: Option<u64>,
+        deadline: Instant,
+        reply: tokio::sync::oneshot::Sender<Result<raft::eraftpb::ConfState, RequestError>>,
+    ) {
+        let ctx = self.alloc_ctx();
+        let Some(peer) = self.peers.get_mut(&group) else {
+            let _ = reply.send(Err(RequestError::NoGroup(group)));
+            return;
+        };
+        if !peer.is_leader() {
+            let _ = reply.send(Err(Self::not_leader(peer)));
+            return;
+        }
+        if let Some(want) = epoch.filter(|e| *e != peer.epoch()) {
+            let _ = reply.send(Err(RequestError::Rejected(format!(
+                "epoch: group {group} is at membership epoch {}, the change was meant for {want}",
+                peer.epoch()
+            ))));
+            return;
+        }
+        if peer.node.raft.has_pending_conf()
+            || !peer.conf_state().voters_outgoing.is_empty() && !cc.changes.is_empty()
+        {
+            let _ = reply.send(Err(RequestError::Rejected(
+                "another membership change is in progress; retry when it completes".into(),
+            )));
+            return;
+        }
+        let result = peer
+            .node
+            .propose_conf_change(ctx.to_be_bytes().to_vec(), cc);
+        let result = result.map_err(|e| RequestError::Rejected(e.to_string()));
+        self.track(group, ctx, deadline, Waiter::ConfChange(reply), result);
+    }
+
+    fn on_transfer_leader(&mut self, group: u64, to: u64) {
+        let Some(peer) = self.peers.get_mut(&group) else {
+            return;
+        };
+        if !peer.is_leader() || peer.id() == to {
+            return;
+        }
+        if !peer.conf_state().voters.contains(&to) || peer.node.raft.has_pending_conf() {
+            info!(
+                group,
+                to, "leader transfer skipped: not a voter, or a membership change is pending"
+            );
+            return;
+        }
+        let last = peer.node.raft.raft_log.last_index();
+        let matched = peer.node.raft.prs().get(to).map_or(0, |p| p.matched);
+        if last.saturating_sub(matched) > TRANSFER_MAX_LAG {
+            info!(
+                group,
+                to, last, matched, "leader transfer skipped: the target lags"
+            );
+            return;
+        }
+        info!(group, to, "transferring leadership");
+        peer.node.transfer_leader(to);
     }
 
     /// Fails every proposal waiting on `group`.
@@ -629,13 +567,14 @@ impl<E: Engine, S: StateMachine> RaftLoop<E, S> {
         }
     }
 
-    fn after_ready(&mut self, group: u64, out: ReadyOutput<S::Output>) {
+    fn send_messages(&mut self, group: u64, messages: Vec<Message>) {
         let metrics = RaftMetrics::get();
         let label = group.to_string();
-        for msg in out.messages {
+        let epoch = self.peers.get(&group).map_or(0, |p| p.epoch());
+        for msg in messages {
             let is_snapshot = msg.get_msg_type() == MessageType::MsgSnapshot;
             let to = msg.to;
-            let sent = self.sink.send(group, msg);
+            let sent = self.sink.send(group, epoch, msg);
             metrics.messages_sent.with_label_values(&[&label]).inc();
             if let Some(peer) = self.peers.get_mut(&group) {
                 if !sent {
@@ -652,6 +591,12 @@ impl<E: Engine, S: StateMachine> RaftLoop<E, S> {
                 }
             }
         }
+    }
+
+    fn after_ready(&mut self, group: u64, out: ReadyOutput<S::Output>) {
+        let metrics = RaftMetrics::get();
+        let label = group.to_string();
+        self.send_messages(group, out.messages);
         for applied in out.applied {
             let Some(ctx) = self.by_index.get(&(group, applied.index)).copied() else {
                 continue;
@@ -719,50 +664,6 @@ impl<E: Engine, S: StateMachine> RaftLoop<E, S> {
     }
 }
 
-fn publish<E: Engine, S: StateMachine>(peer: &Peer<E, S>, board: &StatusBoard) {
-    let status = GroupStatus {
-        role: Some(peer.role()),
-        term: peer.term(),
-        leader: peer.leader_id(),
-        commit: peer.commit_index(),
-        applied: peer.applied_index(),
-    };
-    if let Ok(mut board) = board.write() {
-        board.insert(peer.group(), status);
-    }
-    let m = RaftMetrics::get();
-    let label = peer.group().to_string();
-    let role = match peer.role() {
-        StateRole::Follower => 0,
-        StateRole::Candidate => 1,
-        StateRole::Leader => 2,
-        StateRole::PreCandidate => 3,
-    };
-    m.role.with_label_values(&[&label]).set(role);
-    m.term.with_label_values(&[&label]).set(peer.term() as i64);
-    m.commit_index
-        .with_label_values(&[&label])
-        .set(peer.commit_index() as i64);
-    m.applied_index
-        .with_label_values(&[&label])
-        .set(peer.applied_index() as i64);
-    let lag = if peer.is_leader() {
-        let last = peer.node.raft.raft_log.last_index();
-        peer.node
-            .raft
-            .prs()
-            .iter()
-            .map(|(_, p)| last.saturating_sub(p.matched))
-            .max()
-            .unwrap_or(0)
-    } else {
-        0
-    };
-    m.replication_lag
-        .with_label_values(&[&label])
-        .set(lag as i64);
-}
-
 /// Spawns the loop on its own named thread; a fatal error is logged and ends the thread.
 pub fn spawn<E: Engine, S: StateMachine>(
     raft_loop: RaftLoop<E, S>,
@@ -777,135 +678,4 @@ pub fn spawn<E: Engine, S: StateMachine>(
             result
         })
         .unwrap_or_else(|e| panic!("cannot spawn the raft loop thread: {e}"))
-}
-
-impl<E: Engine, S: StateMachine> RaftHandle<E, S> {
-    fn enqueue(&self, msg: LoopMsg<E, S>) -> Result<(), RequestError> {
-        match self.tx.try_send(msg) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Full(_)) => Err(RequestError::Busy),
-            Err(TrySendError::Disconnected(_)) => Err(RequestError::Stopped),
-        }
-    }
-
-    async fn wait<T>(
-        &self,
-        rx: oneshot::Receiver<Result<T, RequestError>>,
-    ) -> Result<T, RequestError> {
-        match tokio::time::timeout(self.timeout + Duration::from_secs(1), rx).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(RequestError::Stopped),
-            Err(_) => Err(RequestError::Timeout),
-        }
-    }
-
-    /// Proposes a command and waits until it is applied (or definitely not).
-    pub async fn propose(&self, group: u64, data: Vec<u8>) -> Result<S::Output, RequestError> {
-        let (reply, rx) = oneshot::channel();
-        self.enqueue(LoopMsg::Propose { group, data, reply })?;
-        self.wait(rx).await
-    }
-
-    /// Proposes a membership change and waits until it is applied.
-    pub async fn conf_change(
-        &self,
-        group: u64,
-        cc: ConfChangeV2,
-    ) -> Result<ConfState, RequestError> {
-        let (reply, rx) = oneshot::channel();
-        self.enqueue(LoopMsg::ConfChange { group, cc, reply })?;
-        self.wait(rx).await
-    }
-
-    /// A linearizable read (ReadIndex): `f` runs once the state machine has applied everything
-    /// committed before the read began.
-    pub async fn read<R, F>(&self, group: u64, f: F) -> Result<R, RequestError>
-    where
-        R: Send + 'static,
-        F: FnOnce(&S) -> R + Send + 'static,
-    {
-        let (tx, rx) = oneshot::channel();
-        let read: ReadFn<S> = Box::new(move |sm| {
-            let _ = tx.send(sm.map(f));
-        });
-        self.enqueue(LoopMsg::Read { group, read })?;
-        self.wait(rx).await
-    }
-
-    /// Runs `f` on the loop thread against the local peer (no consensus: local, possibly stale).
-    pub async fn inspect<R, F>(&self, group: u64, f: F) -> Result<R, RequestError>
-    where
-        R: Send + 'static,
-        F: FnOnce(&mut Peer<E, S>) -> R + Send + 'static,
-    {
-        let (tx, rx) = oneshot::channel();
-        let inspect: InspectFn<E, S> = Box::new(move |peer| {
-            let _ = tx.send(peer.map(f).ok_or(RequestError::NoGroup(group)));
-        });
-        self.enqueue(LoopMsg::Inspect { group, inspect })?;
-        self.wait(rx).await
-    }
-
-    /// Hands an inbound message to the loop; false if the inbox is full (raft will resend).
-    pub fn step(&self, group: u64, message: Message) -> bool {
-        self.enqueue(LoopMsg::Raft { group, message }).is_ok()
-    }
-
-    pub fn transfer_leader(&self, group: u64, to: u64) -> Result<(), RequestError> {
-        self.enqueue(LoopMsg::TransferLeader { group, to })
-    }
-
-    pub fn report_unreachable(&self, group: u64, to: u64) {
-        let _ = self.enqueue(LoopMsg::Unreachable { group, to });
-    }
-
-    /// A snapshot transfer to `to` ended; raft resumes replication or retries.
-    pub fn report_snapshot(&self, group: u64, to: u64, delivered: bool) {
-        let _ = self.enqueue(LoopMsg::SnapshotStatus {
-            group,
-            to,
-            delivered,
-        });
-    }
-
-    /// Starts driving `peer`.
-    pub async fn create(&self, peer: Peer<E, S>) -> Result<(), RequestError> {
-        let (reply, rx) = oneshot::channel();
-        self.enqueue(LoopMsg::Create {
-            peer: Box::new(peer),
-            reply,
-        })?;
-        self.wait(rx).await
-    }
-
-    /// Stops driving `group` and deletes its rows, writing `extra` in the same batch.
-    pub async fn destroy(&self, group: u64, extra: WriteBatch) -> Result<(), RequestError> {
-        let (reply, rx) = oneshot::channel();
-        self.enqueue(LoopMsg::Destroy {
-            group,
-            extra,
-            reply,
-        })?;
-        self.wait(rx).await
-    }
-
-    /// The last published status of `group`, if the loop drives it.
-    pub fn status(&self, group: u64) -> Option<GroupStatus> {
-        self.board.read().ok()?.get(&group).copied()
-    }
-
-    /// The last published status of every group.
-    pub fn statuses(&self) -> HashMap<u64, GroupStatus> {
-        self.board.read().map(|b| b.clone()).unwrap_or_default()
-    }
-
-    /// Asks the loop to stop after the current round.
-    pub fn stop(&self) {
-        let _ = self.tx.send(LoopMsg::Stop);
-    }
-}
-
-/// Decodes a rust-protobuf encoded raft message from the wire.
-pub fn decode_message(bytes: &[u8]) -> Result<Message, protobuf::ProtobufError> {
-    Message::parse_from_bytes(bytes)
 }

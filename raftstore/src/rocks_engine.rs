@@ -2,9 +2,14 @@
 
 use std::path::Path;
 
-use rocksdb::{ColumnFamilyDescriptor, Direction, IteratorMode, Options, ReadOptions, DB};
+use rocksdb::{
+    ColumnFamilyDescriptor, Direction, IteratorMode, Options, ReadOptions, SnapshotWithThreadMode,
+    DB,
+};
 
-use crate::engine::{Cf, Engine, EngineError, KeyValue, WriteBatch, WriteOp};
+use crate::engine::{
+    Cf, ConsistentRead, Engine, EngineError, KeyValue, ReadView, WriteBatch, WriteOp,
+};
 
 /// A RocksDB database opened with every surge column family.
 pub struct RocksEngine {
@@ -68,6 +73,44 @@ impl RocksEngine {
     }
 }
 
+/// A RocksDB snapshot: reads through it see the database as of its creation.
+struct Pinned<'a> {
+    engine: &'a RocksEngine,
+    snapshot: SnapshotWithThreadMode<'a, DB>,
+}
+
+impl ReadView for Pinned<'_> {
+    fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, EngineError> {
+        self.snapshot
+            .get_cf(self.engine.handle(cf)?, key)
+            .map_err(backend)
+    }
+
+    fn scan(
+        &self,
+        cf: Cf,
+        start: &[u8],
+        end: &[u8],
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), EngineError> {
+        if start >= end {
+            return Ok(());
+        }
+        let iter = self.snapshot.iterator_cf_opt(
+            self.engine.handle(cf)?,
+            RocksEngine::bounded(start, end),
+            IteratorMode::From(start, Direction::Forward),
+        );
+        for item in iter {
+            let (k, v) = item.map_err(backend)?;
+            if !visit(&k, &v) {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Engine for RocksEngine {
     fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, EngineError> {
         self.db.get_cf(self.handle(cf)?, key).map_err(backend)
@@ -118,6 +161,28 @@ impl Engine for RocksEngine {
             }
             None => Ok(None),
         }
+    }
+
+    fn read_consistent(&self, read: &mut ConsistentRead<'_>) -> Result<(), EngineError> {
+        let pinned = Pinned {
+            engine: self,
+            snapshot: self.db.snapshot(),
+        };
+        read(&pinned)
+    }
+
+    fn approximate_size(&self, cf: Cf, start: &[u8], end: &[u8]) -> u64 {
+        let Ok(handle) = self.handle(cf) else {
+            return 0;
+        };
+        if start >= end {
+            return 0;
+        }
+        self.db
+            .get_approximate_sizes_cf(handle, &[rocksdb::Range::new(start, end)])
+            .first()
+            .copied()
+            .unwrap_or(0)
     }
 
     fn write(&self, batch: &WriteBatch, sync: bool) -> Result<(), EngineError> {

@@ -1,27 +1,31 @@
-//! The peer transport: one long-lived gRPC client stream per destination process, carrying
-//! batches of Raft messages as opaque rust-protobuf bytes (raft-rs speaks protobuf 2, tonic
-//! speaks prost), a separate chunked stream per snapshot, and the server side that hands
-//! inbound messages to the local loop.
+//! The peer transport's sending side: one long-lived gRPC client stream per destination
+//! process, carrying batches of Raft messages as opaque rust-protobuf bytes (raft-rs speaks
+//! protobuf 2, tonic speaks prost) with the sender's membership epoch, and a separate chunked
+//! stream per snapshot, paced to the process's snapshot rate. The receiving side is
+//! [`crate::transport_service`].
 
 use std::collections::HashMap;
+use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use protobuf::Message as _;
 use raft::eraftpb::Message;
 use surge_proto::v1::raft_transport_client::RaftTransportClient;
-use surge_proto::v1::raft_transport_server::RaftTransport;
-use surge_proto::v1::{RaftBatch, RaftDone, RaftEnvelope, SnapshotChunk};
+use surge_proto::v1::{RaftBatch, RaftEnvelope, SnapshotChunk};
 use tokio::sync::mpsc;
-use tokio_stream::StreamExt;
-use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, warn};
 
 use crate::config::RaftConfig;
 use crate::engine::Engine;
+use crate::metrics::RaftMetrics;
 use crate::peer::{Peer, PeerError};
-use crate::raft_loop::{decode_message, MessageSink, RaftHandle, RaftLoop};
+use crate::raft_handle::{MessageSink, RaftHandle};
+use crate::raft_loop::RaftLoop;
 use crate::state_machine::StateMachine;
+
+pub use crate::transport_service::{Inbound, InboundFn, RaftTransportService};
 
 /// Messages queued per destination before new ones are dropped (raft resends).
 const QUEUE_PER_PEER: usize = 8192;
@@ -38,6 +42,8 @@ pub const MAX_SNAPSHOT_BYTES: usize = 4 << 30;
 const SNAPSHOTS_IN_FLIGHT: usize = 2;
 /// A snapshot transfer that takes longer than this fails (raft retries it).
 const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(300);
+/// The snapshot pacer counts in KiB, so a quota fits its 32-bit cells.
+const PACE_UNIT: usize = 1024;
 
 /// The cluster id this process belongs to; empty until known.
 pub type SharedClusterId = Arc<RwLock<String>>;
@@ -48,13 +54,10 @@ pub type Resolver = Arc<dyn Fn(u64, u64) -> Option<(u64, String)> + Send + Sync>
 /// Called for every message that could not be delivered: `(group, to_peer)`.
 pub type UnreachableFn = Arc<dyn Fn(u64, u64) + Send + Sync>;
 
-/// Called for every inbound message: `(group, message)`; false if it was dropped.
-pub type InboundFn = Arc<dyn Fn(u64, Message) -> bool + Send + Sync>;
-
 /// Called when a snapshot transfer ends: `(group, to_peer, delivered)`.
 pub type SnapshotDoneFn = Arc<dyn Fn(u64, u64, bool) + Send + Sync>;
 
-fn read_cluster_id(id: &SharedClusterId) -> String {
+pub(crate) fn read_cluster_id(id: &SharedClusterId) -> String {
     id.read().map(|s| s.clone()).unwrap_or_default()
 }
 
@@ -71,8 +74,19 @@ struct Inner {
     unreachable: UnreachableFn,
     snapshot_done: SnapshotDoneFn,
     snapshots: Arc<tokio::sync::Semaphore>,
+    /// Paces snapshot data, all transfers of the process together.
+    pace: DefaultDirectRateLimiter,
     senders: Mutex<HashMap<u64, mpsc::Sender<RaftEnvelope>>>,
     runtime: tokio::runtime::Handle,
+}
+
+/// A pacer of `bytes_per_sec`, allowing one chunk's burst on top.
+fn pacer(bytes_per_sec: u64) -> DefaultDirectRateLimiter {
+    let per_sec = (bytes_per_sec / PACE_UNIT as u64).clamp(1, u64::from(u32::MAX)) as u32;
+    let burst = (2 * SNAPSHOT_CHUNK_BYTES / PACE_UNIT) as u32;
+    let quota = Quota::per_second(NonZeroU32::new(per_sec).unwrap_or(NonZeroU32::MIN))
+        .allow_burst(NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN));
+    RateLimiter::direct(quota)
 }
 
 impl GrpcTransport {
@@ -83,6 +97,7 @@ impl GrpcTransport {
         unreachable: UnreachableFn,
         snapshot_done: SnapshotDoneFn,
         runtime: tokio::runtime::Handle,
+        snapshot_bytes_per_sec: u64,
     ) -> GrpcTransport {
         GrpcTransport {
             inner: Arc::new(Inner {
@@ -92,6 +107,7 @@ impl GrpcTransport {
                 unreachable,
                 snapshot_done,
                 snapshots: Arc::new(tokio::sync::Semaphore::new(SNAPSHOTS_IN_FLIGHT)),
+                pace: pacer(snapshot_bytes_per_sec),
                 senders: Mutex::new(HashMap::new()),
                 runtime,
             }),
@@ -116,7 +132,7 @@ impl GrpcTransport {
 }
 
 impl MessageSink for GrpcTransport {
-    fn send(&self, group: u64, msg: Message) -> bool {
+    fn send(&self, group: u64, epoch: u64, msg: Message) -> bool {
         let Some((store, address)) = (self.inner.resolver)(group, msg.to) else {
             return false;
         };
@@ -126,7 +142,7 @@ impl MessageSink for GrpcTransport {
                 let to = msg.to;
                 let result = tokio::time::timeout(
                     SNAPSHOT_TIMEOUT,
-                    send_snapshot(&inner, group, store, &address, msg),
+                    send_snapshot(&inner, group, epoch, store, &address, msg),
                 )
                 .await
                 .unwrap_or_else(|_| Err("timed out".to_string()));
@@ -142,12 +158,28 @@ impl MessageSink for GrpcTransport {
         };
         let envelope = RaftEnvelope {
             group_id: group,
-            epoch: 0,
+            epoch,
             from_peer: msg.from,
             to_peer: msg.to,
             message: bytes,
+            tombstone: false,
         };
         self.sender(store).try_send(envelope).is_ok()
+    }
+
+    fn send_tombstone(&self, group: u64, epoch: u64, to: u64) {
+        let Some((store, _)) = (self.inner.resolver)(group, to) else {
+            return;
+        };
+        let envelope = RaftEnvelope {
+            group_id: group,
+            epoch,
+            from_peer: self.inner.self_store,
+            to_peer: to,
+            message: Vec::new(),
+            tombstone: true,
+        };
+        let _ = self.sender(store).try_send(envelope);
     }
 
     fn reports_snapshots(&self) -> bool {
@@ -184,21 +216,53 @@ pub fn start_loop<E: Engine, S: StateMachine>(
             }
         }),
         tokio::runtime::Handle::current(),
+        config.snapshot_bytes_per_sec,
     );
     let (raft_loop, handle) = RaftLoop::new(peers, Arc::new(transport), config);
     let _ = cell.set(handle.clone());
     (handle, crate::raft_loop::spawn(raft_loop))
 }
 
-/// Streams one snapshot to `store` in chunks.
+/// Counts a transfer in a direction while it lives.
+pub(crate) struct InFlight(&'static str);
+
+impl InFlight {
+    pub(crate) fn start(direction: &'static str) -> InFlight {
+        RaftMetrics::get()
+            .snapshots_in_flight
+            .with_label_values(&[direction])
+            .inc();
+        InFlight(direction)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        RaftMetrics::get()
+            .snapshots_in_flight
+            .with_label_values(&[self.0])
+            .dec();
+    }
+}
+
+/// Snapshot transfers under way in this process: (sending, receiving).
+pub fn snapshots_in_flight() -> (u32, u32) {
+    let g = &RaftMetrics::get().snapshots_in_flight;
+    let read = |d: &str| g.with_label_values(&[d]).get().max(0) as u32;
+    (read("sending"), read("receiving"))
+}
+
+/// Streams one snapshot to `store` in chunks, each waiting for the pacer.
 async fn send_snapshot(
-    inner: &Inner,
+    inner: &Arc<Inner>,
     group: u64,
+    epoch: u64,
     store: u64,
     address: &str,
     mut msg: Message,
 ) -> Result<(), String> {
     let _permit = inner.snapshots.acquire().await.map_err(|e| e.to_string())?;
+    let _flow = InFlight::start("sending");
     let data = msg.mut_snapshot().take_data();
     let head = msg.write_to_bytes().map_err(|e| e.to_string())?;
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
@@ -210,11 +274,11 @@ async fn send_snapshot(
     let cluster_id = read_cluster_id(&inner.cluster_id);
     let from_store = inner.self_store;
     let total = data.len();
-    let mut chunks = Vec::with_capacity(total / SNAPSHOT_CHUNK_BYTES + 1);
-    let mut offset = 0;
-    loop {
-        let end = (offset + SNAPSHOT_CHUNK_BYTES).min(total);
-        chunks.push(SnapshotChunk {
+    debug!(group, store, bytes = total, "sending a snapshot");
+    let paced = inner.clone();
+    let chunks = chunk_stream(total, move |offset, end| {
+        let paced = paced.clone();
+        let chunk = SnapshotChunk {
             cluster_id: cluster_id.clone(),
             from_store,
             to_store: store,
@@ -226,24 +290,48 @@ async fn send_snapshot(
             },
             data: data[offset..end].to_vec(),
             last: end == total,
-        });
-        if end == total {
-            break;
+            epoch,
+        };
+        async move {
+            let units = (end - offset).div_ceil(PACE_UNIT).max(1) as u32;
+            if let Some(n) = NonZeroU32::new(units) {
+                // A chunk is never larger than the burst, so this cannot fail.
+                let _ = paced.pace.until_n_ready(n).await;
+            }
+            RaftMetrics::get()
+                .snapshot_bytes
+                .with_label_values(&["sent"])
+                .inc_by((end - offset) as u64);
+            chunk
         }
-        offset = end;
-    }
-    debug!(
-        group,
-        store,
-        bytes = total,
-        chunks = chunks.len(),
-        "sending a snapshot"
-    );
+    });
     RaftTransportClient::new(channel)
-        .snapshot(tokio_stream::iter(chunks))
+        .snapshot(chunks)
         .await
         .map(|_| ())
         .map_err(|s| format!("{:?}: {}", s.code(), s.message()))
+}
+
+/// The chunks of a `total`-byte snapshot as a stream: `make(offset, end)` builds each one when
+/// the stream is polled for it, so pacing holds back the sender and nothing is buffered ahead.
+fn chunk_stream<F, Fut>(
+    total: usize,
+    make: F,
+) -> impl tokio_stream::Stream<Item = SnapshotChunk> + Send + 'static
+where
+    F: Fn(usize, usize) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = SnapshotChunk> + Send + 'static,
+{
+    use futures::StreamExt as _;
+    let bounds: Vec<(usize, usize)> = if total == 0 {
+        vec![(0, 0)]
+    } else {
+        (0..total)
+            .step_by(SNAPSHOT_CHUNK_BYTES)
+            .map(|o| (o, (o + SNAPSHOT_CHUNK_BYTES).min(total)))
+            .collect()
+    };
+    futures::stream::iter(bounds).then(move |(o, e)| make(o, e))
 }
 
 /// Keeps one client stream open to `store`, reconnecting with a bounded backoff.
@@ -339,129 +427,5 @@ async fn stream_to(inner: Arc<Inner>, store: u64, mut rx: mpsc::Receiver<RaftEnv
 fn drain_unreachable(inner: &Inner, rx: &mut mpsc::Receiver<RaftEnvelope>) {
     while let Ok(env) = rx.try_recv() {
         (inner.unreachable)(env.group_id, env.to_peer);
-    }
-}
-
-/// The receiving side of the peer transport.
-pub struct RaftTransportService {
-    self_store: u64,
-    cluster_id: SharedClusterId,
-    inbound: InboundFn,
-}
-
-impl RaftTransportService {
-    pub fn new(
-        self_store: u64,
-        cluster_id: SharedClusterId,
-        inbound: InboundFn,
-    ) -> RaftTransportService {
-        RaftTransportService {
-            self_store,
-            cluster_id,
-            inbound,
-        }
-    }
-
-    /// The tonic server, with the decoding limit raised for batches.
-    pub fn into_server(self) -> surge_proto::v1::raft_transport_server::RaftTransportServer<Self> {
-        surge_proto::v1::raft_transport_server::RaftTransportServer::new(self)
-            .max_decoding_message_size(MAX_RAFT_BATCH_BYTES)
-    }
-
-    fn check(&self, cluster_id: &str, from_store: u64, to_store: u64) -> Result<(), Status> {
-        let ours = read_cluster_id(&self.cluster_id);
-        if !ours.is_empty() && !cluster_id.is_empty() && ours != cluster_id {
-            return Err(Status::failed_precondition(format!(
-                "cluster_id: peer {from_store} belongs to cluster {cluster_id}, this process to cluster {ours}"
-            )));
-        }
-        if to_store != self.self_store {
-            return Err(Status::failed_precondition(format!(
-                "to_store: message addressed to {to_store} reached {}",
-                self.self_store
-            )));
-        }
-        Ok(())
-    }
-}
-
-#[tonic::async_trait]
-impl RaftTransport for RaftTransportService {
-    async fn raft(
-        &self,
-        request: Request<Streaming<RaftBatch>>,
-    ) -> Result<Response<RaftDone>, Status> {
-        let mut stream = request.into_inner();
-        while let Some(batch) = stream.next().await {
-            let batch = batch?;
-            if let Err(status) = self.check(&batch.cluster_id, batch.from_store, batch.to_store) {
-                warn!(
-                    from = batch.from_store,
-                    reason = status.message(),
-                    "raft batch refused"
-                );
-                return Err(status);
-            }
-            for env in batch.messages {
-                match decode_message(&env.message) {
-                    Ok(msg) => {
-                        (self.inbound)(env.group_id, msg);
-                    }
-                    Err(e) => {
-                        warn!(from = batch.from_store, group = env.group_id, error = %e, "undecodable raft message dropped")
-                    }
-                }
-            }
-        }
-        Ok(Response::new(RaftDone {}))
-    }
-
-    async fn snapshot(
-        &self,
-        request: Request<Streaming<SnapshotChunk>>,
-    ) -> Result<Response<RaftDone>, Status> {
-        let mut stream = request.into_inner();
-        let Some(first) = stream.next().await else {
-            return Err(Status::invalid_argument("snapshot: empty stream"));
-        };
-        let first = first?;
-        self.check(&first.cluster_id, first.from_store, first.to_store)?;
-        let group = first.group_id;
-        let mut msg = decode_message(&first.message)
-            .map_err(|e| Status::invalid_argument(format!("message: undecodable: {e}")))?;
-        if msg.get_msg_type() != raft::eraftpb::MessageType::MsgSnapshot {
-            return Err(Status::invalid_argument("message: not a MsgSnapshot"));
-        }
-        let mut data = first.data;
-        let mut last = first.last;
-        while !last {
-            let Some(chunk) = stream.next().await else {
-                return Err(Status::aborted(
-                    "snapshot: stream ended before the last chunk",
-                ));
-            };
-            let chunk = chunk?;
-            if chunk.group_id != group {
-                return Err(Status::invalid_argument(
-                    "group_id: changed within a snapshot",
-                ));
-            }
-            if data.len() + chunk.data.len() > MAX_SNAPSHOT_BYTES {
-                return Err(Status::resource_exhausted(format!(
-                    "snapshot: larger than {MAX_SNAPSHOT_BYTES} bytes"
-                )));
-            }
-            data.extend_from_slice(&chunk.data);
-            last = chunk.last;
-        }
-        debug!(group, bytes = data.len(), "snapshot received");
-        msg.mut_snapshot().set_data(data.into());
-        if (self.inbound)(group, msg) {
-            Ok(Response::new(RaftDone {}))
-        } else {
-            Err(Status::resource_exhausted(
-                "the raft loop is busy; resend the snapshot",
-            ))
-        }
     }
 }

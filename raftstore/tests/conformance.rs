@@ -213,6 +213,7 @@ struct Observed {
     applied: u64,
     entries: Vec<Entry>,
     truncated_term: u64,
+    epoch: u64,
 }
 
 fn observe<E: Engine>(storage: &GroupStorage<E>) -> Observed {
@@ -229,6 +230,7 @@ fn observe<E: Engine>(storage: &GroupStorage<E>) -> Observed {
         truncated_term: storage
             .term(first_index - 1)
             .expect("term of the truncation point"),
+        epoch: storage.conf_epoch(),
     }
 }
 
@@ -342,7 +344,7 @@ fn empty_storage<H: Harness>(mut h: H) {
 fn bootstrap_sets_voters<H: Harness>(mut h: H) {
     let engine = h.engine();
     let mut storage = open(&engine, GROUP);
-    persist(&mut storage, |s, b| s.stage_bootstrap(&[1, 2, 3], b));
+    persist(&mut storage, |s, b| s.stage_bootstrap(&[1, 2, 3], 1, b));
     assert!(storage.is_initialized());
     assert_eq!(
         storage.initial_state().unwrap().conf_state.voters,
@@ -534,7 +536,7 @@ const ABOVE: u64 = SNAP + 1;
 /// A source group with a log, applied data in two data families and neighbours' rows.
 fn snapshot_source<E: Engine>(engine: &Arc<E>) -> Snapshot {
     let mut source = open(engine, SNAP);
-    persist(&mut source, |s, b| s.stage_bootstrap(&[1, 2, 3], b));
+    persist(&mut source, |s, b| s.stage_bootstrap(&[1, 2, 3], 4, b));
     append(&mut source, &entries_in(BOOTSTRAP_INDEX + 1, 2, 1));
     append(&mut source, &entries_in(3, 6, 2));
     persist(&mut source, |s, b| {
@@ -570,6 +572,10 @@ fn check_snapshot_contents(snap: &Snapshot) {
     assert_eq!(meta.get_conf_state().voters, vec![1, 2, 3]);
     let data = SnapshotData::decode(snap.data.as_ref()).expect("snapshot data decodes");
     assert_eq!(data.applied_index, 5);
+    assert_eq!(
+        data.conf_epoch, 4,
+        "a snapshot carries its configuration's epoch"
+    );
     let row = |cf: Cf, suffix: &[u8], value: &[u8]| SnapshotRow {
         cf: cf.code(),
         key: keys::data_key(SNAP, suffix),
@@ -633,6 +639,7 @@ fn check_installed<E: Engine>(engine: &Arc<E>, storage: &GroupStorage<E>) {
     assert_eq!(storage.applied_index(), 5);
     let state = storage.initial_state().unwrap();
     assert_eq!(state.conf_state.voters, vec![1, 2, 3]);
+    assert_eq!(storage.conf_epoch(), 4);
     assert!(
         state.hard_state.commit >= 5 && state.hard_state.term >= 2,
         "{:?}",
@@ -700,6 +707,7 @@ fn snapshot_outside_group_rejected<H: Harness>(mut h: H) {
             value: vec![],
         }],
         applied_index: 1,
+        conf_epoch: 1,
     };
     let mut snap = Snapshot {
         data: data.encode_to_vec().into(),
@@ -717,8 +725,8 @@ fn groups_are_isolated<H: Harness>(mut h: H) {
     let engine = h.engine();
     let mut a = open(&engine, GROUP);
     let mut b = open(&engine, OTHER);
-    persist(&mut a, |s, batch| s.stage_bootstrap(&[1, 2, 3], batch));
-    persist(&mut b, |s, batch| s.stage_bootstrap(&[4, 5], batch));
+    persist(&mut a, |s, batch| s.stage_bootstrap(&[1, 2, 3], 1, batch));
+    persist(&mut b, |s, batch| s.stage_bootstrap(&[4, 5], 1, batch));
     append(&mut a, &entries_in(2, 6, 1));
     append(&mut b, &entries_in(2, 4, 5));
     persist(&mut a, |s, batch| {
@@ -748,7 +756,7 @@ fn groups_are_isolated<H: Harness>(mut h: H) {
 fn reopen_restores_state<H: Harness>(mut h: H) {
     let engine = h.engine();
     let mut storage = open(&engine, GROUP);
-    persist(&mut storage, |s, b| s.stage_bootstrap(&[1, 2, 3], b));
+    persist(&mut storage, |s, b| s.stage_bootstrap(&[1, 2, 3], 1, b));
     append(&mut storage, &entries_in(BOOTSTRAP_INDEX + 1, 3, 1));
     append(&mut storage, &entries_in(4, 9, 2));
     append(&mut storage, &entries_in(8, 8, 3));
@@ -763,12 +771,69 @@ fn reopen_restores_state<H: Harness>(mut h: H) {
         (before.first_index, before.last_index, before.applied),
         (4, 8, 6)
     );
+    assert_eq!(
+        before.epoch, 2,
+        "one membership change after the founding epoch"
+    );
 
     drop(storage);
     let engine = h.restart(engine);
     let storage = open(&engine, GROUP);
     assert_eq!(observe(&storage), before);
     assert!(storage.is_initialized());
+}
+
+/// Every membership change moves the epoch on by one; an empty replica records the epoch it
+/// was created at, which a snapshot then replaces, and a bootstrapped one keeps its own.
+fn epochs_follow_membership<H: Harness>(mut h: H) {
+    let engine = h.engine();
+    let mut founded = open(&engine, GROUP);
+    persist(&mut founded, |s, b| s.stage_bootstrap(&[1, 2, 3], 2, b));
+    assert_eq!(founded.conf_epoch(), 2);
+    persist(&mut founded, |s, b| {
+        s.stage_conf_state(&conf_state(&[1, 2, 3], &[4]), b);
+        s.stage_conf_state(&conf_state(&[1, 2, 4], &[3]), b);
+        s.stage_applied(3, b);
+    });
+    assert_eq!(founded.conf_epoch(), 4);
+    persist(&mut founded, |s, b| s.stage_creation_epoch(9, b));
+    assert_eq!(
+        founded.conf_epoch(),
+        4,
+        "a replica with state keeps its epoch"
+    );
+
+    let mut empty = open(&engine, OTHER);
+    persist(&mut empty, |s, b| s.stage_creation_epoch(7, b));
+    assert_eq!(empty.conf_epoch(), 7);
+    assert!(!empty.is_initialized(), "the creation epoch is not state");
+    persist(&mut empty, |s, b| s.stage_creation_epoch(5, b));
+    assert_eq!(empty.conf_epoch(), 7, "never backwards");
+
+    drop((founded, empty));
+    let engine = h.restart(engine);
+    assert_eq!(open(&engine, GROUP).conf_epoch(), 4);
+    assert_eq!(open(&engine, OTHER).conf_epoch(), 7);
+}
+
+/// A consistent read sees one point in time: writes after it began are invisible to it.
+fn consistent_read_is_a_snapshot<H: Harness>(mut h: H) {
+    let engine = h.engine();
+    put_row(engine.as_ref(), Cf::Orders, b"a".to_vec(), b"1");
+    let mut seen = Vec::new();
+    engine
+        .read_consistent(&mut |view| {
+            put_row(engine.as_ref(), Cf::Orders, b"b".to_vec(), b"2");
+            view.scan(Cf::Orders, b"a", b"z", &mut |k, v| {
+                seen.push((k.to_vec(), v.to_vec()));
+                true
+            })?;
+            assert_eq!(view.get(Cf::Orders, b"b")?, None);
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(seen, vec![(b"a".to_vec(), b"1".to_vec())]);
+    assert_eq!(engine.get(Cf::Orders, b"b").unwrap(), Some(b"2".to_vec()));
 }
 
 macro_rules! conformance {
@@ -844,6 +909,16 @@ macro_rules! conformance {
             #[test]
             fn reopen_restores_state() {
                 super::reopen_restores_state($harness);
+            }
+
+            #[test]
+            fn epochs_follow_membership() {
+                super::epochs_follow_membership($harness);
+            }
+
+            #[test]
+            fn consistent_read_is_a_snapshot() {
+                super::consistent_read_is_a_snapshot($harness);
             }
         }
     };

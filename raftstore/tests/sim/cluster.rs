@@ -105,7 +105,7 @@ impl Cluster {
             let engine = Arc::new(MemEngine::new());
             let mut storage = GroupStorage::open(engine.clone(), GROUP).expect("open storage");
             let mut batch = WriteBatch::default();
-            storage.stage_bootstrap(&voters, &mut batch);
+            storage.stage_bootstrap(&voters, 1, &mut batch);
             surge_raftstore::Engine::write(engine.as_ref(), &batch, true).expect("bootstrap");
             cluster.nodes.insert(
                 id,

@@ -2,11 +2,15 @@
 
 mod admin;
 mod dev;
+mod elastic;
+mod elastic_output;
+mod human;
 mod orders;
 mod output;
 mod pipeline;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
@@ -52,6 +56,12 @@ enum Command {
     /// Worker nodes.
     #[command(subcommand)]
     Node(NodeCmd),
+    /// Shards and their replicas.
+    #[command(subcommand)]
+    Shard(ShardCmd),
+    /// The scheduler's operators: replica moves and leader transfers.
+    #[command(subcommand)]
+    Operator(OperatorCmd),
     /// The coordinator quorum.
     #[command(subcommand)]
     Coordinator(CoordinatorCmd),
@@ -84,14 +94,71 @@ enum ClusterCmd {
         #[arg(long, default_value_t = 3)]
         replicas: u32,
     },
-    /// Coordinators, nodes and shards.
-    Status,
+    /// Coordinators, nodes, shards and the scheduler's progress.
+    Status {
+        /// Wait (with a progress bar) until the scheduler reports the cluster balanced.
+        #[arg(long)]
+        wait_balanced: bool,
+        /// How long --wait-balanced waits, e.g. 10m.
+        #[arg(long, default_value = "30m", value_parser = humantime::parse_duration)]
+        timeout: Duration,
+    },
+    /// Changes a setting at run time: `max-down-time 30s`.
+    Set { name: String, value: String },
 }
 
 #[derive(Subcommand, Debug)]
 enum NodeCmd {
-    /// Every node with its state and heartbeat age.
+    /// Every node with its state, heartbeat age, replicas, leaders, size and free disk.
     List,
+    /// Moves the node's leaders off, then its replicas, then marks it removable.
+    Drain {
+        id: u64,
+        /// Follow the drain with a progress bar until the node holds nothing.
+        #[arg(long)]
+        wait: bool,
+        #[arg(long, default_value = "30m", value_parser = humantime::parse_duration)]
+        timeout: Duration,
+    },
+    /// Retires a node that holds no replica (drain it first).
+    Remove { id: u64 },
+}
+
+#[derive(Subcommand, Debug)]
+enum ShardCmd {
+    /// Every shard: epoch, leader, voters, learners, lag, size, write rate, operator.
+    List,
+    /// One shard's replicas with their roles, match index, lag and applied index.
+    Show { id: u32 },
+    /// Checks that every replica of each shard holds the same data (digests at one applied
+    /// index); fails otherwise.
+    Verify {
+        /// Only these shards (all when none).
+        ids: Vec<u32>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum OperatorCmd {
+    /// Operators in flight with their step and age.
+    List {
+        /// The most recent finished ones too.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Starts one by hand: move-replica (--from, --to), transfer-leader (--to), add-replica
+    /// (--to) or remove-replica (--from).
+    Add {
+        kind: String,
+        #[arg(long)]
+        shard: u32,
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        #[arg(long, default_value_t = 0)]
+        to: u64,
+    },
+    /// Rolls an operator back if it still can be; past that point it completes.
+    Cancel { id: u64 },
 }
 
 #[derive(Subcommand, Debug)]
@@ -311,8 +378,57 @@ async fn main() -> std::process::ExitCode {
         Command::Cluster(ClusterCmd::Init { shards, replicas }) => {
             admin::init(&cli.coordinators, cli.output, shards, replicas).await
         }
-        Command::Cluster(ClusterCmd::Status) => admin::status(&cli.coordinators, cli.output).await,
+        Command::Cluster(ClusterCmd::Status {
+            wait_balanced,
+            timeout,
+        }) => {
+            let waited = if wait_balanced {
+                elastic::wait_balanced(&cli.coordinators, timeout).await
+            } else {
+                Ok(())
+            };
+            match waited {
+                Ok(()) => admin::status(&cli.coordinators, cli.output).await,
+                Err(e) => Err(e),
+            }
+        }
+        Command::Cluster(ClusterCmd::Set { name, value }) => {
+            elastic::cluster_set(&cli.coordinators, cli.output, &name, &value).await
+        }
         Command::Node(NodeCmd::List) => admin::node_list(&cli.coordinators, cli.output).await,
+        Command::Node(NodeCmd::Drain { id, wait, timeout }) => {
+            elastic::node_drain(&cli.coordinators, cli.output, id, wait, timeout).await
+        }
+        Command::Node(NodeCmd::Remove { id }) => {
+            elastic::node_remove(&cli.coordinators, cli.output, id).await
+        }
+        Command::Shard(ShardCmd::List) => elastic::shard_list(&cli.coordinators, cli.output).await,
+        Command::Shard(ShardCmd::Show { id }) => {
+            elastic::shard_show(&cli.coordinators, cli.output, id).await
+        }
+        Command::Shard(ShardCmd::Verify { ids }) => {
+            elastic::shard_verify(&cli.coordinators, cli.output, ids).await
+        }
+        Command::Operator(OperatorCmd::List { all }) => {
+            elastic::operator_list(&cli.coordinators, cli.output, all).await
+        }
+        Command::Operator(OperatorCmd::Add {
+            kind,
+            shard,
+            from,
+            to,
+        }) => {
+            let req = surge_proto::v1::CreateOperatorRequest {
+                shard,
+                kind,
+                from_node: from,
+                to_node: to,
+            };
+            elastic::operator_add(&cli.coordinators, cli.output, req).await
+        }
+        Command::Operator(OperatorCmd::Cancel { id }) => {
+            elastic::operator_cancel(&cli.coordinators, cli.output, id).await
+        }
         Command::Coordinator(CoordinatorCmd::Add {
             id,
             address,

@@ -31,6 +31,11 @@ struct NodeJson<'a> {
     state: &'a str,
     seconds_since_heartbeat: Option<f64>,
     replicas: u32,
+    leaders: u32,
+    learners: u32,
+    size_bytes: u64,
+    disk_capacity_bytes: u64,
+    disk_available_bytes: u64,
 }
 
 #[derive(Serialize)]
@@ -38,6 +43,8 @@ struct ShardJson<'a> {
     id: u32,
     epoch: u64,
     replicas: &'a [u64],
+    learners: &'a [u64],
+    leader: u64,
 }
 
 #[derive(Serialize)]
@@ -50,6 +57,8 @@ struct StatusJson<'a> {
     coordinators: Vec<CoordinatorJson<'a>>,
     nodes: Vec<NodeJson<'a>>,
     shards: Vec<ShardJson<'a>>,
+    rebalance: serde_json::Value,
+    max_down_time_ms: u64,
 }
 
 fn state_name(state: i32) -> &'static str {
@@ -57,6 +66,7 @@ fn state_name(state: i32) -> &'static str {
         Ok(NodeState::Up) => "up",
         Ok(NodeState::Down) => "down",
         Ok(NodeState::Draining) => "draining",
+        Ok(NodeState::Removable) => "removable",
         Ok(NodeState::Removed) => "removed",
         _ => "unknown",
     }
@@ -71,6 +81,11 @@ fn node_json(n: &NodeStatus) -> NodeJson<'_> {
         seconds_since_heartbeat: (n.seconds_since_heartbeat >= 0.0)
             .then_some(n.seconds_since_heartbeat),
         replicas: n.replica_count,
+        leaders: n.leader_count,
+        learners: n.learner_count,
+        size_bytes: n.size_bytes,
+        disk_capacity_bytes: n.disk_capacity_bytes,
+        disk_available_bytes: n.disk_available_bytes,
     }
 }
 
@@ -147,12 +162,35 @@ fn node_rows(nodes: &[NodeStatus]) -> Vec<Vec<String>> {
                     format!("{:.1}s", n.seconds_since_heartbeat)
                 },
                 n.replica_count.to_string(),
+                n.leader_count.to_string(),
+                n.learner_count.to_string(),
+                crate::human::bytes(n.size_bytes),
+                if n.disk_capacity_bytes == 0 {
+                    "-".into()
+                } else {
+                    format!(
+                        "{} of {}",
+                        crate::human::bytes(n.disk_available_bytes),
+                        crate::human::bytes(n.disk_capacity_bytes)
+                    )
+                },
             ]
         })
         .collect()
 }
 
-const NODE_HEADER: [&str; 6] = ["NODE", "ADDRESS", "ZONE", "STATE", "HEARTBEAT", "REPLICAS"];
+const NODE_HEADER: [&str; 10] = [
+    "NODE",
+    "ADDRESS",
+    "ZONE",
+    "STATE",
+    "HEARTBEAT",
+    "REPLICAS",
+    "LEADERS",
+    "LEARNERS",
+    "SIZE",
+    "DISK FREE",
+];
 
 pub(crate) fn print_nodes(format: Format, nodes: &[NodeStatus]) {
     match format {
@@ -190,8 +228,16 @@ pub(crate) fn print_status(format: Format, s: &ClusterStatusResponse) {
                     id: sh.id,
                     epoch: sh.epoch,
                     replicas: &sh.replicas,
+                    learners: &sh.learners,
+                    leader: sh.leader,
                 })
                 .collect(),
+            rebalance: s
+                .rebalance
+                .as_ref()
+                .map(crate::elastic_output::rebalance_json)
+                .unwrap_or_default(),
+            max_down_time_ms: s.config.as_ref().map_or(0, |c| c.max_down_time_ms),
         }),
         Format::Table => {
             if s.initialized {
@@ -233,6 +279,11 @@ pub(crate) fn print_status(format: Format, s: &ClusterStatusResponse) {
             let placed = s.shards.iter().filter(|sh| !sh.replicas.is_empty()).count();
             emit("");
             emit(&format!("shards placed: {placed}/{}", s.shards.len()));
+            if let Some(r) = &s.rebalance {
+                for line in crate::elastic_output::rebalance_lines(r, s.config.as_ref()) {
+                    emit(&line);
+                }
+            }
         }
     }
 }

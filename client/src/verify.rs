@@ -1,0 +1,213 @@
+//! Checks that the replicas of each shard hold identical data (`surgectl shard verify`): asks
+//! every replica's node for the digest of its copy (rows and the applied index they cover,
+//! from one engine snapshot) and compares the digests of replicas at the same applied index.
+//! Replicas still applying (different indexes) are asked again, a bounded number of times.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use surge_proto::v1::admin_service_client::AdminServiceClient;
+use surge_proto::v1::replica_service_client::ReplicaServiceClient;
+use surge_proto::v1::{
+    ListNodesRequest, ListShardsRequest, ReplicaDigestRequest, ReplicaDigestResponse,
+};
+use tonic::Status;
+
+use crate::channels::ChannelCache;
+use crate::MetaClient;
+
+/// What verifying one shard found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Every replica answered the same digest at the same applied index.
+    Identical {
+        applied_index: u64,
+        digest: String,
+        replicas: usize,
+    },
+    /// Two replicas at the same applied index hold different data.
+    Differ {
+        applied_index: u64,
+        digests: BTreeMap<u64, String>,
+    },
+    /// The replicas never stood at one applied index together (writes kept coming), or one
+    /// did not answer.
+    Unsettled { reason: String },
+}
+
+impl Verdict {
+    pub fn is_identical(&self) -> bool {
+        matches!(self, Verdict::Identical { .. })
+    }
+}
+
+/// One shard's verdict.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShardVerdict {
+    pub shard: u32,
+    pub verdict: Verdict,
+}
+
+/// How hard to try.
+#[derive(Clone, Copy, Debug)]
+pub struct VerifyPolicy {
+    pub attempts: u32,
+    pub pause: Duration,
+}
+
+impl Default for VerifyPolicy {
+    fn default() -> Self {
+        VerifyPolicy {
+            attempts: 40,
+            pause: Duration::from_millis(250),
+        }
+    }
+}
+
+async fn digest_of(
+    channels: &ChannelCache,
+    address: &str,
+    shard: u32,
+) -> Result<ReplicaDigestResponse, Status> {
+    let ch = channels.get(address, |e| e.timeout(Duration::from_secs(30)))?;
+    ReplicaServiceClient::new(ch)
+        .replica_digest(ReplicaDigestRequest { shard })
+        .await
+        .map(|r| r.into_inner())
+}
+
+/// Verifies `only` (every shard when empty).
+pub async fn verify(
+    meta: &MetaClient,
+    only: &[u32],
+    policy: VerifyPolicy,
+) -> Result<Vec<ShardVerdict>, Status> {
+    let shards = meta
+        .call(|ch| async move {
+            AdminServiceClient::new(ch)
+                .list_shards(ListShardsRequest {})
+                .await
+        })
+        .await?
+        .shards;
+    let nodes: HashMap<u64, String> = meta
+        .call(|ch| async move {
+            AdminServiceClient::new(ch)
+                .list_nodes(ListNodesRequest {})
+                .await
+        })
+        .await?
+        .nodes
+        .into_iter()
+        .map(|n| (n.id, n.address))
+        .collect();
+    let channels = ChannelCache::new("nodes");
+    let mut out = Vec::new();
+    for shard in shards
+        .iter()
+        .filter(|s| only.is_empty() || only.contains(&s.id))
+    {
+        let members: Vec<u64> = shard.replicas.iter().map(|r| r.node_id).collect();
+        let mut verdict = Verdict::Unsettled {
+            reason: "no attempt made".into(),
+        };
+        for _ in 0..policy.attempts.max(1) {
+            let asks = members.iter().map(|n| {
+                let address = nodes.get(n).cloned().unwrap_or_default();
+                let channels = &channels;
+                async move { (*n, digest_of(channels, &address, shard.id).await) }
+            });
+            let answers = futures::future::join_all(asks).await;
+            verdict = judge(&answers);
+            if !matches!(verdict, Verdict::Unsettled { .. }) {
+                break;
+            }
+            tokio::time::sleep(policy.pause).await;
+        }
+        out.push(ShardVerdict {
+            shard: shard.id,
+            verdict,
+        });
+    }
+    Ok(out)
+}
+
+/// The verdict on one round of answers.
+pub fn judge(answers: &[(u64, Result<ReplicaDigestResponse, Status>)]) -> Verdict {
+    let mut digests = BTreeMap::new();
+    let mut indexes = BTreeMap::new();
+    for (node, answer) in answers {
+        match answer {
+            Ok(d) => {
+                digests.insert(*node, d.digest.clone());
+                indexes.insert(*node, d.applied_index);
+            }
+            Err(s) => {
+                return Verdict::Unsettled {
+                    reason: format!("node {node}: {}", s.message()),
+                }
+            }
+        }
+    }
+    let mut at: Vec<u64> = indexes.values().copied().collect();
+    at.sort_unstable();
+    at.dedup();
+    let Some(&applied_index) = at.first() else {
+        return Verdict::Unsettled {
+            reason: "the shard has no replicas".into(),
+        };
+    };
+    if at.len() > 1 {
+        return Verdict::Unsettled {
+            reason: format!("replicas at different applied indexes: {indexes:?}"),
+        };
+    }
+    let mut distinct: Vec<&String> = digests.values().collect();
+    distinct.sort();
+    distinct.dedup();
+    match distinct.as_slice() {
+        [one] => Verdict::Identical {
+            applied_index,
+            digest: (*one).clone(),
+            replicas: digests.len(),
+        },
+        _ => Verdict::Differ {
+            applied_index,
+            digests,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(index: u64, digest: &str) -> Result<ReplicaDigestResponse, Status> {
+        Ok(ReplicaDigestResponse {
+            applied_index: index,
+            digest: digest.into(),
+            ..ReplicaDigestResponse::default()
+        })
+    }
+
+    #[test]
+    fn verdicts() {
+        assert!(judge(&[(1, at(5, "a")), (2, at(5, "a")), (3, at(5, "a"))]).is_identical());
+        assert!(matches!(
+            judge(&[(1, at(5, "a")), (2, at(5, "b"))]),
+            Verdict::Differ {
+                applied_index: 5,
+                ..
+            }
+        ));
+        assert!(matches!(
+            judge(&[(1, at(5, "a")), (2, at(6, "b"))]),
+            Verdict::Unsettled { .. }
+        ));
+        assert!(matches!(
+            judge(&[(1, at(5, "a")), (2, Err(Status::unavailable("down")))]),
+            Verdict::Unsettled { .. }
+        ));
+        assert!(matches!(judge(&[]), Verdict::Unsettled { .. }));
+    }
+}

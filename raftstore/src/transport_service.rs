@@ -1,0 +1,180 @@
+//! The peer transport's receiving side: [`RaftTransportService`] checks each batch's cluster
+//! and destination, decodes the messages and hands them — with their sender's membership
+//! epoch — to the process, and reassembles chunked snapshots. Tombstone notices (a peer
+//! telling a replica here that it was removed) go to the process as [`Inbound::Tombstone`].
+
+use raft::eraftpb::Message;
+use surge_proto::v1::raft_transport_server::RaftTransport;
+use surge_proto::v1::{RaftBatch, RaftDone, SnapshotChunk};
+use tokio_stream::StreamExt;
+use tonic::{Request, Response, Status, Streaming};
+use tracing::{debug, warn};
+
+use crate::metrics::RaftMetrics;
+use crate::raft_handle::decode_message;
+use crate::transport::{
+    read_cluster_id, InFlight, SharedClusterId, MAX_RAFT_BATCH_BYTES, MAX_SNAPSHOT_BYTES,
+};
+
+/// What arrived from a peer.
+#[derive(Debug)]
+pub enum Inbound {
+    /// A Raft message, sent at membership epoch `epoch`.
+    Message {
+        group: u64,
+        epoch: u64,
+        message: Message,
+    },
+    /// Peer `from` says this process's replica of `group` is no member as of `epoch`.
+    Tombstone { group: u64, epoch: u64, from: u64 },
+}
+
+/// Called for everything that arrives; false if it was dropped (the loop is full).
+pub type InboundFn = std::sync::Arc<dyn Fn(Inbound) -> bool + Send + Sync>;
+
+/// The receiving side of the peer transport.
+pub struct RaftTransportService {
+    self_store: u64,
+    cluster_id: SharedClusterId,
+    inbound: InboundFn,
+}
+
+impl RaftTransportService {
+    pub fn new(
+        self_store: u64,
+        cluster_id: SharedClusterId,
+        inbound: InboundFn,
+    ) -> RaftTransportService {
+        RaftTransportService {
+            self_store,
+            cluster_id,
+            inbound,
+        }
+    }
+
+    /// The tonic server, with the decoding limit raised for batches.
+    pub fn into_server(self) -> surge_proto::v1::raft_transport_server::RaftTransportServer<Self> {
+        surge_proto::v1::raft_transport_server::RaftTransportServer::new(self)
+            .max_decoding_message_size(MAX_RAFT_BATCH_BYTES)
+    }
+
+    fn check(&self, cluster_id: &str, from_store: u64, to_store: u64) -> Result<(), Status> {
+        let ours = read_cluster_id(&self.cluster_id);
+        if !ours.is_empty() && !cluster_id.is_empty() && ours != cluster_id {
+            return Err(Status::failed_precondition(format!(
+                "cluster_id: peer {from_store} belongs to cluster {cluster_id}, this process to cluster {ours}"
+            )));
+        }
+        if to_store != self.self_store {
+            return Err(Status::failed_precondition(format!(
+                "to_store: message addressed to {to_store} reached {}",
+                self.self_store
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[tonic::async_trait]
+impl RaftTransport for RaftTransportService {
+    async fn raft(
+        &self,
+        request: Request<Streaming<RaftBatch>>,
+    ) -> Result<Response<RaftDone>, Status> {
+        let mut stream = request.into_inner();
+        while let Some(batch) = stream.next().await {
+            let batch = batch?;
+            if let Err(status) = self.check(&batch.cluster_id, batch.from_store, batch.to_store) {
+                warn!(
+                    from = batch.from_store,
+                    reason = status.message(),
+                    "raft batch refused"
+                );
+                return Err(status);
+            }
+            for env in batch.messages {
+                if env.tombstone {
+                    (self.inbound)(Inbound::Tombstone {
+                        group: env.group_id,
+                        epoch: env.epoch,
+                        from: env.from_peer,
+                    });
+                    continue;
+                }
+                match decode_message(&env.message) {
+                    Ok(message) => {
+                        (self.inbound)(Inbound::Message {
+                            group: env.group_id,
+                            epoch: env.epoch,
+                            message,
+                        });
+                    }
+                    Err(e) => {
+                        warn!(from = batch.from_store, group = env.group_id, error = %e, "undecodable raft message dropped")
+                    }
+                }
+            }
+        }
+        Ok(Response::new(RaftDone {}))
+    }
+
+    async fn snapshot(
+        &self,
+        request: Request<Streaming<SnapshotChunk>>,
+    ) -> Result<Response<RaftDone>, Status> {
+        let mut stream = request.into_inner();
+        let Some(first) = stream.next().await else {
+            return Err(Status::invalid_argument("snapshot: empty stream"));
+        };
+        let first = first?;
+        self.check(&first.cluster_id, first.from_store, first.to_store)?;
+        let _flow = InFlight::start("receiving");
+        let group = first.group_id;
+        let epoch = first.epoch;
+        let mut msg = decode_message(&first.message)
+            .map_err(|e| Status::invalid_argument(format!("message: undecodable: {e}")))?;
+        if msg.get_msg_type() != raft::eraftpb::MessageType::MsgSnapshot {
+            return Err(Status::invalid_argument("message: not a MsgSnapshot"));
+        }
+        let mut data = first.data;
+        let mut last = first.last;
+        while !last {
+            let Some(chunk) = stream.next().await else {
+                return Err(Status::aborted(
+                    "snapshot: stream ended before the last chunk",
+                ));
+            };
+            let chunk = chunk?;
+            if chunk.group_id != group {
+                return Err(Status::invalid_argument(
+                    "group_id: changed within a snapshot",
+                ));
+            }
+            if data.len() + chunk.data.len() > MAX_SNAPSHOT_BYTES {
+                return Err(Status::resource_exhausted(format!(
+                    "snapshot: larger than {MAX_SNAPSHOT_BYTES} bytes"
+                )));
+            }
+            data.extend_from_slice(&chunk.data);
+            last = chunk.last;
+        }
+        debug!(group, bytes = data.len(), "snapshot received");
+        RaftMetrics::get()
+            .snapshot_bytes
+            .with_label_values(&["received"])
+            .inc_by(data.len() as u64);
+        msg.mut_snapshot().set_data(data.into());
+        let inbound = Inbound::Message {
+            group,
+            epoch,
+            message: msg,
+        };
+        if (self.inbound)(inbound) {
+            Ok(Response::new(RaftDone {}))
+        } else {
+            Err(Status::resource_exhausted(
+                "the raft loop is busy; resend the snapshot",
+            ))
+        }
+    }
+}
