@@ -31,6 +31,9 @@ pub struct ClusterFile {
     pub cluster_id: String,
     pub coordinators: Vec<ProcessEntry>,
     pub nodes: Vec<ProcessEntry>,
+    /// The first port of the cluster's range (nodes `dev add-node` starts take theirs from it).
+    #[serde(default)]
+    pub base_port: u16,
 }
 
 impl ClusterFile {

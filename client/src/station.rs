@@ -3,6 +3,10 @@
 //! file, then acks it. A job is delivered at least once and printed once: the agent dedups by
 //! job id (in memory, and by the file's presence with `--out-dir`), and acks only after the
 //! write, so a job it never printed goes to another station when its lease lapses.
+//!
+//! Nodes come and go while it runs (scale-out, drains): it re-reads the shard map every few
+//! seconds, subscribes to nodes that joined and drops nodes that left, so the jobs of shards
+//! whose leaders moved to a new node keep flowing.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
@@ -63,6 +67,8 @@ const ACK_GIVE_UP: Duration = Duration::from_secs(600);
 /// Most acks waiting at once (the oldest is given up beyond it).
 const MAX_PENDING_ACKS: usize = 100_000;
 const RESUBSCRIBE: Duration = Duration::from_millis(500);
+/// How often the station looks for nodes that joined or left.
+const NODES_EVERY: Duration = Duration::from_secs(3);
 const PRINTER_TIMEOUT: Duration = Duration::from_secs(5);
 
 struct Seen {
@@ -194,17 +200,33 @@ pub async fn run(
     let nodes = client.node_addresses().await?;
     let (tx, mut rx) = mpsc::channel::<PrintJob>(1024);
     let (sub_stop_tx, sub_stop) = watch::channel(false);
-    let mut tasks = Vec::new();
-    for address in nodes {
-        tasks.push(tokio::spawn(subscribe_node(
-            client.clone(),
-            address,
-            config.clone(),
-            tx.clone(),
-            sub_stop.clone(),
-        )));
-    }
-    drop(tx);
+    let mut tasks: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
+    let follow = |tasks: &mut HashMap<String, tokio::task::JoinHandle<()>>, nodes: Vec<String>| {
+        tasks.retain(|address, task| {
+            let keep = nodes.contains(address);
+            if !keep {
+                info!(%address, "node left the cluster; unsubscribing");
+                task.abort();
+            }
+            keep
+        });
+        for address in nodes {
+            if tasks.contains_key(&address) {
+                continue;
+            }
+            let task = tokio::spawn(subscribe_node(
+                client.clone(),
+                address.clone(),
+                config.clone(),
+                tx.clone(),
+                sub_stop.clone(),
+            ));
+            tasks.insert(address, task);
+        }
+    };
+    follow(&mut tasks, nodes);
+    let mut nodes_tick = tokio::time::interval(NODES_EVERY);
+    nodes_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     info!(station = config.station, "station running");
     let mut report = StationReport::default();
     let mut seen = Seen {
@@ -224,6 +246,14 @@ pub async fn run(
         }
         tokio::select! {
             _ = stop.changed() => break,
+            _ = nodes_tick.tick() => {
+                if let Ok(map) = client.refresh().await {
+                    let mut now: Vec<String> = map.nodes.into_iter().map(|n| n.address).collect();
+                    now.sort();
+                    follow(&mut tasks, now);
+                }
+                continue;
+            }
             job = rx.recv() => {
                 let Some(job) = job else { break };
                 last_job = Instant::now();
@@ -257,7 +287,7 @@ pub async fn run(
     }
     send_acks(&client, &config.station, &mut acks, &mut report).await;
     let _ = sub_stop_tx.send(true);
-    for t in tasks {
+    for (_, t) in tasks {
         let _ = t.await;
     }
     Ok(report)

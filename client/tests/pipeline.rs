@@ -19,9 +19,9 @@ use surge_client::{sample, MetaClient, OrderClient};
 use surge_proto::v1::order_service_client::OrderServiceClient;
 use surge_proto::v1::print_service_client::PrintServiceClient;
 use surge_proto::v1::{
-    AddWaybillRangeRequest, CancelAnswer, CancelOrderRequest, CreateTenantRequest, OrderEvent,
-    OrderStatus as S, ReleaseHoldRequest, ReprintRequest, SetTenantRulesRequest,
-    WatchOrdersRequest, WaybillStatusRequest,
+    AddWaybillRangeRequest, CancelAnswer, CancelOrderRequest, OrderEvent, OrderStatus as S,
+    ReleaseHoldRequest, ReprintRequest, SetTenantRulesRequest, WatchOrdersRequest,
+    WaybillStatusRequest,
 };
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
@@ -30,64 +30,13 @@ const ORDERS: u64 = 1200;
 const TENANT: &str = "pipeline";
 
 fn rules() -> String {
-    // The example rules, with the amount limit out of the way: remarks still hold orders.
-    std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../rules/examples/rules.toml"
-    ))
-    .expect("example rules")
-    .replace("max_amount_cents = 200000", "max_amount_cents = 100000000")
-}
-
-/// Creates tenant `name` with `rules` and answers its API key.
-async fn tenant_with_rules(meta: &MetaClient, name: &str, rules: &str) -> String {
-    let key = format!("sk-test-{name}-{}", std::process::id());
-    let req = CreateTenantRequest {
-        name: name.into(),
-        api_key: key.clone(),
-    };
-    common::admin(
-        meta,
-        req,
-        |mut c, r| async move { c.create_tenant(r).await },
-    )
-    .await
-    .expect("tenant");
-    let req = SetTenantRulesRequest {
-        tenant: name.into(),
-        rules_toml: rules.into(),
-    };
-    common::admin(
-        meta,
-        req,
-        |mut c, r| async move { c.set_tenant_rules(r).await },
-    )
-    .await
-    .expect("rules");
-    key
-}
-
-async fn add_range(meta: &MetaClient, tenant: &str, carrier: &str, prefix: &str, to: (u64, u64)) {
-    let req = AddWaybillRangeRequest {
-        tenant: tenant.into(),
-        carrier: carrier.into(),
-        prefix: prefix.into(),
-        from: to.0,
-        to: to.1,
-    };
-    common::admin(
-        meta,
-        req,
-        |mut c, r| async move { c.add_waybill_range(r).await },
-    )
-    .await
-    .expect("range");
+    common::example_rules()
 }
 
 async fn setup(meta: &MetaClient) -> String {
-    let key = tenant_with_rules(meta, TENANT, &rules()).await;
+    let key = common::tenant_with_rules(meta, TENANT, &rules()).await;
     for (carrier, prefix) in [("SF", "SF"), ("ZTO", "ZT")] {
-        add_range(meta, TENANT, carrier, prefix, (1, 50_000)).await;
+        common::add_range(meta, TENANT, carrier, prefix, (1, 50_000)).await;
     }
     key
 }
@@ -314,8 +263,8 @@ async fn exhausted_ranges_hold_orders_until_numbers_arrive(
     nodes: &[String],
 ) {
     let rules = "[[carriers]]\nname = \"ZTO\"\ncost_cents = 600\ndays = 3\n\n[allocation]\ndefault_carrier = \"ZTO\"\n";
-    let key = tenant_with_rules(meta, "tiny", rules).await;
-    add_range(meta, "tiny", "ZTO", "TINY", (1, 5)).await;
+    let key = common::tenant_with_rules(meta, "tiny", rules).await;
+    common::add_range(meta, "tiny", "ZTO", "TINY", (1, 5)).await;
     tokio::time::sleep(Duration::from_millis(1500)).await; // rules reach the nodes
     let client = OrderClient::new(nodes.to_vec(), &key).expect("client");
     let mut ids = Vec::new();
@@ -364,7 +313,7 @@ async fn exhausted_ranges_hold_orders_until_numbers_arrive(
         exhausted >= 1.0,
         "surge_waybill_exhausted_total counts the exhausted range"
     );
-    add_range(meta, "tiny", "ZTO", "TINY", (6, 1000)).await;
+    common::add_range(meta, "tiny", "ZTO", "TINY", (6, 1000)).await;
     eventually(
         Duration::from_secs(60),
         "held orders to bind once numbers arrive",

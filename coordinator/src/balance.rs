@@ -514,7 +514,7 @@ impl<'a> Planner<'a> {
         voters
             .iter()
             .copied()
-            .filter(|v| *v != from && self.eligible(*v) && view.caught_up(*v, CATCH_UP_SLACK))
+            .filter(|v| *v != from && self.eligible(*v) && view.can_lead(*v, CATCH_UP_SLACK))
             .min_by_key(|v| (leaders.get(v).copied().unwrap_or(0), *v))
     }
 

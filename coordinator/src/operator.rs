@@ -137,7 +137,7 @@ impl Step {
         match self {
             Step::AddLearner | Step::Promote | Step::EnterJoint => Some(60_000),
             Step::CatchUp => Some(10 * 60_000),
-            Step::TransferLeader => Some(30_000),
+            Step::TransferLeader => Some(10_000),
             Step::LeaveJoint | Step::RemoveOld | Step::RollBack => None,
         }
     }
@@ -355,7 +355,7 @@ fn transfer_target(view: &ShardView, not: u64, ctx: &Context<'_>) -> Option<u64>
         .iter()
         .copied()
         .filter(|v| *v != not && *v != view.leader)
-        .filter(|v| (ctx.alive)(*v) && view.caught_up(*v, CATCH_UP_SLACK))
+        .filter(|v| (ctx.alive)(*v) && view.can_lead(*v, CATCH_UP_SLACK))
         .min()
 }
 

@@ -15,6 +15,8 @@ pub struct Follower {
     pub snapshot: bool,
     /// In raft-rs's replicate state (probing is over).
     pub replicating: bool,
+    /// Heard from within the leader's last check-quorum round.
+    pub active: bool,
 }
 
 /// One shard as its leader reported it.
@@ -88,6 +90,7 @@ impl ShardView {
                         matched: p.matched,
                         snapshot: p.state == "snapshot",
                         replicating: p.state == "replicate",
+                        active: p.recent_active,
                     },
                 )
             })
@@ -156,6 +159,11 @@ impl ShardView {
         self.followers
             .get(&id)
             .is_some_and(|f| !f.snapshot && f.matched > 0 && f.matched + slack >= self.commit)
+    }
+
+    /// [`ShardView::caught_up`], and heard from lately: fit to take over leadership.
+    pub fn can_lead(&self, id: u64, slack: u64) -> bool {
+        self.caught_up(id, slack) && self.followers.get(&id).is_some_and(|f| f.active)
     }
 
     /// Entries `id` is behind the leader's last index (0 for the leader, None if unknown).

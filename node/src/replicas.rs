@@ -12,10 +12,11 @@
 //! before it (a removed incarnation's old peers) are refused.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use serde::{Deserialize, Serialize};
 use surge_proto::v1::ShardStatus;
+use surge_raftstore::snapshot_worker::SnapshotWorker;
 use surge_raftstore::{
     keys, logger, Cf, Engine, EngineError, GroupStorage, Peer, PeerError, RaftConfig, RaftHandle,
     RequestError, RocksEngine, WriteBatch,
@@ -80,6 +81,17 @@ pub fn load_all<E: Engine + ?Sized>(engine: &E) -> Result<Vec<ReplicaMeta>, Engi
     }
 }
 
+/// Snapshots being built at once in this process (each holds a shard's rows in memory).
+const SNAPSHOTS_BUILDING: usize = 2;
+
+/// The process's snapshot builder: every replica's snapshots are built off the Raft loop.
+fn snapshot_worker() -> Arc<SnapshotWorker> {
+    static WORKER: OnceLock<Arc<SnapshotWorker>> = OnceLock::new();
+    WORKER
+        .get_or_init(|| SnapshotWorker::new(SNAPSHOTS_BUILDING))
+        .clone()
+}
+
 /// Opens (and, for a founding replica without state, bootstraps) the peer of `meta`.
 pub fn open_peer(
     engine: &Arc<RocksEngine>,
@@ -99,6 +111,7 @@ pub fn open_peer(
     }
     stage_meta(meta, &mut batch);
     engine.write(&batch, true)?;
+    storage.set_snapshot_worker(snapshot_worker());
     let sm = ShardSm::new(meta.shard, engine.clone());
     Peer::open(node_id, storage, sm, config, &logger::raft_logger(group))
 }
@@ -244,6 +257,7 @@ impl Replicas {
         let mut extra = WriteBatch::default();
         stage_meta(&tombstone, &mut extra);
         self.handle.destroy(u64::from(meta.shard), extra).await?;
+        snapshot_worker().forget(u64::from(meta.shard));
         info!(shard = meta.shard, epoch, "replica removed; tombstone kept");
         self.remember(tombstone);
         Ok(())

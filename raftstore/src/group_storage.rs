@@ -10,12 +10,13 @@ use std::sync::Arc;
 
 use prost::Message as _;
 use protobuf::Message as _;
-use raft::eraftpb::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
+use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
 use raft::{GetEntriesContext, RaftState, StorageError};
-use surge_proto::v1::{RaftLocalState, SnapshotData, SnapshotRow};
+use surge_proto::v1::{RaftLocalState, SnapshotData};
 
 use crate::engine::{Cf, Engine, EngineError, WriteBatch};
 use crate::keys;
+use crate::snapshot_worker::SnapshotWorker;
 
 /// The index of the implicit snapshot a bootstrapped group starts from.
 pub const BOOTSTRAP_INDEX: u64 = 1;
@@ -41,12 +42,8 @@ pub struct GroupStorage<E: Engine> {
     group: u64,
     state: LocalState,
     applied: u64,
-    /// The configuration as of `applied`. `state.conf_state` moves at each conf-change entry
-    /// while an apply batch is still being staged; a snapshot must pair the applied index (and
-    /// the rows on disk) with the configuration of that same index.
-    applied_conf_state: ConfState,
-    /// The epoch of `applied_conf_state`.
-    applied_epoch: u64,
+    /// Builds snapshots off the loop thread; None: inline (the simulations).
+    worker: Option<Arc<SnapshotWorker>>,
 }
 
 /// Stages the removal of every row of `group`: its log, Raft state, applied index and data.
@@ -115,16 +112,12 @@ impl<E: Engine> GroupStorage<E> {
             }
             None => state.truncated_index,
         };
-        // The stored conf state is written in the same batch as the applied index.
-        let applied_conf_state = state.conf_state.clone();
-        let applied_epoch = state.conf_epoch;
         Ok(GroupStorage {
             engine,
             group,
             state,
             applied,
-            applied_conf_state,
-            applied_epoch,
+            worker: None,
         })
     }
 
@@ -171,7 +164,6 @@ impl<E: Engine> GroupStorage<E> {
             return;
         }
         self.state.conf_epoch = epoch;
-        self.applied_epoch = epoch;
         self.stage_local_state(batch);
     }
 
@@ -260,8 +252,6 @@ impl<E: Engine> GroupStorage<E> {
     /// Records the applied index; the caller puts the data it covers in the same batch.
     pub fn stage_applied(&mut self, index: u64, batch: &mut WriteBatch) {
         self.applied = index;
-        self.applied_conf_state = self.state.conf_state.clone();
-        self.applied_epoch = self.state.conf_epoch;
         batch.put(
             Cf::ApplyState,
             keys::state_key(self.group),
@@ -342,37 +332,14 @@ impl<E: Engine> GroupStorage<E> {
         Ok(())
     }
 
-    /// Builds a snapshot of the applied state: every data row of the group.
+    /// Builds a snapshot of the applied state, as written: every data row of the group.
     pub fn build_snapshot(&self) -> Result<Snapshot, EngineError> {
-        let prefix = keys::group_prefix(self.group);
-        let end = keys::group_end(self.group);
-        let mut rows = Vec::new();
-        for cf in Cf::DATA {
-            self.engine.scan(cf, &prefix, &end, &mut |k, v| {
-                rows.push(SnapshotRow {
-                    cf: cf.code(),
-                    key: k.to_vec(),
-                    value: v.to_vec(),
-                });
-                true
-            })?;
-        }
-        let data = SnapshotData {
-            rows,
-            applied_index: self.applied,
-            conf_epoch: self.applied_epoch,
-        };
-        let meta = SnapshotMetadata {
-            index: self.applied,
-            term: self.term_of(self.applied)?,
-            conf_state: protobuf::SingularPtrField::some(self.applied_conf_state.clone()),
-            ..SnapshotMetadata::default()
-        };
-        Ok(Snapshot {
-            data: data.encode_to_vec().into(),
-            metadata: protobuf::SingularPtrField::some(meta),
-            ..Snapshot::default()
-        })
+        crate::snapshot_worker::build(self.engine.as_ref(), self.group)
+    }
+
+    /// Builds this group's snapshots on `worker`, off the thread that drives raft-rs.
+    pub fn set_snapshot_worker(&mut self, worker: Arc<SnapshotWorker>) {
+        self.worker = Some(worker);
     }
 
     fn term_of(&self, idx: u64) -> Result<u64, EngineError> {
@@ -483,12 +450,17 @@ impl<E: Engine> raft::Storage for GroupStorage<E> {
     }
 
     fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
-        let snap = self.build_snapshot().map_err(to_raft)?;
-        if snap.get_metadata().index < request_index {
-            return Err(raft::Error::Store(
+        // Older than the log's start, a snapshot would leave the follower a gap.
+        let min_index = request_index.max(self.state.truncated_index);
+        let snap = match &self.worker {
+            Some(worker) => worker.take_or_start(&self.engine, self.group, min_index),
+            None => Some(self.build_snapshot().map_err(to_raft)?),
+        };
+        match snap {
+            Some(snap) if snap.get_metadata().index >= min_index => Ok(snap),
+            _ => Err(raft::Error::Store(
                 StorageError::SnapshotTemporarilyUnavailable,
-            ));
+            )),
         }
-        Ok(snap)
     }
 }

@@ -6,6 +6,7 @@
 //!   with [`RocksEngine`] and [`MemEngine`]; [`keys`] fixes the key layout.
 //! - [`GroupStorage`]: a group's log, HardState, ConfState, applied index and snapshots on an
 //!   engine, implementing raft-rs's `Storage`.
+//! - [`snapshot_worker`]: snapshots built off the loop from a point-in-time view.
 //! - [`Peer`]: a `RawNode` plus its [`StateMachine`], with the Ready handling in the order
 //!   raft-rs requires (persist, then send persisted messages and apply).
 //! - [`raft_loop`]: the thread that drives every group of a process; [`raft_handle`], its
@@ -33,6 +34,7 @@ mod pending;
 pub mod raft_handle;
 pub mod raft_loop;
 pub mod rocks_engine;
+pub mod snapshot_worker;
 pub mod state_machine;
 pub mod transport;
 pub mod transport_service;

@@ -20,10 +20,11 @@ pub fn bin_dir() -> PathBuf {
         .unwrap_or_default()
 }
 
-/// A base port for test `slot` (0..=5, one per test file), below the ephemeral range (32768)
-/// and apart from other test processes. A dev cluster uses base..base+304.
+/// A base port for test `slot` (0..=6, one per test file), below the ephemeral range (32768)
+/// and apart from other test processes. A dev cluster uses base..base+310 (nodes added with
+/// `dev add-node` included).
 pub fn base_port(slot: u16) -> u16 {
-    assert!(slot <= 5, "test slots are 0..=5");
+    assert!(slot <= 6, "test slots are 0..=6");
     10_000 + (std::process::id() % 10) as u16 * 2_200 + slot * 360
 }
 
@@ -115,6 +116,32 @@ impl DevCluster {
 
     pub fn kill9(&self, entry: &ProcessEntry) {
         dev_cluster::signal(entry.pid, Signal::SIGKILL).expect("kill -9");
+    }
+
+    /// Starts one more node with `surgectl dev add-node` and answers its entry.
+    pub fn add_node(&mut self) -> ProcessEntry {
+        let out = Command::new(env!("CARGO_BIN_EXE_surgectl"))
+            .args(["dev", "add-node", "--dir"])
+            .arg(self.dir.path())
+            .output()
+            .expect("surgectl dev add-node");
+        assert!(
+            out.status.success(),
+            "dev add-node failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.file = ClusterFile::load(self.dir.path()).expect("cluster.json");
+        self.file.nodes.last().cloned().expect("the new node")
+    }
+
+    /// The dev entry of the node at `address`.
+    pub fn node_at(&self, address: &str) -> &ProcessEntry {
+        self.file
+            .nodes
+            .iter()
+            .find(|n| n.grpc_address == address)
+            .expect("node entry")
     }
 
     /// Restarts a killed process with its original command and records its new pid.
@@ -288,4 +315,66 @@ pub async fn wait_for_intake(client: &surge_client::OrderClient) {
         matches!(client.refresh().await, Ok(m) if m.shard_count > 0 && m.shards.iter().all(|s| s.leader != 0))
     })
     .await;
+}
+
+/// Creates tenant `name` with `rules` and answers its API key.
+pub async fn tenant_with_rules(meta: &MetaClient, name: &str, rules: &str) -> String {
+    let key = format!("sk-test-{name}-{}", std::process::id());
+    let req = surge_proto::v1::CreateTenantRequest {
+        name: name.into(),
+        api_key: key.clone(),
+    };
+    admin(
+        meta,
+        req,
+        |mut c, r| async move { c.create_tenant(r).await },
+    )
+    .await
+    .expect("tenant");
+    let req = surge_proto::v1::SetTenantRulesRequest {
+        tenant: name.into(),
+        rules_toml: rules.into(),
+    };
+    admin(
+        meta,
+        req,
+        |mut c, r| async move { c.set_tenant_rules(r).await },
+    )
+    .await
+    .expect("rules");
+    key
+}
+
+/// Registers waybill numbers `range` of `carrier` (with `prefix`) for `tenant`.
+pub async fn add_range(
+    meta: &MetaClient,
+    tenant: &str,
+    carrier: &str,
+    prefix: &str,
+    range: (u64, u64),
+) {
+    let req = surge_proto::v1::AddWaybillRangeRequest {
+        tenant: tenant.into(),
+        carrier: carrier.into(),
+        prefix: prefix.into(),
+        from: range.0,
+        to: range.1,
+    };
+    admin(
+        meta,
+        req,
+        |mut c, r| async move { c.add_waybill_range(r).await },
+    )
+    .await
+    .expect("range");
+}
+
+/// The example rules, with the amount limit out of the way: remarks still hold orders.
+pub fn example_rules() -> String {
+    std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../rules/examples/rules.toml"
+    ))
+    .expect("example rules")
+    .replace("max_amount_cents = 200000", "max_amount_cents = 100000000")
 }

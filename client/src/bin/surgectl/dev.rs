@@ -1,4 +1,8 @@
-//! `surgectl dev up`: a whole cluster on loopback, as child processes of this command.
+//! `surgectl dev up`: a whole cluster on loopback, as child processes of this command; and
+//! `surgectl dev add-node`: one more node for it (scale-out), recorded in its cluster.json.
+//!
+//! Every node of a dev cluster is its own zone (zone-a, zone-b, ...): on one machine each
+//! process is its own failure domain, so replicas spread over any set of nodes.
 
 use std::path::{Path, PathBuf};
 use std::process::Child;
@@ -32,7 +36,23 @@ pub(crate) struct UpArgs {
     exit_when_ready: bool,
 }
 
-const ZONES: [&str; 3] = ["zone-a", "zone-b", "zone-c"];
+/// Node `n`'s zone: zone-a, zone-b, ... zone-z, then zone-27, ...
+fn zone_of(n: u64) -> String {
+    match u8::try_from(n) {
+        Ok(k @ 1..=26) => format!("zone-{}", (b'a' + k - 1) as char),
+        _ => format!("zone-{n}"),
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub(crate) struct AddNodeArgs {
+    /// The dev cluster's directory (holding cluster.json).
+    #[arg(long)]
+    dir: PathBuf,
+    /// Its zone label (default: a zone of its own).
+    #[arg(long)]
+    zone: Option<String>,
+}
 
 fn port(base: u16, offset: u64) -> anyhow::Result<u16> {
     u16::try_from(u64::from(base) + offset).context("base_port: the port range runs past 65535")
@@ -58,18 +78,43 @@ fn coordinator_config(dir: &Path, id: u64, args: &UpArgs) -> anyhow::Result<Stri
 fn node_config(
     dir: &Path,
     n: u64,
-    args: &UpArgs,
+    base_port: u16,
+    zone: &str,
     coordinators: &[String],
 ) -> anyhow::Result<String> {
     let list: Vec<String> = coordinators.iter().map(|c| format!("{c:?}")).collect();
     Ok(format!(
-        "# written by surgectl dev up\ndata_dir = {:?}\ngrpc_listen = \"127.0.0.1:{}\"\nhttp_listen = \"127.0.0.1:{}\"\nzone = \"{}\"\ncoordinators = [{}]\n",
+        "# written by surgectl dev\ndata_dir = {:?}\ngrpc_listen = \"127.0.0.1:{}\"\nhttp_listen = \"127.0.0.1:{}\"\nzone = \"{zone}\"\ncoordinators = [{}]\n",
         dir.join(format!("node-{n}")),
-        port(args.base_port, 200 + n - 1)?,
-        port(args.base_port, 300 + n - 1)?,
-        ZONES[(n as usize - 1) % ZONES.len()],
+        port(base_port, 200 + n - 1)?,
+        port(base_port, 300 + n - 1)?,
         list.join(", "),
     ))
+}
+
+/// The node entry `n` of a dev cluster at `base_port`.
+fn node_entry(
+    dir: &Path,
+    n: u64,
+    base_port: u16,
+    zone: &str,
+    coordinators: &[String],
+) -> anyhow::Result<ProcessEntry> {
+    if n > 99 {
+        bail!("a dev cluster has at most 99 nodes");
+    }
+    let grpc = format!("127.0.0.1:{}", port(base_port, 200 + n - 1)?);
+    let http = format!("127.0.0.1:{}", port(base_port, 300 + n - 1)?);
+    let config = node_config(dir, n, base_port, zone, coordinators)?;
+    entry(
+        dir,
+        "node",
+        n,
+        &crate::sibling_binary("surge-node")?,
+        config,
+        grpc,
+        http,
+    )
 }
 
 fn entry(
@@ -102,8 +147,9 @@ fn entry(
     })
 }
 
-/// Children this command owns; stopped (SIGTERM, then SIGKILL) when dropped.
-struct Children(Vec<(String, Child)>);
+/// Children this command owns, and pids of nodes added later; stopped (SIGTERM, then SIGKILL
+/// for children) when dropped.
+struct Children(Vec<(String, Child)>, Vec<u32>);
 
 impl Children {
     fn start(&mut self, e: &mut ProcessEntry) -> anyhow::Result<()> {
@@ -121,9 +167,13 @@ impl Children {
             .collect()
     }
 
+    /// Stops every child, and the nodes `dev add-node` started (recorded in cluster.json).
     fn stop(&mut self) {
         for (_, child) in &self.0 {
             let _ = dev_cluster::signal(child.id(), nix::sys::signal::Signal::SIGTERM);
+        }
+        for pid in &self.1 {
+            let _ = dev_cluster::signal(*pid, nix::sys::signal::Signal::SIGTERM);
         }
         let deadline = Instant::now() + Duration::from_secs(5);
         for (name, child) in &mut self.0 {
@@ -268,7 +318,6 @@ pub(crate) async fn up(args: UpArgs, format: Format) -> anyhow::Result<()> {
         );
     }
     let coordinator_bin = crate::sibling_binary("surge-coordinator")?;
-    let node_bin = crate::sibling_binary("surge-node")?;
     std::fs::create_dir_all(args.dir.join("logs"))
         .with_context(|| format!("creating {}", args.dir.display()))?;
     let dir = args.dir.canonicalize()?;
@@ -289,14 +338,17 @@ pub(crate) async fn up(args: UpArgs, format: Format) -> anyhow::Result<()> {
     }
     let coordinator_addrs = file.coordinator_addresses();
     for n in 1..=args.node_count {
-        let grpc = format!("127.0.0.1:{}", port(args.base_port, 200 + n - 1)?);
-        let http = format!("127.0.0.1:{}", port(args.base_port, 300 + n - 1)?);
-        let config = node_config(&dir, n, &args, &coordinator_addrs)?;
-        file.nodes
-            .push(entry(&dir, "node", n, &node_bin, config, grpc, http)?);
+        file.nodes.push(node_entry(
+            &dir,
+            n,
+            args.base_port,
+            &zone_of(n),
+            &coordinator_addrs,
+        )?);
     }
+    file.base_port = args.base_port;
 
-    let mut children = Children(Vec::new());
+    let mut children = Children(Vec::new(), Vec::new());
     // Ctrl-C or SIGTERM while starting still stops every child (they are dropped with
     // `children`), so no process is left holding its ports.
     let stop = shutdown_signal();
@@ -322,6 +374,72 @@ pub(crate) async fn up(args: UpArgs, format: Format) -> anyhow::Result<()> {
     }
     stop.await;
     eprintln!("stopping the dev cluster");
+    // Nodes `dev add-node` started are not our children: stop them by pid.
+    if let Ok(now) = ClusterFile::load(&dir) {
+        let ours: Vec<String> = children.0.iter().map(|(n, _)| n.clone()).collect();
+        children.1 = now
+            .nodes
+            .iter()
+            .filter(|n| !ours.contains(&n.name) && n.pid != 0)
+            .map(|n| n.pid)
+            .collect();
+    }
     children.stop();
     Ok(())
+}
+
+/// Starts one more node for the dev cluster in `args.dir` and waits until it is up.
+pub(crate) async fn add_node(args: AddNodeArgs, format: Format) -> anyhow::Result<()> {
+    let dir = args
+        .dir
+        .canonicalize()
+        .with_context(|| format!("dir: {}", args.dir.display()))?;
+    let mut file = ClusterFile::load(&dir).with_context(|| {
+        format!(
+            "dir: no dev cluster in {} (run `surgectl dev up` first)",
+            dir.display()
+        )
+    })?;
+    let base = file.base_port;
+    if base == 0 {
+        bail!(
+            "{}: cluster.json records no base port; restart it with this surgectl",
+            dir.display()
+        );
+    }
+    let n = file.nodes.iter().map(|e| e.id).max().unwrap_or(0) + 1;
+    let zone = args.zone.unwrap_or_else(|| zone_of(n));
+    let mut e = node_entry(&dir, n, base, &zone, &file.coordinator_addresses())?;
+    let child = dev_cluster::spawn(&e).with_context(|| format!("starting {}", e.name))?;
+    e.pid = child.id();
+    // The node outlives this command: `dev up` stops it by pid when it stops the cluster.
+    drop(child);
+    let address = e.grpc_address.clone();
+    file.nodes.push(e);
+    file.save(&dir)?;
+    let client = MetaClient::new(file.coordinator_addresses())
+        .map_err(|s| anyhow::anyhow!(s.message().to_string()))?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(s) = status(&client).await {
+            if let Some(node) = s
+                .nodes
+                .iter()
+                .find(|x| x.address == address && x.state == NodeState::Up as i32)
+            {
+                crate::output::print_nodes(format, std::slice::from_ref(node));
+                if format == Format::Table {
+                    println!("node-{n} joined in zone {zone}; the scheduler now moves replicas and leaders onto it (`surgectl cluster status --wait-balanced` follows it)");
+                }
+                return Ok(());
+            }
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "node-{n} did not come up within 60 s; see {}",
+                dir.join("logs").display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }

@@ -369,6 +369,8 @@ enum DevCmd {
     /// Starts coordinators and nodes on loopback as child processes, initializes the cluster,
     /// writes DIR/cluster.json and stops them all on Ctrl-C.
     Up(dev::UpArgs),
+    /// Starts one more node for the dev cluster in DIR (it joins and receives replicas).
+    AddNode(dev::AddNodeArgs),
 }
 
 #[tokio::main]
@@ -550,6 +552,7 @@ async fn main() -> std::process::ExitCode {
             },
         },
         Command::Dev(DevCmd::Up(args)) => dev::up(args, cli.output).await,
+        Command::Dev(DevCmd::AddNode(args)) => dev::add_node(args, cli.output).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
