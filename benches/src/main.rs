@@ -10,10 +10,14 @@
 //! `coordinator-failover`: kill -9 the coordinator leader N times; each time measure how long
 //! until `cluster status` answers again from a new leader, then restart the killed process and
 //! wait until it has caught up before the next kill.
+//!
+//! `rebalance`: load the cluster, add a node under steady intake; time until balanced, bytes
+//! moved per second, and intake throughput and latency before, during and after the moves.
 
 mod failover;
 mod intake;
 mod labels;
+mod rebalance;
 mod stats;
 
 use std::path::PathBuf;
@@ -57,6 +61,37 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         kills: u32,
         /// Base port for a cluster this command starts itself.
+        #[arg(long, default_value_t = 27001)]
+        base_port: u16,
+    },
+    /// Scale out under load: fill the cluster, add a node while a steady intake runs, report
+    /// the time until balanced, bytes moved per second and intake latency before, during and
+    /// after the moves.
+    Rebalance {
+        /// A running dev cluster's directory (with cluster.json); started in a temp dir if absent.
+        #[arg(long)]
+        cluster_dir: Option<PathBuf>,
+        /// GiB of orders (about 1 KiB each) loaded before the node joins.
+        #[arg(long, default_value_t = 1.0)]
+        load_gib: f64,
+        #[arg(long, default_value_t = 8)]
+        load_clients: usize,
+        #[arg(long, default_value_t = 500)]
+        load_batch: usize,
+        /// The steady intake: calls per second...
+        #[arg(long, default_value_t = 50)]
+        rate: u64,
+        /// ...of this many orders each.
+        #[arg(long, default_value_t = 20)]
+        batch: usize,
+        /// Seconds measured before the join and after the balance.
+        #[arg(long, default_value_t = 30)]
+        phase_secs: u64,
+        /// Longest wait for balance, in seconds.
+        #[arg(long, default_value_t = 1800)]
+        timeout_secs: u64,
+        #[arg(long, default_value_t = 64)]
+        shards: u32,
         #[arg(long, default_value_t = 27001)]
         base_port: u16,
     },
@@ -118,6 +153,32 @@ async fn main() -> anyhow::Result<()> {
             kills,
             base_port,
         } => failover::coordinator(cluster_dir, kills, base_port).await,
+        Command::Rebalance {
+            cluster_dir,
+            load_gib,
+            load_clients,
+            load_batch,
+            rate,
+            batch,
+            phase_secs,
+            timeout_secs,
+            shards,
+            base_port,
+        } => {
+            rebalance::run(rebalance::RebalanceArgs {
+                cluster_dir,
+                load_gib,
+                load_clients,
+                load_batch,
+                rate,
+                batch,
+                phase_secs,
+                timeout_secs,
+                shards,
+                base_port,
+            })
+            .await
+        }
         Command::Intake {
             cluster_dir,
             clients,

@@ -225,7 +225,7 @@ impl<'a> Planner<'a> {
             None => Some(Reason::Repair),
             Some(n) => match n.state {
                 NodeState::Removed | NodeState::Removable => Some(Reason::Repair),
-                NodeState::Down if n.down_for_ms.unwrap_or(0) >= self.limits.max_down_time_ms => {
+                NodeState::Down if n.down_for_ms.unwrap_or(0) > self.limits.max_down_time_ms => {
                     Some(Reason::DownNode)
                 }
                 _ => None,
@@ -426,6 +426,13 @@ impl<'a> Planner<'a> {
             };
             let voters = self.voters.get(&shard).cloned().unwrap_or_default();
             let lost = voters.iter().find_map(|n| self.lost(*n).map(|r| (*n, r)));
+            if let Some((from, reason)) = lost.filter(|_| voters.len() > self.limits.replicas) {
+                // A surplus voter that is gone: simply remove it, nothing to copy.
+                if from != view.leader {
+                    self.start(shard, OperatorKind::RemoveReplica { from }, reason);
+                }
+                continue;
+            }
             if let Some((from, reason)) = lost {
                 let keep: BTreeSet<u64> = voters.iter().copied().filter(|n| *n != from).collect();
                 if self.leader_has_room(shard) {
@@ -570,7 +577,12 @@ impl<'a> Planner<'a> {
     }
 
     fn sizes_alike(&self) -> bool {
-        let sizes: Vec<u64> = self.shards.keys().map(|s| self.bytes_of(*s)).collect();
+        // Only reported sizes: a shard nobody reported on is not a 0-byte shard.
+        let sizes: Vec<u64> = self
+            .shards
+            .values()
+            .filter_map(|s| s.view.as_ref().map(|v| v.bytes))
+            .collect();
         let max = sizes.iter().max().copied().unwrap_or(0);
         let min = sizes.iter().min().copied().unwrap_or(0);
         max < SMALL_SHARD_BYTES || max <= min.saturating_mul(ALIKE_RATIO)

@@ -90,6 +90,8 @@ struct Found {
     node: Option<NodeInfo>,
     shards: Vec<ShardInfo>,
     operators: Vec<Operator>,
+    /// Nodes that may not take leadership (draining, drained, removed).
+    not_leading: Vec<u64>,
     directory: HeartbeatResponse,
 }
 
@@ -283,6 +285,12 @@ async fn read_directory(c: &Coordinator, node_id: u64) -> Result<Found, Status> 
                 node: sm.nodes.get(&node_id).cloned(),
                 shards: sm.shards.values().cloned().collect(),
                 operators: sm.operators.in_flight.values().cloned().collect(),
+                not_leading: sm
+                    .nodes
+                    .values()
+                    .filter(|n| !n.state.takes_replicas())
+                    .map(|n| n.id)
+                    .collect(),
                 directory,
             }
         })
@@ -324,7 +332,7 @@ async fn record_membership(c: &Coordinator, req: &HeartbeatRequest, shards: &[Sh
 
 /// The next step of each operator on a shard `node_id` leads, by the freshest report.
 fn instructions_for(c: &Coordinator, node_id: u64, found: &Found) -> Vec<ShardInstruction> {
-    let alive = |n: u64| c.reports.alive(n);
+    let alive = |n: u64| c.reports.alive(n) && !found.not_leading.contains(&n);
     let ctx = operator::Context {
         now_ms: now_ms(),
         leading_since_ms: c.leading_since_ms(),

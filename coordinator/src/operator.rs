@@ -284,7 +284,8 @@ impl Decision {
 pub const CATCH_UP_SLACK: u64 = 64;
 
 /// What else the decision needs: the clock, when this coordinator started leading (timeouts
-/// never count time nobody was watching), and which nodes are alive.
+/// never count time nobody was watching), and which nodes may take leadership (alive, and
+/// not being drained).
 pub struct Context<'a> {
     pub now_ms: u64,
     pub leading_since_ms: u64,
@@ -317,7 +318,16 @@ pub fn decide(op: &Operator, view: &ShardView, ctx: &Context<'_>) -> Decision {
         };
         return roll_back(op, view, why);
     }
-    if overdue && matches!(op.kind, OperatorKind::TransferLeader { .. }) {
+    // Moving leadership changes no membership: a cancel simply ends it, a timeout fails it.
+    let only_leadership = match op.kind {
+        OperatorKind::TransferLeader { .. } => true,
+        OperatorKind::RemoveReplica { .. } => d.step == Step::TransferLeader,
+        _ => false,
+    };
+    if only_leadership && op.cancel_requested {
+        return Decision::over(d.step, Outcome::RolledBack, "cancelled");
+    }
+    if only_leadership && overdue {
         return Decision::over(d.step, Outcome::Failed, "the leader did not move in time");
     }
     d
@@ -456,7 +466,14 @@ fn transfer_leader(view: &ShardView, from: u64, to: u64) -> Decision {
     if view.leader == to {
         return Decision::over(Step::TransferLeader, Outcome::Done, "");
     }
-    if !view.is_voter(to) || view.is_joint() {
+    if view.is_joint() {
+        return Decision::over(
+            Step::TransferLeader,
+            Outcome::Failed,
+            "the shard is changing its membership",
+        );
+    }
+    if !view.is_voter(to) {
         return Decision::over(
             Step::TransferLeader,
             Outcome::Failed,

@@ -209,7 +209,13 @@ async fn place_unplaced_shards(c: &Coordinator, view: &View) -> bool {
 
 /// Records each operator's step, or its end.
 async fn drive_operators(c: &Coordinator, view: &View) {
-    let alive = |n: u64| c.reports.alive(n);
+    let draining: Vec<u64> = view
+        .nodes
+        .iter()
+        .filter(|n| !n.state.takes_replicas())
+        .map(|n| n.id)
+        .collect();
+    let alive = |n: u64| c.reports.alive(n) && !draining.contains(&n);
     let now = now_ms();
     let ctx = operator::Context {
         now_ms: now,

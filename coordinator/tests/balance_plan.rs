@@ -1094,7 +1094,6 @@ fn shards_without_a_fresh_view_are_never_touched() -> Result<(), String> {
 // ---- gaps found while writing these tests ------------------------------------------------
 
 #[test]
-#[ignore = "bug: a shard without a fresh view counts as 0 bytes and switches the planner to byte mode"]
 fn a_shard_without_a_view_does_not_switch_the_planner_to_byte_mode() -> Result<(), String> {
     let l = limits();
     // 100 MiB shards (alike) and replica counts 5/5/5/3: count mode moves one replica to 4.
@@ -1127,7 +1126,6 @@ fn a_shard_without_a_view_does_not_switch_the_planner_to_byte_mode() -> Result<(
 }
 
 #[test]
-#[ignore = "bug: a surplus voter on a gone node is replaced instead of removed (never removed when no spare node)"]
 fn a_surplus_voter_on_a_gone_node_is_removed() -> Result<(), String> {
     let l = limits();
     let (mut nodes, _) = four_nodes_four_shards();

@@ -1033,7 +1033,6 @@ fn transfer_leader_is_done_failed_or_timed_out() {
 // ---- gaps found while writing these tests ------------------------------------------------
 
 #[test]
-#[ignore = "bug: a remove-replica stuck at transfer-leader never times out, so its shard stays busy forever"]
 fn remove_replica_that_cannot_hand_over_leadership_gives_up() {
     let stuck = op(
         OperatorKind::RemoveReplica { from: 1 },
@@ -1058,7 +1057,6 @@ fn remove_replica_that_cannot_hand_over_leadership_gives_up() {
 }
 
 #[test]
-#[ignore = "bug: cancel is ignored by transfer-leader (and by remove-replica before it removes), though surgectl says it rolls back"]
 fn cancel_ends_an_operator_that_changed_no_membership_yet() {
     check(vec![
         row(
