@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Container tier: the compose cluster (3 coordinators, 3 nodes) under docker kill, docker pause
-# and network disconnects, with order intake and label printing across node kills. Every wait is bounded; the cluster is torn down on exit.
+# and network disconnects, with order intake and label printing across node kills; then a
+# fourth node container joins and receives replicas and leaders, and a node docker-killed for
+# good is healed after max-down-time. Every wait is bounded; the cluster is torn down on exit.
 set -euo pipefail
 cd "$(dirname "$0")"
 root=$(cd .. && pwd)
@@ -21,7 +23,7 @@ done
 # Build context: stripped binaries plus the shared libraries they link, FROM scratch.
 ctx=$(mktemp -d)
 cleanup() {
-  "${compose[@]}" down -v --remove-orphans >/dev/null 2>&1 || true
+  "${compose[@]}" --profile scale down -v --remove-orphans >/dev/null 2>&1 || true
   rm -rf "$ctx"
 }
 trap cleanup EXIT
@@ -130,4 +132,22 @@ other=$(( leader % 3 + 1 ))
 wait_for 15 "a new leader with coordinator-$leader cut off" new_leader
 docker network connect --alias "coordinator-$leader" "$network" "$(cid "coordinator-$leader")"
 wait_for 30 "coordinator-$leader rejoined" all_members
-echo "container-test: 6 passed, 0 failed"
+
+# Scale out: one more node container joins the running cluster and, with no other command,
+# ends up holding replicas and leaders, with the cluster balanced.
+"${compose[@]}" --profile scale up -d node-4 >/dev/null 2>&1
+joined() { ctl -o json cluster status | json "any(n['replicas'] > 0 and n['leaders'] > 0 for n in d['nodes'] if n['address'] == 'node-4:7200')" | grep -q True; }
+wait_for 180 "node-4 holding replicas and leaders" joined
+balanced() { ctl -o json cluster status | json "d['rebalance']['balanced']" | grep -q True; }
+wait_for 180 "the cluster balanced over 4 nodes" balanced
+ctl node list
+
+# Self-heal: node-2 is docker-killed for good; after max-down-time (20 s here) its replicas
+# are rebuilt on the three other nodes.
+ctl cluster set max-down-time 20s
+gone=$(ctl -o json node list | json "[n['id'] for n in d if n['address']=='node-2:7200'][0]")
+docker kill "$(cid node-2)" >/dev/null
+healed() { ctl -o json cluster status | json "all(len(s['replicas'])==3 and $gone not in s['replicas'] for s in d['shards']) and d['rebalance']['balanced']" | grep -q True; }
+wait_for 240 "node-2's replicas rebuilt on the other nodes" healed
+ctl shard verify | tail -n 3
+echo "container-test: 8 passed, 0 failed"

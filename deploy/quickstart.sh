@@ -2,10 +2,12 @@
 # Quick start: builds surge, starts a local cluster (3 coordinators, 3 nodes, 64 shards x 3
 # replicas) on loopback, shows its status, kills the coordinator leader with kill -9 and shows
 # the cluster answering from a new leader, creates a tenant, submits a burst of orders and
-# shows them spread over shards and replicas, resubmits them (all recognised as retries). Then
-# the warehouse part: review and carrier rules, waybill ranges, a printing station writing
-# labels to a folder while a node is killed with -9 mid-run, a PDF/PNG label preview, and a
-# summary that no order was lost and no label or waybill doubled. Then it stops everything.
+# shows them spread over shards and replicas, resubmits them (all recognised as retries). A
+# fourth node joins and the scheduler moves replicas and leaders onto it. Then the warehouse
+# part: review and carrier rules, waybill ranges, a printing station writing labels to a folder
+# while a node is killed with -9 mid-run; that node stays down and its replicas are rebuilt on
+# the other nodes; a PDF/PNG label preview, and a summary that no order was lost and no label or
+# waybill doubled. Then it stops everything.
 # SURGE_DEV_DIR picks the working directory (default: a fresh temp dir).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -54,6 +56,13 @@ echo
 echo "== the same burst again: every order is recognised as a retry, none is stored twice"
 SURGE_API_KEY="$key" $ctl order burst --count 5000 --batch 200 --run quickstart | tail -n 1
 echo
+echo "== scale out: node-4 joins the running cluster; the scheduler moves replicas and leaders onto it"
+$ctl dev add-node --dir "$dir"
+$ctl cluster status --wait-balanced --timeout 10m | tail -n 10
+echo
+echo "== a node down longer than max-down-time gets its replicas rebuilt elsewhere (default 5m; 20s here)"
+$ctl cluster set max-down-time 20s
+echo
 labels="$dir/labels"
 echo "== printing station dock-1 writes labels (ZPL) to $labels"
 SURGE_API_KEY="$key" $ctl station run --tenant "$tenant" --station dock-1 --out-dir "$labels" \
@@ -71,6 +80,11 @@ tail -n 1 "$dir.burst2.log"
 echo "   waiting for the station to print what is ready (it stops after 10 s without a job)"
 wait $station || { cat "$dir.station.log"; exit 1; }
 cat "$dir.station.log" | tail -n 1
+echo
+echo "== self-heal: node-2 stays down; after max-down-time its replicas are rebuilt on the three other nodes"
+$ctl cluster status --wait-balanced --timeout 10m | tail -n 10
+$ctl shard verify | tail -n 1
+echo "(every shard's replicas hold identical data: shard verify compares their digests)"
 echo
 first=$(head -n 1 "$labels/printed.log" | cut -f2)
 echo "== order $first: its history, and its label as PDF and PNG preview"
@@ -99,4 +113,4 @@ print("nothing lost, nothing doubled" if ok else "MISMATCH: see above")
 sys.exit(0 if ok else 1)
 PY
 echo
-echo "cluster files, logs, data and labels: $dir (node-2 stays down; the rest ran on two nodes)"
+echo "cluster files, logs, data and labels: $dir (node-2 stayed down; its replicas now live on the other nodes)"

@@ -330,6 +330,11 @@ impl OrderClient {
                     Err(status) => {
                         self.note_connection(&address, &status);
                         self.note_failure(shard, &status);
+                        // The shard may have moved: a stale map is refreshed on the first
+                        // refusal that names no leader.
+                        if hint(&status).is_none() && is_transient(&status) {
+                            let _ = self.refresh().await;
+                        }
                         Err(status)
                     }
                 }

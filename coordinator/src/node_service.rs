@@ -308,7 +308,7 @@ async fn record_membership(c: &Coordinator, req: &HeartbeatRequest, shards: &[Sh
             && !r.voters.is_empty()
             && recorded.get(&r.shard).is_some_and(|e| r.epoch > *e)
     });
-    for r in newer.take(MAX_UPDATES_PER_HEARTBEAT) {
+    let updates = newer.take(MAX_UPDATES_PER_HEARTBEAT).map(|r| async move {
         let cmd = Command::UpdateShardMembership {
             shard: r.shard,
             epoch: r.epoch,
@@ -322,12 +322,13 @@ async fn record_membership(c: &Coordinator, req: &HeartbeatRequest, shards: &[Sh
                 .collect(),
             outgoing: r.voters_outgoing.clone(),
         };
-        if let Err(e) = c.propose(cmd).await {
-            warn!(shard = r.shard, epoch = r.epoch, error = %e, "could not record a membership change");
-            return;
+        match c.propose(cmd).await {
+            Ok(_) => info!(shard = r.shard, epoch = r.epoch, voters = ?r.voters, learners = ?r.learners, "shard membership changed"),
+            Err(e) => warn!(shard = r.shard, epoch = r.epoch, error = %e, "could not record a membership change"),
         }
-        info!(shard = r.shard, epoch = r.epoch, voters = ?r.voters, learners = ?r.learners, "shard membership changed");
-    }
+    });
+    // Proposed together, they share the log's batching.
+    futures::future::join_all(updates).await;
 }
 
 /// The next step of each operator on a shard `node_id` leads, by the freshest report.

@@ -199,7 +199,11 @@ impl Replicas {
             let Some((epoch, replicas)) = routes.get(shard) else {
                 continue;
             };
-            if *epoch > m.epoch && !replicas.contains(&self.node_id) {
+            let current = self
+                .handle
+                .status(u64::from(*shard))
+                .map_or(m.epoch, |s| s.epoch.max(m.epoch));
+            if *epoch > current && !replicas.contains(&self.node_id) {
                 if let Err(e) = self.destroy(m, *epoch).await {
                     warn!(shard, error = %e, "could not remove a replica");
                 }
@@ -225,25 +229,34 @@ impl Replicas {
     }
 
     /// A member of `shard` says this node's replica is no member as of `epoch`: destroy it if
-    /// it is older than that (a notice about an older incarnation changes nothing).
-    pub async fn on_tombstone(&self, shard: u32, epoch: u64) {
+    /// it is older than that (a notice about an older incarnation changes nothing). With
+    /// `older_incarnation`, this node's id (re)joined the shard at `epoch`: a replica created
+    /// before that is an older incarnation and goes, with a tombstone just below `epoch` so
+    /// the assignment of the new one creates it afresh.
+    pub async fn on_tombstone(&self, shard: u32, epoch: u64, older_incarnation: bool) {
         let Some(meta) = self.record(shard).filter(|m| !m.tombstone) else {
             return;
         };
-        let local = self
-            .handle
-            .status(u64::from(shard))
-            .map_or(meta.epoch, |s| s.epoch.max(meta.epoch));
-        if local >= epoch {
+        let (stale, tombstone_at) = if older_incarnation {
+            (meta.epoch < epoch, epoch.saturating_sub(1))
+        } else {
+            let local = self
+                .handle
+                .status(u64::from(shard))
+                .map_or(meta.epoch, |s| s.epoch.max(meta.epoch));
+            (local < epoch, epoch)
+        };
+        if !stale {
             return;
         }
         info!(
             shard,
-            local_epoch = local,
+            created_at = meta.epoch,
             epoch,
+            older_incarnation,
             "told this replica was removed; destroying it"
         );
-        if let Err(e) = self.destroy(&meta, epoch).await {
+        if let Err(e) = self.destroy(&meta, tombstone_at).await {
             warn!(shard, error = %e, "could not remove a replica");
         }
     }
@@ -359,10 +372,10 @@ mod tests {
         assert_eq!(replicas.live().len(), 1);
 
         // A notice at the replica's own epoch (or older) is about an older incarnation.
-        replicas.on_tombstone(5, FOUNDING_EPOCH).await;
+        replicas.on_tombstone(5, FOUNDING_EPOCH, false).await;
         assert_eq!(replicas.live().len(), 1, "a notice at our epoch removed us");
         // A notice from a newer epoch: removed, tombstoned at that epoch.
-        replicas.on_tombstone(5, FOUNDING_EPOCH + 3).await;
+        replicas.on_tombstone(5, FOUNDING_EPOCH + 3, false).await;
         assert!(replicas.live().is_empty());
         assert!(handle.status(5).is_none());
         assert_eq!(

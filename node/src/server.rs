@@ -209,13 +209,20 @@ async fn serve(
                 epoch,
                 message,
             } => inbound_handle.step(group, epoch, message),
-            Inbound::Tombstone { group, epoch, from } => {
+            Inbound::Tombstone {
+                group,
+                epoch,
+                from,
+                older_incarnation,
+            } => {
                 let Ok(shard) = u32::try_from(group) else {
                     return false;
                 };
-                info!(shard, epoch, from, "tombstone notice");
+                info!(shard, epoch, from, older_incarnation, "tombstone notice");
                 let replicas = notified.clone();
-                tokio::spawn(async move { replicas.on_tombstone(shard, epoch).await });
+                tokio::spawn(async move {
+                    replicas.on_tombstone(shard, epoch, older_incarnation).await
+                });
                 true
             }
         }),

@@ -21,19 +21,24 @@
 //! (`stage_destroy`) and keeps a tombstone, which an older epoch never brings back.
 //!
 //! Faults: node crashes (a restart rebuilds every live replica from the engine), partitions,
-//! message drop, duplication, reordering and rare long delays (a stalled stream flushing its
-//! queue late), lost heartbeats, and log compaction small enough that snapshots happen.
-//! Clients submit orders throughout.
+//! message drop, duplication and reordering, lost heartbeats, and log compaction small enough
+//! that snapshots happen. Clients submit orders throughout. A second test, ignored while the
+//! bug it names stands, replays the seeds that hit that bug and adds rare very late messages
+//! (2-20 s: a stalled stream or raft loop delivering its queue).
 //!
 //! Checked for every seed: (1) after healing and settling, every acknowledged order is stored
 //! on every member's replica; (2) a destroyed replica stays destroyed: its node never runs the
-//! shard again unless re-added at a newer epoch, keeps no row of it, and late messages for it
-//! change nothing; (3) one epoch names one configuration on every replica (at every applied
-//! conf change, snapshot install and restart), and raft-rs's configuration always equals the
-//! stored one; (4) at most one leader per shard and term; (5) after settling, every member
-//! holds byte-identical data rows and the same applied index, non-members hold nothing, and
-//! the membership reached is the one the coordinator intended.
-//! A failure names the seed; `MEMBERSHIP_SIM_SEED=<n>` replays it alone.
+//! shard again unless re-added at a newer epoch and keeps no row of it, late messages for it
+//! change nothing, and late messages from it are never credited to its node's next replica;
+//! (3) one epoch names one configuration on every replica (at every applied conf change,
+//! snapshot install and restart), and raft-rs's configuration always equals the stored one;
+//! (4) at most one leader per shard and term; (5) after settling, every member holds
+//! byte-identical data rows and the same applied index, non-members hold nothing, and the
+//! membership reached is the one the coordinator intended. The run also counts what happened
+//! (moves, snapshots, refusals, notices, faults) and asserts lower bounds on it.
+//!
+//! A failure names the seed; `MEMBERSHIP_SIM_SEED=<n>` replays it alone, and
+//! `MEMBERSHIP_SIM_TRACE=1` prints its membership events.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::AddAssign;
@@ -234,6 +239,8 @@ fn check_orders(
 struct Progress {
     matched: u64,
     snapshot: bool,
+    /// Heard from within the leader's last check-quorum round.
+    active: bool,
 }
 
 /// What a shard's leader reports in its heartbeat.
@@ -261,6 +268,7 @@ impl Report {
                     Progress {
                         matched: p.matched,
                         snapshot,
+                        active: p.recent_active,
                     },
                 )
             })
@@ -280,6 +288,11 @@ impl Report {
             || self.followers.get(&id).is_some_and(|f| {
                 !f.snapshot && f.matched > 0 && f.matched + CATCH_UP_SLACK >= self.commit
             })
+    }
+
+    /// `ShardView::can_lead`: caught up and heard from lately.
+    fn can_lead(&self, id: u64) -> bool {
+        self.caught_up(id) && self.followers.get(&id).is_some_and(|f| f.active)
     }
 }
 
@@ -339,7 +352,7 @@ fn transfer_target(r: &Report, not: u64, alive: &BTreeSet<u64>) -> Decision {
         .voters
         .iter()
         .copied()
-        .filter(|v| *v != not && *v != r.leader && alive.contains(v) && r.caught_up(*v))
+        .filter(|v| *v != not && *v != r.leader && alive.contains(v) && r.can_lead(*v))
         .min()
         .map_or(Decision::Wait, |t| {
             Decision::Do(Instruction::TransferLeader(t))
@@ -457,12 +470,14 @@ enum Packet {
         incarnation: u64,
         msg: Message,
     },
-    /// Node `from` tells node `to` it is no member of `shard` as of `epoch`.
+    /// Node `from` tells node `to` it is no member of `shard` as of `epoch` — or, with
+    /// `older_incarnation`, that `to`'s id joined at `epoch`, after its replica was created.
     Tombstone {
         shard: u32,
         epoch: u64,
         from: u64,
         to: u64,
+        older_incarnation: bool,
     },
 }
 
@@ -504,6 +519,7 @@ struct Stats {
     snapshots_sent: u64,
     snapshots_installed: u64,
     stale_refusals: u64,
+    older_incarnation_refusals: u64,
     refused_before_creation: u64,
     no_group: u64,
     late_for_removed: u64,
@@ -534,6 +550,7 @@ impl AddAssign for Stats {
         self.snapshots_sent += o.snapshots_sent;
         self.snapshots_installed += o.snapshots_installed;
         self.stale_refusals += o.stale_refusals;
+        self.older_incarnation_refusals += o.older_incarnation_refusals;
         self.refused_before_creation += o.refused_before_creation;
         self.no_group += o.no_group;
         self.late_for_removed += o.late_for_removed;
@@ -577,6 +594,9 @@ struct Sim {
     moving: bool,
     /// `MEMBERSHIP_SIM_TRACE` set: print membership events.
     tracing: bool,
+    /// `MEMBERSHIP_SIM_NO_SENDER_CHECK` set: skip [`Sim::check_sender_alive`], to see what a
+    /// violation of it leads to.
+    sender_check: bool,
     stats: Stats,
 }
 
@@ -680,6 +700,7 @@ impl Sim {
             clients: true,
             moving: true,
             tracing: std::env::var_os("MEMBERSHIP_SIM_TRACE").is_some(),
+            sender_check: std::env::var_os("MEMBERSHIP_SIM_NO_SENDER_CHECK").is_none(),
             stats: Stats::default(),
         };
         let founded = Record {
@@ -1046,8 +1067,12 @@ impl Sim {
                     msg,
                 } => self.deliver_raft(shard, epoch, incarnation, msg),
                 Packet::Tombstone {
-                    shard, epoch, to, ..
-                } => self.deliver_notice(shard, epoch, to),
+                    shard,
+                    epoch,
+                    to,
+                    older_incarnation,
+                    ..
+                } => self.deliver_notice(shard, epoch, to, older_incarnation),
             }
         }
     }
@@ -1070,10 +1095,16 @@ impl Sim {
             return;
         };
         let local = peer.epoch();
-        match epoch::check(local, peer.conf_state(), from, epoch) {
+        let since = peer.member_since(from);
+        match epoch::check(local, peer.conf_state(), from, since, epoch) {
             Verdict::Accept => {
                 let conf = Membership::of(peer.conf_state());
-                let result = self.check_sender_alive(shard, local, &conf, incarnation, &msg);
+                let current = msg.term >= peer.term();
+                let result = if current && self.sender_check {
+                    self.check_sender_alive(shard, local, &conf, incarnation, &msg)
+                } else {
+                    Ok(())
+                };
                 self.flag(result);
                 if let Some(peer) = self.peer(to, shard) {
                     let _ = peer.node.step(msg);
@@ -1086,13 +1117,22 @@ impl Sim {
                     format!("node {to} shard {shard} at {local}: stale {from} at {epoch}")
                 });
                 self.stats.stale_refusals += 1;
-                self.notify(to, shard, local, from);
+                self.notify(to, shard, local, from, false);
+            }
+            Verdict::OlderIncarnation { since } => {
+                self.trace(|| {
+                    format!(
+                        "node {to} shard {shard}: {from} at {epoch} predates its join at {since}"
+                    )
+                });
+                self.stats.older_incarnation_refusals += 1;
+                self.notify(to, shard, since, from, true);
             }
         }
     }
 
     /// Tells a removed replica so, at most once per `TOMBSTONE_EVERY`.
-    fn notify(&mut self, informant: u64, shard: u32, epoch: u64, removed: u64) {
+    fn notify(&mut self, informant: u64, shard: u32, epoch: u64, removed: u64, older: bool) {
         let key = (informant, shard, removed);
         if self
             .notices
@@ -1108,21 +1148,28 @@ impl Sim {
             epoch,
             from: informant,
             to: removed,
+            older_incarnation: older,
         });
     }
 
-    /// `Replicas::on_tombstone`: destroy the replica if it is older than the notice.
-    fn deliver_notice(&mut self, shard: u32, epoch: u64, to: u64) {
+    /// `Replicas::on_tombstone`: destroy the replica if it is older than the notice (for an
+    /// older incarnation: created before its id joined, tombstone just below that epoch).
+    fn deliver_notice(&mut self, shard: u32, epoch: u64, to: u64, older: bool) {
         let node = &self.nodes[&to];
         let Some(peer) = node.peers.as_ref().and_then(|p| p.get(&shard)) else {
             return;
         };
         let created = node.records.get(&shard).map_or(0, |r| r.epoch);
-        if peer.epoch().max(created) >= epoch {
+        let (stale, tombstone_at) = if older {
+            (created < epoch, epoch.saturating_sub(1))
+        } else {
+            (peer.epoch().max(created) < epoch, epoch)
+        };
+        if !stale {
             self.stats.notices_ignored += 1;
             return;
         }
-        self.destroy_replica(to, shard, epoch);
+        self.destroy_replica(to, shard, tombstone_at);
         self.stats.notice_destroys += 1;
     }
 }
@@ -1464,10 +1511,11 @@ impl Sim {
         self.flag(result);
     }
 
-    /// Invariant 2, seen from the receiver: a late message from a destroyed replica is never
-    /// stepped as if its node's current member of the shard had sent it. Raft ids are node
-    /// ids, so once a node is re-added, its predecessor's messages look like the new
-    /// replica's; raft-rs would credit the new replica with the old one's log.
+    /// Invariant 2, seen from the receiver: a late message of the current term from a
+    /// destroyed replica is never stepped as if its node's current member of the shard had
+    /// sent it. Raft ids are node ids, so once a node is re-added, its predecessor's messages
+    /// look like the new replica's, and raft-rs would credit the new replica with the old
+    /// one's log. (Older terms raft-rs ignores.)
     fn check_sender_alive(
         &self,
         shard: u32,
@@ -1674,40 +1722,79 @@ fn run_caught(seed: u64, late: bool) -> Result<Stats, String> {
     }
 }
 
-#[test]
-fn replicas_move_between_nodes_without_losing_orders_or_epochs() {
+/// Runs every seed, or `MEMBERSHIP_SIM_SEED` alone, and sums their stats; a failure names its
+/// seed.
+fn run_seeds(late: bool) -> (u64, Stats) {
     let seeds: Vec<u64> = match std::env::var("MEMBERSHIP_SIM_SEED") {
         Ok(s) => vec![s.parse().expect("MEMBERSHIP_SIM_SEED must be a number")],
         Err(_) => (0..SEEDS).collect(),
     };
-    let many = seeds.len() as u64;
     let mut total = Stats::default();
-    for seed in seeds {
-        match run_caught(seed, std::env::var_os("MEMBERSHIP_SIM_LATE").is_some()) {
+    for seed in &seeds {
+        match run_caught(*seed, late) {
             Ok(s) => total += s,
             Err(e) => panic!("MEMBERSHIP_SIM_SEED={seed}: {e}"),
         }
     }
-    println!("membership sim totals over {many} seeds: {total:#?}");
+    println!(
+        "membership sim totals over {} seeds: {total:#?}",
+        seeds.len()
+    );
+    (seeds.len() as u64, total)
+}
+
+#[test]
+fn replicas_move_between_nodes_without_losing_orders_or_epochs() {
+    let (many, total) = run_seeds(false);
+    if many < SEEDS {
+        return; // A replayed seed is judged by the invariants alone.
+    }
     assert!(
-        total.moves_done >= 4 * many && total.acked >= 500 * many,
+        total.moves_done >= 10 * many && total.acked >= 400 * many,
         "too little happened: {total:?}"
     );
     assert!(
-        total.snapshots_installed >= total.moves_done && total.recreated > 0,
+        total.snapshots_installed >= total.moves_done / 2 && total.recreated >= 5 * many,
         "learners were not caught up by snapshots: {total:?}"
     );
     assert!(
-        total.stale_refusals > 0 && total.notices_sent > 0 && total.late_for_removed > 0,
-        "no stale sender was refused: {total:?}"
+        total.stale_refusals >= 20 * many
+            && total.notices_sent >= 5 * many
+            && total.notice_destroys >= many
+            && total.late_for_removed >= 20 * many,
+        "removed replicas were not refused and told: {total:?}"
     );
     assert!(
-        total.crashes > 0 && total.partitions > 0 && total.delayed > 0,
+        total.crashes >= many && total.partitions >= 1 && total.transfers >= 5 * many,
         "faults did not happen: {total:?}"
     );
     assert!(
-        total.stale_directives + total.epoch_rejections > 0,
+        total.stale_directives + total.epoch_rejections >= 10 * many,
         "no step was refused for its epoch: {total:?}"
+    );
+}
+
+/// Seeds (and whether messages may arrive very late) on which a destroyed replica's message is
+/// credited to its node's next replica of the shard: 24 with ordinary reordering, 6 with late
+/// messages (where, unchecked, raft-rs panics).
+const BUG_SEEDS: [(u64, bool); 2] = [(24, false), (6, true)];
+
+/// Invariant 2 on the seeds above, then every seed with rare very late messages: a stream or a
+/// raft loop that stalled for a few seconds delivers its queue, so a destroyed replica's last
+/// messages can arrive after its node was added to the shard again.
+#[test]
+fn a_destroyed_replicas_messages_never_reach_its_successor() {
+    if std::env::var_os("MEMBERSHIP_SIM_SEED").is_none() {
+        for (seed, late) in BUG_SEEDS {
+            if let Err(e) = run_caught(seed, late) {
+                panic!("MEMBERSHIP_SIM_SEED={seed} (late messages: {late}): {e}");
+            }
+        }
+    }
+    let (many, total) = run_seeds(true);
+    assert!(
+        many < SEEDS || total.moves_done >= 10 * many && total.delayed >= many,
+        "too little happened: {total:?}"
     );
 }
 
@@ -1729,6 +1816,29 @@ fn the_checkers_catch_violations() {
     assert!(epochs
         .record(0, 4, 3, Membership::voters(&[2, 3, 4]))
         .is_err());
+    // Node 1 is a member from the founding epoch 2 through 4 (outgoing), gone at 5, back at 6:
+    // a message of its replica from before 6 is not from the member at 6.
+    let learner_1 = Membership {
+        learners: [1].into(),
+        ..Membership::voters(&[2, 3, 4])
+    };
+    assert_eq!(
+        epochs.record(0, 2, 1, Membership::voters(&[1, 2, 3])),
+        Ok(())
+    );
+    assert_eq!(
+        epochs.record(0, 3, 1, Membership::voters(&[1, 2, 3])),
+        Ok(())
+    );
+    assert_eq!(
+        epochs.record(0, 5, 2, Membership::voters(&[2, 3, 4])),
+        Ok(())
+    );
+    assert_eq!(epochs.record(0, 6, 2, learner_1), Ok(()));
+    assert_eq!(epochs.joined(0, 1, 4), Some(2));
+    assert_eq!(epochs.joined(0, 1, 5), None);
+    assert_eq!(epochs.joined(0, 1, 6), Some(6));
+    assert_eq!(epochs.joined(0, 1, 7), None);
     // Order inside a ConfState does not matter; content does.
     let a = ConfState {
         voters: vec![1, 2, 3],
@@ -1768,6 +1878,7 @@ fn the_step_function_moves_a_replica_in_order() {
     let progress = |matched| Progress {
         matched,
         snapshot: false,
+        active: true,
     };
     let mut r = Report {
         leader: 1,

@@ -4,7 +4,12 @@
 //! ones that cannot be meant for it (TiKV's `check_msg`):
 //!
 //! - a message from an epoch at or after ours is taken: we may simply be behind;
-//! - an older one from a sender that is still a member (it is behind) is taken too;
+//! - an older one from a sender that is still a member (it is behind) is taken too — unless
+//!   it is older than the epoch that member joined at: Raft ids are node ids, so a node
+//!   removed from a group and later added back holds a new replica under the old id, and a
+//!   message from before it joined is its older incarnation's. Refused, and that older replica
+//!   told to destroy itself (its node then creates the fresh one). A message at epoch 0 comes
+//!   from a replica with no state at all, never from an older incarnation;
 //! - an older one from a sender that is no member at our epoch comes from a replica that was
 //!   removed: refused, and the sender is told to destroy itself (a tombstone notice);
 //! - a replica that holds no state yet (a learner waiting for its first snapshot) was created
@@ -21,6 +26,11 @@ pub enum Verdict {
     /// The sender was removed from the group: drop the message and send it a tombstone
     /// notice at our epoch.
     StaleSender,
+    /// The sender's id is a member, but it joined at `since`, after this message was sent:
+    /// the message is an older incarnation's; drop it and tell that replica.
+    OlderIncarnation {
+        since: u64,
+    },
 }
 
 /// True if `id` is in any part of `cs`: voters, outgoing voters, learners, or learners to be.
@@ -32,8 +42,9 @@ pub fn is_member(cs: &ConfState, id: u64) -> bool {
 }
 
 /// Judges a message of epoch `msg_epoch` from replica `from`, received by a replica at
-/// `local_epoch` with configuration `cs` (empty while it holds no state).
-pub fn check(local_epoch: u64, cs: &ConfState, from: u64, msg_epoch: u64) -> Verdict {
+/// `local_epoch` with configuration `cs` (empty while it holds no state), in which `from`
+/// joined at epoch `since` (0 if unknown).
+pub fn check(local_epoch: u64, cs: &ConfState, from: u64, since: u64, msg_epoch: u64) -> Verdict {
     if msg_epoch >= local_epoch {
         return Verdict::Accept;
     }
@@ -41,11 +52,15 @@ pub fn check(local_epoch: u64, cs: &ConfState, from: u64, msg_epoch: u64) -> Ver
     if !initialized {
         return Verdict::Drop;
     }
-    if is_member(cs, from) {
-        Verdict::Accept
-    } else {
-        Verdict::StaleSender
+    if !is_member(cs, from) {
+        return Verdict::StaleSender;
     }
+    // Epoch 0 is a replica with no state at all (a coordinator joining empty): it has no
+    // older progress to mislead anyone with.
+    if msg_epoch != 0 && msg_epoch < since {
+        return Verdict::OlderIncarnation { since };
+    }
+    Verdict::Accept
 }
 
 #[cfg(test)]
@@ -70,24 +85,30 @@ mod tests {
             learners_next: vec![3],
             ..ConfState::default()
         };
-        // (local epoch, conf, from, message epoch, verdict)
-        let table: [(u64, &ConfState, u64, u64, Verdict); 10] = [
-            (5, &cs, 3, 5, Verdict::Accept),
-            (5, &cs, 3, 7, Verdict::Accept),
-            (5, &cs, 1, 3, Verdict::Accept),
-            (5, &cs, 5, 4, Verdict::Accept),
-            (5, &cs, 3, 4, Verdict::StaleSender),
-            (5, &cs, 9, 0, Verdict::StaleSender),
-            (5, &joint, 3, 4, Verdict::Accept),
-            (7, &empty, 1, 6, Verdict::Drop),
-            (7, &empty, 1, 7, Verdict::Accept),
-            (0, &empty, 1, 0, Verdict::Accept),
+        // (local epoch, conf, from, from joined at, message epoch, verdict)
+        let table: [(u64, &ConfState, u64, u64, u64, Verdict); 14] = [
+            (5, &cs, 3, 2, 5, Verdict::Accept),
+            (5, &cs, 3, 2, 7, Verdict::Accept),
+            (5, &cs, 1, 2, 3, Verdict::Accept),
+            (5, &cs, 5, 4, 4, Verdict::Accept),
+            (5, &cs, 3, 0, 4, Verdict::StaleSender),
+            (5, &cs, 9, 0, 0, Verdict::StaleSender),
+            (5, &joint, 3, 2, 4, Verdict::Accept),
+            (7, &empty, 1, 0, 6, Verdict::Drop),
+            (7, &empty, 1, 0, 7, Verdict::Accept),
+            (0, &empty, 1, 0, 0, Verdict::Accept),
+            // Node 5 was re-added at epoch 5: its messages from epoch 4 are an older replica's.
+            (6, &cs, 5, 5, 4, Verdict::OlderIncarnation { since: 5 }),
+            (6, &cs, 5, 5, 5, Verdict::Accept),
+            (6, &cs, 5, 0, 4, Verdict::Accept),
+            // A joining replica with no state at all.
+            (6, &cs, 5, 5, 0, Verdict::Accept),
         ];
-        for (local, cs, from, epoch, want) in table {
+        for (local, cs, from, since, epoch, want) in table {
             assert_eq!(
-                check(local, cs, from, epoch),
+                check(local, cs, from, since, epoch),
                 want,
-                "local {local}, from {from} at {epoch}, conf {cs:?}"
+                "local {local}, from {from} (since {since}) at {epoch}, conf {cs:?}"
             );
         }
     }

@@ -6,13 +6,14 @@
 //! the batch (synced) before it sends persisted messages or applies anything; a failed write is
 //! fatal for the group, as in TiKV.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use prost::Message as _;
 use protobuf::Message as _;
 use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
 use raft::{GetEntriesContext, RaftState, StorageError};
-use surge_proto::v1::{RaftLocalState, SnapshotData};
+use surge_proto::v1::{MemberSince, RaftLocalState, SnapshotData};
 
 use crate::engine::{Cf, Engine, EngineError, WriteBatch};
 use crate::keys;
@@ -34,6 +35,8 @@ struct LocalState {
     last_term: u64,
     /// The membership epoch of `conf_state`: bumped by every applied membership change.
     conf_epoch: u64,
+    /// Member → the epoch it (last) joined at.
+    member_since: BTreeMap<u64, u64>,
 }
 
 /// One Raft group's storage on a shared engine.
@@ -56,6 +59,27 @@ pub fn stage_destroy(group: u64, batch: &mut WriteBatch) {
     for cf in Cf::DATA {
         batch.delete_range(cf, prefix.clone(), end.clone());
     }
+}
+
+/// Every member of `cs`: voters (both halves of a joint configuration) and learners.
+fn members(cs: &ConfState) -> BTreeSet<u64> {
+    cs.voters
+        .iter()
+        .chain(&cs.voters_outgoing)
+        .chain(&cs.learners)
+        .chain(&cs.learners_next)
+        .copied()
+        .collect()
+}
+
+/// The join epochs as stored: sorted by id.
+pub(crate) fn since_rows(map: &BTreeMap<u64, u64>) -> Vec<MemberSince> {
+    map.iter()
+        .map(|(id, epoch)| MemberSince {
+            id: *id,
+            epoch: *epoch,
+        })
+        .collect()
 }
 
 fn corrupt(cf: Cf, key: &[u8], reason: impl ToString) -> EngineError {
@@ -89,6 +113,11 @@ impl<E: Engine> GroupStorage<E> {
             state.truncated_index = record.truncated_index;
             state.truncated_term = record.truncated_term;
             state.conf_epoch = record.conf_epoch;
+            state.member_since = record
+                .member_since
+                .iter()
+                .map(|m| (m.id, m.epoch))
+                .collect();
         }
         state.last_index = state.truncated_index;
         state.last_term = state.truncated_term;
@@ -146,6 +175,7 @@ impl<E: Engine> GroupStorage<E> {
             ..ConfState::default()
         };
         self.state.conf_epoch = epoch;
+        self.state.member_since = voters.iter().map(|v| (*v, epoch)).collect();
         self.state.truncated_index = BOOTSTRAP_INDEX;
         self.state.truncated_term = BOOTSTRAP_TERM;
         self.state.last_index = BOOTSTRAP_INDEX;
@@ -196,6 +226,7 @@ impl<E: Engine> GroupStorage<E> {
             truncated_index: self.state.truncated_index,
             truncated_term: self.state.truncated_term,
             conf_epoch: self.state.conf_epoch,
+            member_since: since_rows(&self.state.member_since),
         };
         batch.put(
             Cf::RaftState,
@@ -244,9 +275,21 @@ impl<E: Engine> GroupStorage<E> {
     /// Records the configuration an applied membership change produced; its epoch is the
     /// next one.
     pub fn stage_conf_state(&mut self, cs: &ConfState, batch: &mut WriteBatch) {
-        self.state.conf_state = cs.clone();
         self.state.conf_epoch += 1;
+        let epoch = self.state.conf_epoch;
+        let now = members(cs);
+        self.state.member_since.retain(|id, _| now.contains(id));
+        for id in now {
+            self.state.member_since.entry(id).or_insert(epoch);
+        }
+        self.state.conf_state = cs.clone();
         self.stage_local_state(batch);
+    }
+
+    /// The epoch `id` (last) joined the group at; 0 if unknown (a founding member of data
+    /// written before join epochs were kept).
+    pub fn member_since(&self, id: u64) -> u64 {
+        self.state.member_since.get(&id).copied().unwrap_or(0)
     }
 
     /// Records the applied index; the caller puts the data it covers in the same batch.
@@ -321,6 +364,7 @@ impl<E: Engine> GroupStorage<E> {
         self.state.last_term = meta.term;
         self.state.conf_state = meta.get_conf_state().clone();
         self.state.conf_epoch = data.conf_epoch;
+        self.state.member_since = data.member_since.iter().map(|m| (m.id, m.epoch)).collect();
         if self.state.hard_state.commit < meta.index {
             self.state.hard_state.commit = meta.index;
         }
@@ -334,7 +378,7 @@ impl<E: Engine> GroupStorage<E> {
 
     /// Builds a snapshot of the applied state, as written: every data row of the group.
     pub fn build_snapshot(&self) -> Result<Snapshot, EngineError> {
-        crate::snapshot_worker::build(self.engine.as_ref(), self.group)
+        crate::snapshot_worker::build(self.engine.as_ref(), self.group).map(|(snap, _)| snap)
     }
 
     /// Builds this group's snapshots on `worker`, off the thread that drives raft-rs.
@@ -453,7 +497,9 @@ impl<E: Engine> raft::Storage for GroupStorage<E> {
         // Older than the log's start, a snapshot would leave the follower a gap.
         let min_index = request_index.max(self.state.truncated_index);
         let snap = match &self.worker {
-            Some(worker) => worker.take_or_start(&self.engine, self.group, min_index),
+            Some(worker) => {
+                worker.take_or_start(&self.engine, self.group, min_index, self.state.conf_epoch)
+            }
             None => Some(self.build_snapshot().map_err(to_raft)?),
         };
         match snap {

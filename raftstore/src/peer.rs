@@ -185,6 +185,11 @@ impl<E: Engine, S: StateMachine> Peer<E, S> {
         self.node.store().conf_epoch()
     }
 
+    /// The epoch replica `id` (last) joined the group at (0 if unknown).
+    pub fn member_since(&self, id: u64) -> u64 {
+        self.node.store().member_since(id)
+    }
+
     /// Processes one Ready, if there is one, with its own synced write.
     pub fn handle_ready(&mut self) -> Result<ReadyOutput<S::Output>, PeerError> {
         let mut batch = WriteBatch::default();

@@ -42,8 +42,10 @@ pub trait MessageSink: Send + Sync + 'static {
     /// could not be queued.
     fn send(&self, group: u64, epoch: u64, msg: Message) -> bool;
 
-    /// Tells replica `to` of `group` that it is no member as of `epoch` (best effort).
-    fn send_tombstone(&self, _group: u64, _epoch: u64, _to: u64) {}
+    /// Tells replica `to` of `group` that it is no member as of `epoch`, or (with
+    /// `older_incarnation`) that its id (re)joined at `epoch` after it was created; best
+    /// effort.
+    fn send_tombstone(&self, _group: u64, _epoch: u64, _to: u64, _older_incarnation: bool) {}
 
     /// True if the sink reports each snapshot's outcome itself (through
     /// [`RaftHandle::report_snapshot`]) once the transfer ends; otherwise a queued snapshot

@@ -256,7 +256,14 @@ impl<E: Engine, S: StateMachine> RaftLoop<E, S> {
             return;
         };
         let local = peer.epoch();
-        match epoch::check(local, peer.conf_state(), message.from, epoch) {
+        let since = peer.member_since(message.from);
+        let verdict = epoch::check(local, peer.conf_state(), message.from, since, epoch);
+        let (notice_epoch, older) = match verdict {
+            Verdict::StaleSender => (local, false),
+            Verdict::OlderIncarnation { since } => (since, true),
+            _ => (0, false),
+        };
+        match verdict {
             Verdict::Accept => {
                 peer.note_heard(message.from);
                 if let Err(e) = peer.node.step(message) {
@@ -264,8 +271,14 @@ impl<E: Engine, S: StateMachine> RaftLoop<E, S> {
                 }
             }
             Verdict::Drop => refused.with_label_values(&["before_creation"]).inc(),
-            Verdict::StaleSender => {
-                refused.with_label_values(&["stale_sender"]).inc();
+            Verdict::StaleSender | Verdict::OlderIncarnation { .. } => {
+                refused
+                    .with_label_values(&[if older {
+                        "older_incarnation"
+                    } else {
+                        "stale_sender"
+                    }])
+                    .inc();
                 let from = message.from;
                 let now = Instant::now();
                 let due = self
@@ -283,9 +296,10 @@ impl<E: Engine, S: StateMachine> RaftLoop<E, S> {
                         from,
                         their_epoch = epoch,
                         our_epoch = local,
+                        older_incarnation = older,
                         "message from a removed replica; telling it"
                     );
-                    self.sink.send_tombstone(group, local, from);
+                    self.sink.send_tombstone(group, notice_epoch, from, older);
                 }
             }
         }

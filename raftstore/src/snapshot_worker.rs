@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use prost::Message as _;
 use protobuf::Message as _;
@@ -29,8 +30,9 @@ fn corrupt(cf: Cf, key: &[u8], reason: impl ToString) -> EngineError {
     }
 }
 
-/// Builds `group`'s snapshot from `view`: its applied state, as one consistent whole.
-pub fn build_from_view(view: &dyn ReadView, group: u64) -> Result<Snapshot, EngineError> {
+/// Builds `group`'s snapshot from `view`: its applied state, as one consistent whole. Also
+/// answers the membership epoch of the snapshot's configuration.
+pub fn build_from_view(view: &dyn ReadView, group: u64) -> Result<(Snapshot, u64), EngineError> {
     let key = keys::state_key(group);
     let local = match view.get(Cf::RaftState, &key)? {
         Some(raw) => {
@@ -78,6 +80,7 @@ pub fn build_from_view(view: &dyn ReadView, group: u64) -> Result<Snapshot, Engi
         rows,
         applied_index: applied,
         conf_epoch: local.conf_epoch,
+        member_since: local.member_since.clone(),
     };
     let meta = SnapshotMetadata {
         index: applied,
@@ -85,15 +88,16 @@ pub fn build_from_view(view: &dyn ReadView, group: u64) -> Result<Snapshot, Engi
         conf_state: protobuf::SingularPtrField::some(conf_state),
         ..SnapshotMetadata::default()
     };
-    Ok(Snapshot {
+    let snap = Snapshot {
         data: data.encode_to_vec().into(),
         metadata: protobuf::SingularPtrField::some(meta),
         ..Snapshot::default()
-    })
+    };
+    Ok((snap, local.conf_epoch))
 }
 
-/// Builds `group`'s snapshot from a fresh point-in-time view of `engine`.
-pub fn build<E: Engine + ?Sized>(engine: &E, group: u64) -> Result<Snapshot, EngineError> {
+/// Builds `group`'s snapshot (and its epoch) from a fresh point-in-time view of `engine`.
+pub fn build<E: Engine + ?Sized>(engine: &E, group: u64) -> Result<(Snapshot, u64), EngineError> {
     let mut out = None;
     engine.read_consistent(&mut |view| {
         out = Some(build_from_view(view, group)?);
@@ -102,9 +106,13 @@ pub fn build<E: Engine + ?Sized>(engine: &E, group: u64) -> Result<Snapshot, Eng
     out.ok_or_else(|| EngineError::Backend("the consistent read did not run".into()))
 }
 
+/// A ready snapshot is dropped if nobody takes it within this long (it holds a shard's rows).
+const READY_FOR: Duration = Duration::from_secs(60);
+
 enum Slot {
     Building,
-    Ready(Snapshot),
+    /// With the membership epoch of its configuration, and when it was built.
+    Ready(Snapshot, u64, Instant),
 }
 
 /// Builds snapshots on threads of their own, a bounded number at once.
@@ -121,24 +129,30 @@ impl SnapshotWorker {
         })
     }
 
-    /// A ready snapshot of `group` at index `min_index` or later, taken out of the worker;
-    /// otherwise a build is started (when there is room) and None answered.
+    /// A ready snapshot of `group` at index `min_index` or later and at membership epoch
+    /// `min_epoch` or later (an older configuration may not even name the replica it is for),
+    /// taken out of the worker; otherwise a build is started (when there is room) and None
+    /// answered.
     pub fn take_or_start<E: Engine>(
         self: &Arc<Self>,
         engine: &Arc<E>,
         group: u64,
         min_index: u64,
+        min_epoch: u64,
     ) -> Option<Snapshot> {
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        slots.retain(|_, s| !matches!(s, Slot::Ready(_, _, at) if at.elapsed() > READY_FOR));
         match slots.remove(&group) {
-            Some(Slot::Ready(snap)) if snap.get_metadata().index >= min_index => {
+            Some(Slot::Ready(snap, epoch, _))
+                if snap.get_metadata().index >= min_index && epoch >= min_epoch =>
+            {
                 return Some(snap);
             }
             Some(Slot::Building) => {
                 slots.insert(group, Slot::Building);
                 return None;
             }
-            Some(Slot::Ready(_)) | None => {}
+            Some(Slot::Ready(..)) | None => {}
         }
         let building = slots
             .values()
@@ -153,11 +167,11 @@ impl SnapshotWorker {
         let spawned = std::thread::Builder::new()
             .name(format!("snapshot-{group}"))
             .spawn(move || {
-                let started = std::time::Instant::now();
+                let started = Instant::now();
                 let built = build(engine.as_ref(), group);
                 let mut slots = worker.slots.lock().unwrap_or_else(|p| p.into_inner());
                 match built {
-                    Ok(snap) => {
+                    Ok((snap, epoch)) => {
                         debug!(
                             group,
                             index = snap.get_metadata().index,
@@ -165,7 +179,7 @@ impl SnapshotWorker {
                             took_ms = started.elapsed().as_millis() as u64,
                             "snapshot built"
                         );
-                        slots.insert(group, Slot::Ready(snap));
+                        slots.insert(group, Slot::Ready(snap, epoch, Instant::now()));
                     }
                     Err(e) => {
                         warn!(group, error = %e, "building a snapshot failed");
@@ -182,7 +196,7 @@ impl SnapshotWorker {
     /// Drops whatever is kept for `group` (it was destroyed).
     pub fn forget(&self, group: u64) {
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-        if matches!(slots.get(&group), Some(Slot::Ready(_))) {
+        if matches!(slots.get(&group), Some(Slot::Ready(..))) {
             slots.remove(&group);
         }
     }
@@ -193,7 +207,6 @@ mod tests {
     use super::*;
     use crate::engine::WriteBatch;
     use crate::MemEngine;
-    use std::time::Duration;
 
     fn group_with_rows(engine: &MemEngine) -> Result<(), EngineError> {
         let mut batch = WriteBatch::default();
@@ -235,7 +248,8 @@ mod tests {
     ) -> Result<(), EngineError> {
         let engine = MemEngine::new();
         group_with_rows(&engine)?;
-        let snap = build(&engine, 9)?;
+        let (snap, epoch) = build(&engine, 9)?;
+        assert_eq!(epoch, 5);
         let meta = snap.get_metadata();
         assert_eq!((meta.index, meta.term), (6, 3));
         assert_eq!(meta.get_conf_state().voters, vec![1, 2, 3]);
@@ -253,12 +267,12 @@ mod tests {
         group_with_rows(&engine)?;
         let worker = SnapshotWorker::new(1);
         assert!(
-            worker.take_or_start(&engine, 9, 6).is_none(),
+            worker.take_or_start(&engine, 9, 6, 5).is_none(),
             "not built yet"
         );
         let mut got = None;
         for _ in 0..200 {
-            if let Some(s) = worker.take_or_start(&engine, 9, 6) {
+            if let Some(s) = worker.take_or_start(&engine, 9, 6, 5) {
                 got = Some(s);
                 break;
             }
@@ -267,10 +281,15 @@ mod tests {
         let snap = got.ok_or_else(|| EngineError::Backend("no snapshot built".into()))?;
         assert_eq!(snap.get_metadata().index, 6);
         // Handed out once: the next request starts another build.
-        assert!(worker.take_or_start(&engine, 9, 6).is_none());
+        assert!(worker.take_or_start(&engine, 9, 6, 5).is_none());
         // A snapshot older than what is asked for is not handed out.
         std::thread::sleep(Duration::from_millis(100));
-        assert!(worker.take_or_start(&engine, 9, 7).is_none());
+        assert!(worker.take_or_start(&engine, 9, 7, 5).is_none());
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(
+            worker.take_or_start(&engine, 9, 6, 6).is_none(),
+            "nor by epoch"
+        );
         Ok(())
     }
 }

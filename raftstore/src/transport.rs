@@ -163,11 +163,12 @@ impl MessageSink for GrpcTransport {
             to_peer: msg.to,
             message: bytes,
             tombstone: false,
+            older_incarnation: false,
         };
         self.sender(store).try_send(envelope).is_ok()
     }
 
-    fn send_tombstone(&self, group: u64, epoch: u64, to: u64) {
+    fn send_tombstone(&self, group: u64, epoch: u64, to: u64, older_incarnation: bool) {
         let Some((store, _)) = (self.inner.resolver)(group, to) else {
             return;
         };
@@ -178,6 +179,7 @@ impl MessageSink for GrpcTransport {
             to_peer: to,
             message: Vec::new(),
             tombstone: true,
+            older_incarnation,
         };
         let _ = self.sender(store).try_send(envelope);
     }

@@ -25,8 +25,14 @@ pub enum Inbound {
         epoch: u64,
         message: Message,
     },
-    /// Peer `from` says this process's replica of `group` is no member as of `epoch`.
-    Tombstone { group: u64, epoch: u64, from: u64 },
+    /// Peer `from` says this process's replica of `group` is no member as of `epoch`, or
+    /// (`older_incarnation`) that it was created before its id (re)joined at `epoch`.
+    Tombstone {
+        group: u64,
+        epoch: u64,
+        from: u64,
+        older_incarnation: bool,
+    },
 }
 
 /// Called for everything that arrives; false if it was dropped (the loop is full).
@@ -98,6 +104,7 @@ impl RaftTransport for RaftTransportService {
                         group: env.group_id,
                         epoch: env.epoch,
                         from: env.from_peer,
+                        older_incarnation: env.older_incarnation,
                     });
                     continue;
                 }

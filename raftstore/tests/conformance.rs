@@ -576,6 +576,14 @@ fn check_snapshot_contents(snap: &Snapshot) {
         data.conf_epoch, 4,
         "a snapshot carries its configuration's epoch"
     );
+    assert_eq!(
+        data.member_since
+            .iter()
+            .map(|m| (m.id, m.epoch))
+            .collect::<Vec<_>>(),
+        vec![(1, 4), (2, 4), (3, 4)],
+        "and when each member joined"
+    );
     let row = |cf: Cf, suffix: &[u8], value: &[u8]| SnapshotRow {
         cf: cf.code(),
         key: keys::data_key(SNAP, suffix),
@@ -640,6 +648,7 @@ fn check_installed<E: Engine>(engine: &Arc<E>, storage: &GroupStorage<E>) {
     let state = storage.initial_state().unwrap();
     assert_eq!(state.conf_state.voters, vec![1, 2, 3]);
     assert_eq!(storage.conf_epoch(), 4);
+    assert_eq!(storage.member_since(2), 4);
     assert!(
         state.hard_state.commit >= 5 && state.hard_state.term >= 2,
         "{:?}",
@@ -708,6 +717,7 @@ fn snapshot_outside_group_rejected<H: Harness>(mut h: H) {
         }],
         applied_index: 1,
         conf_epoch: 1,
+        member_since: Vec::new(),
     };
     let mut snap = Snapshot {
         data: data.encode_to_vec().into(),
@@ -802,6 +812,22 @@ fn epochs_follow_membership<H: Harness>(mut h: H) {
         4,
         "a replica with state keeps its epoch"
     );
+    // Join epochs: founders at 2, node 4 joined at 3 (as a learner) and stays a member.
+    assert_eq!(
+        (
+            founded.member_since(1),
+            founded.member_since(4),
+            founded.member_since(9)
+        ),
+        (2, 3, 0)
+    );
+    // Node 3 goes, then comes back: its join epoch is the later one.
+    persist(&mut founded, |s, b| {
+        s.stage_conf_state(&conf_state(&[1, 2, 4], &[]), b);
+        s.stage_conf_state(&conf_state(&[1, 2, 4], &[3]), b);
+        s.stage_applied(4, b);
+    });
+    assert_eq!((founded.conf_epoch(), founded.member_since(3)), (6, 6));
 
     let mut empty = open(&engine, OTHER);
     persist(&mut empty, |s, b| s.stage_creation_epoch(7, b));
@@ -812,7 +838,9 @@ fn epochs_follow_membership<H: Harness>(mut h: H) {
 
     drop((founded, empty));
     let engine = h.restart(engine);
-    assert_eq!(open(&engine, GROUP).conf_epoch(), 4);
+    let reopened = open(&engine, GROUP);
+    assert_eq!((reopened.conf_epoch(), reopened.member_since(3)), (6, 6));
+    assert_eq!(reopened.member_since(4), 3);
     assert_eq!(open(&engine, OTHER).conf_epoch(), 7);
 }
 

@@ -144,14 +144,19 @@ async fn a_large_snapshot_arrives_whole_over_its_own_stream() {
 async fn a_tombstone_notice_reaches_the_removed_replica() {
     let (address, mut rx) = receiver(2, "c1").await;
     let (transport, _) = sender("c1", address);
-    transport.send_tombstone(9, 12, 2);
+    transport.send_tombstone(9, 12, 2, true);
     let inbound = tokio::time::timeout(Duration::from_secs(10), rx.recv())
         .await
         .expect("delivery in time")
         .expect("channel open");
     match inbound {
-        Inbound::Tombstone { group, epoch, from } => {
-            assert_eq!((group, epoch, from), (9, 12, 1));
+        Inbound::Tombstone {
+            group,
+            epoch,
+            from,
+            older_incarnation,
+        } => {
+            assert_eq!((group, epoch, from, older_incarnation), (9, 12, 1, true));
         }
         other => panic!("expected a tombstone notice, got {other:?}"),
     }
