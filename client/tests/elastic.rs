@@ -290,7 +290,17 @@ async fn checkpoint(meta: &MetaClient, client: &OrderClient, w: &Workload, what:
 
 /// Refusals of bad operator input; each names its field, and nothing changes.
 async fn bad_input_is_refused(meta: &MetaClient) {
+    // Compared before and after: let the scheduler finish what it is doing first.
+    eventually(
+        Duration::from_secs(120),
+        "no operator in flight",
+        || async { idle(meta).await },
+    )
+    .await;
     let before = shards(meta).await;
+    let max_down =
+        |s: surge_proto::v1::ClusterStatusResponse| s.config.map_or(0, |c| c.max_down_time_ms);
+    let down_before = max_down(common::status(meta).await.expect("status"));
     let req = CreateOperatorRequest {
         shard: 999,
         kind: "move-replica".into(),
@@ -327,6 +337,11 @@ async fn bad_input_is_refused(meta: &MetaClient) {
         String::from_utf8_lossy(&garbage.stderr).contains("max-down-time"),
         "{}",
         String::from_utf8_lossy(&garbage.stderr)
+    );
+    assert_eq!(
+        max_down(common::status(meta).await.expect("status")),
+        down_before,
+        "a refused max-down-time changed the setting"
     );
     let after = shards(meta).await;
     let members = |s: &[ShardDetail]| -> Vec<(u32, u64, Vec<u64>)> {

@@ -547,25 +547,22 @@ impl<'a> Planner<'a> {
     }
 
     fn drain_replicas(&mut self) {
-        // Leaders first: a draining node that still leads a shard (as last reported, so
-        // transfers in flight count too) keeps its replicas a while.
-        let still_leading: BTreeSet<u64> = self
-            .shards
-            .values()
-            .filter_map(|s| s.view.as_ref().map(|v| v.leader))
-            .collect();
         for shard in self.shard_ids() {
             if self.budget == 0 {
                 return;
             }
-            if self.workable(shard).is_none() || !self.leader_has_room(shard) {
+            let Some(view) = self.workable(shard) else {
+                continue;
+            };
+            if !self.leader_has_room(shard) {
                 continue;
             }
+            // Leaders first: a shard the draining node still leads waits for its transfer.
             let voters = self.voters.get(&shard).cloned().unwrap_or_default();
             let Some(from) = voters
                 .iter()
                 .copied()
-                .find(|n| self.draining(*n) && !still_leading.contains(n))
+                .find(|n| self.draining(*n) && *n != view.leader)
             else {
                 continue;
             };

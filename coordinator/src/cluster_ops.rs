@@ -90,6 +90,7 @@ fn check_manual(
     shard: &ShardInfo,
     nodes: &[NodeInfo],
     view: Option<&ShardView>,
+    replicas: usize,
 ) -> Result<(), Status> {
     let up = |id: u64| nodes.iter().any(|n| n.id == id && n.state.takes_replicas());
     let refuse =
@@ -117,6 +118,18 @@ fn check_manual(
             "from_node",
             format!("node {from} holds no replica of shard {}", shard.id),
         ),
+        OperatorKind::RemoveReplica { from }
+            if shard.is_voter(from) && shard.voters.len() <= replicas =>
+        {
+            refuse(
+                "from_node",
+                format!(
+                    "shard {} has {} voters and needs {replicas}: removing one is left to the scheduler's repairs (move it instead)",
+                    shard.id,
+                    shard.voters.len()
+                ),
+            )
+        }
         OperatorKind::TransferLeader { to, .. } if !shard.is_voter(to) => refuse(
             "to_node",
             format!("node {to} holds no voter of shard {}", shard.id),
@@ -301,13 +314,14 @@ impl Coordinator {
     ) -> Result<OperatorInfo, Status> {
         let kind = kind_of(&req)?;
         let shard = req.shard;
-        let (info, nodes, count) = self
+        let (info, nodes, count, replicas) = self
             .handle
             .read(META_GROUP, move |sm| {
                 (
                     sm.shards.get(&shard).cloned(),
                     sm.nodes.values().cloned().collect::<Vec<_>>(),
                     sm.shards.len(),
+                    sm.cluster.as_ref().map_or(0, |c| c.replicas) as usize,
                 )
             })
             .await
@@ -319,7 +333,7 @@ impl Coordinator {
             )));
         };
         let view = self.reports.fresh_view(shard);
-        check_manual(kind, &info, &nodes, view.as_ref())?;
+        check_manual(kind, &info, &nodes, view.as_ref(), replicas)?;
         let kind = match kind {
             OperatorKind::TransferLeader { from: 0, to } => OperatorKind::TransferLeader {
                 from: view.as_ref().map_or(0, |v| v.leader),

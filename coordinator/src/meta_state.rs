@@ -146,7 +146,14 @@ impl<E: Engine> MetaState<E> {
                 self.stage_node(node_id, batch)
             }
             Command::RemoveNode { node_id, at_ms } => {
-                let held = self.shards_of(node_id).len();
+                // Replicas it holds, and ones an operator is adding there.
+                let incoming = self
+                    .operators
+                    .in_flight
+                    .values()
+                    .filter(|o| o.kind.to_node() == Some(node_id))
+                    .count();
+                let held = self.shards_of(node_id).len() + incoming;
                 node_rules::remove(&mut self.nodes, held, node_id, at_ms)?;
                 self.stage_node(node_id, batch)
             }

@@ -344,14 +344,12 @@ fn instructions_for(c: &Coordinator, node_id: u64, found: &Found) -> Vec<ShardIn
         .iter()
         .filter_map(|op| {
             let view = c.reports.fresh_view(op.shard)?;
-            if view.leader != node_id {
+            let recorded = found.shards.iter().find(|s| s.id == op.shard)?.epoch;
+            if view.leader != node_id || view.epoch < recorded {
                 return None;
             }
             let d = operator::decide(op, &view, &ctx);
-            if d.finish.is_some() {
-                return None;
-            }
-            d.instruction
+            operator::leader_instruction(op, &d)
                 .map(|i| instruction(op.shard, view.epoch, op.id, i))
         })
         .collect()

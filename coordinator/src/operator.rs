@@ -296,7 +296,7 @@ pub struct Context<'a> {
 pub fn decide(op: &Operator, view: &ShardView, ctx: &Context<'_>) -> Decision {
     let d = match op.kind {
         OperatorKind::MoveReplica { from, to } => move_replica(op, view, from, to, ctx),
-        OperatorKind::AddReplica { to } => add_replica(op, view, to),
+        OperatorKind::AddReplica { to } => add_replica(op, view, to, ctx),
         OperatorKind::RemoveReplica { from } => remove_replica(view, from, ctx),
         OperatorKind::TransferLeader { from, to } => transfer_leader(view, from, to),
     };
@@ -351,6 +351,10 @@ fn roll_back(op: &Operator, view: &ShardView, why: String) -> Decision {
     if !view.is_member(to) {
         return Decision::over(Step::RollBack, Outcome::RolledBack, why);
     }
+    if view.leader == to {
+        // Never ask a leader to remove itself (raft-rs 0.7 panics committing afterwards).
+        return Decision::waiting(Step::RollBack, "the replica to roll back leads");
+    }
     Decision {
         step: Step::RollBack,
         instruction: Some(Instruction::Remove(to)),
@@ -376,7 +380,9 @@ fn move_replica(
     to: u64,
     ctx: &Context<'_>,
 ) -> Decision {
-    if op.step == Step::RollBack {
+    // A rollback recorded before the promotion applied goes forward instead: past the point
+    // of no return, removing the new replica would leave the shard a voter short.
+    if op.step == Step::RollBack && before_no_return(op, view) {
         return roll_back(op, view, op.note.clone());
     }
     let to_voter = view.is_voter(to);
@@ -412,6 +418,12 @@ fn move_replica(
         });
         return Decision::waiting(Step::CatchUp, format!("learner on node {to}: {behind}"));
     }
+    if !heard_from(view, to, ctx) {
+        return Decision::waiting(
+            Step::CatchUp,
+            format!("learner on node {to}: not heard from lately"),
+        );
+    }
     if view.leader == from {
         return match transfer_target(view, from, ctx) {
             Some(t) => Decision::at(Step::TransferLeader, Instruction::TransferLeader(t)),
@@ -427,8 +439,8 @@ fn move_replica(
     )
 }
 
-fn add_replica(op: &Operator, view: &ShardView, to: u64) -> Decision {
-    if op.step == Step::RollBack {
+fn add_replica(op: &Operator, view: &ShardView, to: u64, ctx: &Context<'_>) -> Decision {
+    if op.step == Step::RollBack && before_no_return(op, view) {
         return roll_back(op, view, op.note.clone());
     }
     if view.is_voter(to) {
@@ -443,7 +455,29 @@ fn add_replica(op: &Operator, view: &ShardView, to: u64) -> Decision {
     if !view.caught_up(to, CATCH_UP_SLACK) {
         return Decision::waiting(Step::CatchUp, format!("learner on node {to} catching up"));
     }
+    if !heard_from(view, to, ctx) {
+        return Decision::waiting(
+            Step::CatchUp,
+            format!("learner on node {to}: not heard from lately"),
+        );
+    }
     Decision::at(Step::Promote, Instruction::Promote(to))
+}
+
+/// The node is alive and the leader heard from its replica lately: a learner that caught up
+/// and then died is not promoted.
+fn heard_from(view: &ShardView, id: u64, ctx: &Context<'_>) -> bool {
+    (ctx.alive)(id) && view.followers.get(&id).is_some_and(|f| f.active)
+}
+
+/// What the shard's leader may be sent now. A rollback goes out only once the log holds it:
+/// sent earlier, the next decision would see the learner gone and add it back, and the
+/// rollback would turn into a retry for ever.
+pub fn leader_instruction(op: &Operator, d: &Decision) -> Option<Instruction> {
+    if d.finish.is_some() || (d.step == Step::RollBack && op.step != Step::RollBack) {
+        return None;
+    }
+    d.instruction
 }
 
 fn remove_replica(view: &ShardView, from: u64, ctx: &Context<'_>) -> Decision {

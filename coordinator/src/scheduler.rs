@@ -223,7 +223,17 @@ async fn drive_operators(c: &Coordinator, view: &View) {
         alive: &alive,
     };
     for op in &view.operators {
-        let cmd = match c.reports.fresh_view(op.shard) {
+        let recorded = view
+            .shards
+            .iter()
+            .find(|s| s.id == op.shard)
+            .map_or(0, |s| s.epoch);
+        // A view older than what the log recorded (a new leader still applying) is not used.
+        let fresh = c
+            .reports
+            .fresh_view(op.shard)
+            .filter(|v| v.epoch >= recorded);
+        let cmd = match fresh {
             None => {
                 let since = op.step_since_ms.max(ctx.leading_since_ms);
                 if now.saturating_sub(since) <= NO_REPORT_TIMEOUT_MS {

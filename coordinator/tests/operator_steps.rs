@@ -1097,3 +1097,94 @@ fn only_the_steps_before_the_point_of_no_return_time_out() {
         assert_eq!(step.timeout_ms(), None, "{step:?}");
     }
 }
+
+/// A rollback recorded just before the joint change applied (a cancel or a timeout racing
+/// it) goes forward once the new replica votes: removing it would leave the shard a voter
+/// short, and a leader is never asked to remove itself.
+#[test]
+fn a_rollback_recorded_too_late_goes_forward() {
+    let rolling = |v: ShardView| {
+        let mut o = cancelled(op(MOVE_1_TO_4, Step::RollBack));
+        o.note = "cancelled".into();
+        row("rollback recorded", o, v)
+    };
+    check(vec![
+        // Before the promotion: the learner goes.
+        rolling(shard(2, &[1, 2, 3], &[4])).wants(Step::RollBack, Some(I::Remove(4))),
+        // The joint change applied meanwhile: leave it, as a move would.
+        rolling(joint(2, &[2, 3, 4], &[1, 2, 3], &[1]))
+            .wants(Step::LeaveJoint, Some(I::LeaveJoint)),
+        // Joint left: the old replica goes, not the new voter.
+        rolling(shard(2, &[2, 3, 4], &[1])).wants(Step::RemoveOld, Some(I::Remove(1))),
+        // The new voter leads: still forward, never Remove(4).
+        rolling(shard(4, &[2, 3, 4], &[1])).wants(Step::RemoveOld, Some(I::Remove(1))),
+        rolling(shard(4, &[2, 3, 4], &[])).ends(Step::RemoveOld, Outcome::Done),
+    ]);
+}
+
+/// A learner that caught up and then stopped answering is not promoted; it waits (and rolls
+/// back on the step's timeout).
+#[test]
+fn a_learner_not_heard_from_is_not_promoted() {
+    let caught_up = shard(2, &[1, 2, 3], &[4]);
+    check(vec![
+        row(
+            "quiet learner",
+            op(MOVE_1_TO_4, Step::CatchUp),
+            quiet(caught_up.clone(), 4),
+        )
+        .wants(Step::CatchUp, None)
+        .noting("not heard from"),
+        row(
+            "dead learner",
+            op(MOVE_1_TO_4, Step::CatchUp),
+            caught_up.clone(),
+        )
+        .alive(|n| n != 4)
+        .wants(Step::CatchUp, None)
+        .noting("not heard from"),
+        row(
+            "quiet add",
+            op(ADD_4, Step::CatchUp),
+            quiet(caught_up.clone(), 4),
+        )
+        .wants(Step::CatchUp, None),
+        row("heard from", op(MOVE_1_TO_4, Step::CatchUp), caught_up).wants(
+            Step::EnterJoint,
+            Some(I::EnterJoint {
+                promote: 4,
+                demote: 1,
+            }),
+        ),
+    ]);
+}
+
+/// The heartbeat path sends a rollback only once the log holds it: sent earlier, the next
+/// decision would see the learner gone and add it back.
+#[test]
+fn a_rollback_reaches_the_leader_only_once_recorded() {
+    use surge_coordinator::operator::leader_instruction;
+    let view = with(shard(2, &[1, 2, 3], &[4]), 4, 10, Progress::Replicate);
+    let ctx = Context {
+        now_ms: T0 + limit(Step::CatchUp) + SEC,
+        leading_since_ms: 0,
+        alive: &all_alive,
+    };
+    let overdue = op(MOVE_1_TO_4, Step::CatchUp);
+    let d = decide(&overdue, &view, &ctx);
+    assert_eq!(
+        (d.step, d.instruction),
+        (Step::RollBack, Some(I::Remove(4)))
+    );
+    assert_eq!(leader_instruction(&overdue, &d), None, "not recorded yet");
+    let recorded = op(MOVE_1_TO_4, Step::RollBack);
+    let d = decide(&recorded, &view, &ctx);
+    assert_eq!(leader_instruction(&recorded, &d), Some(I::Remove(4)));
+    let forward = op(MOVE_1_TO_4, Step::AddLearner);
+    let d = decide(&forward, &shard(2, &[1, 2, 3], &[]), &ctx);
+    assert_eq!(
+        leader_instruction(&forward, &d),
+        Some(I::AddLearner(4)),
+        "forward steps go out at once"
+    );
+}

@@ -245,7 +245,9 @@ async fn replica_stats(ctx: &HeartbeatContext) -> (Vec<ReplicaStats>, NodeStats)
             let conf = g.map(|g| g.conf.clone()).unwrap_or_default();
             ReplicaStats {
                 shard: m.shard,
-                epoch: st.epoch.max(m.epoch),
+                // The applied configuration's epoch; before the loop drives the replica, the
+                // epoch it was created at.
+                epoch: if g.is_some() { st.epoch } else { m.epoch },
                 role: role_name(st.role).into(),
                 term: st.term,
                 commit_index: st.commit,
@@ -298,6 +300,7 @@ pub async fn heartbeat_loop(
             _ = ctx.wanted.notified() => {}
             _ = shutdown.changed() => return Ok(()),
         }
+        crate::replicas::purge_snapshots();
         let (replicas, stats) = replica_stats(&ctx).await;
         let req = HeartbeatRequest {
             node_id: ctx.identity.id,

@@ -84,6 +84,11 @@ pub fn load_all<E: Engine + ?Sized>(engine: &E) -> Result<Vec<ReplicaMeta>, Engi
 /// Snapshots being built at once in this process (each holds a shard's rows in memory).
 const SNAPSHOTS_BUILDING: usize = 2;
 
+/// Drops built snapshots nobody took in time (the heartbeat loop calls it).
+pub fn purge_snapshots() {
+    snapshot_worker().purge_expired();
+}
+
 /// The process's snapshot builder: every replica's snapshots are built off the Raft loop.
 fn snapshot_worker() -> Arc<SnapshotWorker> {
     static WORKER: OnceLock<Arc<SnapshotWorker>> = OnceLock::new();
@@ -108,6 +113,8 @@ pub fn open_peer(
         } else {
             storage.stage_creation_epoch(meta.epoch, &mut batch);
         }
+    } else {
+        storage.stage_legacy_epoch(FOUNDING_EPOCH, &mut batch);
     }
     stage_meta(meta, &mut batch);
     engine.write(&batch, true)?;
@@ -123,6 +130,10 @@ pub struct Replicas {
     config: RaftConfig,
     handle: ShardHandle,
     known: Mutex<HashMap<u32, ReplicaMeta>>,
+    /// Held across every decision to create or destroy a replica and its execution, so two
+    /// of them (a heartbeat's reconcile, tombstone notices) never interleave: a notice about
+    /// an older replica must not destroy the new one created in between.
+    lifecycle: tokio::sync::Mutex<()>,
 }
 
 impl Replicas {
@@ -139,6 +150,7 @@ impl Replicas {
             config,
             handle,
             known: Mutex::new(known.into_iter().map(|m| (m.shard, m)).collect()),
+            lifecycle: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -175,6 +187,7 @@ impl Replicas {
         assigned: &[ShardStatus],
         routes: &HashMap<u32, (u64, Vec<u64>)>,
     ) {
+        let _lifecycle = self.lifecycle.lock().await;
         let known = self.known();
         for a in assigned {
             if !a.replicas.contains(&self.node_id) {
@@ -234,6 +247,7 @@ impl Replicas {
     /// before that is an older incarnation and goes, with a tombstone just below `epoch` so
     /// the assignment of the new one creates it afresh.
     pub async fn on_tombstone(&self, shard: u32, epoch: u64, older_incarnation: bool) {
+        let _lifecycle = self.lifecycle.lock().await;
         let Some(meta) = self.record(shard).filter(|m| !m.tombstone) else {
             return;
         };

@@ -5,7 +5,9 @@
 //! the founding epoch. The real `Peer` and `ShardSm` run every replica, driven step by step
 //! from a seeded RNG. Every message carries its sender's membership epoch at send time and is
 //! judged on arrival by the real `epoch::check`, as the raft loop does: a refused stale sender
-//! gets a tombstone notice and destroys itself if its epoch is older than the notice's.
+//! gets a tombstone notice and destroys itself if its epoch is older than the notice's; a
+//! message from before its sender's id (re)joined is an older incarnation's, and that replica
+//! is told so.
 //!
 //! A small coordinator plays the operators. Every few ticks it reads the shard leaders'
 //! reports and now and then starts moving one replica of a shard to a node that holds none,
@@ -22,9 +24,10 @@
 //!
 //! Faults: node crashes (a restart rebuilds every live replica from the engine), partitions,
 //! message drop, duplication and reordering, lost heartbeats, and log compaction small enough
-//! that snapshots happen. Clients submit orders throughout. A second test, ignored while the
-//! bug it names stands, replays the seeds that hit that bug and adds rare very late messages
-//! (2-20 s: a stalled stream or raft loop delivering its queue).
+//! that snapshots happen. Clients submit orders throughout. A second test replays the seeds
+//! that once credited a destroyed replica's messages to its node's next replica (fixed by join
+//! epochs, see `surge_raftstore::epoch`) and adds rare very late messages (2-20 s: a stalled
+//! stream or raft loop delivering its queue).
 //!
 //! Checked for every seed: (1) after healing and settling, every acknowledged order is stored
 //! on every member's replica; (2) a destroyed replica stays destroyed: its node never runs the

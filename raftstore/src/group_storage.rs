@@ -197,6 +197,21 @@ impl<E: Engine> GroupStorage<E> {
         self.stage_local_state(batch);
     }
 
+    /// A group written before membership epochs were kept holds state at epoch 0; it had no
+    /// membership change since it was founded, so it is at `founding` with every member
+    /// joined then.
+    pub fn stage_legacy_epoch(&mut self, founding: u64, batch: &mut WriteBatch) {
+        if !self.is_initialized() || self.state.conf_epoch != 0 {
+            return;
+        }
+        self.state.conf_epoch = founding;
+        self.state.member_since = members(&self.state.conf_state)
+            .into_iter()
+            .map(|id| (id, founding))
+            .collect();
+        self.stage_local_state(batch);
+    }
+
     pub fn hard_state(&self) -> &HardState {
         &self.state.hard_state
     }

@@ -388,8 +388,10 @@ impl<E: Engine, S: StateMachine> Peer<E, S> {
     }
 
     /// The index below which this peer may drop its log: everything applied, and — on a
-    /// leader — nothing a follower still replicating normally needs. Followers that are being
-    /// sent a snapshot anyway, or lag more than `max_lag` entries, do not hold the log back.
+    /// leader — nothing a follower still replicating normally needs, nor the entries after a
+    /// snapshot being sent (else a busy shard compacts past it while it travels, and the
+    /// follower needs another, for ever: learners that never catch up). Followers that lag
+    /// more than `max_lag` entries (or, after a snapshot, 4 × that) do not hold the log back.
     /// (Not `recent_active`: raft-rs clears it every check-quorum round.)
     pub fn compaction_point(&self, max_lag: u64) -> u64 {
         let applied = self.applied_index();
@@ -398,9 +400,16 @@ impl<E: Engine, S: StateMachine> Peer<E, S> {
         }
         let mut point = applied;
         for (id, progress) in self.node.raft.prs().iter() {
-            let lagging = applied.saturating_sub(progress.matched) > max_lag;
-            if *id != self.id() && progress.state != raft::ProgressState::Snapshot && !lagging {
-                point = point.min(progress.matched);
+            if *id == self.id() {
+                continue;
+            }
+            let (needed, limit) = if progress.state == raft::ProgressState::Snapshot {
+                (progress.pending_snapshot, max_lag.saturating_mul(4))
+            } else {
+                (progress.matched, max_lag)
+            };
+            if applied.saturating_sub(needed) <= limit {
+                point = point.min(needed);
             }
         }
         point

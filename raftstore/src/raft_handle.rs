@@ -259,6 +259,22 @@ impl<E: Engine, S: StateMachine> RaftHandle<E, S> {
         });
     }
 
+    /// [`RaftHandle::report_snapshot`], retried while the inbox is full (for up to a minute):
+    /// a lost report leaves raft-rs waiting on that follower until the next leader.
+    pub async fn report_snapshot_surely(&self, group: u64, to: u64, delivered: bool) {
+        for _ in 0..6_000 {
+            let msg = LoopMsg::SnapshotStatus {
+                group,
+                to,
+                delivered,
+            };
+            match self.enqueue(msg) {
+                Err(RequestError::Busy) => tokio::time::sleep(Duration::from_millis(10)).await,
+                _ => return,
+            }
+        }
+    }
+
     /// Starts driving `peer`.
     pub async fn create(&self, peer: Peer<E, S>) -> Result<(), RequestError> {
         let (reply, rx) = oneshot::channel();

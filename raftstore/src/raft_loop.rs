@@ -11,7 +11,7 @@ use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use raft::eraftpb::{ConfChangeV2, Message, MessageType};
+use raft::eraftpb::{ConfChangeType, ConfChangeV2, Message, MessageType};
 use raft::{SnapshotStatus, StateRole};
 use tracing::{debug, error, info, warn};
 
@@ -285,11 +285,12 @@ impl<E: Engine, S: StateMachine> RaftLoop<E, S> {
                     .notices
                     .get(&(group, from))
                     .is_none_or(|t| now.duration_since(*t) >= TOMBSTONE_EVERY);
-                if due {
-                    if self.notices.len() >= MAX_NOTICES {
-                        self.notices
-                            .retain(|_, t| now.duration_since(*t) < TOMBSTONE_EVERY);
-                    }
+                if self.notices.len() >= MAX_NOTICES {
+                    self.notices
+                        .retain(|_, t| now.duration_since(*t) < TOMBSTONE_EVERY);
+                }
+                // Still full: every entry is recent; this notice waits for a later message.
+                if due && self.notices.len() < MAX_NOTICES {
                     self.notices.insert((group, from), now);
                     info!(
                         group,
@@ -327,6 +328,22 @@ impl<E: Engine, S: StateMachine> RaftLoop<E, S> {
                 "epoch: group {group} is at membership epoch {}, the change was meant for {want}",
                 peer.epoch()
             ))));
+            return;
+        }
+        let me = peer.id();
+        let demotes_self = cc.get_changes().iter().any(|c| {
+            c.node_id == me
+                && matches!(
+                    c.get_change_type(),
+                    ConfChangeType::RemoveNode | ConfChangeType::AddLearnerNode
+                )
+        });
+        if demotes_self {
+            // raft-rs 0.7 panics committing entries after a leader removed itself (TiKV
+            // refuses this too): leadership moves first.
+            let _ = reply.send(Err(RequestError::Rejected(
+                "a leader does not remove or demote itself; transfer leadership first".into(),
+            )));
             return;
         }
         if peer.node.raft.has_pending_conf()

@@ -168,7 +168,12 @@ impl SnapshotWorker {
             .name(format!("snapshot-{group}"))
             .spawn(move || {
                 let started = Instant::now();
-                let built = build(engine.as_ref(), group);
+                let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    build(engine.as_ref(), group)
+                }))
+                .unwrap_or_else(|_| {
+                    Err(EngineError::Backend("the snapshot build panicked".into()))
+                });
                 let mut slots = worker.slots.lock().unwrap_or_else(|p| p.into_inner());
                 match built {
                     Ok((snap, epoch)) => {
@@ -191,6 +196,12 @@ impl SnapshotWorker {
             self.forget(group);
         }
         None
+    }
+
+    /// Drops ready snapshots nobody took in time (call now and then: they hold shards' rows).
+    pub fn purge_expired(&self) {
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        slots.retain(|_, s| !matches!(s, Slot::Ready(_, _, at) if at.elapsed() > READY_FOR));
     }
 
     /// Drops whatever is kept for `group` (it was destroyed).

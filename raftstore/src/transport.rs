@@ -214,7 +214,9 @@ pub fn start_loop<E: Engine, S: StateMachine>(
         }),
         Arc::new(move |group, peer, delivered| {
             if let Some(h) = snapshot.get() {
-                h.report_snapshot(group, peer, delivered);
+                // Never lost to a full inbox: raft-rs keeps the follower paused until it hears.
+                let h = h.clone();
+                tokio::spawn(async move { h.report_snapshot_surely(group, peer, delivered).await });
             }
         }),
         tokio::runtime::Handle::current(),

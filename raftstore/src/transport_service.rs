@@ -38,11 +38,16 @@ pub enum Inbound {
 /// Called for everything that arrives; false if it was dropped (the loop is full).
 pub type InboundFn = std::sync::Arc<dyn Fn(Inbound) -> bool + Send + Sync>;
 
+/// Snapshots received at once; more are refused (the sender's raft retries later), so
+/// whole snapshots buffered in memory stay bounded.
+const RECEIVING_AT_ONCE: usize = 4;
+
 /// The receiving side of the peer transport.
 pub struct RaftTransportService {
     self_store: u64,
     cluster_id: SharedClusterId,
     inbound: InboundFn,
+    receiving: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 impl RaftTransportService {
@@ -55,6 +60,7 @@ impl RaftTransportService {
             self_store,
             cluster_id,
             inbound,
+            receiving: std::sync::Arc::new(tokio::sync::Semaphore::new(RECEIVING_AT_ONCE)),
         }
     }
 
@@ -135,6 +141,11 @@ impl RaftTransport for RaftTransportService {
         };
         let first = first?;
         self.check(&first.cluster_id, first.from_store, first.to_store)?;
+        let Ok(_permit) = self.receiving.clone().try_acquire_owned() else {
+            return Err(Status::resource_exhausted(format!(
+                "snapshot: {RECEIVING_AT_ONCE} snapshots are being received here; resend later"
+            )));
+        };
         let _flow = InFlight::start("receiving");
         let group = first.group_id;
         let epoch = first.epoch;
