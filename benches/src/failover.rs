@@ -27,6 +27,15 @@ impl Drop for OwnCluster {
 }
 
 pub(crate) fn start_cluster(base_port: u16, shards: u32) -> anyhow::Result<(PathBuf, OwnCluster)> {
+    start_cluster_with(base_port, shards, &[])
+}
+
+/// [`start_cluster`], with more `dev up` arguments.
+pub(crate) fn start_cluster_with(
+    base_port: u16,
+    shards: u32,
+    extra: &[String],
+) -> anyhow::Result<(PathBuf, OwnCluster)> {
     let temp = tempfile::Builder::new().prefix("surge-bench-").tempdir()?;
     let dir = temp.path().to_path_buf();
     let surgectl = std::env::current_exe()?.with_file_name("surgectl");
@@ -41,6 +50,7 @@ pub(crate) fn start_cluster(base_port: u16, shards: u32) -> anyhow::Result<(Path
             "--dir",
         ])
         .arg(&dir)
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

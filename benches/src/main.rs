@@ -94,6 +94,9 @@ enum Command {
         shards: u32,
         #[arg(long, default_value_t = 27001)]
         base_port: u16,
+        /// The nodes' snapshot rate in MiB/s, for a cluster this command starts.
+        #[arg(long)]
+        snapshot_mib_per_sec: Option<u64>,
     },
     /// Order intake throughput and latency through surge-client; optionally with node kills.
     Intake {
@@ -164,6 +167,7 @@ async fn main() -> anyhow::Result<()> {
             timeout_secs,
             shards,
             base_port,
+            snapshot_mib_per_sec,
         } => {
             rebalance::run(rebalance::RebalanceArgs {
                 cluster_dir,
@@ -176,6 +180,7 @@ async fn main() -> anyhow::Result<()> {
                 timeout_secs,
                 shards,
                 base_port,
+                snapshot_mib_per_sec,
             })
             .await
         }

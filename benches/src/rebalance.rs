@@ -20,7 +20,7 @@ use surge_proto::v1::admin_service_client::AdminServiceClient;
 use surge_proto::v1::{ClusterStatusRequest, CreateTenantRequest, Order};
 use tokio::sync::Semaphore;
 
-use crate::failover::start_cluster;
+use crate::failover::start_cluster_with;
 use crate::stats::{summarize, Summary};
 
 #[derive(Clone, Debug)]
@@ -39,6 +39,8 @@ pub(crate) struct RebalanceArgs {
     pub(crate) timeout_secs: u64,
     pub(crate) shards: u32,
     pub(crate) base_port: u16,
+    /// The nodes' snapshot rate in MiB/s (the node default when absent).
+    pub(crate) snapshot_mib_per_sec: Option<u64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -173,8 +175,8 @@ async fn load(
     Ok(count as f64 / started.elapsed().as_secs_f64())
 }
 
-/// Snapshot bytes the nodes sent so far (their metrics).
-async fn bytes_sent(file: &ClusterFile) -> u64 {
+/// The sum over the nodes of one counter of their metrics.
+async fn metric_sum(file: &ClusterFile, series: &str) -> u64 {
     let mut total = 0;
     for n in &file.nodes {
         let Ok(mut conn) = tokio::net::TcpStream::connect(&n.http_address).await else {
@@ -190,7 +192,7 @@ async fn bytes_sent(file: &ClusterFile) -> u64 {
         let mut body = String::new();
         let _ = tokio::io::AsyncReadExt::read_to_string(&mut conn, &mut body).await;
         for line in body.lines() {
-            if line.starts_with("surge_raft_snapshot_bytes_total{direction=\"sent\"}") {
+            if line.starts_with(series) {
                 total += line
                     .rsplit(' ')
                     .next()
@@ -202,11 +204,41 @@ async fn bytes_sent(file: &ClusterFile) -> u64 {
     total
 }
 
+/// Snapshot bytes the nodes sent so far.
+async fn bytes_sent(file: &ClusterFile) -> u64 {
+    metric_sum(file, "surge_raft_snapshot_bytes_total{direction=\"sent\"}").await
+}
+
+/// Waits (at most `limit`) until the pipeline has worked through the loaded orders: its
+/// action counters stand still for 5 s. Measuring before that would count its catch-up.
+async fn settle(file: &ClusterFile, limit: Duration) {
+    let started = Instant::now();
+    let mut last = metric_sum(file, "surge_pipeline_actions_total").await;
+    while started.elapsed() < limit {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let now = metric_sum(file, "surge_pipeline_actions_total").await;
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    // RocksDB flushes and compacts after a load: let it.
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    println!(
+        "settled {:.0} s after loading",
+        started.elapsed().as_secs_f64()
+    );
+}
+
 pub(crate) async fn run(args: RebalanceArgs) -> anyhow::Result<()> {
     let (dir, own) = match &args.cluster_dir {
         Some(d) => (d.clone(), None),
         None => {
-            let (d, own) = start_cluster(args.base_port, args.shards)?;
+            let extra: Vec<String> = args
+                .snapshot_mib_per_sec
+                .map(|m| vec!["--snapshot-mib-per-sec".to_string(), m.to_string()])
+                .unwrap_or_default();
+            let (d, own) = start_cluster_with(args.base_port, args.shards, &extra)?;
             (d, Some(own))
         }
     };
@@ -243,6 +275,7 @@ pub(crate) async fn run(args: RebalanceArgs) -> anyhow::Result<()> {
     );
     let load_rate = load(&client, &run, count, args.load_clients, args.load_batch).await?;
     println!("loaded at {load_rate:.0} orders/s");
+    settle(&file, Duration::from_secs(600)).await;
 
     // The steady intake, open loop, until stopped.
     let calls = Arc::new(Calls::default());

@@ -34,6 +34,9 @@ pub struct ClusterFile {
     /// The first port of the cluster's range (nodes `dev add-node` starts take theirs from it).
     #[serde(default)]
     pub base_port: u16,
+    /// The nodes' snapshot rate, when `dev up` set one (added nodes get it too).
+    #[serde(default)]
+    pub snapshot_bytes_per_sec: Option<u64>,
 }
 
 impl ClusterFile {

@@ -1181,7 +1181,12 @@ fn a_rollback_reaches_the_leader_only_once_recorded() {
     let d = decide(&recorded, &view, &ctx);
     assert_eq!(leader_instruction(&recorded, &d), Some(I::Remove(4)));
     let forward = op(MOVE_1_TO_4, Step::AddLearner);
-    let d = decide(&forward, &shard(2, &[1, 2, 3], &[]), &ctx);
+    let soon = Context {
+        now_ms: T0 + SEC,
+        leading_since_ms: 0,
+        alive: &all_alive,
+    };
+    let d = decide(&forward, &shard(2, &[1, 2, 3], &[]), &soon);
     assert_eq!(
         leader_instruction(&forward, &d),
         Some(I::AddLearner(4)),

@@ -34,6 +34,10 @@ pub(crate) struct UpArgs {
     /// Stop the cluster once it is up and its status printed, instead of waiting for Ctrl-C.
     #[arg(long)]
     exit_when_ready: bool,
+    /// Snapshot data each node sends per second when replicas move, in MiB (the nodes'
+    /// `snapshot_max_bytes_per_sec`); the node default when absent.
+    #[arg(long)]
+    snapshot_mib_per_sec: Option<u64>,
 }
 
 /// Node `n`'s zone: zone-a, zone-b, ... zone-z, then zone-27, ...
@@ -81,15 +85,20 @@ fn node_config(
     base_port: u16,
     zone: &str,
     coordinators: &[String],
+    snapshot_rate: Option<u64>,
 ) -> anyhow::Result<String> {
     let list: Vec<String> = coordinators.iter().map(|c| format!("{c:?}")).collect();
-    Ok(format!(
+    let mut text = format!(
         "# written by surgectl dev\ndata_dir = {:?}\ngrpc_listen = \"127.0.0.1:{}\"\nhttp_listen = \"127.0.0.1:{}\"\nzone = \"{zone}\"\ncoordinators = [{}]\n",
         dir.join(format!("node-{n}")),
         port(base_port, 200 + n - 1)?,
         port(base_port, 300 + n - 1)?,
         list.join(", "),
-    ))
+    );
+    if let Some(rate) = snapshot_rate {
+        text.push_str(&format!("snapshot_max_bytes_per_sec = {rate}\n"));
+    }
+    Ok(text)
 }
 
 /// The node entry `n` of a dev cluster at `base_port`.
@@ -99,13 +108,14 @@ fn node_entry(
     base_port: u16,
     zone: &str,
     coordinators: &[String],
+    snapshot_rate: Option<u64>,
 ) -> anyhow::Result<ProcessEntry> {
     if n > 99 {
         bail!("a dev cluster has at most 99 nodes");
     }
     let grpc = format!("127.0.0.1:{}", port(base_port, 200 + n - 1)?);
     let http = format!("127.0.0.1:{}", port(base_port, 300 + n - 1)?);
-    let config = node_config(dir, n, base_port, zone, coordinators)?;
+    let config = node_config(dir, n, base_port, zone, coordinators, snapshot_rate)?;
     entry(
         dir,
         "node",
@@ -337,6 +347,7 @@ pub(crate) async fn up(args: UpArgs, format: Format) -> anyhow::Result<()> {
         )?);
     }
     let coordinator_addrs = file.coordinator_addresses();
+    let snapshot_rate = args.snapshot_mib_per_sec.map(|m| m << 20);
     for n in 1..=args.node_count {
         file.nodes.push(node_entry(
             &dir,
@@ -344,9 +355,11 @@ pub(crate) async fn up(args: UpArgs, format: Format) -> anyhow::Result<()> {
             args.base_port,
             &zone_of(n),
             &coordinator_addrs,
+            snapshot_rate,
         )?);
     }
     file.base_port = args.base_port;
+    file.snapshot_bytes_per_sec = snapshot_rate;
 
     let mut children = Children(Vec::new(), Vec::new());
     // Ctrl-C or SIGTERM while starting still stops every child (they are dropped with
@@ -409,7 +422,14 @@ pub(crate) async fn add_node(args: AddNodeArgs, format: Format) -> anyhow::Resul
     }
     let n = file.nodes.iter().map(|e| e.id).max().unwrap_or(0) + 1;
     let zone = args.zone.unwrap_or_else(|| zone_of(n));
-    let mut e = node_entry(&dir, n, base, &zone, &file.coordinator_addresses())?;
+    let mut e = node_entry(
+        &dir,
+        n,
+        base,
+        &zone,
+        &file.coordinator_addresses(),
+        file.snapshot_bytes_per_sec,
+    )?;
     let child = dev_cluster::spawn(&e).with_context(|| format!("starting {}", e.name))?;
     e.pid = child.id();
     // The node outlives this command: `dev up` stops it by pid when it stops the cluster.
