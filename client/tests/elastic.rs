@@ -11,10 +11,14 @@
 //! operator on a shard that does not exist, a zero or garbage max-down-time) is refused and
 //! changes nothing.
 //!
+//! Node-3 comes back after max-down-time: it destroys its moved replicas and gets new ones by
+//! balancing.
+//!
 //! Afterwards: no submission failed; every acknowledged order is readable on each current
 //! replica of its shard, from that replica's own copy; the replicas of every shard hold
 //! identical data (digests at one applied index, checked also mid-run); no waybill is bound
-//! twice and no label printed twice.
+//! twice and no label printed twice; a watcher that kept moving from node to node with its
+//! cursor saw every transition of every order once, with no gap.
 
 mod common;
 
@@ -31,8 +35,8 @@ use surge_client::{sample, MetaClient, OrderClient};
 use surge_proto::v1::order_service_client::OrderServiceClient;
 use surge_proto::v1::{
     CreateOperatorRequest, DrainNodeRequest, GetOrderRequest, ListNodesRequest,
-    ListOperatorsRequest, ListShardsRequest, NodeState, NodeStatus, OrderStatus as S,
-    RemoveNodeRequest, SetClusterConfigRequest, ShardDetail,
+    ListOperatorsRequest, ListShardsRequest, NodeState, NodeStatus, OrderEvent, OrderStatus as S,
+    RemoveNodeRequest, SetClusterConfigRequest, ShardDetail, WatchOrdersRequest,
 };
 use tokio::sync::watch;
 use tonic::Code;
@@ -55,6 +59,43 @@ struct Workload {
     writers: Vec<tokio::task::JoinHandle<()>>,
     station_stop: watch::Sender<bool>,
     station: tokio::task::JoinHandle<Result<StationReport, tonic::Status>>,
+    /// Every event the watcher saw, and the watcher itself.
+    events: Arc<Mutex<Vec<OrderEvent>>>,
+    watcher: tokio::task::JoinHandle<()>,
+}
+
+/// Follows the tenant's events from one node at a time with its cursor, moving on to the next
+/// node of the current shard map whenever a stream ends or fails: shards move under it.
+async fn watch_events(client: Arc<OrderClient>, events: Arc<Mutex<Vec<OrderEvent>>>) {
+    let mut cursor = String::new();
+    let mut turn = 0usize;
+    for _ in 0..10_000 {
+        let nodes = client.node_addresses().await.unwrap_or_default();
+        if nodes.is_empty() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        }
+        turn += 1;
+        let node = &nodes[turn % nodes.len()];
+        let request = WatchOrdersRequest {
+            cursor: cursor.clone(),
+        };
+        let Ok((ch, req)) = client.stream_request(node, request) else {
+            continue;
+        };
+        let Ok(resp) = OrderServiceClient::new(ch).watch_orders(req).await else {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        };
+        let mut stream = resp.into_inner();
+        // Stay a while on one node, then move on (a reconnect with the cursor).
+        for _ in 0..40 {
+            let next = tokio::time::timeout(Duration::from_secs(3), stream.message()).await;
+            let Ok(Ok(Some(batch))) = next else { break };
+            events.lock().expect("lock").extend(batch.events);
+            cursor = batch.cursor;
+        }
+    }
 }
 
 fn record(
@@ -156,6 +197,8 @@ impl Workload {
             window: 50,
             exit_after_idle: None,
         };
+        let events: Arc<Mutex<Vec<OrderEvent>>> = Arc::default();
+        let watcher = tokio::spawn(watch_events(client.clone(), events.clone()));
         let station = tokio::spawn(station::run(client, config, stop_rx));
         Workload {
             stop,
@@ -166,6 +209,8 @@ impl Workload {
             writers: vec![single, batched],
             station_stop,
             station,
+            events,
+            watcher,
         }
     }
 
@@ -594,6 +639,27 @@ async fn nodes_join_drain_and_heal_while_orders_flow() {
     assert_eq!(err.code(), Code::FailedPrecondition);
     assert!(err.message().contains("only 2 other"), "{}", err.message());
 
+    // Node-3 comes back long after max-down-time: its shards moved on, so it destroys those
+    // replicas (keeping tombstones) and gets new ones by balancing, with no command.
+    cluster.restart(&node3_entry.name);
+    let rejoined = eventually(
+        Duration::from_secs(240),
+        "node-3 back with new replicas, balanced over 4 nodes",
+        || async {
+            let n = nodes(&meta).await;
+            let back = n
+                .iter()
+                .any(|x| x.id == node3 && x.state == NodeState::Up as i32 && x.replica_count > 0);
+            back && spreads(&n) <= (1, 1) && idle(&meta).await
+        },
+    )
+    .await;
+    let log = std::fs::read_to_string(&node3_entry.log).unwrap_or_default();
+    let destroyed = log.matches("tombstone kept").count();
+    assert!(destroyed > 0, "node-3 destroyed none of its moved replicas");
+    println!("node-3 destroyed {destroyed} moved replicas and was rebalanced in {rejoined:?}");
+    let up: BTreeSet<u64> = up.iter().copied().chain([node3]).collect();
+
     // One more node dies: every shard keeps its quorum and intake goes on; it comes back and
     // catches up.
     let victim = cluster
@@ -655,6 +721,24 @@ async fn nodes_join_drain_and_heal_while_orders_flow() {
     let _ = work.station_stop.send(true);
     let report = work.station.await.expect("station task").expect("station");
     println!("station: {report:?}");
+    eventually(
+        Duration::from_secs(60),
+        "the watcher to see every order",
+        || async {
+            let seen: BTreeSet<String> = work
+                .events
+                .lock()
+                .expect("lock")
+                .iter()
+                .map(|e| e.order_id.clone())
+                .collect();
+            acked.values().all(|id| seen.contains(id))
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    work.watcher.abort();
+    let events = work.events.lock().expect("lock").clone();
     every_order_on_every_replica(&meta, &key, &acked).await;
 
     // The writers stopped and the pipeline settled: every status is stable now (orders held
@@ -677,6 +761,32 @@ async fn nodes_join_drain_and_heal_while_orders_flow() {
         assert!(ids.contains(id.as_str()), "acknowledged order {id} is gone");
     }
     assert_eq!(all.len(), ids.len(), "an order is listed twice");
+    // The watcher, reconnecting to node after node with its cursor while shards moved, saw
+    // every transition of every order once, in log order, with no gap, up to its status now.
+    let keys: BTreeSet<(u32, u64, u32)> =
+        events.iter().map(|e| (e.shard, e.index, e.pos)).collect();
+    assert_eq!(keys.len(), events.len(), "an event was delivered twice");
+    let mut by_order: BTreeMap<&str, Vec<&OrderEvent>> = BTreeMap::new();
+    for e in &events {
+        by_order.entry(e.order_id.as_str()).or_default().push(e);
+    }
+    for o in &all {
+        let Some(seen) = by_order.get_mut(o.order_id.as_str()) else {
+            panic!("no events for {}", o.order_id);
+        };
+        seen.sort_by_key(|e| (e.index, e.pos));
+        assert_eq!(seen[0].to(), S::Received, "{} starts at intake", o.order_id);
+        for w in seen.windows(2) {
+            assert_eq!(w[0].to, w[1].from, "{}: a gap in its events", o.order_id);
+        }
+        let last = seen.last().map(|e| e.to).unwrap_or_default();
+        assert_eq!(
+            last, o.status,
+            "{}: its last event is not its status",
+            o.order_id
+        );
+    }
+    println!("{} events watched across the moves", events.len());
     let mut waybills = BTreeMap::new();
     for o in all.iter().filter(|o| !o.waybill.is_empty()) {
         if let Some(other) = waybills.insert(o.waybill.clone(), o.order_id.clone()) {

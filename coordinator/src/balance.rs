@@ -11,7 +11,8 @@
 //! 3. **Replica balance**: from the node with the most replicas to the one with the fewest
 //!    while they differ by more than one (by bytes instead when shard sizes differ widely).
 //! 4. **Leader balance**: leadership moves to the voter with the fewest leaders while the
-//!    counts differ by more than one.
+//!    counts differ by more than one — never to a node replicas are still being copied to
+//!    (installing a snapshot stalls its raft loop, and with it the shards it leads).
 //!
 //! Every plan accounts for what operators in flight will do, never starts two operators on a
 //! shard, never touches a shard whose leader has not reported lately, and never starts more
@@ -87,6 +88,8 @@ struct Planner<'a> {
     leader: BTreeMap<u32, u64>,
     busy: BTreeSet<u32>,
     snapshots: BTreeMap<u64, usize>,
+    /// Nodes copies are going to (in flight or planned).
+    receiving: BTreeSet<u64>,
     budget: usize,
     enforce_snapshots: bool,
     new: Vec<NewOperator>,
@@ -150,6 +153,7 @@ impl<'a> Planner<'a> {
             leader: BTreeMap::new(),
             busy: BTreeSet::new(),
             snapshots: BTreeMap::new(),
+            receiving: BTreeSet::new(),
             budget,
             enforce_snapshots,
             new: Vec::new(),
@@ -203,6 +207,7 @@ impl<'a> Planner<'a> {
     fn count_snapshot(&mut self, shard: u32, kind: OperatorKind) {
         if let Some(to) = kind.to_node() {
             *self.snapshots.entry(to).or_default() += 1;
+            self.receiving.insert(to);
         }
         if let Some(leader) = self.view(shard).map(|v| v.leader) {
             *self.snapshots.entry(leader).or_default() += 1;
@@ -514,14 +519,22 @@ impl<'a> Planner<'a> {
     }
 
     /// The voter of `view` other than `from` that should lead: eligible, caught up, fewest
-    /// leaders.
-    fn leader_target(&self, shard: u32, view: &ShardView, from: u64) -> Option<u64> {
+    /// leaders. With `settled_only`, never a node replicas are being copied to: installing a
+    /// snapshot stalls its whole raft loop for a moment, and the shards it leads with it.
+    fn leader_target(
+        &self,
+        shard: u32,
+        view: &ShardView,
+        from: u64,
+        settled_only: bool,
+    ) -> Option<u64> {
         let leaders = self.leaders();
         let voters = self.voters.get(&shard)?;
         voters
             .iter()
             .copied()
             .filter(|v| *v != from && self.eligible(*v) && view.can_lead(*v, CATCH_UP_SLACK))
+            .filter(|v| !settled_only || !self.receiving.contains(v))
             .min_by_key(|v| (leaders.get(v).copied().unwrap_or(0), *v))
     }
 
@@ -536,7 +549,7 @@ impl<'a> Planner<'a> {
             if !self.draining(view.leader) || view.is_joint() {
                 continue;
             }
-            if let Some(to) = self.leader_target(shard, view, view.leader) {
+            if let Some(to) = self.leader_target(shard, view, view.leader, false) {
                 let kind = OperatorKind::TransferLeader {
                     from: view.leader,
                     to,
@@ -720,7 +733,7 @@ impl<'a> Planner<'a> {
                 if view.is_joint() || view.leader != src {
                     continue;
                 }
-                let Some(to) = self.leader_target(*shard, view, src) else {
+                let Some(to) = self.leader_target(*shard, view, src, true) else {
                     continue;
                 };
                 if leaders.get(&to).copied().unwrap_or(0) + 1 < high {

@@ -1151,3 +1151,38 @@ fn a_surplus_voter_on_a_gone_node_is_removed() -> Result<(), String> {
     );
     Ok(())
 }
+
+/// Leadership is not balanced onto a node replicas are being copied to: installing a snapshot
+/// stalls its raft loop, and every shard it leads with it. Once the copies are done it is.
+#[test]
+fn leaders_wait_until_a_node_has_its_replicas() -> Result<(), String> {
+    let nodes = nodes(4);
+    // Node 4 holds voters of shards 0-3 and leads none; shard 4 copies a replica to it.
+    let mut shards: Vec<ShardFacts> = (0..4)
+        .map(|id| shard(id, &[1, 2, 4], 1 + u64::from(id % 2), 10 * MIB))
+        .collect();
+    shards.push(shard(4, &[1, 2, 3], 3, 10 * MIB));
+    let copying = [in_flight(
+        4,
+        K::MoveReplica { from: 3, to: 4 },
+        Step::CatchUp,
+    )];
+    let p = plan(&nodes, &shards, &copying, &limits());
+    check_plan(&p, &nodes, &shards, &copying, &limits())?;
+    assert!(
+        p.new
+            .iter()
+            .all(|o| !matches!(o.kind, K::TransferLeader { to: 4, .. })),
+        "leadership moved to a node still receiving a copy: {:?}",
+        p.new
+    );
+    let p = plan(&nodes, &shards, &[], &limits());
+    assert!(
+        p.new
+            .iter()
+            .any(|o| matches!(o.kind, K::TransferLeader { to: 4, .. })),
+        "once the copy is done, leadership comes: {:?}",
+        p.new
+    );
+    Ok(())
+}

@@ -21,6 +21,8 @@ pub struct RaftMetrics {
     pub write_batch_bytes: Histogram,
     /// Groups whose Ready writes shared one synced batch (group commit).
     pub groups_per_write: Histogram,
+    /// How long one Ready round of the loop took (every group waits for it).
+    pub round_seconds: Histogram,
     /// On a leader: entries the slowest follower is behind the leader's last index.
     pub replication_lag: IntGaugeVec,
     pub messages_sent: IntCounterVec,
@@ -95,6 +97,14 @@ impl RaftMetrics {
                     .buckets(exponential_buckets(1.0, 2.0, 9).unwrap_or_default()),
                 )
                 .unwrap_or_else(|e| panic!("group commit histogram: {e}")),
+                round_seconds: Histogram::with_opts(
+                    HistogramOpts::new(
+                        "surge_raft_round_seconds",
+                        "How long one Ready round of the raft loop took (every group waits for it)",
+                    )
+                    .buckets(exponential_buckets(0.0001, 2.0, 18).unwrap_or_default()),
+                )
+                .unwrap_or_else(|e| panic!("round histogram: {e}")),
                 replication_lag: gauge(
                     "surge_raft_replication_lag",
                     "On a leader, entries the slowest follower is behind",
@@ -140,6 +150,7 @@ impl RaftMetrics {
                 Box::new(m.fsync_seconds.clone()),
                 Box::new(m.write_batch_bytes.clone()),
                 Box::new(m.groups_per_write.clone()),
+                Box::new(m.round_seconds.clone()),
                 Box::new(m.replication_lag.clone()),
                 Box::new(m.messages_sent.clone()),
                 Box::new(m.unreachable.clone()),

@@ -41,6 +41,8 @@ const TRANSFER_MAX_LAG: u64 = 128;
 const TOMBSTONE_EVERY: Duration = Duration::from_secs(1);
 /// Bound on the remembered tombstone notices.
 const MAX_NOTICES: usize = 4096;
+/// A Ready round longer than this is logged with where its time went.
+const SLOW_ROUND: Duration = Duration::from_millis(100);
 
 /// The loop: owns every peer of the process.
 pub struct RaftLoop<E: Engine, S: StateMachine> {
@@ -515,6 +517,7 @@ impl<E: Engine, S: StateMachine> RaftLoop<E, S> {
     /// One round: every group's Ready is staged into one batch, written with one fsync
     /// (group commit), and only then are persisted messages sent and entries applied.
     fn process_readies(&mut self) -> Result<(), PeerError> {
+        let started = Instant::now();
         let groups: Vec<u64> = self.peers.keys().copied().collect();
         let mut batch = WriteBatch::default();
         let mut staged = Vec::new();
@@ -532,6 +535,8 @@ impl<E: Engine, S: StateMachine> RaftLoop<E, S> {
                 staged.push((group, ready));
             }
         }
+        let staged_at = Instant::now();
+        let raft_bytes = batch.size_bytes();
         if let Some(engine) = &engine {
             if !batch.is_empty() {
                 write_timed(engine.as_ref(), &batch, true)?;
@@ -540,6 +545,7 @@ impl<E: Engine, S: StateMachine> RaftLoop<E, S> {
                     .observe(staged.len() as f64);
             }
         }
+        let written_at = Instant::now();
         // Apply every group's committed entries into one batch too, written once before any
         // proposer hears back or any read is served.
         let mut apply = WriteBatch::default();
@@ -551,11 +557,29 @@ impl<E: Engine, S: StateMachine> RaftLoop<E, S> {
             let out = peer.finish_ready_into(ready, &mut apply)?;
             outputs.push((group, out));
         }
+        let applied_at = Instant::now();
         if let Some(engine) = engine {
             if !apply.is_empty() {
                 write_timed(engine.as_ref(), &apply, false)?;
             }
         }
+        let round = started.elapsed();
+        if round >= SLOW_ROUND {
+            // Every group of the process waited this long: say where the time went.
+            warn!(
+                groups = outputs.len(),
+                raft_bytes,
+                apply_bytes = apply.size_bytes(),
+                stage_ms = staged_at.duration_since(started).as_millis() as u64,
+                raft_write_ms = written_at.duration_since(staged_at).as_millis() as u64,
+                apply_ms = applied_at.duration_since(written_at).as_millis() as u64,
+                apply_write_ms = applied_at.elapsed().as_millis() as u64,
+                "slow raft round"
+            );
+        }
+        RaftMetrics::get()
+            .round_seconds
+            .observe(round.as_secs_f64());
         for (group, out) in outputs {
             let Some(peer) = self.peers.get_mut(&group) else {
                 continue;
