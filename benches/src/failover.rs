@@ -113,6 +113,7 @@ pub(crate) async fn coordinator(
             max_backoff: Duration::from_millis(100),
             max_attempts: 1000,
             deadline: Duration::from_secs(30),
+            unreachable_after: None,
         });
     let mut restarted: Vec<Child> = Vec::new();
     let mut windows = Vec::new();

@@ -253,6 +253,7 @@ pub(crate) async fn run(args: IntakeArgs) -> anyhow::Result<()> {
             max_backoff: Duration::from_millis(200),
             max_attempts: 1000,
             deadline: Duration::from_secs(30),
+            unreachable_after: None,
         });
     // Wait until every shard has a leader: a fresh cluster is still electing.
     let ready_by = Instant::now() + Duration::from_secs(60);
@@ -271,6 +272,7 @@ pub(crate) async fn run(args: IntakeArgs) -> anyhow::Result<()> {
             max_backoff: Duration::from_millis(20),
             max_attempts: 10_000,
             deadline: Duration::from_secs(60),
+            unreachable_after: None,
         });
     let shared = Arc::new(Shared {
         client,

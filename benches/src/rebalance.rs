@@ -253,6 +253,7 @@ pub(crate) async fn run(args: RebalanceArgs) -> anyhow::Result<()> {
                 max_backoff: Duration::from_millis(200),
                 max_attempts: 1000,
                 deadline: Duration::from_secs(30),
+                unreachable_after: None,
             }),
     );
     let meta = MetaClient::new(file.coordinator_addresses())

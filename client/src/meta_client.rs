@@ -14,7 +14,7 @@ use tonic::{Response, Status};
 use tracing::debug;
 
 use crate::channels::ChannelCache;
-use crate::retry::{is_retryable, RetryPolicy};
+use crate::retry::{is_retryable, no_answer_cause, unreachable, RetryPolicy};
 
 /// A client of the coordinators.
 pub struct MetaClient {
@@ -74,7 +74,9 @@ impl MetaClient {
     }
 
     /// Calls `f` on a coordinator, following leader hints and retrying transient failures
-    /// until the policy's attempts or deadline run out.
+    /// until the policy's attempts or deadline run out. When no coordinator answers at all
+    /// (each refused the connection or timed out), it gives up after the policy's
+    /// `unreachable_after` with a status naming every address and its cause.
     pub async fn call<T, F, Fut>(&self, f: F) -> Result<T, Status>
     where
         F: Fn(Channel) -> Fut,
@@ -82,6 +84,9 @@ impl MetaClient {
     {
         let started = Instant::now();
         let mut attempt = 0u32;
+        // Why each address gave no answer; emptied for good once any coordinator answers.
+        let mut silent: Vec<(String, String)> = Vec::new();
+        let mut answered = false;
         loop {
             let address = self.target(attempt);
             let result = f(self.channel(&address)?).await;
@@ -99,12 +104,37 @@ impl MetaClient {
                     if !is_retryable(&status) {
                         return Err(status);
                     }
+                    match no_answer_cause(&status) {
+                        Some(cause) if !answered => {
+                            note_silent(&mut silent, address.clone(), cause)
+                        }
+                        Some(_) => {}
+                        None => {
+                            answered = true;
+                            silent.clear();
+                        }
+                    }
                     debug!(%address, code = ?status.code(), message = status.message(), "coordinator call failed; retrying");
                     self.prefer(hint);
                     attempt += 1;
-                    if attempt >= self.policy.max_attempts
-                        || started.elapsed() >= self.policy.deadline
+                    let waited = started.elapsed();
+                    let all_silent = !answered
+                        && self
+                            .addresses
+                            .iter()
+                            .all(|a| silent.iter().any(|(s, _)| s == a));
+                    if all_silent
+                        && self
+                            .policy
+                            .unreachable_after
+                            .is_some_and(|limit| waited >= limit)
                     {
+                        return Err(unreachable("coordinators", &silent, waited));
+                    }
+                    if attempt >= self.policy.max_attempts || waited >= self.policy.deadline {
+                        if all_silent {
+                            return Err(unreachable("coordinators", &silent, waited));
+                        }
                         return Err(status);
                     }
                     tokio::time::sleep(self.policy.backoff(attempt.saturating_sub(1) / 2)).await;
@@ -140,5 +170,14 @@ impl MetaClient {
             async move { AdminServiceClient::new(ch).init_cluster(req).await }
         })
         .await
+    }
+}
+
+/// Records why `address` gave no answer (its latest cause), keeping the addresses in the order
+/// first tried.
+fn note_silent(silent: &mut Vec<(String, String)>, address: String, cause: String) {
+    match silent.iter_mut().find(|(a, _)| *a == address) {
+        Some(entry) => entry.1 = cause,
+        None => silent.push((address, cause)),
     }
 }

@@ -112,6 +112,7 @@ impl OrderClient {
                 max_backoff: Duration::from_millis(400),
                 max_attempts: 200,
                 deadline: Duration::from_secs(20),
+                unreachable_after: None,
             },
             call_timeout: Duration::from_secs(8),
             next_seed: Mutex::new(0),

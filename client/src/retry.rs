@@ -11,6 +11,11 @@ pub struct RetryPolicy {
     pub max_backoff: Duration,
     pub max_attempts: u32,
     pub deadline: Duration,
+    /// Give up this early when no address has answered at all (every one refused the
+    /// connection or timed out): nothing is running there, and waiting out `deadline` only
+    /// hides that. None: retry until `deadline`. (Followed by `MetaClient`; order calls
+    /// retry on other nodes until `deadline`.)
+    pub unreachable_after: Option<Duration>,
 }
 
 impl Default for RetryPolicy {
@@ -20,6 +25,7 @@ impl Default for RetryPolicy {
             max_backoff: Duration::from_millis(500),
             max_attempts: 60,
             deadline: Duration::from_secs(15),
+            unreachable_after: Some(Duration::from_secs(3)),
         }
     }
 }
@@ -44,6 +50,40 @@ pub fn is_retryable(status: &Status) -> bool {
     ) || (status.code() == Code::Unknown && status.message().contains("transport"))
 }
 
+/// Metadata key on the status a client gives up with when no address answered.
+pub const UNREACHABLE_METADATA: &str = "surge-unreachable";
+
+/// Why a call got no answer from the server — a refused connection, a timeout — or None when
+/// the server answered (with any status). Client-side failures carry the transport error as
+/// their source; the innermost cause is the one a person can act on.
+pub fn no_answer_cause(status: &Status) -> Option<String> {
+    let mut cause: &dyn std::error::Error = std::error::Error::source(status)?;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    Some(cause.to_string())
+}
+
+/// The status for "none of `tried` answered": UNAVAILABLE, naming every address and its cause,
+/// marked with [`UNREACHABLE_METADATA`] (its value says what was called, e.g. "coordinators").
+pub fn unreachable(what: &str, tried: &[(String, String)], waited: Duration) -> Status {
+    let list: Vec<String> = tried.iter().map(|(a, c)| format!("{a} ({c})")).collect();
+    let mut status = Status::unavailable(format!(
+        "no {what} answered in {:.1} s: {}",
+        waited.as_secs_f64(),
+        list.join(", ")
+    ));
+    if let Ok(v) = what.parse() {
+        status.metadata_mut().insert(UNREACHABLE_METADATA, v);
+    }
+    status
+}
+
+/// True for a status made by [`unreachable`].
+pub fn is_unreachable(status: &Status) -> bool {
+    status.metadata().get(UNREACHABLE_METADATA).is_some()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,5 +103,29 @@ mod tests {
         assert!(!is_retryable(&Status::invalid_argument("shards: 0")));
         assert!(!is_retryable(&Status::already_exists("init")));
         assert!(!is_retryable(&Status::failed_precondition("quorum")));
+    }
+
+    #[test]
+    fn a_server_answer_is_not_a_missing_answer() {
+        assert_eq!(no_answer_cause(&Status::unavailable("no leader yet")), None);
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let status = Status::from_error(Box::new(io));
+        assert_eq!(no_answer_cause(&status).as_deref(), Some("refused"));
+    }
+
+    #[test]
+    fn the_unreachable_status_names_every_address() {
+        let tried = vec![
+            ("127.0.0.1:1".to_string(), "Connection refused".to_string()),
+            ("127.0.0.1:2".to_string(), "timed out".to_string()),
+        ];
+        let s = unreachable("coordinators", &tried, Duration::from_millis(3100));
+        assert_eq!(s.code(), tonic::Code::Unavailable);
+        assert_eq!(
+            s.message(),
+            "no coordinators answered in 3.1 s: 127.0.0.1:1 (Connection refused), 127.0.0.1:2 (timed out)"
+        );
+        assert!(is_unreachable(&s));
+        assert!(!is_unreachable(&Status::unavailable("x")));
     }
 }

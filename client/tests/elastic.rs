@@ -563,25 +563,30 @@ async fn nodes_join_drain_and_heal_while_orders_flow() {
     let node3_entry = cluster.file.nodes[2].clone();
     let node3 = node_id(&nodes(&meta).await, &node3_entry.grpc_address);
     cluster.kill9(&node3_entry);
+    let in_flight_now = || async {
+        common::admin(
+            &meta,
+            ListOperatorsRequest {
+                include_finished: false,
+            },
+            |mut c, r| async move { c.list_operators(r).await },
+        )
+        .await
+        .map(|r| r.operators)
+        .unwrap_or_default()
+    };
     eventually(
         Duration::from_secs(90),
-        "repair operators in flight",
-        || async { !idle(&meta).await },
+        "a repair operator changing membership in flight",
+        || async {
+            in_flight_now()
+                .await
+                .iter()
+                .any(|o| o.kind != "transfer-leader")
+        },
     )
     .await;
-    let in_flight: Vec<u64> = common::admin(
-        &meta,
-        ListOperatorsRequest {
-            include_finished: false,
-        },
-        |mut c, r| async move { c.list_operators(r).await },
-    )
-    .await
-    .expect("operators")
-    .operators
-    .iter()
-    .map(|o| o.id)
-    .collect();
+    let in_flight: Vec<u64> = in_flight_now().await.iter().map(|o| o.id).collect();
     let leader = coordinator_leader(&cluster, &meta).await;
     let entry = cluster
         .file
@@ -633,10 +638,7 @@ async fn nodes_join_drain_and_heal_while_orders_flow() {
         assert!(
             ended,
             "operator {id} ({} at {}) ended {:?}: {}",
-            op.kind,
-            op.step,
-            op.outcome,
-            op.note
+            op.kind, op.step, op.outcome, op.note
         );
     }
 

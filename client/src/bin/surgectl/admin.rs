@@ -10,11 +10,8 @@ use surge_proto::v1::{
     RemoveCoordinatorRequest,
 };
 
+use crate::calls::{meta_client as client, status_error};
 use crate::output::{self, Format};
-
-fn client(coordinators: &[String]) -> anyhow::Result<MetaClient> {
-    MetaClient::new(coordinators.to_vec()).map_err(|s| anyhow::anyhow!(s.message().to_string()))
-}
 
 /// Membership changes wait for a learner to catch up: give them a longer call timeout.
 fn membership_client(coordinators: &[String]) -> anyhow::Result<MetaClient> {
@@ -25,10 +22,6 @@ fn membership_client(coordinators: &[String]) -> anyhow::Result<MetaClient> {
     Ok(client(coordinators)?
         .with_call_timeout(Duration::from_secs(60))
         .with_policy(policy))
-}
-
-fn status_error(s: tonic::Status) -> anyhow::Error {
-    anyhow::anyhow!("{} ({:?})", s.message(), s.code())
 }
 
 pub(crate) async fn init(

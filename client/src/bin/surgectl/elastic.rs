@@ -15,16 +15,9 @@ use surge_proto::v1::{
     NodeStatus, RemoveNodeRequest, SetClusterConfigRequest,
 };
 
+use crate::calls::{meta_client as client, status_error};
 use crate::elastic_output as out;
 use crate::output::{self, Format};
-
-fn client(coordinators: &[String]) -> anyhow::Result<MetaClient> {
-    MetaClient::new(coordinators.to_vec()).map_err(|s| anyhow::anyhow!(s.message().to_string()))
-}
-
-fn status_error(s: tonic::Status) -> anyhow::Error {
-    anyhow::anyhow!("{} ({:?})", s.message(), s.code())
-}
 
 pub(crate) async fn shard_list(coordinators: &[String], format: Format) -> anyhow::Result<()> {
     let resp = client(coordinators)?

@@ -1,6 +1,7 @@
 //! `surgectl`: the operator's shell for a surge cluster.
 
 mod admin;
+mod calls;
 mod dev;
 mod elastic;
 mod elastic_output;

@@ -5,19 +5,12 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use anyhow::Context;
-use surge_client::{sample, OrderClient};
+use surge_client::sample;
 use surge_proto::v1::submit_result::Outcome;
 use surge_proto::v1::{ListOrdersRequest, OrderStatus, OrderView};
 
+use crate::calls::{order_client as client, status_error};
 use crate::output::{emit, print_json, print_table, Format};
-
-fn client(nodes: &[String], api_key: &str) -> anyhow::Result<OrderClient> {
-    OrderClient::new(nodes.to_vec(), api_key).map_err(|s| anyhow::anyhow!(s.message().to_string()))
-}
-
-fn status_error(s: tonic::Status) -> anyhow::Error {
-    anyhow::anyhow!("{:?}: {}", s.code(), s.message())
-}
 
 /// Submits `count` sample orders in batches and shows where they went.
 pub(crate) async fn burst(

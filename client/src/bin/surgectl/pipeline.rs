@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use surge_client::station::{self, Sink, StationConfig};
-use surge_client::{MetaClient, OrderClient};
+use surge_client::OrderClient;
 use surge_proto::v1::admin_service_client::AdminServiceClient;
 use surge_proto::v1::order_service_client::OrderServiceClient;
 use surge_proto::v1::print_service_client::PrintServiceClient;
@@ -19,15 +19,8 @@ use surge_proto::v1::{
     ReprintRequest, SetTenantRulesRequest, WatchOrdersRequest, WaybillStatusRequest,
 };
 
+use crate::calls::{meta_client as meta, status_error};
 use crate::output::{emit, print_json, print_table, Format};
-
-fn status_error(s: tonic::Status) -> anyhow::Error {
-    anyhow::anyhow!("{} ({:?})", s.message(), s.code())
-}
-
-fn meta(coordinators: &[String]) -> anyhow::Result<MetaClient> {
-    MetaClient::new(coordinators.to_vec()).map_err(|s| anyhow::anyhow!(s.message().to_string()))
-}
 
 fn orders(nodes: &[String], api_key: &str) -> anyhow::Result<OrderClient> {
     OrderClient::new(nodes.to_vec(), api_key).map_err(|s| anyhow::anyhow!(s.message().to_string()))
