@@ -97,6 +97,9 @@ enum Command {
         /// The nodes' snapshot rate in MiB/s, for a cluster this command starts.
         #[arg(long)]
         snapshot_mib_per_sec: Option<u64>,
+        /// Snapshots one node may send or receive at once, for a cluster this command starts.
+        #[arg(long)]
+        max_snapshots_per_node: Option<u32>,
     },
     /// Order intake throughput and latency through surge-client; optionally with node kills.
     Intake {
@@ -168,6 +171,7 @@ async fn main() -> anyhow::Result<()> {
             shards,
             base_port,
             snapshot_mib_per_sec,
+            max_snapshots_per_node,
         } => {
             rebalance::run(rebalance::RebalanceArgs {
                 cluster_dir,
@@ -181,6 +185,7 @@ async fn main() -> anyhow::Result<()> {
                 shards,
                 base_port,
                 snapshot_mib_per_sec,
+                max_snapshots_per_node,
             })
             .await
         }

@@ -41,6 +41,8 @@ pub(crate) struct RebalanceArgs {
     pub(crate) base_port: u16,
     /// The nodes' snapshot rate in MiB/s (the node default when absent).
     pub(crate) snapshot_mib_per_sec: Option<u64>,
+    /// The coordinators' per-node snapshot limit (the coordinator default when absent).
+    pub(crate) max_snapshots_per_node: Option<u32>,
 }
 
 #[derive(Debug, Serialize)]
@@ -234,10 +236,13 @@ pub(crate) async fn run(args: RebalanceArgs) -> anyhow::Result<()> {
     let (dir, own) = match &args.cluster_dir {
         Some(d) => (d.clone(), None),
         None => {
-            let extra: Vec<String> = args
-                .snapshot_mib_per_sec
-                .map(|m| vec!["--snapshot-mib-per-sec".to_string(), m.to_string()])
-                .unwrap_or_default();
+            let mut extra: Vec<String> = Vec::new();
+            if let Some(m) = args.snapshot_mib_per_sec {
+                extra.extend(["--snapshot-mib-per-sec".to_string(), m.to_string()]);
+            }
+            if let Some(n) = args.max_snapshots_per_node {
+                extra.extend(["--max-snapshots-per-node".to_string(), n.to_string()]);
+            }
             let (d, own) = start_cluster_with(args.base_port, args.shards, &extra)?;
             (d, Some(own))
         }

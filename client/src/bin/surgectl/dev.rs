@@ -38,6 +38,10 @@ pub(crate) struct UpArgs {
     /// `snapshot_max_bytes_per_sec`); the node default when absent.
     #[arg(long)]
     snapshot_mib_per_sec: Option<u64>,
+    /// Snapshots the scheduler lets one node send or receive at once (the coordinators'
+    /// `scheduler.max_snapshots_per_node`); the coordinator default when absent.
+    #[arg(long)]
+    max_snapshots_per_node: Option<u32>,
 }
 
 /// Node `n`'s zone: zone-a, zone-b, ... zone-z, then zone-27, ...
@@ -75,6 +79,9 @@ fn coordinator_config(dir: &Path, id: u64, args: &UpArgs) -> anyhow::Result<Stri
             port(args.base_port, peer - 1)?,
             port(args.base_port, 100 + peer - 1)?,
         ));
+    }
+    if let Some(n) = args.max_snapshots_per_node {
+        text.push_str(&format!("\n[scheduler]\nmax_snapshots_per_node = {n}\n"));
     }
     Ok(text)
 }
