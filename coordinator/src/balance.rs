@@ -30,7 +30,7 @@ pub struct NodeFacts {
     pub id: u64,
     pub zone: String,
     pub state: NodeState,
-    /// Heartbeated lately.
+    /// Heartbeated lately, with its stats (a node that only registered is not alive).
     pub alive: bool,
     /// How long it has been Down; None unless it is.
     pub down_for_ms: Option<u64>,

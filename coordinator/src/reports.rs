@@ -101,6 +101,12 @@ impl Reports {
         })
     }
 
+    /// True once `node` has sent this leader a heartbeat with its stats. A node that only
+    /// registered (it may never start serving) is not given replicas or leadership.
+    pub fn reported(&self, node: u64) -> bool {
+        self.with(|inner| inner.nodes.contains_key(&node))
+    }
+
     /// Every node heard from within [`ALIVE_FOR`].
     pub fn alive_nodes(&self) -> Vec<u64> {
         self.with(|inner| {
@@ -162,5 +168,27 @@ impl Reports {
             *counts.entry(*leader).or_default() += 1;
         }
         counts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use surge_proto::v1::NodeStats;
+
+    #[test]
+    fn a_node_that_only_registered_has_not_reported() {
+        let reports = Reports::default();
+        reports.heard(6);
+        assert!(reports.alive(6));
+        assert!(!reports.reported(6), "registration alone is not a report");
+        let beat = HeartbeatRequest {
+            node_id: 6,
+            stats: Some(NodeStats::default()),
+            ..HeartbeatRequest::default()
+        };
+        reports.ingest(&beat, 1_000);
+        assert!(reports.reported(6));
+        assert!(!reports.reported(7));
     }
 }

@@ -308,7 +308,7 @@ pub fn facts(
             id: n.id,
             zone: n.zone.clone(),
             state: n.state,
-            alive: c.reports.alive(n.id),
+            alive: c.reports.alive(n.id) && c.reports.reported(n.id),
             down_for_ms: (n.state == NodeState::Down)
                 .then(|| now.saturating_sub(n.state_changed_at_ms)),
         })
