@@ -1,7 +1,10 @@
 //! What every command shares to reach the cluster: the clients, and how a failed call reads.
 
+use anyhow::Context as _;
 use surge_client::retry::{is_unreachable, UNREACHABLE_METADATA};
 use surge_client::{MetaClient, OrderClient};
+use surge_proto::v1::admin_service_client::AdminServiceClient;
+use tonic::transport::Channel;
 
 /// A client of the coordinators at `coordinators`.
 pub(crate) fn meta_client(coordinators: &[String]) -> anyhow::Result<MetaClient> {
@@ -34,4 +37,24 @@ pub(crate) fn status_error(s: tonic::Status) -> anyhow::Error {
          surgectl at yours with {flag} HOST:PORT,... (or {env}).",
         s.message()
     )
+}
+
+/// One AdminService call through a fresh client of `coordinators`: `f` gets a client and a
+/// copy of `req` on each attempt; a failure reads as `what: <status_error>`.
+pub(crate) async fn admin<Req, T, F, Fut>(
+    coordinators: &[String],
+    what: &str,
+    req: Req,
+    f: F,
+) -> anyhow::Result<T>
+where
+    Req: Clone,
+    F: Fn(AdminServiceClient<Channel>, Req) -> Fut,
+    Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+{
+    meta_client(coordinators)?
+        .call(|ch| f(AdminServiceClient::new(ch), req.clone()))
+        .await
+        .map_err(status_error)
+        .with_context(|| what.to_string())
 }

@@ -15,20 +15,18 @@ use surge_proto::v1::{
     NodeStatus, RemoveNodeRequest, SetClusterConfigRequest,
 };
 
-use crate::calls::{meta_client as client, status_error};
+use crate::calls::{admin, meta_client as client, status_error};
 use crate::elastic_output as out;
 use crate::output::{self, Format};
 
 pub(crate) async fn shard_list(coordinators: &[String], format: Format) -> anyhow::Result<()> {
-    let resp = client(coordinators)?
-        .call(|ch| async move {
-            AdminServiceClient::new(ch)
-                .list_shards(ListShardsRequest {})
-                .await
-        })
-        .await
-        .map_err(status_error)
-        .context("shard list")?;
+    let resp = admin(
+        coordinators,
+        "shard list",
+        ListShardsRequest {},
+        |mut c, r| async move { c.list_shards(r).await },
+    )
+    .await?;
     out::print_shards(format, &resp.shards);
     Ok(())
 }
@@ -38,15 +36,13 @@ pub(crate) async fn shard_show(
     format: Format,
     id: u32,
 ) -> anyhow::Result<()> {
-    let resp = client(coordinators)?
-        .call(|ch| async move {
-            AdminServiceClient::new(ch)
-                .get_shard(GetShardRequest { id })
-                .await
-        })
-        .await
-        .map_err(status_error)
-        .context("shard show")?;
+    let resp = admin(
+        coordinators,
+        "shard show",
+        GetShardRequest { id },
+        |mut c, r| async move { c.get_shard(r).await },
+    )
+    .await?;
     out::print_shard(format, &resp);
     Ok(())
 }
@@ -84,17 +80,15 @@ pub(crate) async fn operator_list(
     format: Format,
     all: bool,
 ) -> anyhow::Result<()> {
-    let resp = client(coordinators)?
-        .call(|ch| async move {
-            AdminServiceClient::new(ch)
-                .list_operators(ListOperatorsRequest {
-                    include_finished: all,
-                })
-                .await
-        })
-        .await
-        .map_err(status_error)
-        .context("operator list")?;
+    let resp = admin(
+        coordinators,
+        "operator list",
+        ListOperatorsRequest {
+            include_finished: all,
+        },
+        |mut c, r| async move { c.list_operators(r).await },
+    )
+    .await?;
     out::print_operators(format, &resp.operators);
     Ok(())
 }
@@ -104,14 +98,10 @@ pub(crate) async fn operator_add(
     format: Format,
     req: CreateOperatorRequest,
 ) -> anyhow::Result<()> {
-    let resp = client(coordinators)?
-        .call(|ch| {
-            let req = req.clone();
-            async move { AdminServiceClient::new(ch).create_operator(req).await }
-        })
-        .await
-        .map_err(status_error)
-        .context("operator add")?;
+    let resp = admin(coordinators, "operator add", req, |mut c, r| async move {
+        c.create_operator(r).await
+    })
+    .await?;
     out::print_operators(format, &[resp]);
     Ok(())
 }
@@ -121,15 +111,13 @@ pub(crate) async fn operator_cancel(
     format: Format,
     id: u64,
 ) -> anyhow::Result<()> {
-    let resp = client(coordinators)?
-        .call(|ch| async move {
-            AdminServiceClient::new(ch)
-                .cancel_operator(CancelOperatorRequest { id })
-                .await
-        })
-        .await
-        .map_err(status_error)
-        .context("operator cancel")?;
+    let resp = admin(
+        coordinators,
+        "operator cancel",
+        CancelOperatorRequest { id },
+        |mut c, r| async move { c.cancel_operator(r).await },
+    )
+    .await?;
     if format == Format::Table {
         let will = if matches!(resp.step.as_str(), "leave-joint" | "remove-old") {
             "it is past the point of no return and will complete"
@@ -227,15 +215,13 @@ pub(crate) async fn node_remove(
     format: Format,
     id: u64,
 ) -> anyhow::Result<()> {
-    let resp = client(coordinators)?
-        .call(|ch| async move {
-            AdminServiceClient::new(ch)
-                .remove_node(RemoveNodeRequest { id })
-                .await
-        })
-        .await
-        .map_err(status_error)
-        .context("node remove")?;
+    let resp = admin(
+        coordinators,
+        "node remove",
+        RemoveNodeRequest { id },
+        |mut c, r| async move { c.remove_node(r).await },
+    )
+    .await?;
     output::print_nodes(format, &[resp]);
     Ok(())
 }
@@ -263,11 +249,10 @@ pub(crate) async fn cluster_set(
         }
         other => bail!("{other}: unknown setting; the settings are: max-down-time"),
     };
-    let resp = client(coordinators)?
-        .call(|ch| async move { AdminServiceClient::new(ch).set_cluster_config(req).await })
-        .await
-        .map_err(status_error)
-        .context("cluster set")?;
+    let resp = admin(coordinators, "cluster set", req, |mut c, r| async move {
+        c.set_cluster_config(r).await
+    })
+    .await?;
     out::print_config(format, &resp);
     Ok(())
 }
