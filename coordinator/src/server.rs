@@ -7,6 +7,7 @@ use std::sync::{Arc, RwLock};
 
 use surge_raftstore::identity::{self, Identity};
 use surge_raftstore::ops::{health_and_reflection, serve_http, stop_within_grace, Readiness};
+use surge_raftstore::snapshot_staging::EngineStaging;
 use surge_raftstore::transport::{start_loop, Inbound, RaftTransportService};
 use surge_raftstore::{logger, Engine, GroupStorage, Peer, RocksEngine, WriteBatch};
 use tokio::net::TcpListener;
@@ -165,7 +166,8 @@ pub async fn run(
             // A coordinator is removed through `coordinator remove`, never by a notice.
             Inbound::Tombstone { .. } => true,
         }),
-    );
+    )
+    .with_staging(EngineStaging::new(engine.clone()));
     let mut grpc_stop = stop_rx.clone();
     let grpc_server = tonic::transport::Server::builder()
         .add_service(health)

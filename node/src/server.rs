@@ -10,6 +10,7 @@ use surge_proto::v1::print_service_server::PrintServiceServer;
 use surge_proto::v1::replica_service_server::ReplicaServiceServer;
 use surge_raftstore::identity::{self, Identity};
 use surge_raftstore::ops::{health_and_reflection, serve_http, stop_within_grace, Readiness};
+use surge_raftstore::snapshot_staging::EngineStaging;
 use surge_raftstore::transport::{start_loop, Inbound, RaftTransportService};
 use surge_raftstore::RocksEngine;
 use tokio::net::TcpListener;
@@ -226,7 +227,8 @@ async fn serve(
                 true
             }
         }),
-    );
+    )
+    .with_staging(EngineStaging::new(engine.clone()));
     let replica_api = ReplicaApi {
         node_id,
         engine: engine.clone(),

@@ -46,13 +46,21 @@ fn read_epoch(view: &dyn ReadView, group: u64) -> Result<u64, EngineError> {
     let key = keys::state_key(group);
     match view.get(Cf::RaftState, &key)? {
         None => Ok(0),
-        Some(raw) => RaftLocalState::decode(raw.as_slice())
-            .map(|r| r.conf_epoch)
-            .map_err(|e| EngineError::Corrupt {
-                cf: Cf::RaftState,
-                key,
-                reason: e.to_string(),
-            }),
+        Some(raw) => {
+            let local =
+                RaftLocalState::decode(raw.as_slice()).map_err(|e| EngineError::Corrupt {
+                    cf: Cf::RaftState,
+                    key,
+                    reason: e.to_string(),
+                })?;
+            if !local.staged_files.is_empty() {
+                // The applied index is ahead of the data until the snapshot's files are in.
+                return Err(EngineError::Backend(format!(
+                    "group {group} is installing a snapshot; try again"
+                )));
+            }
+            Ok(local.conf_epoch)
+        }
     }
 }
 

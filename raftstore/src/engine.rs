@@ -157,6 +157,9 @@ pub enum EngineError {
 /// A key and its value.
 pub type KeyValue = (Vec<u8>, Vec<u8>);
 
+/// A row in one family, as a snapshot carries it.
+pub type FamilyRow = (Cf, Vec<u8>, Vec<u8>);
+
 /// A point-in-time view of an engine: every read through it sees the state after the same
 /// last write, whatever is written meanwhile.
 pub trait ReadView {
@@ -206,6 +209,26 @@ pub trait Engine: Send + Sync + 'static {
     /// Approximate bytes stored in `[start, end)` of `cf`: what the engine can estimate
     /// cheaply (RocksDB: flushed files only), never a scan.
     fn approximate_size(&self, cf: Cf, start: &[u8], end: &[u8]) -> u64;
+
+    /// Stages a replacement of `[start, end)` in each of `families` by `rows` (every row in
+    /// that range and in one of those families), written aside — for RocksDB, as SST files —
+    /// so that the writing happens off the raft loop. Returns the staged files' names, to be
+    /// passed to [`Engine::ingest_staged`] or [`Engine::discard_staged`].
+    fn stage_replacement(
+        &self,
+        families: &[Cf],
+        start: &[u8],
+        end: &[u8],
+        rows: Vec<FamilyRow>,
+    ) -> Result<Vec<String>, EngineError>;
+
+    /// Carries out staged replacements, each atomically for its family, and removes their
+    /// files. A name whose file is gone is skipped: it was ingested before the process stopped,
+    /// so replaying a list after a crash is safe.
+    fn ingest_staged(&self, names: &[String]) -> Result<(), EngineError>;
+
+    /// Removes staged files that will not be ingested (a snapshot raft-rs or the loop refused).
+    fn discard_staged(&self, names: &[String]);
 }
 
 /// Writes a batch and records its latency in the fsync histogram when synced.

@@ -13,11 +13,13 @@ use prost::Message as _;
 use protobuf::Message as _;
 use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
 use raft::{GetEntriesContext, RaftState, StorageError};
-use surge_proto::v1::{MemberSince, RaftLocalState, SnapshotData};
+use surge_proto::v1::{MemberSince, RaftLocalState};
 
 use crate::engine::{Cf, Engine, EngineError, WriteBatch};
 use crate::keys;
 use crate::snapshot_worker::SnapshotWorker;
+
+mod install;
 
 /// The index of the implicit snapshot a bootstrapped group starts from.
 pub const BOOTSTRAP_INDEX: u64 = 1;
@@ -37,6 +39,8 @@ struct LocalState {
     conf_epoch: u64,
     /// Member → the epoch it (last) joined at.
     member_since: BTreeMap<u64, u64>,
+    /// A snapshot's staged files, named in the Raft state until they are ingested.
+    staged_files: Vec<String>,
 }
 
 /// One Raft group's storage on a shared engine.
@@ -118,6 +122,7 @@ impl<E: Engine> GroupStorage<E> {
                 .iter()
                 .map(|m| (m.id, m.epoch))
                 .collect();
+            state.staged_files = record.staged_files;
         }
         state.last_index = state.truncated_index;
         state.last_term = state.truncated_term;
@@ -141,13 +146,15 @@ impl<E: Engine> GroupStorage<E> {
             }
             None => state.truncated_index,
         };
-        Ok(GroupStorage {
+        let mut storage = GroupStorage {
             engine,
             group,
             state,
             applied,
             worker: None,
-        })
+        };
+        storage.recover_staged()?;
+        Ok(storage)
     }
 
     pub fn group(&self) -> u64 {
@@ -234,7 +241,7 @@ impl<E: Engine> GroupStorage<E> {
         self.state.truncated_index + 1
     }
 
-    fn stage_local_state(&self, batch: &mut WriteBatch) {
+    pub(crate) fn stage_local_state(&self, batch: &mut WriteBatch) {
         let record = RaftLocalState {
             hard_state: self.state.hard_state.write_to_bytes().unwrap_or_default(),
             conf_state: self.state.conf_state.write_to_bytes().unwrap_or_default(),
@@ -242,6 +249,7 @@ impl<E: Engine> GroupStorage<E> {
             truncated_term: self.state.truncated_term,
             conf_epoch: self.state.conf_epoch,
             member_since: since_rows(&self.state.member_since),
+            staged_files: self.state.staged_files.clone(),
         };
         batch.put(
             Cf::RaftState,
@@ -339,55 +347,6 @@ impl<E: Engine> GroupStorage<E> {
         self.state.truncated_index = compact_to;
         self.state.truncated_term = term;
         self.stage_local_state(batch);
-        Ok(())
-    }
-
-    /// Installs a snapshot received from the leader: replaces the log, the conf state and every
-    /// data row of the group, and moves the applied index to the snapshot's.
-    pub fn stage_snapshot(
-        &mut self,
-        snap: &Snapshot,
-        batch: &mut WriteBatch,
-    ) -> Result<(), EngineError> {
-        let meta = snap.get_metadata();
-        let data = SnapshotData::decode(snap.data.as_ref())
-            .map_err(|e| corrupt(Cf::RaftState, &keys::state_key(self.group), e))?;
-        batch.delete_range(
-            Cf::RaftLog,
-            keys::log_key(self.group, 0),
-            keys::group_end(self.group),
-        );
-        let prefix = keys::group_prefix(self.group);
-        let end = keys::group_end(self.group);
-        for cf in Cf::DATA {
-            batch.delete_range(cf, prefix.to_vec(), end.clone());
-        }
-        for row in data.rows {
-            let cf = Cf::from_code(row.cf)
-                .filter(|cf| Cf::DATA.contains(cf))
-                .ok_or_else(|| {
-                    corrupt(Cf::RaftState, &row.key, "snapshot row in unknown family")
-                })?;
-            if !row.key.starts_with(&prefix) {
-                return Err(corrupt(cf, &row.key, "snapshot row outside the group"));
-            }
-            batch.put(cf, row.key, row.value);
-        }
-        self.state.truncated_index = meta.index;
-        self.state.truncated_term = meta.term;
-        self.state.last_index = meta.index;
-        self.state.last_term = meta.term;
-        self.state.conf_state = meta.get_conf_state().clone();
-        self.state.conf_epoch = data.conf_epoch;
-        self.state.member_since = data.member_since.iter().map(|m| (m.id, m.epoch)).collect();
-        if self.state.hard_state.commit < meta.index {
-            self.state.hard_state.commit = meta.index;
-        }
-        if self.state.hard_state.term < meta.term {
-            self.state.hard_state.term = meta.term;
-        }
-        self.stage_local_state(batch);
-        self.stage_applied(meta.index, batch);
         Ok(())
     }
 

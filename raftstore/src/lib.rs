@@ -34,6 +34,7 @@ mod pending;
 pub mod raft_handle;
 pub mod raft_loop;
 pub mod rocks_engine;
+pub mod snapshot_staging;
 pub mod snapshot_worker;
 pub mod state_machine;
 pub mod transport;

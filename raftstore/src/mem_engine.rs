@@ -1,12 +1,12 @@
 //! The in-memory [`Engine`], for the deterministic test tier. Every write is "durable": a
 //! simulated crash drops the process state built on top of it and keeps the engine.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::sync::Mutex;
 
 use crate::engine::{
-    Cf, ConsistentRead, Engine, EngineError, KeyValue, ReadView, WriteBatch, WriteOp,
+    Cf, ConsistentRead, Engine, EngineError, FamilyRow, KeyValue, ReadView, WriteBatch, WriteOp,
 };
 
 type Table = BTreeMap<Vec<u8>, Vec<u8>>;
@@ -15,6 +15,8 @@ type Table = BTreeMap<Vec<u8>, Vec<u8>>;
 #[derive(Default)]
 pub struct MemEngine {
     tables: Mutex<BTreeMap<Cf, Table>>,
+    /// Staged replacements by name, one batch per family; like files, they survive a crash.
+    staged: Mutex<(u64, HashMap<String, WriteBatch>)>,
 }
 
 impl MemEngine {
@@ -30,6 +32,19 @@ impl MemEngine {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         f(&mut tables)
+    }
+
+    fn with_staged<R>(&self, f: impl FnOnce(&mut (u64, HashMap<String, WriteBatch>)) -> R) -> R {
+        let mut staged = self
+            .staged
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(&mut staged)
+    }
+
+    /// Staged replacements not yet ingested or discarded.
+    pub fn staged_count(&self) -> usize {
+        self.with_staged(|(_, files)| files.len())
     }
 }
 
@@ -180,5 +195,56 @@ impl Engine for MemEngine {
             }
         });
         Ok(())
+    }
+
+    fn stage_replacement(
+        &self,
+        families: &[Cf],
+        start: &[u8],
+        end: &[u8],
+        rows: Vec<FamilyRow>,
+    ) -> Result<Vec<String>, EngineError> {
+        let mut batches: BTreeMap<Cf, WriteBatch> = BTreeMap::new();
+        for cf in families {
+            batches
+                .entry(*cf)
+                .or_default()
+                .delete_range(*cf, start.to_vec(), end.to_vec());
+        }
+        for (cf, key, value) in rows {
+            let in_range = key.as_slice() >= start && key.as_slice() < end;
+            let batch = batches.get_mut(&cf).filter(|_| in_range).ok_or_else(|| {
+                EngineError::Backend(format!("staged row outside the replaced range in {cf:?}"))
+            })?;
+            batch.put(cf, key, value);
+        }
+        Ok(self.with_staged(|(next, files)| {
+            batches
+                .into_values()
+                .map(|batch| {
+                    *next += 1;
+                    let name = format!("staged-{next}");
+                    files.insert(name.clone(), batch);
+                    name
+                })
+                .collect()
+        }))
+    }
+
+    fn ingest_staged(&self, names: &[String]) -> Result<(), EngineError> {
+        for name in names {
+            if let Some(batch) = self.with_staged(|(_, files)| files.remove(name)) {
+                self.write(&batch, true)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn discard_staged(&self, names: &[String]) {
+        self.with_staged(|(_, files)| {
+            for name in names {
+                files.remove(name);
+            }
+        });
     }
 }

@@ -275,6 +275,7 @@ impl<E: Engine, S: StateMachine> Peer<E, S> {
             ..ReadyOutput::default()
         };
         if snapshot_installed {
+            self.node.mut_store().ingest_staged(apply)?;
             self.sm.reload()?;
         }
         out.messages.extend(rd.take_persisted_messages());

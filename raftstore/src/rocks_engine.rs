@@ -1,23 +1,36 @@
 //! The RocksDB [`Engine`]: one database per process, one column family per [`Cf`], one WAL.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
 
 use rocksdb::{
-    ColumnFamilyDescriptor, Direction, IteratorMode, Options, ReadOptions, SnapshotWithThreadMode,
-    DB,
+    ColumnFamilyDescriptor, Direction, IngestExternalFileOptions, IteratorMode, Options,
+    ReadOptions, SnapshotWithThreadMode, SstFileWriter, DB,
 };
 
 use crate::engine::{
-    Cf, ConsistentRead, Engine, EngineError, KeyValue, ReadView, WriteBatch, WriteOp,
+    Cf, ConsistentRead, Engine, EngineError, FamilyRow, KeyValue, ReadView, WriteBatch, WriteOp,
 };
+
+/// Staged files older than this belong to snapshots that were never installed (raft-rs
+/// refused them, or the process stopped before stepping them) and are removed.
+const STAGED_MAX_AGE: Duration = Duration::from_secs(3600);
 
 /// A RocksDB database opened with every surge column family.
 pub struct RocksEngine {
     db: DB,
+    /// Where snapshot rows are written as SST files before ingestion (`<db>/staged`).
+    staging: PathBuf,
+    next_staged: AtomicU64,
 }
 
 fn backend(e: rocksdb::Error) -> EngineError {
     EngineError::Backend(e.into_string())
+}
+
+fn io_error(path: &Path, e: std::io::Error) -> EngineError {
+    EngineError::Backend(format!("{}: {e}", path.display()))
 }
 
 /// Per-family tuning, after TiKV's defaults: no compression in the top levels (data there is
@@ -56,7 +69,49 @@ impl RocksEngine {
             .iter()
             .map(|cf| ColumnFamilyDescriptor::new(cf.name(), cf_options(*cf)));
         let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(backend)?;
-        Ok(RocksEngine { db })
+        let staging = path.join("staged");
+        std::fs::create_dir_all(&staging).map_err(|e| io_error(&staging, e))?;
+        let seed = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        Ok(RocksEngine {
+            db,
+            staging,
+            next_staged: AtomicU64::new(seed),
+        })
+    }
+
+    /// The path of staged file `name`, which must be one this engine made.
+    fn staged_path(&self, name: &str) -> Result<(PathBuf, Cf), EngineError> {
+        let cf = name
+            .strip_suffix(".sst")
+            .and_then(|stem| stem.rsplit_once('-'))
+            .and_then(|(_, family)| Cf::DATA.into_iter().find(|cf| cf.name() == family))
+            .filter(|_| {
+                name.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+                    && !name.starts_with('.')
+            })
+            .ok_or_else(|| EngineError::Backend(format!("staged file {name:?}: not ours")))?;
+        Ok((self.staging.join(name), cf))
+    }
+
+    /// Removes staged files left by snapshots that were never installed.
+    fn collect_old_staged(&self) {
+        let Ok(dir) = std::fs::read_dir(&self.staging) else {
+            return;
+        };
+        for entry in dir.flatten() {
+            let old = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > STAGED_MAX_AGE);
+            if old {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
     }
 
     fn handle(&self, cf: Cf) -> Result<&rocksdb::ColumnFamily, EngineError> {
@@ -199,5 +254,81 @@ impl Engine for RocksEngine {
         let mut wo = rocksdb::WriteOptions::default();
         wo.set_sync(sync);
         self.db.write_opt(wb, &wo).map_err(backend)
+    }
+
+    fn stage_replacement(
+        &self,
+        families: &[Cf],
+        start: &[u8],
+        end: &[u8],
+        rows: Vec<FamilyRow>,
+    ) -> Result<Vec<String>, EngineError> {
+        self.collect_old_staged();
+        let mut by_family: Vec<(Cf, Vec<KeyValue>)> =
+            families.iter().map(|cf| (*cf, Vec::new())).collect();
+        for (cf, key, value) in rows {
+            let in_range = key.as_slice() >= start && key.as_slice() < end;
+            let slot = by_family
+                .iter_mut()
+                .find(|(family, _)| *family == cf)
+                .filter(|_| in_range)
+                .ok_or_else(|| {
+                    EngineError::Backend(format!("staged row outside the replaced range in {cf:?}"))
+                })?;
+            slot.1.push((key, value));
+        }
+        let id = self.next_staged.fetch_add(1, Ordering::Relaxed);
+        let mut names = Vec::with_capacity(by_family.len());
+        for (cf, mut rows) in by_family {
+            rows.sort_by(|a, b| a.0.cmp(&b.0));
+            let name = format!("{id:020}-{}.sst", cf.name());
+            let path = self.staging.join(&name);
+            let opts = cf_options(cf);
+            let mut writer = SstFileWriter::create(&opts);
+            writer.open(&path).map_err(backend)?;
+            // The file's own tombstone clears what the family held in the range; rows in the same
+            // file are not covered by it (same sequence number), older rows are.
+            writer.delete_range(start, end).map_err(backend)?;
+            for (key, value) in &rows {
+                writer.put(key, value).map_err(backend)?;
+            }
+            writer.finish().map_err(backend)?;
+            names.push(name);
+        }
+        // The files are synced by `finish`; their names must be durable before a Raft state
+        // that refers to them is.
+        std::fs::File::open(&self.staging)
+            .and_then(|dir| dir.sync_all())
+            .map_err(|e| io_error(&self.staging, e))?;
+        Ok(names)
+    }
+
+    fn ingest_staged(&self, names: &[String]) -> Result<(), EngineError> {
+        for name in names {
+            let (path, cf) = self.staged_path(name)?;
+            if !path.exists() {
+                continue;
+            }
+            // RocksDB moves (links, then unlinks) what it ingests; it gets a second link so
+            // that the staged file stays until the ingestion is complete and durable.
+            let link = path.with_extension("ingest");
+            let _ = std::fs::remove_file(&link);
+            std::fs::hard_link(&path, &link).map_err(|e| io_error(&link, e))?;
+            let mut opts = IngestExternalFileOptions::default();
+            opts.set_move_files(true);
+            self.db
+                .ingest_external_file_cf_opts(self.handle(cf)?, &opts, vec![&link])
+                .map_err(backend)?;
+            std::fs::remove_file(&path).map_err(|e| io_error(&path, e))?;
+        }
+        Ok(())
+    }
+
+    fn discard_staged(&self, names: &[String]) {
+        for name in names {
+            if let Ok((path, _)) = self.staged_path(name) {
+                let _ = std::fs::remove_file(path);
+            }
+        }
     }
 }

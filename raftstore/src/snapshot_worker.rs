@@ -40,6 +40,13 @@ pub fn build_from_view(view: &dyn ReadView, group: u64) -> Result<(Snapshot, u64
         }
         None => RaftLocalState::default(),
     };
+    if !local.staged_files.is_empty() {
+        // Between the write that installs a received snapshot and its files' ingestion (a
+        // few milliseconds on the loop thread) the applied index is ahead of the data.
+        return Err(EngineError::Backend(format!(
+            "group {group} is installing a snapshot; try again"
+        )));
+    }
     let conf_state = ConfState::parse_from_bytes(&local.conf_state)
         .map_err(|e| corrupt(Cf::RaftState, &key, e))?;
     let applied = match view.get(Cf::ApplyState, &key)? {
@@ -81,6 +88,7 @@ pub fn build_from_view(view: &dyn ReadView, group: u64) -> Result<(Snapshot, u64
         applied_index: applied,
         conf_epoch: local.conf_epoch,
         member_since: local.member_since.clone(),
+        staged_files: Vec::new(),
     };
     let meta = SnapshotMetadata {
         index: applied,

@@ -3,6 +3,7 @@
 //! epoch — to the process, and reassembles chunked snapshots. Tombstone notices (a peer
 //! telling a replica here that it was removed) go to the process as [`Inbound::Tombstone`].
 
+use prost::Message as _;
 use raft::eraftpb::Message;
 use surge_proto::v1::raft_transport_server::RaftTransport;
 use surge_proto::v1::{RaftBatch, RaftDone, SnapshotChunk};
@@ -12,6 +13,7 @@ use tracing::{debug, warn};
 
 use crate::metrics::RaftMetrics;
 use crate::raft_handle::decode_message;
+use crate::snapshot_staging::SnapshotStaging;
 use crate::transport::{
     read_cluster_id, InFlight, SharedClusterId, MAX_RAFT_BATCH_BYTES, MAX_SNAPSHOT_BYTES,
 };
@@ -48,6 +50,9 @@ pub struct RaftTransportService {
     cluster_id: SharedClusterId,
     inbound: InboundFn,
     receiving: std::sync::Arc<tokio::sync::Semaphore>,
+    /// Writes received snapshots' rows aside before they reach the raft loop; None: the rows
+    /// travel in the message and the loop writes them.
+    staging: Option<std::sync::Arc<dyn SnapshotStaging>>,
 }
 
 impl RaftTransportService {
@@ -61,7 +66,17 @@ impl RaftTransportService {
             cluster_id,
             inbound,
             receiving: std::sync::Arc::new(tokio::sync::Semaphore::new(RECEIVING_AT_ONCE)),
+            staging: None,
         }
+    }
+
+    /// Stages every received snapshot's rows through `staging`, off the raft loop.
+    pub fn with_staging(
+        mut self,
+        staging: std::sync::Arc<dyn SnapshotStaging>,
+    ) -> RaftTransportService {
+        self.staging = Some(staging);
+        self
     }
 
     /// The tonic server, with the decoding limit raised for batches.
@@ -181,7 +196,38 @@ impl RaftTransport for RaftTransportService {
             .snapshot_bytes
             .with_label_values(&["received"])
             .inc_by(data.len() as u64);
-        msg.mut_snapshot().set_data(data.into());
+        let decoded = surge_proto::v1::SnapshotData::decode(data.as_slice())
+            .map_err(|e| Status::invalid_argument(format!("snapshot: undecodable: {e}")))?;
+        if !decoded.staged_files.is_empty() {
+            return Err(Status::invalid_argument(
+                "staged_files: only the receiving process sets them",
+            ));
+        }
+        let staged = match &self.staging {
+            Some(staging) => {
+                let staging = staging.clone();
+                let started = std::time::Instant::now();
+                let staged = tokio::task::spawn_blocking(move || staging.stage(group, decoded))
+                    .await
+                    .map_err(|e| Status::internal(format!("snapshot staging: {e}")))?
+                    .map_err(|e| {
+                        warn!(group, error = %e, "snapshot not staged");
+                        Status::unavailable(format!("snapshot: could not be staged: {e}"))
+                    })?;
+                debug!(
+                    group,
+                    files = staged.staged_files.len(),
+                    ms = started.elapsed().as_millis() as u64,
+                    "snapshot staged"
+                );
+                msg.mut_snapshot().set_data(staged.encode_to_vec().into());
+                Some(staged)
+            }
+            None => {
+                msg.mut_snapshot().set_data(data.into());
+                None
+            }
+        };
         let inbound = Inbound::Message {
             group,
             epoch,
@@ -190,6 +236,9 @@ impl RaftTransport for RaftTransportService {
         if (self.inbound)(inbound) {
             Ok(Response::new(RaftDone {}))
         } else {
+            if let (Some(staging), Some(staged)) = (&self.staging, &staged) {
+                staging.discard(staged);
+            }
             Err(Status::resource_exhausted(
                 "the raft loop is busy; resend the snapshot",
             ))

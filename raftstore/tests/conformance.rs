@@ -9,13 +9,13 @@
 // A failed unwrap in a test is a failed test, with the error in the message.
 #![allow(clippy::unwrap_used)]
 
-use std::collections::BTreeMap;
+#[path = "conformance/snapshot.rs"]
+mod snapshot;
+
 use std::sync::Arc;
 
-use prost::Message as _;
-use surge_proto::v1::{SnapshotData, SnapshotRow};
 use surge_raftstore::group_storage::{BOOTSTRAP_INDEX, BOOTSTRAP_TERM};
-use surge_raftstore::raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
+use surge_raftstore::raft::eraftpb::{ConfState, Entry, HardState};
 use surge_raftstore::raft::{self, GetEntriesContext, Storage as _, StorageError};
 use surge_raftstore::{keys, Cf, Engine, GroupStorage, MemEngine, RocksEngine, WriteBatch};
 use tempfile::TempDir;
@@ -528,208 +528,6 @@ fn compaction<H: Harness>(mut h: H) {
     assert_eq!(read(&reopened, 11, 11, None).unwrap(), vec![]);
 }
 
-/// The group the snapshot tests ship between engines, and its neighbours on either side.
-const SNAP: u64 = 7;
-const BELOW: u64 = SNAP - 1;
-const ABOVE: u64 = SNAP + 1;
-
-/// A source group with a log, applied data in two data families and neighbours' rows.
-fn snapshot_source<E: Engine>(engine: &Arc<E>) -> Snapshot {
-    let mut source = open(engine, SNAP);
-    persist(&mut source, |s, b| s.stage_bootstrap(&[1, 2, 3], 4, b));
-    append(&mut source, &entries_in(BOOTSTRAP_INDEX + 1, 2, 1));
-    append(&mut source, &entries_in(3, 6, 2));
-    persist(&mut source, |s, b| {
-        s.stage_hard_state(&hard_state(2, 1, 6), b);
-        b.put(Cf::Meta, keys::data_key(SNAP, b"a"), b"1".to_vec());
-        b.put(Cf::Meta, keys::data_key(SNAP, b"b"), b"2".to_vec());
-        b.put(
-            Cf::Orders,
-            keys::data_key(SNAP, b"order-9"),
-            b"shipped".to_vec(),
-        );
-        s.stage_applied(5, b);
-    });
-    put_row(
-        engine.as_ref(),
-        Cf::Meta,
-        keys::data_key(BELOW, b"a"),
-        b"neighbour",
-    );
-    put_row(
-        engine.as_ref(),
-        Cf::Meta,
-        keys::data_key(ABOVE, b""),
-        b"neighbour",
-    );
-    source.build_snapshot().expect("build snapshot")
-}
-
-/// A snapshot carries exactly the group's data rows at its applied index.
-fn check_snapshot_contents(snap: &Snapshot) {
-    let meta = snap.get_metadata();
-    assert_eq!((meta.index, meta.term), (5, 2));
-    assert_eq!(meta.get_conf_state().voters, vec![1, 2, 3]);
-    let data = SnapshotData::decode(snap.data.as_ref()).expect("snapshot data decodes");
-    assert_eq!(data.applied_index, 5);
-    assert_eq!(
-        data.conf_epoch, 4,
-        "a snapshot carries its configuration's epoch"
-    );
-    assert_eq!(
-        data.member_since
-            .iter()
-            .map(|m| (m.id, m.epoch))
-            .collect::<Vec<_>>(),
-        vec![(1, 4), (2, 4), (3, 4)],
-        "and when each member joined"
-    );
-    let row = |cf: Cf, suffix: &[u8], value: &[u8]| SnapshotRow {
-        cf: cf.code(),
-        key: keys::data_key(SNAP, suffix),
-        value: value.to_vec(),
-    };
-    let mut got = data.rows.clone();
-    got.sort_by(|a, b| (a.cf, &a.key).cmp(&(b.cf, &b.key)));
-    assert_eq!(
-        got,
-        vec![
-            row(Cf::Meta, b"a", b"1"),
-            row(Cf::Meta, b"b", b"2"),
-            row(Cf::Orders, b"order-9", b"shipped")
-        ]
-    );
-}
-
-/// The receiving engine: a stale copy of the group plus neighbours whose rows must survive.
-fn snapshot_target<E: Engine>(engine: &Arc<E>) -> BTreeMap<&'static str, Rows> {
-    let mut stale = open(engine, SNAP);
-    append(&mut stale, &entries_in(1, 8, 1));
-    persist(&mut stale, |s, b| {
-        s.stage_hard_state(&hard_state(1, 0, 3), b);
-        b.put(Cf::Meta, keys::data_key(SNAP, b"stale"), b"x".to_vec());
-        b.put(Cf::Outbox, keys::data_key(SNAP, b"job"), b"x".to_vec());
-        s.stage_applied(3, b);
-    });
-    let mut below = open(engine, BELOW);
-    append(&mut below, &entries_in(1, 3, 1));
-    put_row(
-        engine.as_ref(),
-        Cf::Meta,
-        keys::data_key(BELOW, b"z"),
-        b"mine",
-    );
-    put_row(
-        engine.as_ref(),
-        Cf::Meta,
-        keys::data_key(ABOVE, b"a"),
-        b"mine",
-    );
-    neighbour_rows(engine.as_ref())
-}
-
-fn neighbour_rows<E: Engine>(engine: &E) -> BTreeMap<&'static str, Rows> {
-    BTreeMap::from([
-        ("below meta", group_rows(engine, Cf::Meta, BELOW)),
-        ("below log", group_rows(engine, Cf::RaftLog, BELOW)),
-        ("above meta", group_rows(engine, Cf::Meta, ABOVE)),
-    ])
-}
-
-/// After installing, the group holds the snapshot's rows and nothing else, with an empty log
-/// that starts after the snapshot.
-fn check_installed<E: Engine>(engine: &Arc<E>, storage: &GroupStorage<E>) {
-    assert_eq!(storage.first_index().unwrap(), 6);
-    assert_eq!(storage.last_index().unwrap(), 5);
-    assert_eq!(storage.term(5).unwrap(), 2);
-    assert!(is_compacted(storage.term(4)));
-    assert!(is_compacted(read(storage, 3, 6, None)));
-    assert_eq!(storage.applied_index(), 5);
-    let state = storage.initial_state().unwrap();
-    assert_eq!(state.conf_state.voters, vec![1, 2, 3]);
-    assert_eq!(storage.conf_epoch(), 4);
-    assert_eq!(storage.member_since(2), 4);
-    assert!(
-        state.hard_state.commit >= 5 && state.hard_state.term >= 2,
-        "{:?}",
-        state.hard_state
-    );
-    assert_eq!(
-        group_rows(engine.as_ref(), Cf::RaftLog, SNAP),
-        vec![],
-        "the old log is gone"
-    );
-    assert_eq!(
-        group_rows(engine.as_ref(), Cf::Meta, SNAP),
-        vec![
-            (keys::data_key(SNAP, b"a"), b"1".to_vec()),
-            (keys::data_key(SNAP, b"b"), b"2".to_vec())
-        ]
-    );
-    assert_eq!(group_rows(engine.as_ref(), Cf::Orders, SNAP).len(), 1);
-    assert_eq!(
-        group_rows(engine.as_ref(), Cf::Outbox, SNAP),
-        vec![],
-        "stale rows are gone"
-    );
-}
-
-/// A snapshot built on one engine installs on another, replacing that group's log and data and
-/// leaving every other group alone.
-fn snapshot_replaces_group<H: Harness>(mut h: H, mut source: impl Harness) {
-    let snap = snapshot_source(&source.engine());
-    check_snapshot_contents(&snap);
-
-    let engine = h.engine();
-    let neighbours = snapshot_target(&engine);
-    let mut storage = open(&engine, SNAP);
-    persist(&mut storage, |s, b| {
-        s.stage_snapshot(&snap, b).expect("stage snapshot")
-    });
-
-    check_installed(&engine, &storage);
-    check_installed(&engine, &open(&engine, SNAP));
-    assert_eq!(
-        neighbour_rows(engine.as_ref()),
-        neighbours,
-        "other groups untouched"
-    );
-    assert_eq!(
-        read(&open(&engine, BELOW), 1, 4, None).unwrap(),
-        entries_in(1, 3, 1)
-    );
-
-    append(&mut storage, &entries_in(6, 7, 3));
-    assert_eq!(
-        read(&open(&engine, SNAP), 6, 8, None).unwrap(),
-        entries_in(6, 7, 3)
-    );
-}
-
-/// A snapshot that would write into another group's key range is refused.
-fn snapshot_outside_group_rejected<H: Harness>(mut h: H) {
-    let engine = h.engine();
-    let data = SnapshotData {
-        rows: vec![SnapshotRow {
-            cf: Cf::Meta.code(),
-            key: keys::data_key(ABOVE, b"x"),
-            value: vec![],
-        }],
-        applied_index: 1,
-        conf_epoch: 1,
-        member_since: Vec::new(),
-    };
-    let mut snap = Snapshot {
-        data: data.encode_to_vec().into(),
-        ..Default::default()
-    };
-    snap.mut_metadata().index = 1;
-    snap.mut_metadata().term = 1;
-    let mut storage = open(&engine, SNAP);
-    let mut batch = WriteBatch::default();
-    assert!(storage.stage_snapshot(&snap, &mut batch).is_err());
-}
-
 /// Two groups on one engine share nothing: logs, states, applied indexes and compaction.
 fn groups_are_isolated<H: Harness>(mut h: H) {
     let engine = h.engine();
@@ -916,17 +714,37 @@ macro_rules! conformance {
 
             #[test]
             fn snapshot_from_mem_replaces_group() {
-                super::snapshot_replaces_group($harness, MemHarness::new());
+                super::snapshot::snapshot_replaces_group($harness, MemHarness::new());
             }
 
             #[test]
             fn snapshot_from_rocks_replaces_group() {
-                super::snapshot_replaces_group($harness, RocksHarness::new());
+                super::snapshot::snapshot_replaces_group($harness, RocksHarness::new());
+            }
+
+            #[test]
+            fn staged_snapshot_from_mem_replaces_group() {
+                super::snapshot::staged_snapshot_replaces_group($harness, MemHarness::new());
+            }
+
+            #[test]
+            fn staged_snapshot_from_rocks_replaces_group() {
+                super::snapshot::staged_snapshot_replaces_group($harness, RocksHarness::new());
+            }
+
+            #[test]
+            fn staged_snapshot_finished_after_a_stop() {
+                super::snapshot::staged_snapshot_finished_after_a_stop($harness);
+            }
+
+            #[test]
+            fn staging_refuses_bad_rows() {
+                super::snapshot::staging_refuses_bad_rows($harness);
             }
 
             #[test]
             fn snapshot_outside_group_rejected() {
-                super::snapshot_outside_group_rejected($harness);
+                super::snapshot::snapshot_outside_group_rejected($harness);
             }
 
             #[test]

@@ -2,15 +2,20 @@
 //! sender's membership epoch, tombstone notices, and a snapshot far larger than one chunk,
 //! reassembled byte for byte on the other side and paced to the sender's snapshot rate, with
 //! its outcome reported to the sender. A snapshot for another cluster is refused and reported.
+//! With staging, a received snapshot's rows become engine files before the loop sees it, and a
+//! snapshot that arrives naming files is refused.
 
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use prost::Message as _;
+use surge_proto::v1::{SnapshotData, SnapshotRow};
 use surge_raftstore::raft::eraftpb::{Message, MessageType, Snapshot};
+use surge_raftstore::snapshot_staging::EngineStaging;
 use surge_raftstore::transport::{
     GrpcTransport, Inbound, RaftTransportService, SNAPSHOT_CHUNK_BYTES,
 };
-use surge_raftstore::MessageSink;
+use surge_raftstore::{keys, Cf, MemEngine, MessageSink};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -18,14 +23,25 @@ use tokio_stream::wrappers::TcpListenerStream;
 type Received = mpsc::UnboundedReceiver<Inbound>;
 
 async fn receiver(store: u64, cluster: &str) -> (String, Received) {
+    receiver_staging(store, cluster, None).await
+}
+
+async fn receiver_staging(
+    store: u64,
+    cluster: &str,
+    staging: Option<Arc<MemEngine>>,
+) -> (String, Received) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = listener.local_addr().expect("addr").to_string();
     let (tx, rx) = mpsc::unbounded_channel();
-    let service = RaftTransportService::new(
+    let mut service = RaftTransportService::new(
         store,
         Arc::new(RwLock::new(cluster.to_string())),
         Arc::new(move |inbound| tx.send(inbound).is_ok()),
     );
+    if let Some(engine) = staging {
+        service = service.with_staging(EngineStaging::new(engine));
+    }
     tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(service.into_server())
@@ -55,14 +71,23 @@ fn sender_paced(cluster: &str, address: String, bytes_per_sec: u64) -> (GrpcTran
     (transport, outcomes)
 }
 
+/// A snapshot of group 7 whose one order row holds `bytes` bytes.
 fn snapshot_message(to: u64, bytes: usize) -> Message {
+    let data = SnapshotData {
+        rows: vec![SnapshotRow {
+            cf: Cf::Orders.code(),
+            key: keys::data_key(7, "订单-1".as_bytes()),
+            value: (0..bytes).map(|i| (i % 251) as u8).collect(),
+        }],
+        applied_index: 42,
+        ..Default::default()
+    };
+    snapshot_with(to, data)
+}
+
+fn snapshot_with(to: u64, data: SnapshotData) -> Message {
     let mut snap = Snapshot::default();
-    snap.set_data(
-        (0..bytes)
-            .map(|i| (i % 251) as u8)
-            .collect::<Vec<u8>>()
-            .into(),
-    );
+    snap.set_data(data.encode_to_vec().into());
     snap.mut_metadata().index = 42;
     snap.mut_metadata().term = 3;
     let mut msg = Message::default();
@@ -135,7 +160,7 @@ async fn a_large_snapshot_arrives_whole_over_its_own_stream() {
         }
     }
     let got = got_snapshot.expect("snapshot");
-    assert_eq!(got.get_snapshot().get_data().len(), size);
+    assert!(got.get_snapshot().get_data().len() > size);
     assert_eq!(got, sent, "the snapshot must arrive byte for byte");
     assert_eq!(outcome(&outcomes).await, (7, 2, true));
 }
@@ -168,12 +193,10 @@ async fn snapshot_data_is_paced_to_the_senders_rate() {
     // 4 MiB/s with a burst of two chunks: 6 MiB of snapshot data needs at least 1 s.
     let (transport, outcomes) = sender_paced("c1", address, 4 << 20);
     let started = Instant::now();
-    assert!(transport.send(7, 1, snapshot_message(2, 6 * SNAPSHOT_CHUNK_BYTES)));
+    let sent = snapshot_message(2, 6 * SNAPSHOT_CHUNK_BYTES);
+    assert!(transport.send(7, 1, sent.clone()));
     let (_, _, msg) = next_message(&mut rx).await;
-    assert_eq!(
-        msg.get_snapshot().get_data().len(),
-        6 * SNAPSHOT_CHUNK_BYTES
-    );
+    assert_eq!(msg, sent);
     assert_eq!(outcome(&outcomes).await, (7, 2, true));
     let took = started.elapsed();
     assert!(
@@ -189,4 +212,38 @@ async fn a_snapshot_for_another_cluster_is_refused_and_reported() {
     assert!(transport.send(7, 1, snapshot_message(2, 10)));
     assert_eq!(outcome(&outcomes).await, (7, 2, false));
     assert!(rx.try_recv().is_err(), "nothing may be delivered");
+}
+
+#[tokio::test]
+async fn with_staging_the_rows_arrive_as_engine_files() {
+    let engine = Arc::new(MemEngine::new());
+    let (address, mut rx) = receiver_staging(2, "c1", Some(engine.clone())).await;
+    let (transport, outcomes) = sender("c1", address);
+    assert!(transport.send(7, 1, snapshot_message(2, 3 * SNAPSHOT_CHUNK_BYTES)));
+    let (group, _, msg) = next_message(&mut rx).await;
+    assert_eq!(group, 7);
+    let data = SnapshotData::decode(msg.get_snapshot().get_data()).expect("decodes");
+    assert!(
+        data.rows.is_empty(),
+        "the rows stay out of the loop's message"
+    );
+    assert_eq!(data.applied_index, 42);
+    assert_eq!(data.staged_files.len(), Cf::DATA.len());
+    assert_eq!(engine.staged_count(), Cf::DATA.len());
+    assert_eq!(outcome(&outcomes).await, (7, 2, true));
+}
+
+#[tokio::test]
+async fn a_snapshot_naming_staged_files_is_refused() {
+    let engine = Arc::new(MemEngine::new());
+    let (address, mut rx) = receiver_staging(2, "c1", Some(engine.clone())).await;
+    let (transport, outcomes) = sender("c1", address);
+    let forged = SnapshotData {
+        staged_files: vec!["00000000000000000001-orders.sst".into()],
+        ..Default::default()
+    };
+    assert!(transport.send(7, 1, snapshot_with(2, forged)));
+    assert_eq!(outcome(&outcomes).await, (7, 2, false));
+    assert!(rx.try_recv().is_err(), "nothing may be delivered");
+    assert_eq!(engine.staged_count(), 0);
 }

@@ -15,11 +15,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
+use prost::Message as _;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
-use surge_raftstore::raft::eraftpb::MessageType;
+use surge_proto::v1::SnapshotData;
+use surge_raftstore::raft::eraftpb::{Message, MessageType};
 use surge_raftstore::raft::{GetEntriesContext, SnapshotStatus, StateRole, Storage as _};
+use surge_raftstore::snapshot_staging::{EngineStaging, SnapshotStaging};
 use surge_raftstore::{ApplyResult, GroupStorage, MemEngine, Peer, RaftConfig, WriteBatch};
 
 use crate::invariants::{self, History, LogView};
@@ -193,10 +196,14 @@ impl Cluster {
     fn deliver(&mut self) -> Result<(), String> {
         let due = self.net.take_due(&mut self.rng, self.now);
         let mut batched = BTreeSet::new();
-        for msg in due {
+        for mut msg in due {
             let to = msg.to;
             if !self.is_live(to) {
                 continue;
+            }
+            if msg.get_msg_type() == MessageType::MsgSnapshot && self.rng.gen_bool(0.5) {
+                // As the production transport does: the rows become staged files first.
+                self.stage_snapshot(to, &mut msg)?;
             }
             self.on_peer(to, |peer| {
                 // Errors here are stale or foreign messages, which raft-rs rejects harmlessly.
@@ -214,6 +221,23 @@ impl Cluster {
         for id in batched {
             self.drain_ready(id)?;
         }
+        Ok(())
+    }
+
+    /// Replaces a snapshot's rows by files staged on the receiver's engine.
+    fn stage_snapshot(&mut self, to: u64, msg: &mut Message) -> Result<(), String> {
+        let engine = self
+            .nodes
+            .get(&to)
+            .ok_or("unknown receiver")?
+            .engine
+            .clone();
+        let data = SnapshotData::decode(msg.get_snapshot().data.as_ref())
+            .map_err(|e| format!("snapshot data undecodable: {e}"))?;
+        let staged = EngineStaging::new(engine)
+            .stage(GROUP, data)
+            .map_err(|e| format!("snapshot not staged: {e}"))?;
+        msg.mut_snapshot().set_data(staged.encode_to_vec().into());
         Ok(())
     }
 
