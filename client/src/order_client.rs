@@ -2,7 +2,8 @@
 //!
 //! It caches the shard map (tenant id, shard count, each shard's leader and the node
 //! addresses), computes each order's shard with the wire-contract hash, and calls the shard's
-//! leader directly. On a leader hint it goes there; on any other transient failure it
+//! leader directly. On a leader hint — in a refusal, or in the answer of a node that forwarded
+//! the call because the map was stale — it goes there next; on any other transient failure it
 //! refreshes the map from another node and retries with the same order under a bounded
 //! backoff and deadline. Intake is idempotent on (tenant, platform, external order id), so a
 //! retry after an ambiguous failure never creates a second order.
@@ -58,10 +59,15 @@ fn shard_in(routes: &Routes, order: &Order) -> u32 {
 }
 
 fn hint(status: &Status) -> Option<String> {
-    status
-        .metadata()
+    leader_of(status.metadata())
+}
+
+/// The leader address a node named in a refusal's or a forwarded answer's metadata.
+fn leader_of(metadata: &tonic::metadata::MetadataMap) -> Option<String> {
+    metadata
         .get(LEADER_HINT_METADATA)
         .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
         .map(str::to_string)
 }
 
@@ -397,10 +403,12 @@ impl OrderClient {
                     .await;
                 match result {
                     Ok(resp) => {
+                        // A forwarded answer names the leader that gave it.
+                        let leader = leader_of(resp.metadata()).unwrap_or(address);
                         let acceptance = resp.into_inner().acceptance.ok_or_else(|| {
                             Status::internal("the node answered without an acceptance")
                         })?;
-                        self.note_leader(shard, &address);
+                        self.note_leader(shard, &leader);
                         Ok(acceptance)
                     }
                     Err(status) => {
@@ -461,7 +469,13 @@ impl OrderClient {
                                     rej.code == "Unavailable" || rej.code == "ResourceExhausted"
                                 }
                                 Some(Outcome::Accepted(_)) => {
-                                    self.note_leader(shards[i], &address);
+                                    // Forwarded orders name their shard's leader.
+                                    let leader = if r.leader.is_empty() {
+                                        &address
+                                    } else {
+                                        &r.leader
+                                    };
+                                    self.note_leader(shards[i], leader);
                                     false
                                 }
                                 None => true,
@@ -473,6 +487,7 @@ impl OrderClient {
                                 results[i] = Some(SubmitResult {
                                     index: i as u32,
                                     outcome: r.outcome,
+                                    leader: r.leader,
                                 });
                             }
                         }

@@ -3,7 +3,8 @@
 //! Clients submit for 20 s while one node is killed -9 and restarted, then another. Afterwards
 //! every acknowledged order is on every replica of its shard, the tenant holds exactly the
 //! acknowledged orders, a retry maps to the same order id, and no client call failed. Then all
-//! nodes are killed and restarted, and every order is still there.
+//! nodes are killed and restarted, and every order is still there. Before all that, a batch sent
+//! to a node that does not lead its shard is answered with the leader's address.
 
 mod common;
 
@@ -17,7 +18,10 @@ use futures::StreamExt;
 use surge_client::{sample, MetaClient, OrderClient};
 use surge_proto::v1::admin_service_client::AdminServiceClient;
 use surge_proto::v1::order_service_client::OrderServiceClient;
-use surge_proto::v1::{Acceptance, CreateTenantRequest, GetOrderRequest};
+use surge_proto::v1::submit_result::Outcome;
+use surge_proto::v1::{
+    Acceptance, CreateTenantRequest, GetOrderRequest, SubmitOrdersRequest, SubmitResult,
+};
 use tonic::metadata::MetadataValue;
 
 pub async fn create_tenant(meta: &MetaClient, name: &str) -> String {
@@ -65,6 +69,79 @@ async fn read_replica(
     view.order.map(|o| o.external_order_id)
 }
 
+/// A batch sent to a node that does not lead the order's shard is forwarded, and the answer
+/// names the leader so a client with a stale map goes there next; the leader's own answer
+/// names none.
+async fn forwarded_answers_name_the_leader(client: &OrderClient, key: &str) {
+    let mut order = sample::order("forwarded", 0);
+    order.buyer_remark = "请转发给分片的领导者".into();
+    let shard = client.shard_of(&order).await.expect("shard");
+    eventually(
+        Duration::from_secs(30),
+        "a forwarded answer naming the leader",
+        || {
+            let order = order.clone();
+            async move {
+                let Ok(map) = client.refresh().await else {
+                    return false;
+                };
+                let address = |id: u64| {
+                    map.nodes
+                        .iter()
+                        .find(|n| n.id == id)
+                        .map(|n| n.address.clone())
+                };
+                let Some(leader) = map
+                    .shards
+                    .iter()
+                    .find(|s| s.id == shard)
+                    .and_then(|s| address(s.leader))
+                else {
+                    return false;
+                };
+                let Some(other) = map.nodes.iter().find(|n| n.address != leader) else {
+                    return false;
+                };
+                let submit = |at: String| {
+                    let order = order.clone();
+                    async move {
+                        let mut request = tonic::Request::new(SubmitOrdersRequest {
+                            orders: vec![order],
+                        });
+                        let auth = MetadataValue::try_from(format!("Bearer {key}")).expect("key");
+                        request.metadata_mut().insert("authorization", auth);
+                        OrderServiceClient::new(channel(&at))
+                            .submit_orders(request)
+                            .await
+                            .ok()
+                            .map(|r| r.into_inner().results)
+                    }
+                };
+                let accepted = |results: &[SubmitResult]| {
+                    matches!(
+                        results.first(),
+                        Some(SubmitResult {
+                            outcome: Some(Outcome::Accepted(_)),
+                            ..
+                        })
+                    )
+                };
+                let (Some(via_other), Some(at_leader)) = (
+                    submit(other.address.clone()).await,
+                    submit(leader.clone()).await,
+                ) else {
+                    return false;
+                };
+                accepted(&via_other)
+                    && accepted(&at_leader)
+                    && via_other[0].leader == leader
+                    && at_leader[0].leader.is_empty()
+            }
+        },
+    )
+    .await;
+}
+
 async fn count_listed(client: &OrderClient) -> (usize, BTreeSet<String>) {
     let all = common::list_settled(client).await;
     let ids = all.iter().map(|o| o.order_id.clone()).collect();
@@ -83,6 +160,10 @@ async fn acknowledged_orders_survive_node_kills_and_a_full_restart() {
             .with_call_timeout(Duration::from_secs(2)),
     );
     common::wait_for_intake(&client).await;
+    // In a tenant of its own, so the orders counted below are only the acknowledged ones.
+    let other_key = create_tenant(&meta, "forwarding").await;
+    let other = OrderClient::new(nodes.clone(), &other_key).expect("client");
+    forwarded_answers_name_the_leader(&other, &other_key).await;
 
     // 16 clients submit single orders for 20 s; every acknowledgement is recorded.
     let acked: Arc<Mutex<HashMap<String, Acceptance>>> = Arc::default();

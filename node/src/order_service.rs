@@ -75,6 +75,15 @@ fn payload_hash(order: &Order) -> Vec<u8> {
     Sha256::digest(order.encode_to_vec()).to_vec()
 }
 
+/// A successful answer that was forwarded, naming the leader that gave it (as a refusal's hint
+/// does), so the caller's stale shard map is corrected without a refusal.
+pub(crate) fn with_leader<T>(mut response: Response<T>, address: Option<&str>) -> Response<T> {
+    if let Some(value) = address.and_then(|a| MetadataValue::try_from(a).ok()) {
+        response.metadata_mut().insert(LEADER_HINT_METADATA, value);
+    }
+    response
+}
+
 pub(crate) fn with_hint(mut status: Status, address: Option<&str>) -> Status {
     if let Some(value) = address.and_then(|a| MetadataValue::try_from(a).ok()) {
         status.metadata_mut().insert(LEADER_HINT_METADATA, value);
@@ -298,6 +307,15 @@ impl OrderApi {
         }
     }
 
+    /// The leader's address if a call for `shard` would be forwarded from here: the caller is
+    /// told it with the answer, so its next call goes straight there.
+    fn forwards_to<U>(&self, original: &Request<U>, shard: u32) -> Option<String> {
+        match self.target(shard) {
+            Target::Remote { address } if !is_forwarded(original) => Some(address),
+            _ => None,
+        }
+    }
+
     /// Submits the orders of one shard: here if this node leads it, else at the leader.
     async fn submit_shard<U>(
         &self,
@@ -495,15 +513,17 @@ impl OrderService for OrderApi {
                 return Err(invalid(e));
             }
             let shard = self.shard_of_order(tenant, &order)?;
+            let leader = self.forwards_to(&request, shard);
             let mut results = self
                 .submit_shard(&request, tenant, shard, vec![order])
                 .await?;
             match results.pop() {
                 Some(Ok(acceptance)) => {
                     OrderMetrics::get().accepted(acceptance.duplicate, 1);
-                    Ok(Response::new(SubmitOrderResponse {
+                    let response = Response::new(SubmitOrderResponse {
                         acceptance: Some(acceptance),
-                    }))
+                    });
+                    Ok(with_leader(response, leader.as_deref()))
                 }
                 Some(Err(rej)) if rej.code == "AlreadyExists" => {
                     OrderMetrics::get().rejected("conflict");
@@ -552,6 +572,7 @@ impl OrderService for OrderApi {
                     results[i] = Some(SubmitResult {
                         index: i as u32,
                         outcome: Some(Outcome::Rejected(rejection(&status, &field, ""))),
+                        leader: String::new(),
                     });
                     continue;
                 }
@@ -562,11 +583,12 @@ impl OrderService for OrderApi {
                 let (indexes, orders): (Vec<usize>, Vec<Order>) = items.into_iter().unzip();
                 let request = &request;
                 async move {
+                    let leader = self.forwards_to(request, shard).unwrap_or_default();
                     let outcome = self.submit_shard(request, tenant, shard, orders).await;
-                    (indexes, outcome)
+                    (indexes, leader, outcome)
                 }
             });
-            for (indexes, outcome) in futures::future::join_all(calls).await {
+            for (indexes, leader, outcome) in futures::future::join_all(calls).await {
                 let outcomes = match outcome {
                     Ok(o) => o.into_iter().map(Some).collect::<Vec<_>>(),
                     Err(status) => {
@@ -593,6 +615,7 @@ impl OrderService for OrderApi {
                     results[i] = Some(SubmitResult {
                         index: i as u32,
                         outcome: Some(outcome),
+                        leader: leader.clone(),
                     });
                 }
             }
