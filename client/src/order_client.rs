@@ -330,7 +330,8 @@ impl OrderClient {
                 match f(self.channel(&address)?, self.request(message)).await {
                     Ok(r) => {
                         if let Some(s) = shard {
-                            self.note_leader(s, &address);
+                            // A forwarded answer names the leader that gave it.
+                            self.note_leader(s, &leader_of(r.metadata()).unwrap_or(address));
                         }
                         Ok(r.into_inner())
                     }

@@ -132,10 +132,30 @@ async fn forwarded_answers_name_the_leader(client: &OrderClient, key: &str) {
                 ) else {
                     return false;
                 };
-                accepted(&via_other)
-                    && accepted(&at_leader)
+                let Some(Outcome::Accepted(acceptance)) = via_other[0].outcome.clone() else {
+                    return false;
+                };
+                // A read forwarded by the same node names the leader in its metadata.
+                let mut get = tonic::Request::new(GetOrderRequest {
+                    order_id: acceptance.order_id,
+                    stale_ok: false,
+                });
+                let auth = MetadataValue::try_from(format!("Bearer {key}")).expect("key");
+                get.metadata_mut().insert("authorization", auth);
+                let read_hint = OrderServiceClient::new(channel(&other.address))
+                    .get_order(get)
+                    .await
+                    .ok()
+                    .and_then(|r| {
+                        r.metadata()
+                            .get(surge_proto::LEADER_HINT_METADATA)
+                            .and_then(|v| v.to_str().ok())
+                            .map(str::to_string)
+                    });
+                accepted(&at_leader)
                     && via_other[0].leader == leader
                     && at_leader[0].leader.is_empty()
+                    && read_hint.as_deref() == Some(leader.as_str())
             }
         },
     )

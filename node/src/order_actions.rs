@@ -21,7 +21,7 @@ use tonic::{Request, Response, Status};
 
 use crate::actions::{self, refusal_status, ProposeError};
 use crate::order_service::{
-    field_error, forward_failed, is_forwarded, with_hint, OrderApi, Target,
+    field_error, forward_failed, is_forwarded, with_hint, with_leader, OrderApi, Target,
 };
 use crate::shard::{shard_of, view_of, CARRIER_HOLD, WAYBILL_HOLD};
 use crate::shard_actions::ActionOutcome;
@@ -203,7 +203,8 @@ impl OrderApi {
             } => client
                 .place_hold(self.forward_request(&request, req))
                 .await
-                .map_err(|s| forward_failed(s, &address)),
+                .map_err(|s| forward_failed(s, &address))
+                .map(|r| with_leader(r, Some(&address))),
         }
     }
 
@@ -234,7 +235,8 @@ impl OrderApi {
             } => client
                 .release_hold(self.forward_request(&request, req))
                 .await
-                .map_err(|s| forward_failed(s, &address)),
+                .map_err(|s| forward_failed(s, &address))
+                .map(|r| with_leader(r, Some(&address))),
         }
     }
 
@@ -256,7 +258,8 @@ impl OrderApi {
             } => client
                 .confirm_packed(self.forward_request(&request, req))
                 .await
-                .map_err(|s| forward_failed(s, &address)),
+                .map_err(|s| forward_failed(s, &address))
+                .map(|r| with_leader(r, Some(&address))),
         }
     }
 
@@ -282,7 +285,8 @@ impl OrderApi {
             } => client
                 .confirm_shipped(self.forward_request(&request, req))
                 .await
-                .map_err(|s| forward_failed(s, &address)),
+                .map_err(|s| forward_failed(s, &address))
+                .map(|r| with_leader(r, Some(&address))),
         }
     }
 
@@ -321,7 +325,8 @@ impl OrderApi {
             } => client
                 .cancel_order(self.forward_request(&request, req))
                 .await
-                .map_err(|s| forward_failed(s, &address)),
+                .map_err(|s| forward_failed(s, &address))
+                .map(|r| with_leader(r, Some(&address))),
         }
     }
 
@@ -382,7 +387,8 @@ impl OrderApi {
             } => client
                 .get_label(self.forward_request(&request, req))
                 .await
-                .map_err(|s| forward_failed(s, &address)),
+                .map_err(|s| forward_failed(s, &address))
+                .map(|r| with_leader(r, Some(&address))),
         }
     }
 

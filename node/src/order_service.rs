@@ -655,7 +655,8 @@ impl OrderService for OrderApi {
                     let fwd = self.forward_request(&request, req.clone());
                     return OrderServiceClient::new(self.channel(&address)?)
                         .get_order(fwd)
-                        .await;
+                        .await
+                        .map(|r| with_leader(r, Some(&address)));
                 }
                 (false, Target::Remote { address }) => {
                     return Err(with_hint(
@@ -725,6 +726,7 @@ impl OrderService for OrderApi {
                     OrderServiceClient::new(self.channel(&address)?)
                         .get_order_by_external_id(fwd)
                         .await
+                        .map(|r| with_leader(r, Some(&address)))
                 }
                 Target::Remote { address } => Err(with_hint(
                     Status::unavailable("not the shard leader; retry at the leader"),
