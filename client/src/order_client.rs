@@ -28,6 +28,8 @@ use tracing::debug;
 use crate::channels::ChannelCache;
 use crate::retry::RetryPolicy;
 
+mod batch;
+
 /// The cached routing picture.
 #[derive(Clone, Debug, Default)]
 struct Routes {
@@ -424,109 +426,6 @@ impl OrderClient {
             }
         })
         .await
-    }
-
-    /// Submits a batch: one call per leader node, each order retried until accepted, refused
-    /// for good, or the deadline passes. Returns one result per order, in order.
-    pub async fn submit_batch(&self, orders: Vec<Order>) -> Result<Vec<SubmitResult>, Status> {
-        let started = Instant::now();
-        let mut results: Vec<Option<SubmitResult>> = vec![None; orders.len()];
-        let mut pending: Vec<usize> = (0..orders.len()).collect();
-        let mut attempt = 0u32;
-        let routes = self.routes().await?;
-        let shards: Vec<u32> = orders.iter().map(|o| shard_in(&routes, o)).collect();
-        while !pending.is_empty() {
-            let mut by_node: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-            for &i in &pending {
-                by_node
-                    .entry(self.address_for(shards[i]))
-                    .or_default()
-                    .push(i);
-            }
-            let calls = by_node.into_iter().map(|(address, idx)| {
-                let batch: Vec<Order> = idx.iter().map(|&i| orders[i].clone()).collect();
-                async move {
-                    let result = match self.channel(&address) {
-                        Ok(ch) => OrderServiceClient::new(ch)
-                            .submit_orders(self.request(SubmitOrdersRequest { orders: batch }))
-                            .await
-                            .map(|r| r.into_inner()),
-                        Err(e) => Err(e),
-                    };
-                    (address, idx, result)
-                }
-            });
-            let mut retry = Vec::new();
-            let mut last_error = None;
-            for (address, idx, result) in futures::future::join_all(calls).await {
-                match result {
-                    Ok(resp) => {
-                        for r in resp.results {
-                            let Some(&i) = idx.get(r.index as usize) else {
-                                continue;
-                            };
-                            let transient = match &r.outcome {
-                                Some(Outcome::Rejected(rej)) => {
-                                    rej.code == "Unavailable" || rej.code == "ResourceExhausted"
-                                }
-                                Some(Outcome::Accepted(_)) => {
-                                    // Forwarded orders name their shard's leader.
-                                    let leader = if r.leader.is_empty() {
-                                        &address
-                                    } else {
-                                        &r.leader
-                                    };
-                                    self.note_leader(shards[i], leader);
-                                    false
-                                }
-                                None => true,
-                            };
-                            if transient {
-                                self.note_failure(Some(shards[i]), &Status::unavailable(""));
-                                retry.push(i);
-                            } else {
-                                results[i] = Some(SubmitResult {
-                                    index: i as u32,
-                                    outcome: r.outcome,
-                                    leader: r.leader,
-                                });
-                            }
-                        }
-                        // Anything the node did not answer for is retried.
-                        for &i in &idx {
-                            if results[i].is_none() && !retry.contains(&i) {
-                                retry.push(i);
-                            }
-                        }
-                    }
-                    Err(status) if is_transient(&status) => {
-                        self.note_connection(&address, &status);
-                        for &i in &idx {
-                            self.note_failure(Some(shards[i]), &status);
-                        }
-                        retry.extend(idx);
-                        last_error = Some(status);
-                    }
-                    Err(status) => return Err(status),
-                }
-            }
-            pending = retry;
-            if pending.is_empty() {
-                break;
-            }
-            attempt += 1;
-            if attempt >= self.policy.max_attempts || started.elapsed() >= self.policy.deadline {
-                return Err(last_error.unwrap_or_else(|| {
-                    Status::unavailable(format!(
-                        "{} orders not accepted before the deadline",
-                        pending.len()
-                    ))
-                }));
-            }
-            let _ = self.refresh().await;
-            tokio::time::sleep(self.policy.backoff(attempt.saturating_sub(1))).await;
-        }
-        Ok(results.into_iter().flatten().collect())
     }
 
     /// An order by id (linearizable).
