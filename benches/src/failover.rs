@@ -8,8 +8,8 @@ use anyhow::{bail, Context};
 use nix::sys::signal::Signal;
 use surge_client::dev_cluster::{self, ClusterFile};
 use surge_client::{MetaClient, RetryPolicy};
-use surge_proto::v1::coordinator_peer_service_client::CoordinatorPeerServiceClient;
-use surge_proto::v1::{ClusterStatusResponse, LocalStatusRequest};
+use surge_grpc::v1::coordinator_peer_service_client::CoordinatorPeerServiceClient;
+use surge_grpc::v1::{ClusterStatusResponse, LocalStatusRequest};
 
 use crate::stats::summarize;
 

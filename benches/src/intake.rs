@@ -16,9 +16,9 @@ use nix::sys::signal::Signal;
 use serde::Serialize;
 use surge_client::dev_cluster::{self, ClusterFile};
 use surge_client::{sample, MetaClient, OrderClient, RetryPolicy};
+use surge_grpc::v1::admin_service_client::AdminServiceClient;
+use surge_grpc::v1::{CreateTenantRequest, Order};
 use surge_proto::routing;
-use surge_proto::v1::admin_service_client::AdminServiceClient;
-use surge_proto::v1::{CreateTenantRequest, Order};
 use tokio::sync::Semaphore;
 
 use crate::failover::start_cluster;
@@ -120,7 +120,7 @@ impl Shared {
                         .filter(|r| {
                             matches!(
                                 r.outcome,
-                                Some(surge_proto::v1::submit_result::Outcome::Accepted(_))
+                                Some(surge_grpc::v1::submit_result::Outcome::Accepted(_))
                             )
                         })
                         .count();

@@ -14,9 +14,9 @@ use serde::Serialize;
 use surge_client::dev_cluster::ClusterFile;
 use surge_client::station::{self, Sink, StationConfig};
 use surge_client::{sample, MetaClient, OrderClient};
-use surge_proto::v1::admin_service_client::AdminServiceClient;
-use surge_proto::v1::order_service_client::OrderServiceClient;
-use surge_proto::v1::{
+use surge_grpc::v1::admin_service_client::AdminServiceClient;
+use surge_grpc::v1::order_service_client::OrderServiceClient;
+use surge_grpc::v1::{
     AddWaybillRangeRequest, CreateTenantRequest, OrderEvent, SetTenantRulesRequest,
     WatchOrdersRequest,
 };

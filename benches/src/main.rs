@@ -17,8 +17,11 @@
 mod failover;
 mod intake;
 mod labels;
+mod node_metrics;
 mod rebalance;
 mod stats;
+mod steady;
+mod timeline;
 
 use std::path::PathBuf;
 
@@ -84,8 +87,9 @@ enum Command {
         /// ...of this many orders each.
         #[arg(long, default_value_t = 20)]
         batch: usize,
-        /// Seconds measured before the join and after the balance.
-        #[arg(long, default_value_t = 30)]
+        /// Seconds measured before the join and after the balance (about as long as the
+        /// moves take, so that the phases' p99 rest on as many calls).
+        #[arg(long, default_value_t = 120)]
         phase_secs: u64,
         /// Longest wait for balance, in seconds.
         #[arg(long, default_value_t = 1800)]
@@ -100,6 +104,15 @@ enum Command {
         /// Snapshots one node may send or receive at once, for a cluster this command starts.
         #[arg(long)]
         max_snapshots_per_node: Option<u32>,
+        /// Nodes of a cluster this command starts.
+        #[arg(long, default_value_t = 3)]
+        nodes: u32,
+        /// Add no node: the middle phase is one more steady phase, a baseline for "after".
+        #[arg(long)]
+        no_join: bool,
+        /// Write one CSV line per second (intake p99, RocksDB background work) to this file.
+        #[arg(long)]
+        timeline: Option<PathBuf>,
     },
     /// Order intake throughput and latency through surge-client; optionally with node kills.
     Intake {
@@ -172,6 +185,9 @@ async fn main() -> anyhow::Result<()> {
             base_port,
             snapshot_mib_per_sec,
             max_snapshots_per_node,
+            nodes,
+            no_join,
+            timeline,
         } => {
             rebalance::run(rebalance::RebalanceArgs {
                 cluster_dir,
@@ -186,6 +202,9 @@ async fn main() -> anyhow::Result<()> {
                 base_port,
                 snapshot_mib_per_sec,
                 max_snapshots_per_node,
+                nodes,
+                join: !no_join,
+                timeline,
             })
             .await
         }

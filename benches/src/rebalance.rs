@@ -3,12 +3,14 @@
 //! node joins (`surgectl dev add-node`) and the scheduler moves replicas and leaders onto it.
 //! Reported: the time until the scheduler reports the cluster balanced, bytes of snapshot data
 //! moved (the nodes' `surge_raft_snapshot_bytes_total` counters) and bytes per second, and the
-//! steady intake's throughput and latency before, during and after the moves.
+//! steady intake's throughput and latency before, during and after the moves, with how busy the
+//! disks were in each (fsync and raft-round p99, RocksDB compactions and write stalls).
+//! `--no-join` measures the same three phases on a cluster that does not change, the baseline.
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -16,12 +18,12 @@ use prost::Message as _;
 use serde::Serialize;
 use surge_client::dev_cluster::ClusterFile;
 use surge_client::{sample, MetaClient, OrderClient, RetryPolicy};
-use surge_proto::v1::admin_service_client::AdminServiceClient;
-use surge_proto::v1::{ClusterStatusRequest, CreateTenantRequest, Order};
-use tokio::sync::Semaphore;
+use surge_grpc::v1::admin_service_client::AdminServiceClient;
+use surge_grpc::v1::{ClusterStatusRequest, CreateTenantRequest};
 
 use crate::failover::start_cluster_with;
-use crate::stats::{summarize, Summary};
+use crate::node_metrics::{self, metric_sum, Samples};
+use crate::steady::{submit, Phase, Steady};
 
 #[derive(Clone, Debug)]
 pub(crate) struct RebalanceArgs {
@@ -43,20 +45,20 @@ pub(crate) struct RebalanceArgs {
     pub(crate) snapshot_mib_per_sec: Option<u64>,
     /// The coordinators' per-node snapshot limit (the coordinator default when absent).
     pub(crate) max_snapshots_per_node: Option<u32>,
-}
-
-#[derive(Debug, Serialize)]
-struct Phase {
-    seconds: f64,
-    orders: u64,
-    orders_per_second: f64,
-    failed_calls: u64,
-    latency: Summary,
+    /// Nodes of a cluster this command starts.
+    pub(crate) nodes: u32,
+    /// Add a node (the bench); without, the middle phase is one more steady phase of
+    /// `phase_secs`, the baseline to compare a run's "after" with.
+    pub(crate) join: bool,
+    /// Where to write one line per second of the steady intake (calls, p99) and background work.
+    pub(crate) timeline: Option<PathBuf>,
 }
 
 #[derive(Debug, Serialize)]
 struct Report {
     workload: &'static str,
+    nodes_before: u32,
+    joined: bool,
     orders_loaded: u64,
     bytes_loaded: u64,
     load_orders_per_second: f64,
@@ -71,32 +73,6 @@ struct Report {
     during: Phase,
     after: Phase,
     during_p99_over_before_p99: f64,
-}
-
-/// Every call of the steady intake: when it started, how long it took, whether it failed.
-#[derive(Default)]
-struct Calls {
-    log: Mutex<Vec<(Instant, Duration, u64, bool)>>,
-}
-
-impl Calls {
-    fn phase(&self, from: Instant, to: Instant) -> Phase {
-        let log = self.log.lock().map(|l| l.clone()).unwrap_or_default();
-        let inside: Vec<_> = log
-            .iter()
-            .filter(|(at, _, _, _)| *at >= from && *at < to)
-            .collect();
-        let seconds = to.duration_since(from).as_secs_f64();
-        let orders: u64 = inside.iter().filter(|c| !c.3).map(|c| c.2).sum();
-        let latencies: Vec<Duration> = inside.iter().filter(|c| !c.3).map(|c| c.1).collect();
-        Phase {
-            seconds: (seconds * 10.0).round() / 10.0,
-            orders,
-            orders_per_second: (orders as f64 / seconds.max(0.001)).round(),
-            failed_calls: inside.iter().filter(|c| c.3).count() as u64,
-            latency: summarize(&latencies),
-        }
-    }
 }
 
 async fn tenant(file: &ClusterFile) -> anyhow::Result<String> {
@@ -114,28 +90,6 @@ async fn tenant(file: &ClusterFile) -> anyhow::Result<String> {
     .await
     .map_err(|s| anyhow::anyhow!("creating the bench tenant: {}", s.message()))?;
     Ok(key)
-}
-
-async fn submit(client: &OrderClient, orders: Vec<Order>) -> bool {
-    let n = orders.len();
-    match client.submit_batch(orders).await {
-        Ok(results) => {
-            results
-                .iter()
-                .filter(|r| {
-                    matches!(
-                        r.outcome,
-                        Some(surge_proto::v1::submit_result::Outcome::Accepted(_))
-                    )
-                })
-                .count()
-                == n
-        }
-        Err(e) => {
-            eprintln!("batch failed: {:?} {}", e.code(), e.message());
-            false
-        }
-    }
 }
 
 /// Fills the cluster with `count` orders from `clients` closed-loop batch writers.
@@ -177,35 +131,6 @@ async fn load(
     Ok(count as f64 / started.elapsed().as_secs_f64())
 }
 
-/// The sum over the nodes of one counter of their metrics.
-async fn metric_sum(file: &ClusterFile, series: &str) -> u64 {
-    let mut total = 0;
-    for n in &file.nodes {
-        let Ok(mut conn) = tokio::net::TcpStream::connect(&n.http_address).await else {
-            continue;
-        };
-        let req = format!("GET /metrics HTTP/1.0\r\nHost: {}\r\n\r\n", n.http_address);
-        if tokio::io::AsyncWriteExt::write_all(&mut conn, req.as_bytes())
-            .await
-            .is_err()
-        {
-            continue;
-        }
-        let mut body = String::new();
-        let _ = tokio::io::AsyncReadExt::read_to_string(&mut conn, &mut body).await;
-        for line in body.lines() {
-            if line.starts_with(series) {
-                total += line
-                    .rsplit(' ')
-                    .next()
-                    .and_then(|v| v.parse::<f64>().ok())
-                    .unwrap_or(0.0) as u64;
-            }
-        }
-    }
-    total
-}
-
 /// Snapshot bytes the nodes sent so far.
 async fn bytes_sent(file: &ClusterFile) -> u64 {
     metric_sum(file, "surge_raft_snapshot_bytes_total{direction=\"sent\"}").await
@@ -224,11 +149,12 @@ async fn settle(file: &ClusterFile, limit: Duration) {
         }
         last = now;
     }
-    // RocksDB flushes and compacts after a load: let it.
-    tokio::time::sleep(Duration::from_secs(15)).await;
+    // RocksDB flushes and compacts after a load: let it finish (bounded).
+    let compacting = node_metrics::wait_compactions(file, limit).await;
     println!(
-        "settled {:.0} s after loading",
-        started.elapsed().as_secs_f64()
+        "settled {:.0} s after loading ({:.0} s of it for compactions)",
+        started.elapsed().as_secs_f64(),
+        compacting.as_secs_f64()
     );
 }
 
@@ -243,6 +169,7 @@ pub(crate) async fn run(args: RebalanceArgs) -> anyhow::Result<()> {
             if let Some(n) = args.max_snapshots_per_node {
                 extra.extend(["--max-snapshots-per-node".to_string(), n.to_string()]);
             }
+            extra.extend(["--node-count".to_string(), args.nodes.to_string()]);
             let (d, own) = start_cluster_with(args.base_port, args.shards, &extra)?;
             (d, Some(own))
         }
@@ -284,94 +211,70 @@ pub(crate) async fn run(args: RebalanceArgs) -> anyhow::Result<()> {
     settle(&file, Duration::from_secs(600)).await;
 
     // The steady intake, open loop, until stopped.
-    let calls = Arc::new(Calls::default());
-    let stop = Arc::new(AtomicBool::new(false));
-    let steady = {
-        let (client, calls, stop) = (client.clone(), calls.clone(), stop.clone());
-        let (rate, batch) = (args.rate.max(1), args.batch.max(1));
-        tokio::spawn(async move {
-            let limit = Arc::new(Semaphore::new(256));
-            let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-            let run = format!("steady-{}", uuid::Uuid::new_v4().simple());
-            let mut n = 0u64;
-            let mut inflight = tokio::task::JoinSet::new();
-            while !stop.load(Ordering::Relaxed) {
-                ticker.tick().await;
-                let Ok(permit) = limit.clone().try_acquire_owned() else {
-                    if let Ok(mut l) = calls.log.lock() {
-                        l.push((Instant::now(), Duration::ZERO, 0, true));
-                    }
-                    continue;
-                };
-                let orders: Vec<Order> = (n..n + batch as u64)
-                    .map(|i| sample::order(&run, i))
-                    .collect();
-                n += batch as u64;
-                let (client, calls) = (client.clone(), calls.clone());
-                inflight.spawn(async move {
-                    let at = Instant::now();
-                    let ok = submit(&client, orders).await;
-                    if let Ok(mut l) = calls.log.lock() {
-                        l.push((at, at.elapsed(), batch as u64, !ok));
-                    }
-                    drop(permit);
-                });
-                while inflight.try_join_next().is_some() {}
-            }
-            while inflight.join_next().await.is_some() {}
-        })
-    };
+    let steady = Steady::start(client.clone(), args.rate, args.batch);
+    let samples = Arc::new(Samples::default());
+    let sampler = tokio::spawn(node_metrics::sample_background(
+        dir.clone(),
+        samples.clone(),
+        Duration::from_secs(args.timeout_secs + 4 * args.phase_secs),
+    ));
     let phase = Duration::from_secs(args.phase_secs);
     let before_from = Instant::now();
+    let before_start = node_metrics::histograms(&file).await;
     tokio::time::sleep(phase).await;
     let before_to = Instant::now();
+    let before_end = node_metrics::histograms(&file).await;
 
     let sent_before = bytes_sent(&file).await;
     let done_before = status(&meta)
         .await?
         .rebalance
         .map_or(0, |r| r.operators_done);
-    let surgectl = std::env::current_exe()?.with_file_name("surgectl");
-    let joined = Command::new(&surgectl)
-        .args(["dev", "add-node", "--dir"])
-        .arg(&dir)
-        .output()
-        .with_context(|| format!("running {}", surgectl.display()))?;
-    if !joined.status.success() {
-        bail!(
-            "dev add-node failed: {}",
-            String::from_utf8_lossy(&joined.stderr)
-        );
-    }
-    let during_from = Instant::now();
-    let deadline = during_from + Duration::from_secs(args.timeout_secs);
-    let mut balanced_rounds = 0;
     let mut last = None;
-    while balanced_rounds < 2 {
-        if Instant::now() > deadline {
-            bail!("not balanced within {} s", args.timeout_secs);
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let r = status(&meta).await?.rebalance.unwrap_or_default();
-        balanced_rounds = if r.balanced { balanced_rounds + 1 } else { 0 };
-        last = Some(r);
-    }
+    let during_from = if args.join {
+        join(&dir)?;
+        let from = Instant::now();
+        last = Some(wait_balanced(&meta, from, args.timeout_secs).await?);
+        from
+    } else {
+        let from = Instant::now();
+        tokio::time::sleep(phase).await;
+        from
+    };
     let during_to = Instant::now();
     let file_now = ClusterFile::load(&dir)?;
+    let during_end = node_metrics::histograms(&file_now).await;
     let moved = bytes_sent(&file_now).await.saturating_sub(sent_before);
     let after_from = Instant::now();
     tokio::time::sleep(phase).await;
     let after_to = Instant::now();
-    stop.store(true, Ordering::Relaxed);
-    let _ = steady.await;
+    let after_end = node_metrics::histograms(&file_now).await;
+    let calls = steady.stop().await;
+    sampler.abort();
+    if let Some(path) = &args.timeline {
+        crate::timeline::write(path, &calls.log(), &samples, before_from)?;
+    }
 
     let secs = during_to.duration_since(during_from).as_secs_f64();
-    let before = calls.phase(before_from, before_to);
-    let during = calls.phase(during_from, during_to);
-    let after = calls.phase(after_from, after_to);
+    let before = calls.phase(
+        before_from,
+        before_to,
+        samples.phase(before_from, before_to, &before_start, &before_end),
+    );
+    let during = calls.phase(
+        during_from,
+        during_to,
+        samples.phase(during_from, during_to, &before_end, &during_end),
+    );
+    let after = calls.phase(
+        after_from,
+        after_to,
+        samples.phase(after_from, after_to, &during_end, &after_end),
+    );
     let report = Report {
         workload: "rebalance",
+        nodes_before: file.nodes.len() as u32,
+        joined: args.join,
         orders_loaded: count,
         bytes_loaded: count * bytes_per_order,
         load_orders_per_second: load_rate.round(),
@@ -401,7 +304,45 @@ pub(crate) async fn run(args: RebalanceArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn status(meta: &MetaClient) -> anyhow::Result<surge_proto::v1::ClusterStatusResponse> {
+/// Starts one more node (`surgectl dev add-node`), which registers and joins by itself.
+fn join(dir: &std::path::Path) -> anyhow::Result<()> {
+    let surgectl = std::env::current_exe()?.with_file_name("surgectl");
+    let joined = Command::new(&surgectl)
+        .args(["dev", "add-node", "--dir"])
+        .arg(dir)
+        .output()
+        .with_context(|| format!("running {}", surgectl.display()))?;
+    if !joined.status.success() {
+        bail!(
+            "dev add-node failed: {}",
+            String::from_utf8_lossy(&joined.stderr)
+        );
+    }
+    Ok(())
+}
+
+/// Waits until the scheduler says balanced twice in a row, at most `timeout_secs` after `from`.
+async fn wait_balanced(
+    meta: &MetaClient,
+    from: Instant,
+    timeout_secs: u64,
+) -> anyhow::Result<surge_grpc::v1::RebalanceProgress> {
+    let deadline = from + Duration::from_secs(timeout_secs);
+    let mut balanced_rounds = 0;
+    loop {
+        if Instant::now() > deadline {
+            bail!("not balanced within {timeout_secs} s");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let r = status(meta).await?.rebalance.unwrap_or_default();
+        balanced_rounds = if r.balanced { balanced_rounds + 1 } else { 0 };
+        if balanced_rounds >= 2 {
+            return Ok(r);
+        }
+    }
+}
+
+async fn status(meta: &MetaClient) -> anyhow::Result<surge_grpc::v1::ClusterStatusResponse> {
     meta.call(|ch| async move {
         AdminServiceClient::new(ch)
             .cluster_status(ClusterStatusRequest {})
@@ -440,11 +381,12 @@ fn print_report(r: &Report) {
         "{:<10} {:>8} {:>10} {:>8} {:>8} {:>8} {:>8} {:>7}",
         "phase", "seconds", "orders/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "failed"
     );
-    for (name, p) in [
+    let phases = [
         ("before", &r.before),
-        ("during", &r.during),
+        (if r.joined { "during" } else { "middle" }, &r.during),
         ("after", &r.after),
-    ] {
+    ];
+    for (name, p) in phases {
         println!(
             "{:<10} {:>8.1} {:>10.0} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>7}",
             name,
@@ -455,6 +397,31 @@ fn print_report(r: &Report) {
             p.latency.p99_ms,
             p.latency.max_ms,
             p.failed_calls
+        );
+    }
+    println!(
+        "{:<10} {:>8} {:>10} {:>10} {:>12} {:>14} {:>9} {:>9}",
+        "phase",
+        "fsyncs",
+        "fsync p99",
+        "round p99",
+        "compactions",
+        "pending MiB",
+        "max L0",
+        "delayed s"
+    );
+    for (name, p) in phases {
+        let d = &p.disk;
+        println!(
+            "{:<10} {:>8} {:>10.1} {:>10.1} {:>12.2} {:>14.0} {:>9.0} {:>9}",
+            name,
+            d.fsyncs,
+            d.fsync_p99_ms,
+            d.raft_round_p99_ms,
+            d.mean_running_compactions,
+            d.max_pending_compaction_mib,
+            d.max_level0_files,
+            d.seconds_writes_delayed
         );
     }
     println!(

@@ -2,10 +2,10 @@
 
 use std::future::Future;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use surge_proto::v1::admin_service_client::AdminServiceClient;
-use surge_proto::v1::{
+use surge_grpc::v1::admin_service_client::AdminServiceClient;
+use surge_grpc::v1::{
     ClusterStatusRequest, ClusterStatusResponse, InitClusterRequest, InitClusterResponse,
 };
 use surge_proto::LEADER_HINT_METADATA;
@@ -14,7 +14,7 @@ use tonic::{Response, Status};
 use tracing::debug;
 
 use crate::channels::ChannelCache;
-use crate::retry::{is_retryable, no_answer_cause, unreachable, RetryPolicy};
+use crate::retry::{is_retryable, no_answer_cause, unreachable, RetryPolicy, Tries};
 
 /// A client of the coordinators.
 pub struct MetaClient {
@@ -82,64 +82,56 @@ impl MetaClient {
         F: Fn(Channel) -> Fut,
         Fut: Future<Output = Result<Response<T>, Status>>,
     {
-        let started = Instant::now();
-        let mut attempt = 0u32;
+        let mut tries = Tries::new(&self.policy);
         // Why each address gave no answer; emptied for good once any coordinator answers.
         let mut silent: Vec<(String, String)> = Vec::new();
         let mut answered = false;
         loop {
-            let address = self.target(attempt);
-            let result = f(self.channel(&address)?).await;
-            match result {
+            let address = self.target(tries.attempt());
+            let status = match f(self.channel(&address)?).await {
                 Ok(resp) => {
                     self.prefer(Some(address));
                     return Ok(resp.into_inner());
                 }
-                Err(status) => {
-                    let hint = status
-                        .metadata()
-                        .get(LEADER_HINT_METADATA)
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_string);
-                    if !is_retryable(&status) {
-                        return Err(status);
-                    }
-                    match no_answer_cause(&status) {
-                        Some(cause) if !answered => {
-                            note_silent(&mut silent, address.clone(), cause)
-                        }
-                        Some(_) => {}
-                        None => {
-                            answered = true;
-                            silent.clear();
-                        }
-                    }
-                    debug!(%address, code = ?status.code(), message = status.message(), "coordinator call failed; retrying");
-                    self.prefer(hint);
-                    attempt += 1;
-                    let waited = started.elapsed();
-                    let all_silent = !answered
-                        && self
-                            .addresses
-                            .iter()
-                            .all(|a| silent.iter().any(|(s, _)| s == a));
-                    if all_silent
-                        && self
-                            .policy
-                            .unreachable_after
-                            .is_some_and(|limit| waited >= limit)
-                    {
-                        return Err(unreachable("coordinators", &silent, waited));
-                    }
-                    if attempt >= self.policy.max_attempts || waited >= self.policy.deadline {
-                        if all_silent {
-                            return Err(unreachable("coordinators", &silent, waited));
-                        }
-                        return Err(status);
-                    }
-                    tokio::time::sleep(self.policy.backoff(attempt.saturating_sub(1) / 2)).await;
+                Err(status) if !is_retryable(&status) => return Err(status),
+                Err(status) => status,
+            };
+            let hint = status
+                .metadata()
+                .get(LEADER_HINT_METADATA)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            match no_answer_cause(&status) {
+                Some(cause) if !answered => note_silent(&mut silent, address.clone(), cause),
+                Some(_) => {}
+                None => {
+                    answered = true;
+                    silent.clear();
                 }
             }
+            debug!(%address, code = ?status.code(), message = status.message(), "coordinator call failed; retrying");
+            self.prefer(hint);
+            let all_silent = !answered
+                && self
+                    .addresses
+                    .iter()
+                    .all(|a| silent.iter().any(|(s, _)| s == a));
+            // Each address is tried twice per backoff step: the preferred one, then another.
+            let pause = tries.backoff(2);
+            if !all_silent {
+                tries.again(status, pause).await?;
+                continue;
+            }
+            let waited = tries.waited();
+            let gone = unreachable("coordinators", &silent, waited);
+            if self
+                .policy
+                .unreachable_after
+                .is_some_and(|limit| waited >= limit)
+            {
+                return Err(gone);
+            }
+            tries.again(gone, pause).await?;
         }
     }
 

@@ -12,9 +12,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use surge_proto::v1::order_service_client::OrderServiceClient;
-use surge_proto::v1::submit_result::Outcome;
-use surge_proto::v1::{
+use surge_grpc::v1::order_service_client::OrderServiceClient;
+use surge_grpc::v1::submit_result::Outcome;
+use surge_grpc::v1::{
     Acceptance, GetOrderByExternalIdRequest, GetOrderRequest, GetShardMapRequest,
     ListOrdersRequest, ListOrdersResponse, Order, OrderView, ShardMap, SubmitOrderRequest,
     SubmitOrdersRequest, SubmitResult,
@@ -26,9 +26,10 @@ use tonic::{Code, Request, Status};
 use tracing::debug;
 
 use crate::channels::ChannelCache;
-use crate::retry::RetryPolicy;
+use crate::retry::{RetryPolicy, Tries};
 
 mod batch;
+mod calls;
 
 /// The cached routing picture.
 #[derive(Clone, Debug, Default)]
@@ -279,27 +280,22 @@ impl OrderClient {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, Status>>,
     {
-        let started = Instant::now();
-        let mut attempt = 0u32;
+        let mut tries = Tries::new(&self.policy);
         loop {
-            match f().await {
+            let status = match f().await {
                 Ok(v) => return Ok(v),
-                Err(status) if is_transient(&status) => {
-                    attempt += 1;
-                    if attempt >= self.policy.max_attempts
-                        || started.elapsed() >= self.policy.deadline
-                    {
-                        return Err(status);
-                    }
-                    debug!(code = ?status.code(), message = status.message(), attempt, "retrying");
-                    // Straight to a fresh hint; otherwise (no hint, or one naming a node that
-                    // just refused connections) back off first.
-                    if hint(&status).is_none_or(|h| self.is_unreachable(&h)) {
-                        tokio::time::sleep(self.policy.backoff(attempt.saturating_sub(1))).await;
-                    }
-                }
+                Err(status) if is_transient(&status) => status,
                 Err(status) => return Err(status),
-            }
+            };
+            debug!(code = ?status.code(), message = status.message(), attempt = tries.attempt(), "retrying");
+            // Straight to a fresh hint; otherwise (no hint, or one naming a node that just
+            // refused connections) back off first.
+            let pause = if hint(&status).is_none_or(|h| self.is_unreachable(&h)) {
+                tries.backoff(1)
+            } else {
+                Duration::ZERO
+            };
+            tries.again(status, pause).await?;
         }
     }
 
@@ -392,122 +388,6 @@ impl OrderClient {
         let mut nodes = self.routes().await?.nodes;
         nodes.sort();
         Ok(nodes)
-    }
-
-    /// Submits one order and returns its acceptance (the original one for a retry).
-    pub async fn submit(&self, order: Order) -> Result<Acceptance, Status> {
-        let shard = self.shard_of(&order).await?;
-        self.with_retry(|| {
-            let order = order.clone();
-            async move {
-                let address = self.address_for(shard);
-                let result = OrderServiceClient::new(self.channel(&address)?)
-                    .submit_order(self.request(SubmitOrderRequest { order: Some(order) }))
-                    .await;
-                match result {
-                    Ok(resp) => {
-                        // A forwarded answer names the leader that gave it.
-                        let leader = leader_of(resp.metadata()).unwrap_or(address);
-                        let acceptance = resp.into_inner().acceptance.ok_or_else(|| {
-                            Status::internal("the node answered without an acceptance")
-                        })?;
-                        self.note_leader(shard, &leader);
-                        Ok(acceptance)
-                    }
-                    Err(status) => {
-                        self.note_connection(&address, &status);
-                        self.note_failure(Some(shard), &status);
-                        if hint(&status).is_none() && is_transient(&status) {
-                            let _ = self.refresh().await;
-                        }
-                        Err(status)
-                    }
-                }
-            }
-        })
-        .await
-    }
-
-    /// An order by id (linearizable).
-    pub async fn get(&self, order_id: &str) -> Result<OrderView, Status> {
-        let shard = order_id
-            .split('-')
-            .next()
-            .and_then(|s| s.parse::<u32>().ok());
-        self.with_retry(|| async move {
-            let address = match shard {
-                Some(s) => self.address_for(s),
-                None => self.any_node(),
-            };
-            let result = OrderServiceClient::new(self.channel(&address)?)
-                .get_order(self.request(GetOrderRequest {
-                    order_id: order_id.to_string(),
-                    stale_ok: false,
-                }))
-                .await;
-            match result {
-                Ok(r) => r
-                    .into_inner()
-                    .order
-                    .ok_or_else(|| Status::internal("the node answered without an order")),
-                Err(status) => {
-                    self.note_connection(&address, &status);
-                    self.note_failure(shard, &status);
-                    Err(status)
-                }
-            }
-        })
-        .await
-    }
-
-    /// An order by its platform and external id.
-    pub async fn get_by_external(
-        &self,
-        platform: &str,
-        external_order_id: &str,
-    ) -> Result<OrderView, Status> {
-        let probe = Order {
-            external_order_id: external_order_id.to_string(),
-            ..Order::default()
-        };
-        let shard = self.shard_of(&probe).await?;
-        self.with_retry(|| async move {
-            let address = self.address_for(shard);
-            let result = OrderServiceClient::new(self.channel(&address)?)
-                .get_order_by_external_id(self.request(GetOrderByExternalIdRequest {
-                    platform: platform.to_string(),
-                    external_order_id: external_order_id.to_string(),
-                    routing_key: String::new(),
-                }))
-                .await;
-            match result {
-                Ok(r) => r
-                    .into_inner()
-                    .order
-                    .ok_or_else(|| Status::internal("the node answered without an order")),
-                Err(status) => {
-                    self.note_connection(&address, &status);
-                    self.note_failure(Some(shard), &status);
-                    Err(status)
-                }
-            }
-        })
-        .await
-    }
-
-    /// One page of orders by status and time (merged across shards by the node).
-    pub async fn list(&self, request: ListOrdersRequest) -> Result<ListOrdersResponse, Status> {
-        self.with_retry(|| {
-            let request = request.clone();
-            async move {
-                let address = self.any_node();
-                Ok(OrderServiceClient::new(self.channel(&address)?)
-                    .list_orders(self.request(request))
-                    .await?
-                    .into_inner())
-            }
-        })
-        .await
     }
 }
 

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use tokio::time::Instant;
 use tonic::{Code, Status};
 
 /// A bounded retry: exponential backoff between attempts, an attempt cap and a total deadline.
@@ -37,6 +38,63 @@ impl RetryPolicy {
         self.first_backoff
             .saturating_mul(factor)
             .min(self.max_backoff)
+    }
+}
+
+/// One call's retry budget under a policy: the client's one place that counts attempts, keeps
+/// the deadline and sleeps between attempts. A retried call is `loop { try; tries.again(..) }`:
+///
+/// ```ignore
+/// let mut tries = Tries::new(&policy);
+/// loop {
+///     match call().await {
+///         Ok(v) => return Ok(v),
+///         Err(status) if is_retryable(&status) => tries.again(status, pause).await?,
+///         Err(status) => return Err(status),
+///     }
+/// }
+/// ```
+pub struct Tries {
+    policy: RetryPolicy,
+    started: Instant,
+    attempt: u32,
+}
+
+impl Tries {
+    pub fn new(policy: &RetryPolicy) -> Tries {
+        Tries {
+            policy: *policy,
+            started: Instant::now(),
+            attempt: 0,
+        }
+    }
+
+    /// Attempts that failed so far (0 during the first).
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// Time since the first attempt started.
+    pub fn waited(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// The backoff after the failures so far, every `per_step` failures doubling it.
+    pub fn backoff(&self, per_step: u32) -> Duration {
+        self.policy.backoff(self.attempt / per_step.max(1))
+    }
+
+    /// An attempt failed transiently with `status`: Err(status) if the policy's attempts or
+    /// deadline are spent (the call answers that), else Ok after sleeping `pause`.
+    pub async fn again(&mut self, status: Status, pause: Duration) -> Result<(), Status> {
+        self.attempt += 1;
+        if self.attempt >= self.policy.max_attempts || self.waited() >= self.policy.deadline {
+            return Err(status);
+        }
+        if !pause.is_zero() {
+            tokio::time::sleep(pause).await;
+        }
+        Ok(())
     }
 }
 
@@ -127,5 +185,47 @@ mod tests {
         );
         assert!(is_unreachable(&s));
         assert!(!is_unreachable(&Status::unavailable("x")));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn tries_stop_at_the_attempt_cap_with_the_last_status() {
+        let policy = RetryPolicy {
+            max_attempts: 3,
+            ..RetryPolicy::default()
+        };
+        let mut tries = Tries::new(&policy);
+        let mut calls = 0;
+        let last = loop {
+            calls += 1;
+            let status = Status::unavailable(format!("attempt {}", tries.attempt()));
+            let pause = tries.backoff(1);
+            if let Err(last) = tries.again(status, pause).await {
+                break last;
+            }
+        };
+        assert_eq!(calls, 3);
+        assert_eq!(last.message(), "attempt 2");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn tries_stop_at_the_deadline() {
+        let policy = RetryPolicy {
+            max_attempts: 1000,
+            deadline: Duration::from_secs(2),
+            ..RetryPolicy::default()
+        };
+        let mut tries = Tries::new(&policy);
+        let mut calls = 0u32;
+        while tries
+            .again(Status::unavailable("down"), Duration::from_millis(500))
+            .await
+            .is_ok()
+        {
+            calls += 1;
+        }
+        // Pauses at 0.5, 1.0, 1.5 and 2.0 s; the attempt after the last one is refused.
+        assert_eq!(calls, 4);
+        assert!(tries.waited() >= Duration::from_secs(2));
+        assert_eq!(tries.backoff(1), Duration::from_millis(500));
     }
 }

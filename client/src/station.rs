@@ -13,8 +13,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use surge_proto::v1::print_service_client::PrintServiceClient;
-use surge_proto::v1::{AckJobsRequest, JobAck, PrintJob, SubscribeRequest};
+use surge_grpc::v1::print_service_client::PrintServiceClient;
+use surge_grpc::v1::{AckJobsRequest, JobAck, PrintJob, SubscribeRequest};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};

@@ -6,9 +6,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use surge_proto::v1::admin_service_client::AdminServiceClient;
-use surge_proto::v1::replica_service_client::ReplicaServiceClient;
-use surge_proto::v1::{
+use surge_grpc::v1::admin_service_client::AdminServiceClient;
+use surge_grpc::v1::replica_service_client::ReplicaServiceClient;
+use surge_grpc::v1::{
     ListNodesRequest, ListShardsRequest, ReplicaDigestRequest, ReplicaDigestResponse,
 };
 use tonic::Status;

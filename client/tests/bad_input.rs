@@ -6,15 +6,15 @@ use std::time::Duration;
 
 use common::{eventually, status, DevCluster};
 use surge_client::{sample, OrderClient};
-use surge_proto::v1::admin_service_client::AdminServiceClient;
-use surge_proto::v1::node_service_client::NodeServiceClient;
-use surge_proto::v1::order_service_client::OrderServiceClient;
-use surge_proto::v1::submit_result::Outcome;
-use surge_proto::v1::{
+use surge_grpc::v1::admin_service_client::AdminServiceClient;
+use surge_grpc::v1::node_service_client::NodeServiceClient;
+use surge_grpc::v1::order_service_client::OrderServiceClient;
+use surge_grpc::v1::submit_result::Outcome;
+use surge_grpc::v1::{
     CreateTenantRequest, GetOrderRequest, HeartbeatRequest, InitClusterRequest, ListOrdersRequest,
     ListTenantsRequest, Order, RemoveCoordinatorRequest, SubmitOrderRequest, SubmitOrdersRequest,
 };
-use surge_raftstore::identity::{self, Identity};
+use surge_server::identity::{self, Identity};
 use tonic::metadata::MetadataValue;
 use tonic::Code;
 
@@ -129,7 +129,7 @@ async fn refusals_name_the_problem_and_change_nothing() {
     // A node whose data dir belongs to another cluster is refused and exits.
     let foreign = cluster.dir.path().join("foreign-node");
     {
-        let engine = surge_raftstore::RocksEngine::open(&foreign.join("db")).expect("engine");
+        let engine = surge_rocks::RocksEngine::open(&foreign.join("db")).expect("engine");
         let id = Identity {
             kind: "node".into(),
             id: 0,

@@ -7,8 +7,8 @@ mod common;
 use std::time::Duration;
 
 use common::{eventually, local_status, status, DevCluster};
-use surge_proto::v1::node_service_client::NodeServiceClient;
-use surge_proto::v1::RegisterNodeRequest;
+use surge_grpc::v1::node_service_client::NodeServiceClient;
+use surge_grpc::v1::RegisterNodeRequest;
 
 /// Commits a metadata change (a node registration) and returns its node id.
 async fn commit_marker(client: &surge_client::MetaClient, n: usize) -> u64 {
@@ -64,7 +64,7 @@ async fn leader_kill_fails_over_and_the_restarted_coordinator_catches_up() {
         assert_eq!(after.cluster_id, before.cluster_id);
         // The recorded membership; the leader fields are hints a new leader learns anew.
         let table =
-            |s: &surge_proto::v1::ClusterStatusResponse| -> Vec<(u32, u64, Vec<u64>, Vec<u64>)> {
+            |s: &surge_grpc::v1::ClusterStatusResponse| -> Vec<(u32, u64, Vec<u64>, Vec<u64>)> {
                 s.shards
                     .iter()
                     .map(|sh| (sh.id, sh.epoch, sh.replicas.clone(), sh.learners.clone()))

@@ -7,8 +7,8 @@ mod common;
 use std::time::Duration;
 
 use common::{eventually, local_status, status, DevCluster};
-use surge_proto::v1::admin_service_client::AdminServiceClient;
-use surge_proto::v1::{AddCoordinatorRequest, RemoveCoordinatorRequest};
+use surge_grpc::v1::admin_service_client::AdminServiceClient;
+use surge_grpc::v1::{AddCoordinatorRequest, RemoveCoordinatorRequest};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_coordinator_is_added_and_removed_through_joint_consensus() {

@@ -32,8 +32,8 @@ use futures::StreamExt;
 use surge_client::station::{self, Sink, StationConfig, StationReport};
 use surge_client::verify::{self, VerifyPolicy};
 use surge_client::{sample, MetaClient, OrderClient};
-use surge_proto::v1::order_service_client::OrderServiceClient;
-use surge_proto::v1::{
+use surge_grpc::v1::order_service_client::OrderServiceClient;
+use surge_grpc::v1::{
     CreateOperatorRequest, DrainNodeRequest, GetOrderRequest, ListNodesRequest,
     ListOperatorsRequest, ListShardsRequest, NodeState, NodeStatus, OrderEvent, OrderStatus as S,
     RemoveNodeRequest, SetClusterConfigRequest, ShardDetail, WatchOrdersRequest,
@@ -173,7 +173,7 @@ impl Workload {
                         Ok(results) => {
                             for (ext, r) in exts.into_iter().zip(results) {
                                 let result = match r.outcome {
-                                    Some(surge_proto::v1::submit_result::Outcome::Accepted(a)) => {
+                                    Some(surge_grpc::v1::submit_result::Outcome::Accepted(a)) => {
                                         Ok(a.order_id)
                                     }
                                     other => Err(format!("{other:?}")),
@@ -344,7 +344,7 @@ async fn bad_input_is_refused(meta: &MetaClient) {
     .await;
     let before = shards(meta).await;
     let max_down =
-        |s: surge_proto::v1::ClusterStatusResponse| s.config.map_or(0, |c| c.max_down_time_ms);
+        |s: surge_grpc::v1::ClusterStatusResponse| s.config.map_or(0, |c| c.max_down_time_ms);
     let down_before = max_down(common::status(meta).await.expect("status"));
     let req = CreateOperatorRequest {
         shard: 999,

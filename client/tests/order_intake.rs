@@ -16,10 +16,10 @@ use std::time::{Duration, Instant};
 use common::{eventually, DevCluster};
 use futures::StreamExt;
 use surge_client::{sample, MetaClient, OrderClient};
-use surge_proto::v1::admin_service_client::AdminServiceClient;
-use surge_proto::v1::order_service_client::OrderServiceClient;
-use surge_proto::v1::submit_result::Outcome;
-use surge_proto::v1::{
+use surge_grpc::v1::admin_service_client::AdminServiceClient;
+use surge_grpc::v1::order_service_client::OrderServiceClient;
+use surge_grpc::v1::submit_result::Outcome;
+use surge_grpc::v1::{
     Acceptance, CreateTenantRequest, GetOrderRequest, SubmitOrdersRequest, SubmitResult,
 };
 use tonic::metadata::MetadataValue;

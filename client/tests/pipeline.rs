@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 
 use common::{eventually, DevCluster};
 use surge_client::{sample, MetaClient, OrderClient};
-use surge_proto::v1::order_service_client::OrderServiceClient;
-use surge_proto::v1::print_service_client::PrintServiceClient;
-use surge_proto::v1::{
+use surge_grpc::v1::order_service_client::OrderServiceClient;
+use surge_grpc::v1::print_service_client::PrintServiceClient;
+use surge_grpc::v1::{
     AddWaybillRangeRequest, CancelAnswer, CancelOrderRequest, OrderEvent, OrderStatus as S,
     ReleaseHoldRequest, ReprintRequest, SetTenantRulesRequest, WatchOrdersRequest,
     WaybillStatusRequest,
@@ -158,7 +158,7 @@ async fn bad_input_changes_nothing(meta: &MetaClient, client: &OrderClient) {
         "{}",
         err.message()
     );
-    let get = surge_proto::v1::GetTenantRulesRequest {
+    let get = surge_grpc::v1::GetTenantRulesRequest {
         tenant: TENANT.into(),
     };
     let kept = common::admin(
@@ -224,7 +224,7 @@ async fn bad_input_changes_nothing(meta: &MetaClient, client: &OrderClient) {
         .submit(sample::order("bad-input", 10))
         .await
         .expect("submit");
-    let req = surge_proto::v1::ConfirmPackedRequest {
+    let req = surge_grpc::v1::ConfirmPackedRequest {
         order_id: a.order_id.clone(),
     };
     let err = client
@@ -276,7 +276,7 @@ async fn exhausted_ranges_hold_orders_until_numbers_arrive(
             .expect("submit");
         ids.push(a.order_id);
     }
-    let held_for_numbers = |o: &surge_proto::v1::OrderView| {
+    let held_for_numbers = |o: &surge_grpc::v1::OrderView| {
         o.holds
             .iter()
             .any(|h| h.code == "waybill" && h.detail.contains("no waybill numbers"))
@@ -402,7 +402,7 @@ async fn labels_print_once_across_leader_kills_and_nothing_is_lost() {
                     .collect();
                 for r in client.submit_batch(orders).await.expect("batch") {
                     match r.outcome {
-                        Some(surge_proto::v1::submit_result::Outcome::Accepted(a)) => {
+                        Some(surge_grpc::v1::submit_result::Outcome::Accepted(a)) => {
                             ids.push(a.order_id)
                         }
                         other => panic!("order {} not accepted: {other:?}", r.index),
@@ -684,7 +684,7 @@ async fn labels_print_once_across_leader_kills_and_nothing_is_lost() {
             else {
                 return false;
             };
-            let sum = |f: fn(&surge_proto::v1::WaybillRangeStatus) -> u64| -> u64 {
+            let sum = |f: fn(&surge_grpc::v1::WaybillRangeStatus) -> u64| -> u64 {
                 status.ranges.iter().map(f).sum()
             };
             let whole = status

@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::join_all;
-use surge_proto::v1::admin_service_client::AdminServiceClient;
-use surge_proto::v1::admin_service_server::AdminService;
-use surge_proto::v1::coordinator_peer_service_client::CoordinatorPeerServiceClient;
-use surge_proto::v1::{
+use surge_grpc::v1::admin_service_client::AdminServiceClient;
+use surge_grpc::v1::admin_service_server::AdminService;
+use surge_grpc::v1::coordinator_peer_service_client::CoordinatorPeerServiceClient;
+use surge_grpc::v1::{
     AddCoordinatorRequest, AddWaybillRangeRequest, CancelOperatorRequest, ClusterConfig,
     ClusterStatusRequest, ClusterStatusResponse, CoordinatorStatus, CreateOperatorRequest,
     CreateTenantRequest, CreateTenantResponse, DrainNodeRequest, GetShardRequest,
@@ -23,13 +23,11 @@ use tonic::{Request, Response, Status};
 
 use crate::config::check_address;
 use crate::coordinator::{now_ms, Coordinator};
+use crate::dispatch::{forwarded, forwarded_within, hop, route, Route, FORWARD_MEMBERSHIP_TIMEOUT};
 use crate::membership;
 use crate::meta::{Command, Reply};
 use crate::meta_state::META_GROUP;
 use crate::node_service::shard_status;
-
-/// Metadata marking a call a coordinator already forwarded, so it is never forwarded twice.
-pub const FORWARDED_METADATA: &str = "x-surge-forwarded";
 
 /// Shard counts and replication factors `cluster init` accepts.
 pub const MAX_SHARDS: u32 = 4096;
@@ -37,73 +35,6 @@ pub const MAX_REPLICAS: u32 = 7;
 
 pub struct AdminApi {
     pub coordinator: Arc<Coordinator>,
-}
-
-/// Where a call goes: handled here, or forwarded to the leader over this channel.
-pub enum Route {
-    Local,
-    Forward(tonic::transport::Channel),
-}
-
-/// Decides whether this coordinator serves a call or forwards it to the leader.
-pub async fn route<T>(c: &Coordinator, request: &Request<T>) -> Result<Route, Status> {
-    let view = c.local_view().await?;
-    if view.is_leader {
-        return Ok(Route::Local);
-    }
-    let leader_addr = (view.leader_id != 0)
-        .then(|| c.address_of(view.leader_id))
-        .flatten();
-    let Some(addr) = leader_addr else {
-        return Err(crate::error::unavailable(
-            "no coordinator leader is known yet; retry shortly",
-            None,
-        ));
-    };
-    if request.metadata().contains_key(FORWARDED_METADATA) {
-        return Err(crate::error::unavailable(
-            format!(
-                "not the leader; coordinator {} at {addr} is",
-                view.leader_id
-            ),
-            Some(&addr),
-        ));
-    }
-    Ok(Route::Forward(c.channel(&addr)?))
-}
-
-/// How long a forwarded call may take at the leader. Bounded, so that a leader that went
-/// silent (partitioned, paused) costs the caller seconds, not minutes.
-pub const FORWARD_TIMEOUT: Duration = Duration::from_secs(7);
-/// The answer of a forwarded call. The hop's own failures (the leader did not answer in time)
-/// become UNAVAILABLE, which callers retry, like the same failure at the leader itself.
-pub fn hop<T>(result: Result<Response<T>, Status>) -> Result<Response<T>, Status> {
-    result.map_err(|s| match s.code() {
-        tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => crate::error::unavailable(
-            format!("the leader did not answer in time: {}", s.message()),
-            None,
-        ),
-        _ => s,
-    })
-}
-
-/// Membership changes wait for a learner to catch up at the leader.
-pub const FORWARD_MEMBERSHIP_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Wraps a message for forwarding, marked so the leader never forwards it again.
-pub fn forwarded<T>(message: T) -> Request<T> {
-    forwarded_within(message, FORWARD_TIMEOUT)
-}
-
-/// [`forwarded`] with a deadline of its own.
-pub fn forwarded_within<T>(message: T, timeout: Duration) -> Request<T> {
-    let mut request = Request::new(message);
-    request.set_timeout(timeout);
-    request.metadata_mut().insert(
-        FORWARDED_METADATA,
-        tonic::metadata::MetadataValue::from_static("1"),
-    );
-    request
 }
 
 impl AdminApi {

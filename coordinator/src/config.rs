@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
-use surge_raftstore::config_file::{self, invalid};
-pub use surge_raftstore::config_file::{check_address, ConfigError};
 use surge_raftstore::RaftConfig;
+use surge_server::config_file::{self, invalid};
+pub use surge_server::config_file::{check_address, ConfigError};
 
 use crate::meta::CoordinatorInfo;
 

@@ -8,7 +8,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use surge_proto::v1::CoordinatorStatus;
 use surge_raftstore::raft::StateRole;
 use surge_raftstore::transport::SharedClusterId;
-use surge_raftstore::{RaftHandle, RequestError, RocksEngine};
+use surge_raftstore::{RaftHandle, RequestError};
+use surge_rocks::RocksEngine;
 use tonic::transport::{Channel, Endpoint};
 use tonic::Status;
 

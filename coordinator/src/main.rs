@@ -41,7 +41,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    surge_raftstore::ops::init_tracing();
+    surge_server::ops::init_tracing();
     let args = Args::parse();
     let mut file = ConfigFile::load(&args.config)?;
     if let Some(id) = args.id {
@@ -65,7 +65,7 @@ async fn main() -> anyhow::Result<()> {
     let http = tokio::net::TcpListener::bind(&config.http_listen)
         .await
         .with_context(|| format!("http_listen: cannot bind {}", config.http_listen))?;
-    surge_coordinator::server::run(config, grpc, http, surge_raftstore::ops::shutdown_signal())
+    surge_coordinator::server::run(config, grpc, http, surge_server::ops::shutdown_signal())
         .await?;
     Ok(())
 }

@@ -4,10 +4,10 @@
 
 use std::sync::Arc;
 
-use surge_proto::v1::node_service_client::NodeServiceClient;
-use surge_proto::v1::node_service_server::NodeService;
-use surge_proto::v1::shard_instruction::Kind as InstructionKind;
-use surge_proto::v1::{
+use surge_grpc::v1::node_service_client::NodeServiceClient;
+use surge_grpc::v1::node_service_server::NodeService;
+use surge_grpc::v1::shard_instruction::Kind as InstructionKind;
+use surge_grpc::v1::{
     ConfChangeStep, HeartbeatRequest, HeartbeatResponse, LeaseWaybillsRequest,
     LeaseWaybillsResponse, NodeAddress, RegisterNodeRequest, RegisterNodeResponse,
     ShardInstruction, ShardRoute, ShardStatus, TenantKeys, TransferLeaderStep,
@@ -15,9 +15,9 @@ use surge_proto::v1::{
 use tonic::{Request, Response, Status};
 use tracing::{info, warn};
 
-use crate::admin_service::{forwarded, hop, route, Route};
 use crate::config::check_address;
 use crate::coordinator::{now_ms, Coordinator};
+use crate::dispatch::{forwarded, hop, route, Route};
 use crate::meta::{Command, MetaError, NodeInfo, NodeState, Reply, ShardInfo};
 use crate::meta_state::META_GROUP;
 use crate::operator::{self, Instruction, Operator};

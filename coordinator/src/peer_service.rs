@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use surge_proto::v1::coordinator_peer_service_server::CoordinatorPeerService;
-use surge_proto::v1::{CoordinatorStatus, LocalStatusRequest};
+use surge_grpc::v1::coordinator_peer_service_server::CoordinatorPeerService;
+use surge_grpc::v1::{CoordinatorStatus, LocalStatusRequest};
 use tonic::{Request, Response, Status};
 
 use crate::coordinator::Coordinator;

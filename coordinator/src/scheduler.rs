@@ -13,7 +13,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use prometheus::{IntGauge, IntGaugeVec, Opts};
-use surge_raftstore::ops::Readiness;
+use surge_server::ops::Readiness;
 use tokio::sync::watch;
 use tracing::{info, warn};
 

@@ -5,11 +5,12 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::{Arc, RwLock};
 
-use surge_raftstore::identity::{self, Identity};
-use surge_raftstore::ops::{health_and_reflection, serve_http, stop_within_grace, Readiness};
 use surge_raftstore::snapshot_staging::EngineStaging;
 use surge_raftstore::transport::{start_loop, Inbound, RaftTransportService};
-use surge_raftstore::{logger, Engine, GroupStorage, Peer, RocksEngine, WriteBatch};
+use surge_raftstore::{logger, Engine, GroupStorage, Peer, WriteBatch};
+use surge_rocks::RocksEngine;
+use surge_server::identity::{self, Identity};
+use surge_server::ops::{health_and_reflection, serve_http, stop_within_grace, Readiness};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -46,6 +47,7 @@ fn data_dir_error(config: &Config, reason: impl Into<String>) -> ServerError {
 fn open_checked(config: &Config) -> Result<Arc<RocksEngine>, ServerError> {
     std::fs::create_dir_all(&config.data_dir).map_err(|e| data_dir_error(config, e.to_string()))?;
     let engine = Arc::new(RocksEngine::open(&config.data_dir.join("db"))?);
+    surge_rocks::rocks_metrics::register(&engine);
     let ours = Identity {
         kind: "coordinator".into(),
         id: config.id,
@@ -148,10 +150,10 @@ pub async fn run(
 
     let (reporter, health, reflection) = health_and_reflection();
     reporter
-        .set_serving::<surge_proto::v1::admin_service_server::AdminServiceServer<AdminApi>>()
+        .set_serving::<surge_grpc::v1::admin_service_server::AdminServiceServer<AdminApi>>()
         .await;
     reporter
-        .set_serving::<surge_proto::v1::node_service_server::NodeServiceServer<NodeApi>>()
+        .set_serving::<surge_grpc::v1::node_service_server::NodeServiceServer<NodeApi>>()
         .await;
     let inbound_handle = handle.clone();
     let raft_service = RaftTransportService::new(
@@ -173,17 +175,17 @@ pub async fn run(
         .add_service(health)
         .add_service(reflection)
         .add_service(
-            surge_proto::v1::admin_service_server::AdminServiceServer::new(AdminApi {
+            surge_grpc::v1::admin_service_server::AdminServiceServer::new(AdminApi {
                 coordinator: coordinator.clone(),
             }),
         )
-        .add_service(
-            surge_proto::v1::node_service_server::NodeServiceServer::new(NodeApi {
+        .add_service(surge_grpc::v1::node_service_server::NodeServiceServer::new(
+            NodeApi {
                 coordinator: coordinator.clone(),
-            }),
-        )
+            },
+        ))
         .add_service(
-            surge_proto::v1::coordinator_peer_service_server::CoordinatorPeerServiceServer::new(
+            surge_grpc::v1::coordinator_peer_service_server::CoordinatorPeerServiceServer::new(
                 PeerApi {
                     coordinator: coordinator.clone(),
                 },

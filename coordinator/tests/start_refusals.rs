@@ -5,8 +5,8 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use surge_proto::v1::admin_service_client::AdminServiceClient;
-use surge_proto::v1::InitClusterRequest;
+use surge_grpc::v1::admin_service_client::AdminServiceClient;
+use surge_grpc::v1::InitClusterRequest;
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -168,7 +168,7 @@ async fn a_data_dir_of_another_coordinator_or_cluster_is_refused() {
             AdminServiceClient::connect(format!("http://127.0.0.1:{grpc}")).await
         {
             if let Ok(s) = client
-                .cluster_status(surge_proto::v1::ClusterStatusRequest {})
+                .cluster_status(surge_grpc::v1::ClusterStatusRequest {})
                 .await
             {
                 assert_eq!(s.into_inner().cluster_id, cluster_id);

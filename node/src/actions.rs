@@ -10,8 +10,7 @@ use surge_raftstore::RequestError;
 use tonic::Status;
 
 use crate::replicas::ShardHandle;
-use crate::shard::Applied;
-use crate::shard_actions::{ActionOutcome, RefuseCode};
+use surge_shard::{ActionOutcome, Applied, RefuseCode};
 
 /// Milliseconds since the Unix epoch: the leader's stamp on the entries it proposes.
 pub fn now_ms() -> u64 {

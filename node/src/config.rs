@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
-use surge_raftstore::config_file::{self, invalid};
-pub use surge_raftstore::config_file::{check_address, ConfigError};
+use surge_server::config_file::{self, invalid};
+pub use surge_server::config_file::{check_address, ConfigError};
 
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]

@@ -34,7 +34,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    surge_raftstore::ops::init_tracing();
+    surge_server::ops::init_tracing();
     let args = Args::parse();
     let mut file = ConfigFile::load(&args.config)?;
     if let Some(dir) = args.data_dir {
@@ -56,6 +56,6 @@ async fn main() -> anyhow::Result<()> {
     let http = tokio::net::TcpListener::bind(&config.http_listen)
         .await
         .with_context(|| format!("http_listen: cannot bind {}", config.http_listen))?;
-    surge_node::server::run(config, grpc, http, surge_raftstore::ops::shutdown_signal()).await?;
+    surge_node::server::run(config, grpc, http, surge_server::ops::shutdown_signal()).await?;
     Ok(())
 }

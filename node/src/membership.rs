@@ -7,14 +7,15 @@ use std::time::{Duration, Instant};
 
 use prometheus::{IntCounter, IntGauge};
 use surge_client::MetaClient;
-use surge_proto::v1::node_service_client::NodeServiceClient;
-use surge_proto::v1::{
+use surge_grpc::v1::node_service_client::NodeServiceClient;
+use surge_grpc::v1::{
     HeartbeatRequest, HeartbeatResponse, NodeStats, PeerProgress, RegisterNodeRequest, ReplicaStats,
 };
-use surge_raftstore::identity::{self, Identity};
-use surge_raftstore::ops::Readiness;
 use surge_raftstore::raft::StateRole;
-use surge_raftstore::{keys, Cf, Engine, GroupStats, RocksEngine};
+use surge_raftstore::{keys, Cf, Engine, GroupStats};
+use surge_rocks::RocksEngine;
+use surge_server::identity::{self, Identity};
+use surge_server::ops::Readiness;
 use tokio::sync::watch;
 use tonic::Code;
 use tracing::{info, warn};

@@ -1,14 +1,14 @@
 //! The lifecycle half of `OrderService`: holds, packing, shipping, cancel, labels and the event
 //! stream. Each action goes to the shard leader (forwarded once, like intake) and is applied
-//! from the shard's log; see [`crate::shard_actions`].
+//! from the shard's log; see `surge_shard::actions`.
 
 use std::collections::BTreeMap;
 use std::pin::Pin;
 use std::time::Duration;
 
-use surge_proto::v1::order_action::Kind;
-use surge_proto::v1::order_service_client::OrderServiceClient;
-use surge_proto::v1::{
+use surge_grpc::v1::order_action::Kind;
+use surge_grpc::v1::order_service_client::OrderServiceClient;
+use surge_grpc::v1::{
     CancelAnswer, CancelOrderRequest, CancelOrderResponse, ConfirmPackedRequest,
     ConfirmShippedRequest, Empty, GetLabelRequest, HoldEntry, LabelDocument, LabelFormat,
     OrderAction, OrderActionResponse, OrderEvent, PlaceHoldRequest, ReadEventsRequest,
@@ -16,15 +16,13 @@ use surge_proto::v1::{
 };
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
 use crate::actions::{self, refusal_status, ProposeError};
-use crate::order_service::{
-    field_error, forward_failed, is_forwarded, with_hint, with_leader, OrderApi, Target,
-};
-use crate::shard::{shard_of, view_of, CARRIER_HOLD, WAYBILL_HOLD};
-use crate::shard_actions::ActionOutcome;
+use crate::dispatch::{forward_failed, is_forwarded, with_leader, Route, Target};
+use crate::order_api::OrderApi;
+use crate::order_service::field_error;
+use surge_shard::{shard_of, view_of, ActionOutcome, CARRIER_HOLD, WAYBILL_HOLD};
 
 pub type WatchStream =
     Pin<Box<dyn tokio_stream::Stream<Item = Result<WatchOrdersResponse, Status>> + Send>>;
@@ -35,15 +33,6 @@ const EVENTS_PER_READ: u32 = 500;
 const WATCH_POLL: Duration = Duration::from_millis(200);
 /// Most bytes of a reason or detail.
 const MAX_REASON: usize = 256;
-
-/// Where an action call is served.
-pub(crate) enum Route {
-    Local,
-    Forward {
-        client: OrderServiceClient<Channel>,
-        address: String,
-    },
-}
 
 /// The actor recorded for calls from a tenant's ERP.
 const API_ACTOR: &str = "erp";
@@ -115,21 +104,6 @@ impl OrderApi {
         }
     }
 
-    pub(crate) fn route<U>(&self, request: &Request<U>, shard: u32) -> Result<Route, Status> {
-        match self.target(shard) {
-            Target::Local => Ok(Route::Local),
-            Target::Remote { address } if !is_forwarded(request) => Ok(Route::Forward {
-                client: OrderServiceClient::new(self.channel(&address)?),
-                address,
-            }),
-            Target::Remote { address } => Err(with_hint(
-                Status::unavailable("not the shard leader; retry at the leader"),
-                Some(&address),
-            )),
-            Target::Unknown => Err(self.unavailable(shard)),
-        }
-    }
-
     /// Proposes one action here (this node leads `shard`).
     pub(crate) async fn act(
         &self,
@@ -187,7 +161,7 @@ impl OrderApi {
         }
         check_reason("reason", &req.reason)?;
         let shard = self.shard_of_id(&req.order_id)?;
-        match self.route(&request, shard)? {
+        match self.route(&request, shard, "action")? {
             Route::Local => {
                 let hold = HoldEntry {
                     code: req.code.clone(),
@@ -197,10 +171,7 @@ impl OrderApi {
                 let action = Self::action(tenant, &req.order_id, &req.reason, Kind::Hold(hold));
                 self.act_answer(shard, action).await.map(Response::new)
             }
-            Route::Forward {
-                mut client,
-                address,
-            } => client
+            Route::Forward { address, channel } => OrderServiceClient::new(channel)
                 .place_hold(self.forward_request(&request, req))
                 .await
                 .map_err(|s| forward_failed(s, &address))
@@ -219,7 +190,7 @@ impl OrderApi {
         }
         check_reason("reason", &req.reason)?;
         let shard = self.shard_of_id(&req.order_id)?;
-        match self.route(&request, shard)? {
+        match self.route(&request, shard, "action")? {
             Route::Local => {
                 let action = Self::action(
                     tenant,
@@ -229,10 +200,7 @@ impl OrderApi {
                 );
                 self.act_answer(shard, action).await.map(Response::new)
             }
-            Route::Forward {
-                mut client,
-                address,
-            } => client
+            Route::Forward { address, channel } => OrderServiceClient::new(channel)
                 .release_hold(self.forward_request(&request, req))
                 .await
                 .map_err(|s| forward_failed(s, &address))
@@ -247,15 +215,12 @@ impl OrderApi {
         let tenant = self.tenant(&request).await?;
         let req = request.get_ref().clone();
         let shard = self.shard_of_id(&req.order_id)?;
-        match self.route(&request, shard)? {
+        match self.route(&request, shard, "action")? {
             Route::Local => {
                 let action = Self::action(tenant, &req.order_id, "", Kind::Packed(Empty {}));
                 self.act_answer(shard, action).await.map(Response::new)
             }
-            Route::Forward {
-                mut client,
-                address,
-            } => client
+            Route::Forward { address, channel } => OrderServiceClient::new(channel)
                 .confirm_packed(self.forward_request(&request, req))
                 .await
                 .map_err(|s| forward_failed(s, &address))
@@ -273,16 +238,13 @@ impl OrderApi {
             return Err(field_error("weight_grams", "1..=1000000 grams"));
         }
         let shard = self.shard_of_id(&req.order_id)?;
-        match self.route(&request, shard)? {
+        match self.route(&request, shard, "action")? {
             Route::Local => {
                 let kind = Kind::ShippedWeightGrams(req.weight_grams);
                 let action = Self::action(tenant, &req.order_id, "", kind);
                 self.act_answer(shard, action).await.map(Response::new)
             }
-            Route::Forward {
-                mut client,
-                address,
-            } => client
+            Route::Forward { address, channel } => OrderServiceClient::new(channel)
                 .confirm_shipped(self.forward_request(&request, req))
                 .await
                 .map_err(|s| forward_failed(s, &address))
@@ -298,7 +260,7 @@ impl OrderApi {
         let req = request.get_ref().clone();
         check_reason("reason", &req.reason)?;
         let shard = self.shard_of_id(&req.order_id)?;
-        match self.route(&request, shard)? {
+        match self.route(&request, shard, "action")? {
             Route::Local => {
                 let action =
                     Self::action(tenant, &req.order_id, &req.reason, Kind::Cancel(Empty {}));
@@ -319,10 +281,7 @@ impl OrderApi {
                 };
                 Ok(Response::new(resp))
             }
-            Route::Forward {
-                mut client,
-                address,
-            } => client
+            Route::Forward { address, channel } => OrderServiceClient::new(channel)
                 .cancel_order(self.forward_request(&request, req))
                 .await
                 .map_err(|s| forward_failed(s, &address))
@@ -341,7 +300,7 @@ impl OrderApi {
             LabelFormat::Pdf => LabelFormat::Pdf,
         };
         let shard = self.shard_of_id(&req.order_id)?;
-        match self.route(&request, shard)? {
+        match self.route(&request, shard, "action")? {
             Route::Local => {
                 let id = req.order_id.clone();
                 let rec = self
@@ -381,10 +340,7 @@ impl OrderApi {
                     content,
                 }))
             }
-            Route::Forward {
-                mut client,
-                address,
-            } => client
+            Route::Forward { address, channel } => OrderServiceClient::new(channel)
                 .get_label(self.forward_request(&request, req))
                 .await
                 .map_err(|s| forward_failed(s, &address))

@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 use prometheus::{IntCounter, IntGauge};
 use prost::Message as _;
 use surge_client::MetaClient;
-use surge_proto::v1::node_service_client::NodeServiceClient;
-use surge_proto::v1::order_action::Kind;
-use surge_proto::v1::shard_command::Command as ShardCmd;
-use surge_proto::v1::{
+use surge_grpc::v1::node_service_client::NodeServiceClient;
+use surge_grpc::v1::order_action::Kind;
+use surge_grpc::v1::shard_command::Command as ShardCmd;
+use surge_grpc::v1::{
     ActionBatch, AddWaybillBlock, Allocation, Empty, HoldEntry, LeaseWaybillsRequest, OrderAction,
     OrderRecord, OrderStatus, RangeUsage, ShardCommand, TrimEvents, WaybillBook,
 };
@@ -29,8 +29,7 @@ use tracing::{debug, info, warn};
 use crate::actions::now_ms;
 use crate::directory::SharedDirectory;
 use crate::replicas::ShardHandle;
-use crate::shard::{Applied, Stage, CARRIER_HOLD, REVIEW_ACTOR};
-use crate::shard_actions::{free_numbers, MAX_BLOCKS};
+use surge_shard::{free_numbers, Applied, Stage, CARRIER_HOLD, MAX_BLOCKS, REVIEW_ACTOR};
 
 /// Waybill usage per led shard, reported with heartbeats.
 pub type UsageBoard = Arc<RwLock<HashMap<u32, Vec<RangeUsage>>>>;
@@ -548,7 +547,7 @@ async fn lease_block(
 /// Reads what a round needs. Orders waiting for a carrier rule are looked at only on
 /// `slow` rounds: they move only when the tenant's rules change.
 fn read_snapshot<E: surge_raftstore::Engine>(
-    sm: &crate::shard::ShardSm<E>,
+    sm: &surge_shard::ShardSm<E>,
     slow: bool,
     from: HashMap<Stage, u64>,
 ) -> Result<Snapshot, EngineError> {

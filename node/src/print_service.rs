@@ -9,10 +9,10 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use prometheus::IntCounterVec;
-use surge_proto::v1::order_action::Kind;
-use surge_proto::v1::print_service_client::PrintServiceClient;
-use surge_proto::v1::print_service_server::PrintService;
-use surge_proto::v1::{
+use surge_grpc::v1::order_action::Kind;
+use surge_grpc::v1::print_service_client::PrintServiceClient;
+use surge_grpc::v1::print_service_server::PrintService;
+use surge_grpc::v1::{
     AckJobsRequest, AckJobsResponse, Empty, JobAck, JobDone, JobLease, OrderAction, PrintJob,
     ReprintRequest, ReprintResponse, SubscribeRequest,
 };
@@ -22,9 +22,10 @@ use tonic::{Request, Response, Status};
 use tracing::{info, warn};
 
 use crate::actions::{self, now_ms, refusal_status};
-use crate::order_actions::Route;
-use crate::order_service::{field_error, forward_failed, OrderApi, Target};
-use crate::shard_actions::ActionOutcome;
+use crate::dispatch::{forward_failed, Route, Target};
+use crate::order_api::OrderApi;
+use crate::order_service::field_error;
+use surge_shard::ActionOutcome;
 
 /// How long a station holds a job before another may get it.
 pub const LEASE: Duration = Duration::from_secs(30);
@@ -191,7 +192,7 @@ impl PrintApi {
         acks: Vec<JobAck>,
     ) -> Vec<String> {
         let n = acks.len();
-        let route = self.api.route(original, shard);
+        let route = self.api.route(original, shard, "ack");
         let result: Result<Vec<String>, Status> = match route {
             Ok(Route::Local) => {
                 let items = acks
@@ -225,19 +226,16 @@ impl PrintApi {
                     Err(actions::ProposeError::Apply(m)) => Err(Status::internal(m)),
                 }
             }
-            Ok(Route::Forward { address, .. }) => {
+            Ok(Route::Forward { address, channel }) => {
                 let req = AckJobsRequest {
                     station: station.to_string(),
                     acks,
                 };
-                match self.api.channel(&address) {
-                    Ok(ch) => PrintServiceClient::new(ch)
-                        .ack_jobs(self.api.forward_request(original, req))
-                        .await
-                        .map(|r| r.into_inner().results)
-                        .map_err(|s| forward_failed(s, &address)),
-                    Err(s) => Err(s),
-                }
+                PrintServiceClient::new(channel)
+                    .ack_jobs(self.api.forward_request(original, req))
+                    .await
+                    .map(|r| r.into_inner().results)
+                    .map_err(|s| forward_failed(s, &address))
             }
             Err(s) => Err(s),
         };
@@ -394,7 +392,7 @@ impl PrintService for PrintApi {
                     ActionOutcome::Refused { code, message } => Err(refusal_status(code, message)),
                 }
             }
-            _ => match self.api.route(&request, shard)? {
+            _ => match self.api.route(&request, shard, "lease")? {
                 Route::Forward { address, .. } => {
                     PrintServiceClient::new(self.api.channel(&address)?)
                         .reprint(self.api.forward_request(&request, req))

@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
-use surge_proto::v1::replica_service_server::ReplicaService;
-use surge_proto::v1::{ReplicaDigestRequest, ReplicaDigestResponse};
+use surge_grpc::v1::replica_service_server::ReplicaService;
+use surge_grpc::v1::{ReplicaDigestRequest, ReplicaDigestResponse};
 use surge_raftstore::digest::group_digest;
-use surge_raftstore::RocksEngine;
+use surge_rocks::RocksEngine;
 use tonic::{Request, Response, Status};
 
 use crate::replicas::Replicas;

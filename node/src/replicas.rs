@@ -19,11 +19,12 @@ use surge_proto::v1::ShardStatus;
 use surge_raftstore::snapshot_worker::SnapshotWorker;
 use surge_raftstore::{
     keys, logger, Cf, Engine, EngineError, GroupStorage, Peer, PeerError, RaftConfig, RaftHandle,
-    RequestError, RocksEngine, WriteBatch,
+    RequestError, WriteBatch,
 };
+use surge_rocks::RocksEngine;
 use tracing::{info, warn};
 
-use crate::shard::ShardSm;
+use surge_shard::ShardSm;
 
 /// The epoch of a shard's first placement (epoch 1 is "not placed yet"): the replicas named
 /// at this epoch found the group together from the same initial state. A replica assigned at a

@@ -5,14 +5,14 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use surge_client::{MetaClient, RetryPolicy};
-use surge_proto::v1::order_service_server::OrderServiceServer;
-use surge_proto::v1::print_service_server::PrintServiceServer;
-use surge_proto::v1::replica_service_server::ReplicaServiceServer;
-use surge_raftstore::identity::{self, Identity};
-use surge_raftstore::ops::{health_and_reflection, serve_http, stop_within_grace, Readiness};
+use surge_grpc::v1::order_service_server::OrderServiceServer;
+use surge_grpc::v1::print_service_server::PrintServiceServer;
+use surge_grpc::v1::replica_service_server::ReplicaServiceServer;
 use surge_raftstore::snapshot_staging::EngineStaging;
 use surge_raftstore::transport::{start_loop, Inbound, RaftTransportService};
-use surge_raftstore::RocksEngine;
+use surge_rocks::RocksEngine;
+use surge_server::identity::{self, Identity};
+use surge_server::ops::{health_and_reflection, serve_http, stop_within_grace, Readiness};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -22,7 +22,7 @@ use crate::config::Config;
 use crate::directory::{self, Directory, DirectoryRefresh, SharedDirectory};
 use crate::instructions::Executor;
 use crate::membership::{self, HeartbeatContext, MembershipError};
-use crate::order_service::OrderApi;
+use crate::order_api::OrderApi;
 use crate::pipeline::{Pipeline, UsageBoard};
 use crate::print_service::PrintApi;
 use crate::replica_service::ReplicaApi;
@@ -49,6 +49,7 @@ fn open_checked(config: &Config) -> Result<(Arc<RocksEngine>, Identity), ServerE
         reason: e.to_string(),
     })?;
     let engine = Arc::new(RocksEngine::open(&config.data_dir.join("db"))?);
+    surge_rocks::rocks_metrics::register(&engine);
     let identity = match identity::load(engine.as_ref())? {
         Some(found) if found.kind != "node" => {
             return Err(ServerError::DataDir {

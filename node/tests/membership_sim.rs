@@ -53,7 +53,6 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use surge_node::instructions::conf_change_of;
 use surge_node::replicas::FOUNDING_EPOCH;
-use surge_node::shard::{Applied, ItemOutcome, ShardOutput, ShardSm};
 use surge_proto::v1::shard_command::Command as ShardCmd;
 use surge_proto::v1::{ConfChangeStep, Order, ShardCommand, SubmitBatch, SubmitItem};
 use surge_raftstore::epoch::{self, Verdict};
@@ -64,6 +63,7 @@ use surge_raftstore::{
     keys, logger, Applied as AppliedEntry, ApplyResult, Cf, Engine, GroupStorage, MemEngine, Peer,
     RaftConfig, WriteBatch,
 };
+use surge_shard::{Applied, ItemOutcome, ShardOutput, ShardSm};
 
 const NODES: [u64; 5] = [1, 2, 3, 4, 5];
 const FOUNDERS: [u64; 3] = [1, 2, 3];

@@ -4,7 +4,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use surge_raftstore::identity::{self, Identity};
+use surge_server::identity::{self, Identity};
 
 fn run_to_exit(args: &[&str]) -> std::process::Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_surge-node"))
@@ -44,7 +44,7 @@ fn bad_configs_and_foreign_data_dirs_are_refused() {
         ..Identity::default()
     };
     {
-        let engine = surge_raftstore::RocksEngine::open(&data.join("db")).expect("engine");
+        let engine = surge_rocks::RocksEngine::open(&data.join("db")).expect("engine");
         identity::save(&engine, &theirs).expect("identity");
     }
     std::fs::write(
@@ -58,7 +58,7 @@ fn bad_configs_and_foreign_data_dirs_are_refused() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(stderr.contains("belongs to coordinator 1"), "{stderr}");
-    let engine = surge_raftstore::RocksEngine::open(&data.join("db")).expect("reopen");
+    let engine = surge_rocks::RocksEngine::open(&data.join("db")).expect("reopen");
     assert_eq!(
         identity::load(&engine).expect("load"),
         Some(theirs),

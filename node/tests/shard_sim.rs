@@ -19,7 +19,6 @@ use std::sync::Arc;
 use prost::Message as _;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use surge_node::shard::{Applied, ItemOutcome, ShardSm};
 use surge_proto::v1::shard_command::Command as ShardCmd;
 use surge_proto::v1::{Order, OrderStatus, ShardCommand, SubmitBatch, SubmitItem};
 use surge_raftstore::raft::eraftpb::{Message, MessageType};
@@ -27,6 +26,7 @@ use surge_raftstore::raft::{SnapshotStatus, StateRole};
 use surge_raftstore::{
     keys, logger, ApplyResult, Cf, Engine, GroupStorage, MemEngine, Peer, RaftConfig, WriteBatch,
 };
+use surge_shard::{Applied, ItemOutcome, ShardSm};
 
 const NODES: [u64; 3] = [1, 2, 3];
 const SHARDS: u32 = 3;

@@ -2,8 +2,8 @@
 //! shard replica). Built on raft-rs 0.7, with no knowledge of orders or metadata.
 //!
 //! Layout:
-//! - [`engine`]: the storage trait (an ordered KV with column families and atomic batches),
-//!   with [`RocksEngine`] and [`MemEngine`]; [`keys`] fixes the key layout.
+//! - [`engine`], [`keys`], [`MemEngine`]: surge-storage's, re-exported (the storage trait, the
+//!   key layout, the in-memory engine); RocksDB is surge-rocks', which this crate does not link.
 //! - [`GroupStorage`]: a group's log, HardState, ConfState, applied index and snapshots on an
 //!   engine, implementing raft-rs's `Storage`.
 //! - [`snapshot_worker`]: snapshots built off the loop from a point-in-time view.
@@ -17,37 +17,30 @@
 //! - [`metrics`], [`logger`] (raft-rs's slog into tracing), [`config`] (timers).
 
 pub mod config;
-pub mod config_file;
 pub mod digest;
-pub mod engine;
 pub mod epoch;
 pub mod group_status;
 pub mod group_storage;
-pub mod identity;
-pub mod keys;
 pub mod logger;
-pub mod mem_engine;
 pub mod metrics;
-pub mod ops;
 pub mod peer;
 mod pending;
 pub mod raft_handle;
 pub mod raft_loop;
-pub mod rocks_engine;
 pub mod snapshot_staging;
 pub mod snapshot_worker;
-pub mod state_machine;
 pub mod transport;
 pub mod transport_service;
+mod wire;
 
 pub use config::RaftConfig;
-pub use engine::{Cf, Engine, EngineError, ReadView, WriteBatch, WriteOp};
 pub use group_status::{GroupStats, GroupStatus, Replication, ReplicationState};
 pub use group_storage::GroupStorage;
-pub use mem_engine::MemEngine;
 pub use peer::{Applied, ApplyResult, Peer, PeerError, ReadyOutput, StagedReady};
 pub use raft;
 pub use raft_handle::{MessageSink, RaftHandle, RequestError};
 pub use raft_loop::RaftLoop;
-pub use rocks_engine::RocksEngine;
-pub use state_machine::StateMachine;
+pub use surge_storage::MemEngine;
+pub use surge_storage::{engine, keys, mem_engine, state_machine};
+pub use surge_storage::{Cf, Engine, EngineError, ReadView, WriteBatch, WriteOp};
+pub use surge_storage::{MemberChange, Membership, StateMachine};

@@ -1,10 +1,13 @@
 //! Raft metrics, registered once in the process-wide Prometheus registry.
 
 use std::sync::OnceLock;
+use std::time::Instant;
 
 use prometheus::{
     exponential_buckets, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts,
 };
+
+use crate::engine::{Engine, EngineError, WriteBatch};
 
 /// Raft metrics shared by every group of the process, labelled by group where it matters.
 pub struct RaftMetrics {
@@ -166,4 +169,22 @@ impl RaftMetrics {
             m
         })
     }
+}
+
+/// Writes a batch and records its latency in the fsync histogram when synced.
+pub fn write_timed<E: Engine + ?Sized>(
+    engine: &E,
+    batch: &WriteBatch,
+    sync: bool,
+) -> Result<(), EngineError> {
+    let started = Instant::now();
+    let result = engine.write(batch, sync);
+    let metrics = RaftMetrics::get();
+    if sync {
+        metrics
+            .fsync_seconds
+            .observe(started.elapsed().as_secs_f64());
+    }
+    metrics.write_batch_bytes.observe(batch.size_bytes() as f64);
+    result
 }

@@ -12,13 +12,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use protobuf::Message as _;
-use raft::eraftpb::{ConfChange, ConfChangeV2, ConfState, Entry, EntryType, Message};
+use raft::eraftpb::{
+    ConfChange, ConfChangeType, ConfChangeV2, ConfState, Entry, EntryType, Message,
+};
 use raft::{RawNode, ReadState, SoftState, StateRole};
 
 use crate::config::RaftConfig;
-use crate::engine::{write_timed, Engine, EngineError, WriteBatch};
+use crate::engine::{Engine, EngineError, WriteBatch};
 use crate::group_storage::GroupStorage;
-use crate::state_machine::StateMachine;
+use crate::metrics::write_timed;
+use crate::state_machine::{MemberChange, Membership, StateMachine};
 
 /// What applying one committed entry produced.
 #[derive(Debug)]
@@ -365,7 +368,7 @@ impl<E: Engine, S: StateMachine> Peer<E, S> {
     ) -> Result<ApplyResult<S::Output>, PeerError> {
         let cs = self.node.apply_conf_change(cc)?;
         self.node.mut_store().stage_conf_state(&cs, batch);
-        self.sm.on_conf_change(index, cc, &cs, batch);
+        self.sm.on_conf_change(index, &membership(cc, &cs), batch);
         Ok(ApplyResult::ConfChange(cs))
     }
 
@@ -414,5 +417,25 @@ impl<E: Engine, S: StateMachine> Peer<E, S> {
             }
         }
         point
+    }
+}
+
+/// A conf change as the state machine sees it (no Raft types).
+fn membership(cc: &ConfChangeV2, cs: &ConfState) -> Membership {
+    let changes = cc
+        .get_changes()
+        .iter()
+        .map(|c| match c.get_change_type() {
+            ConfChangeType::AddNode => MemberChange::AddVoter(c.node_id),
+            ConfChangeType::AddLearnerNode => MemberChange::AddLearner(c.node_id),
+            ConfChangeType::RemoveNode => MemberChange::Remove(c.node_id),
+        })
+        .collect();
+    Membership {
+        changes,
+        context: cc.context.to_vec(),
+        voters: cs.voters.clone(),
+        learners: cs.learners.clone(),
+        outgoing_voters: cs.voters_outgoing.clone(),
     }
 }

@@ -16,9 +16,10 @@ use raft::SnapshotStatus;
 use tracing::{debug, error, info};
 
 use crate::config::RaftConfig;
-use crate::engine::{write_timed, Engine, WriteBatch};
+use crate::engine::{Engine, WriteBatch};
 use crate::epoch::{self, Verdict};
 use crate::group_status::{publish, stats_of, StatusBoard};
+use crate::metrics::write_timed;
 use crate::metrics::RaftMetrics;
 use crate::peer::{Peer, PeerError};
 use crate::pending::{Pending, PendingRead, Waiter};

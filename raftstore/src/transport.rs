@@ -6,14 +6,14 @@
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use protobuf::Message as _;
 use raft::eraftpb::Message;
-use surge_proto::v1::raft_transport_client::RaftTransportClient;
-use surge_proto::v1::{RaftBatch, RaftEnvelope, SnapshotChunk};
+use surge_grpc::v1::raft_transport_client::RaftTransportClient;
+use surge_grpc::v1::{RaftBatch, RaftEnvelope, SnapshotChunk};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
@@ -26,27 +26,23 @@ use crate::raft_loop::RaftLoop;
 use crate::state_machine::StateMachine;
 
 pub use crate::transport_service::{Inbound, InboundFn, RaftTransportService};
+use crate::wire::{read_cluster_id, InFlight};
+pub use crate::wire::{
+    snapshots_in_flight, SharedClusterId, MAX_RAFT_BATCH_BYTES, MAX_SNAPSHOT_BYTES,
+    SNAPSHOT_CHUNK_BYTES,
+};
 
 /// Messages queued per destination before new ones are dropped (raft resends).
 const QUEUE_PER_PEER: usize = 8192;
 /// A batch is flushed at this many messages or bytes.
 const BATCH_MESSAGES: usize = 256;
 const BATCH_BYTES: usize = 1 << 20;
-/// Largest batch a receiver accepts.
-pub const MAX_RAFT_BATCH_BYTES: usize = 64 << 20;
-/// Snapshot data travels in chunks of this size on its own stream.
-pub const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
-/// Largest snapshot a receiver accepts.
-pub const MAX_SNAPSHOT_BYTES: usize = 4 << 30;
 /// Snapshots being sent at once by one process; more wait their turn.
 const SNAPSHOTS_IN_FLIGHT: usize = 2;
 /// A snapshot transfer that takes longer than this fails (raft retries it).
 const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(300);
 /// The snapshot pacer counts in KiB, so a quota fits its 32-bit cells.
 const PACE_UNIT: usize = 1024;
-
-/// The cluster id this process belongs to; empty until known.
-pub type SharedClusterId = Arc<RwLock<String>>;
 
 /// Maps `(group, peer)` to the destination process id and its gRPC address.
 pub type Resolver = Arc<dyn Fn(u64, u64) -> Option<(u64, String)> + Send + Sync>;
@@ -56,10 +52,6 @@ pub type UnreachableFn = Arc<dyn Fn(u64, u64) + Send + Sync>;
 
 /// Called when a snapshot transfer ends: `(group, to_peer, delivered)`.
 pub type SnapshotDoneFn = Arc<dyn Fn(u64, u64, bool) + Send + Sync>;
-
-pub(crate) fn read_cluster_id(id: &SharedClusterId) -> String {
-    id.read().map(|s| s.clone()).unwrap_or_default()
-}
 
 /// The sending side: implements [`MessageSink`] for the Raft loop.
 #[derive(Clone)]
@@ -225,35 +217,6 @@ pub fn start_loop<E: Engine, S: StateMachine>(
     let (raft_loop, handle) = RaftLoop::new(peers, Arc::new(transport), config);
     let _ = cell.set(handle.clone());
     (handle, crate::raft_loop::spawn(raft_loop))
-}
-
-/// Counts a transfer in a direction while it lives.
-pub(crate) struct InFlight(&'static str);
-
-impl InFlight {
-    pub(crate) fn start(direction: &'static str) -> InFlight {
-        RaftMetrics::get()
-            .snapshots_in_flight
-            .with_label_values(&[direction])
-            .inc();
-        InFlight(direction)
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        RaftMetrics::get()
-            .snapshots_in_flight
-            .with_label_values(&[self.0])
-            .dec();
-    }
-}
-
-/// Snapshot transfers under way in this process: (sending, receiving).
-pub fn snapshots_in_flight() -> (u32, u32) {
-    let g = &RaftMetrics::get().snapshots_in_flight;
-    let read = |d: &str| g.with_label_values(&[d]).get().max(0) as u32;
-    (read("sending"), read("receiving"))
 }
 
 /// Streams one snapshot to `store` in chunks, each waiting for the pacer.

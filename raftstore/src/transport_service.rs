@@ -5,8 +5,8 @@
 
 use prost::Message as _;
 use raft::eraftpb::Message;
-use surge_proto::v1::raft_transport_server::RaftTransport;
-use surge_proto::v1::{RaftBatch, RaftDone, SnapshotChunk};
+use surge_grpc::v1::raft_transport_server::RaftTransport;
+use surge_grpc::v1::{RaftBatch, RaftDone, SnapshotChunk};
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, warn};
@@ -14,7 +14,7 @@ use tracing::{debug, warn};
 use crate::metrics::RaftMetrics;
 use crate::raft_handle::decode_message;
 use crate::snapshot_staging::SnapshotStaging;
-use crate::transport::{
+use crate::wire::{
     read_cluster_id, InFlight, SharedClusterId, MAX_RAFT_BATCH_BYTES, MAX_SNAPSHOT_BYTES,
 };
 
@@ -80,8 +80,8 @@ impl RaftTransportService {
     }
 
     /// The tonic server, with the decoding limit raised for batches.
-    pub fn into_server(self) -> surge_proto::v1::raft_transport_server::RaftTransportServer<Self> {
-        surge_proto::v1::raft_transport_server::RaftTransportServer::new(self)
+    pub fn into_server(self) -> surge_grpc::v1::raft_transport_server::RaftTransportServer<Self> {
+        surge_grpc::v1::raft_transport_server::RaftTransportServer::new(self)
             .max_decoding_message_size(MAX_RAFT_BATCH_BYTES)
     }
 
@@ -196,7 +196,7 @@ impl RaftTransport for RaftTransportService {
             .snapshot_bytes
             .with_label_values(&["received"])
             .inc_by(data.len() as u64);
-        let decoded = surge_proto::v1::SnapshotData::decode(data.as_slice())
+        let decoded = surge_grpc::v1::SnapshotData::decode(data.as_slice())
             .map_err(|e| Status::invalid_argument(format!("snapshot: undecodable: {e}")))?;
         if !decoded.staged_files.is_empty() {
             return Err(Status::invalid_argument(

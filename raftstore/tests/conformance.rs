@@ -17,7 +17,8 @@ use std::sync::Arc;
 use surge_raftstore::group_storage::{BOOTSTRAP_INDEX, BOOTSTRAP_TERM};
 use surge_raftstore::raft::eraftpb::{ConfState, Entry, HardState};
 use surge_raftstore::raft::{self, GetEntriesContext, Storage as _, StorageError};
-use surge_raftstore::{keys, Cf, Engine, GroupStorage, MemEngine, RocksEngine, WriteBatch};
+use surge_raftstore::{keys, Cf, Engine, GroupStorage, MemEngine, WriteBatch};
+use surge_rocks::RocksEngine;
 use tempfile::TempDir;
 
 /// How a check obtains an engine and simulates a process restart.

@@ -5,11 +5,12 @@ use std::ops::Range;
 
 use toml::Spanned;
 
-use crate::locate::line_of;
-use crate::parse::{
-    RulesError, MAX_BLOCKED_RECEIVERS, MAX_CARRIERS, MAX_CARRIER_NAME_BYTES, MAX_REGIONS_PER_RULE,
-    MAX_RULES, MAX_RULE_NAME_BYTES,
+use crate::error::RulesError;
+use crate::limits::{
+    MAX_BLOCKED_RECEIVERS, MAX_CARRIERS, MAX_CARRIER_NAME_BYTES, MAX_REGIONS_PER_RULE, MAX_RULES,
+    MAX_RULE_NAME_BYTES,
 };
+use crate::locate::line_of;
 use crate::raw::{RawAllocation, RawCarrier, RawReview, RawRules};
 use crate::{Allocation, AllocationRule, Carrier, Preference, Review, Sender, TenantRules};
 

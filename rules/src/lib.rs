@@ -56,6 +56,8 @@
 
 mod allocate;
 mod check;
+mod error;
+mod limits;
 mod locate;
 mod model;
 mod parse;
@@ -63,9 +65,11 @@ mod raw;
 mod review;
 
 pub use allocate::{parcel_weight_grams, Allocated};
-pub use model::{Allocation, AllocationRule, Carrier, Preference, Review, Sender, TenantRules};
-pub use parse::{
-    parse, RulesError, MAX_BLOCKED_RECEIVERS, MAX_CARRIERS, MAX_FILE_BYTES, MAX_REGIONS_PER_RULE,
-    MAX_RULES, MAX_RULE_NAME_BYTES,
+pub use error::RulesError;
+pub use limits::{
+    MAX_BLOCKED_RECEIVERS, MAX_CARRIERS, MAX_FILE_BYTES, MAX_REGIONS_PER_RULE, MAX_RULES,
+    MAX_RULE_NAME_BYTES,
 };
+pub use model::{Allocation, AllocationRule, Carrier, Preference, Review, Sender, TenantRules};
+pub use parse::parse;
 pub use review::{Hold, HoldReason, ReviewDecision};

@@ -1,5 +1,5 @@
 //! [`OrderClient::submit_batch`]: a batch split by leader node, each part retried until every
-//! order is accepted or refused for good.
+//! order is accepted or refused for good, under the client's one retry loop.
 
 use super::*;
 
@@ -7,12 +7,11 @@ impl OrderClient {
     /// Submits a batch: one call per leader node, each order retried until accepted, refused
     /// for good, or the deadline passes. Returns one result per order, in order.
     pub async fn submit_batch(&self, orders: Vec<Order>) -> Result<Vec<SubmitResult>, Status> {
-        let started = Instant::now();
         let mut results: Vec<Option<SubmitResult>> = vec![None; orders.len()];
         let mut pending: Vec<usize> = (0..orders.len()).collect();
-        let mut attempt = 0u32;
         let routes = self.routes().await?;
         let shards: Vec<u32> = orders.iter().map(|o| shard_in(&routes, o)).collect();
+        let mut tries = Tries::new(&self.policy);
         while !pending.is_empty() {
             let mut by_node: BTreeMap<String, Vec<usize>> = BTreeMap::new();
             for &i in &pending {
@@ -34,7 +33,7 @@ impl OrderClient {
                     (address, idx, result)
                 }
             });
-            let mut retry = Vec::new();
+            let mut again = Vec::new();
             let mut last_error = None;
             for (address, idx, result) in futures::future::join_all(calls).await {
                 match result {
@@ -61,7 +60,7 @@ impl OrderClient {
                             };
                             if transient {
                                 self.note_failure(Some(shards[i]), &Status::unavailable(""));
-                                retry.push(i);
+                                again.push(i);
                             } else {
                                 results[i] = Some(SubmitResult {
                                     index: i as u32,
@@ -72,8 +71,8 @@ impl OrderClient {
                         }
                         // Anything the node did not answer for is retried.
                         for &i in &idx {
-                            if results[i].is_none() && !retry.contains(&i) {
-                                retry.push(i);
+                            if results[i].is_none() && !again.contains(&i) {
+                                again.push(i);
                             }
                         }
                     }
@@ -82,27 +81,25 @@ impl OrderClient {
                         for &i in &idx {
                             self.note_failure(Some(shards[i]), &status);
                         }
-                        retry.extend(idx);
+                        again.extend(idx);
                         last_error = Some(status);
                     }
                     Err(status) => return Err(status),
                 }
             }
-            pending = retry;
+            pending = again;
             if pending.is_empty() {
                 break;
             }
-            attempt += 1;
-            if attempt >= self.policy.max_attempts || started.elapsed() >= self.policy.deadline {
-                return Err(last_error.unwrap_or_else(|| {
-                    Status::unavailable(format!(
-                        "{} orders not accepted before the deadline",
-                        pending.len()
-                    ))
-                }));
-            }
+            let status = last_error.unwrap_or_else(|| {
+                Status::unavailable(format!(
+                    "{} orders not accepted before the deadline",
+                    pending.len()
+                ))
+            });
             let _ = self.refresh().await;
-            tokio::time::sleep(self.policy.backoff(attempt.saturating_sub(1))).await;
+            let pause = tries.backoff(1);
+            tries.again(status, pause).await?;
         }
         Ok(results.into_iter().flatten().collect())
     }

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use surge_client::dev_cluster::{self, ClusterFile, ProcessEntry};
 use surge_client::{MetaClient, RetryPolicy};
-use surge_proto::v1::coordinator_peer_service_client::CoordinatorPeerServiceClient;
-use surge_proto::v1::{ClusterStatusResponse, CoordinatorStatus, LocalStatusRequest};
+use surge_grpc::v1::coordinator_peer_service_client::CoordinatorPeerServiceClient;
+use surge_grpc::v1::{ClusterStatusResponse, CoordinatorStatus, LocalStatusRequest};
 
 pub fn bin_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_surgectl"))
@@ -217,13 +217,13 @@ where
 /// Every order of the client's tenant in `status`, paged.
 pub async fn list_status(
     client: &surge_client::OrderClient,
-    status: surge_proto::v1::OrderStatus,
-) -> Vec<surge_proto::v1::OrderView> {
+    status: surge_grpc::v1::OrderStatus,
+) -> Vec<surge_grpc::v1::OrderView> {
     let mut token = String::new();
     let mut out = Vec::new();
     loop {
         let page = client
-            .list(surge_proto::v1::ListOrdersRequest {
+            .list(surge_grpc::v1::ListOrdersRequest {
                 status: status as i32,
                 page_size: 1000,
                 page_token: token.clone(),
@@ -242,8 +242,8 @@ pub async fn list_status(
 /// Every order of the client's tenant, in every status, once the pipeline has taken every
 /// order out of RECEIVED (so no order moves between statuses while they are listed: without
 /// rules an order stops at APPROVED, held for want of a carrier).
-pub async fn list_settled(client: &surge_client::OrderClient) -> Vec<surge_proto::v1::OrderView> {
-    use surge_proto::v1::OrderStatus as S;
+pub async fn list_settled(client: &surge_client::OrderClient) -> Vec<surge_grpc::v1::OrderView> {
+    use surge_grpc::v1::OrderStatus as S;
     eventually(
         Duration::from_secs(60),
         "the pipeline to review every order",
@@ -295,14 +295,14 @@ pub async fn admin<Req, T, F, Fut>(meta: &MetaClient, req: Req, f: F) -> Result<
 where
     Req: Clone,
     F: Fn(
-        surge_proto::v1::admin_service_client::AdminServiceClient<tonic::transport::Channel>,
+        surge_grpc::v1::admin_service_client::AdminServiceClient<tonic::transport::Channel>,
         Req,
     ) -> Fut,
     Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
 {
     meta.call(|ch| {
         f(
-            surge_proto::v1::admin_service_client::AdminServiceClient::new(ch),
+            surge_grpc::v1::admin_service_client::AdminServiceClient::new(ch),
             req.clone(),
         )
     })
@@ -320,7 +320,7 @@ pub async fn wait_for_intake(client: &surge_client::OrderClient) {
 /// Creates tenant `name` with `rules` and answers its API key.
 pub async fn tenant_with_rules(meta: &MetaClient, name: &str, rules: &str) -> String {
     let key = format!("sk-test-{name}-{}", std::process::id());
-    let req = surge_proto::v1::CreateTenantRequest {
+    let req = surge_grpc::v1::CreateTenantRequest {
         name: name.into(),
         api_key: key.clone(),
     };
@@ -331,7 +331,7 @@ pub async fn tenant_with_rules(meta: &MetaClient, name: &str, rules: &str) -> St
     )
     .await
     .expect("tenant");
-    let req = surge_proto::v1::SetTenantRulesRequest {
+    let req = surge_grpc::v1::SetTenantRulesRequest {
         tenant: name.into(),
         rules_toml: rules.into(),
     };
@@ -353,7 +353,7 @@ pub async fn add_range(
     prefix: &str,
     range: (u64, u64),
 ) {
-    let req = surge_proto::v1::AddWaybillRangeRequest {
+    let req = surge_grpc::v1::AddWaybillRangeRequest {
         tenant: tenant.into(),
         carrier: carrier.into(),
         prefix: prefix.into(),

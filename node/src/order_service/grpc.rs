@@ -144,7 +144,7 @@ impl OrderService for OrderApi {
         let result = async {
             let tenant = self.tenant(&request).await?;
             let req = request.get_ref().clone();
-            let shard = shard::shard_of(&req.order_id)
+            let shard = surge_shard::shard_of(&req.order_id)
                 .filter(|s| *s < self.shard_count())
                 .ok_or_else(|| {
                     field_error("order_id", format!("{:?} is not an order id", req.order_id))

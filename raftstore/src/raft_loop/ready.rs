@@ -9,8 +9,9 @@ use raft::{SnapshotStatus, StateRole};
 use tracing::{info, warn};
 
 use super::{RaftLoop, SLOW_ROUND};
-use crate::engine::{write_timed, Engine, WriteBatch};
+use crate::engine::{Engine, WriteBatch};
 use crate::group_status::publish;
+use crate::metrics::write_timed;
 use crate::metrics::RaftMetrics;
 use crate::peer::{ApplyResult, PeerError, ReadyOutput};
 use crate::pending::Waiter;

@@ -4,8 +4,8 @@ use anyhow::Context;
 use std::time::Duration;
 
 use surge_client::{MetaClient, RetryPolicy};
-use surge_proto::v1::admin_service_client::AdminServiceClient;
-use surge_proto::v1::{
+use surge_grpc::v1::admin_service_client::AdminServiceClient;
+use surge_grpc::v1::{
     AddCoordinatorRequest, CreateTenantRequest, ListNodesRequest, ListTenantsRequest,
     RemoveCoordinatorRequest,
 };

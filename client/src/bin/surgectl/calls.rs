@@ -3,7 +3,7 @@
 use anyhow::Context as _;
 use surge_client::retry::{is_unreachable, UNREACHABLE_METADATA};
 use surge_client::{MetaClient, OrderClient};
-use surge_proto::v1::admin_service_client::AdminServiceClient;
+use surge_grpc::v1::admin_service_client::AdminServiceClient;
 use tonic::transport::Channel;
 
 /// A client of the coordinators at `coordinators`.

@@ -8,8 +8,8 @@ use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 use surge_client::verify::{self, Verdict, VerifyPolicy};
 use surge_client::MetaClient;
-use surge_proto::v1::admin_service_client::AdminServiceClient;
-use surge_proto::v1::{
+use surge_grpc::v1::admin_service_client::AdminServiceClient;
+use surge_grpc::v1::{
     CancelOperatorRequest, ClusterStatusRequest, CreateOperatorRequest, DrainNodeRequest,
     GetShardRequest, ListNodesRequest, ListOperatorsRequest, ListShardsRequest, NodeState,
     NodeStatus, RemoveNodeRequest, SetClusterConfigRequest,

@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use surge_client::station::{self, Sink, StationConfig};
 use surge_client::OrderClient;
-use surge_proto::v1::admin_service_client::AdminServiceClient;
-use surge_proto::v1::order_service_client::OrderServiceClient;
-use surge_proto::v1::print_service_client::PrintServiceClient;
-use surge_proto::v1::{
+use surge_grpc::v1::admin_service_client::AdminServiceClient;
+use surge_grpc::v1::order_service_client::OrderServiceClient;
+use surge_grpc::v1::print_service_client::PrintServiceClient;
+use surge_grpc::v1::{
     AddWaybillRangeRequest, CancelAnswer, CancelOrderRequest, ConfirmPackedRequest,
     ConfirmShippedRequest, GetLabelRequest, GetTenantRulesRequest, LabelFormat,
     OrderActionResponse, OrderStatus, OrderView, PlaceHoldRequest, ReleaseHoldRequest,
@@ -109,7 +109,7 @@ pub(crate) async fn waybill_status(
     Ok(())
 }
 
-fn print_ranges(format: Format, ranges: &[surge_proto::v1::WaybillRangeStatus]) {
+fn print_ranges(format: Format, ranges: &[surge_grpc::v1::WaybillRangeStatus]) {
     match format {
         Format::Json => print_json(
             &ranges

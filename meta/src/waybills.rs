@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::meta::MetaError;
+use crate::error::MetaError;
 
 /// Most numbers per leased block.
 pub const BLOCK_SIZE: u64 = 1000;

@@ -6,8 +6,6 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use prost::Message as _;
-use surge_node::shard::{Applied, ShardSm, Stage, WAYBILL_HOLD};
-use surge_node::shard_actions::{ActionOutcome, Done, RefuseCode};
 use surge_proto::v1::order_action::Kind;
 use surge_proto::v1::shard_command::Command as Cmd;
 use surge_proto::v1::{
@@ -15,7 +13,8 @@ use surge_proto::v1::{
     OrderAction, OrderRecord, OrderStatus as S, ShardCommand, SubmitBatch, SubmitItem,
     WaybillBlock,
 };
-use surge_raftstore::{Engine, MemEngine, StateMachine, WriteBatch};
+use surge_shard::{ActionOutcome, Applied, Done, RefuseCode, ShardSm, Stage, WAYBILL_HOLD};
+use surge_storage::{Engine, MemEngine, StateMachine, WriteBatch};
 
 const TENANT: u64 = 7;
 
@@ -67,7 +66,7 @@ impl Shard {
         });
         match self.apply(cmd) {
             Applied::Submitted(items) => match &items[0] {
-                surge_node::shard::ItemOutcome::Accepted(a) => a.order_id.clone(),
+                surge_shard::ItemOutcome::Accepted(a) => a.order_id.clone(),
                 other => panic!("{other:?}"),
             },
             other => panic!("{other:?}"),
@@ -394,7 +393,7 @@ fn review_holds_send_a_released_order_to_approval_not_to_review_again() {
         items: vec![OrderAction {
             tenant_id: TENANT,
             order_id: id.clone(),
-            actor: surge_node::shard::REVIEW_ACTOR.into(),
+            actor: surge_shard::REVIEW_ACTOR.into(),
             kind: Some(Kind::Hold(HoldEntry {
                 code: "remark".into(),
                 ..HoldEntry::default()
@@ -698,7 +697,7 @@ fn old_events_are_trimmed_and_a_cursor_past_retention_is_refused() {
             .expect("e");
     assert_eq!(
         old,
-        Err(surge_node::shard::Trimmed { below }),
+        Err(surge_shard::Trimmed { below }),
         "an old cursor is refused"
     );
     let current =

@@ -1,8 +1,26 @@
-//! The state-machine contract every replicated group implements.
-
-use raft::eraftpb::{ConfChangeV2, ConfState};
+//! The state-machine contract every replicated group implements, in terms of this crate's
+//! batches and with no Raft types: the Raft library translates its entries into these calls.
 
 use crate::engine::{EngineError, WriteBatch};
+
+/// One change inside a membership change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemberChange {
+    AddVoter(u64),
+    AddLearner(u64),
+    Remove(u64),
+}
+
+/// A membership change as it was applied: its changes, what the proposer attached, and the
+/// configuration that results (voters and learners, outgoing voters while joint).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Membership {
+    pub changes: Vec<MemberChange>,
+    pub context: Vec<u8>,
+    pub voters: Vec<u64>,
+    pub learners: Vec<u64>,
+    pub outgoing_voters: Vec<u64>,
+}
 
 /// A deterministic state machine fed committed entries in log order.
 ///
@@ -16,15 +34,8 @@ pub trait StateMachine: Send + 'static {
     /// Applies one committed command.
     fn apply(&mut self, index: u64, data: &[u8], batch: &mut WriteBatch) -> Self::Output;
 
-    /// A membership change was applied; `cc.context` carries what the proposer attached.
-    fn on_conf_change(
-        &mut self,
-        _index: u64,
-        _cc: &ConfChangeV2,
-        _cs: &ConfState,
-        _batch: &mut WriteBatch,
-    ) {
-    }
+    /// A membership change was applied at `index`.
+    fn on_conf_change(&mut self, _index: u64, _change: &Membership, _batch: &mut WriteBatch) {}
 
     /// The batch of the entries applied since the last call has been written: state kept to
     /// see those not-yet-written rows (e.g. a dedup overlay) can be dropped.

@@ -6,10 +6,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use surge_coordinator::balance::{plan, Limits, NewOperator, NodeFacts, Plan, ShardFacts};
-use surge_coordinator::meta::{NodeState, ShardInfo};
-use surge_coordinator::operator::{Operator, OperatorKind, Reason, Step};
-use surge_coordinator::shard_view::{Follower, ShardView};
+use surge_meta::balance::{plan, Limits, NewOperator, NodeFacts, Plan, ShardFacts};
+use surge_meta::meta::{NodeState, ShardInfo};
+use surge_meta::operator::{Operator, OperatorKind, Reason, Step};
+use surge_meta::shard_view::{Follower, ShardView};
 
 use OperatorKind as K;
 

@@ -4,7 +4,7 @@
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use surge_raftstore::{keys, Cf, Engine, EngineError, WriteBatch};
+use surge_storage::{keys, Cf, Engine, EngineError, WriteBatch};
 
 /// The coordinator's Raft group.
 pub const META_GROUP: u64 = 0;

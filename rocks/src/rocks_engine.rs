@@ -9,7 +9,7 @@ use rocksdb::{
     ReadOptions, SnapshotWithThreadMode, SstFileWriter, DB,
 };
 
-use crate::engine::{
+use surge_storage::engine::{
     Cf, ConsistentRead, Engine, EngineError, FamilyRow, KeyValue, ReadView, WriteBatch, WriteOp,
 };
 
@@ -79,6 +79,20 @@ impl RocksEngine {
             staging,
             next_staged: AtomicU64::new(seed),
         })
+    }
+
+    /// A database-wide integer property (0 when RocksDB does not know it).
+    pub(crate) fn db_property(&self, name: &str) -> u64 {
+        self.db.property_int_value(name).ok().flatten().unwrap_or(0)
+    }
+
+    /// An integer property summed over every column family.
+    pub(crate) fn family_property_sum(&self, name: &str) -> u64 {
+        Cf::ALL
+            .iter()
+            .filter_map(|cf| self.db.cf_handle(cf.name()))
+            .filter_map(|h| self.db.property_int_value_cf(&h, name).ok().flatten())
+            .sum()
     }
 
     /// The path of staged file `name`, which must be one this engine made.

@@ -13,7 +13,7 @@
 //!   - `'e' | tenant | index | pos` → `OrderEvent` (every transition, for `WatchOrders`)
 
 use surge_proto::v1::OrderStatus;
-use surge_raftstore::keys;
+use surge_storage::keys;
 
 const EXT: u8 = b'x';
 const STATUS: u8 = b's';

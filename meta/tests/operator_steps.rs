@@ -6,10 +6,10 @@
 //! instruction (as raft-rs would report the configuration afterwards) and the trace of
 //! (step, instruction) pairs is compared whole.
 
-use surge_coordinator::operator::{
+use surge_meta::operator::{
     decide, Context, Instruction, Operator, OperatorKind, Outcome, Reason, Step, CATCH_UP_SLACK,
 };
-use surge_coordinator::shard_view::{Follower, ShardView};
+use surge_meta::shard_view::{Follower, ShardView};
 
 use Instruction as I;
 
@@ -1163,7 +1163,7 @@ fn a_learner_not_heard_from_is_not_promoted() {
 /// decision would see the learner gone and add it back.
 #[test]
 fn a_rollback_reaches_the_leader_only_once_recorded() {
-    use surge_coordinator::operator::leader_instruction;
+    use surge_meta::operator::leader_instruction;
     let view = with(shard(2, &[1, 2, 3], &[4]), 4, 10, Progress::Replicate);
     let ctx = Context {
         now_ms: T0 + limit(Step::CatchUp) + SEC,

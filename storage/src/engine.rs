@@ -1,10 +1,8 @@
 //! The storage trait: an ordered key-value engine with column families and atomic write batches.
 //!
 //! It knows nothing of Raft or of RocksDB. Everything Raft-specific (key layout, truncation,
-//! snapshots) is written once on top of it in [`crate::GroupStorage`], so the RocksDB engine and
+//! snapshots) is written once on top of it in surge-raftstore's `GroupStorage`, so the RocksDB engine and
 //! the in-memory engine behave identically and pass the same conformance suite.
-
-use std::time::Instant;
 
 /// Column families, shared by every process (DESIGN.md §7). They share one WAL, so one
 /// [`WriteBatch`] is atomic across them.
@@ -229,22 +227,4 @@ pub trait Engine: Send + Sync + 'static {
 
     /// Removes staged files that will not be ingested (a snapshot raft-rs or the loop refused).
     fn discard_staged(&self, names: &[String]);
-}
-
-/// Writes a batch and records its latency in the fsync histogram when synced.
-pub fn write_timed<E: Engine + ?Sized>(
-    engine: &E,
-    batch: &WriteBatch,
-    sync: bool,
-) -> Result<(), EngineError> {
-    let started = Instant::now();
-    let result = engine.write(batch, sync);
-    let metrics = crate::metrics::RaftMetrics::get();
-    if sync {
-        metrics
-            .fsync_seconds
-            .observe(started.elapsed().as_secs_f64());
-    }
-    metrics.write_batch_bytes.observe(batch.size_bytes() as f64);
-    result
 }

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::operator::{OperatorKind, Outcome, Reason, Step};
-use surge_raftstore::MemEngine;
+use surge_storage::MemEngine;
 
 fn apply(sm: &mut MetaState<MemEngine>, cmd: Command) -> Output {
     let mut batch = WriteBatch::default();

@@ -9,8 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use surge_raftstore::raft::eraftpb::{ConfChangeType, ConfChangeV2, ConfState};
-use surge_raftstore::{Cf, Engine, EngineError, StateMachine, WriteBatch};
+use surge_storage::{Cf, Engine, EngineError, MemberChange, Membership, StateMachine, WriteBatch};
 use tracing::warn;
 
 use crate::meta::{
@@ -450,34 +449,26 @@ impl<E: Engine> StateMachine for MetaState<E> {
         }
     }
 
-    fn on_conf_change(
-        &mut self,
-        index: u64,
-        cc: &ConfChangeV2,
-        _cs: &ConfState,
-        batch: &mut WriteBatch,
-    ) {
-        for change in cc.get_changes() {
-            match change.get_change_type() {
-                ConfChangeType::AddNode | ConfChangeType::AddLearnerNode => {
-                    if cc.context.is_empty() {
+    fn on_conf_change(&mut self, index: u64, change: &Membership, batch: &mut WriteBatch) {
+        for member in &change.changes {
+            match *member {
+                MemberChange::AddVoter(id) | MemberChange::AddLearner(id) => {
+                    if change.context.is_empty() {
                         continue;
                     }
-                    match serde_json::from_slice::<CoordinatorInfo>(&cc.context) {
-                        Ok(info) if info.id == change.node_id => {
+                    match serde_json::from_slice::<CoordinatorInfo>(&change.context) {
+                        Ok(info) if info.id == id => {
                             put_json(batch, id_key(COORD_PREFIX, info.id), &info);
                             self.coordinators.insert(info.id, info);
                         }
-                        Ok(_) | Err(_) => warn!(
-                            index,
-                            node = change.node_id,
-                            "conf change without a usable address"
-                        ),
+                        Ok(_) | Err(_) => {
+                            warn!(index, node = id, "conf change without a usable address")
+                        }
                     }
                 }
-                ConfChangeType::RemoveNode => {
-                    batch.delete(Cf::Meta, id_key(COORD_PREFIX, change.node_id));
-                    self.coordinators.remove(&change.node_id);
+                MemberChange::Remove(id) => {
+                    batch.delete(Cf::Meta, id_key(COORD_PREFIX, id));
+                    self.coordinators.remove(&id);
                 }
             }
         }

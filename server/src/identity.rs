@@ -2,9 +2,7 @@
 //! data dir of another process, role or cluster is refused rather than silently reused.
 
 use serde::{Deserialize, Serialize};
-
-use crate::engine::{Cf, Engine, EngineError, WriteBatch};
-use crate::keys;
+use surge_storage::{keys, Cf, Engine, EngineError, WriteBatch};
 
 /// The owner of a data dir.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,7 +50,7 @@ pub fn save<E: Engine + ?Sized>(engine: &E, identity: &Identity) -> Result<(), E
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::MemEngine;
+    use surge_storage::MemEngine;
 
     #[test]
     fn identity_round_trips() -> Result<(), EngineError> {

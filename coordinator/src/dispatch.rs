@@ -1,0 +1,78 @@
+//! Where a coordinator call is served: here at the Raft leader, or forwarded once to the
+//! leader (marked, so it is never forwarded again, and with a bounded deadline); a follower
+//! that cannot forward answers UNAVAILABLE naming the leader.
+
+use std::time::Duration;
+
+use tonic::{Request, Response, Status};
+
+use crate::coordinator::Coordinator;
+
+pub use surge_proto::FORWARDED_METADATA;
+
+/// Where a call goes: handled here, or forwarded to the leader over this channel.
+pub enum Route {
+    Local,
+    Forward(tonic::transport::Channel),
+}
+
+/// Decides whether this coordinator serves a call or forwards it to the leader.
+pub async fn route<T>(c: &Coordinator, request: &Request<T>) -> Result<Route, Status> {
+    let view = c.local_view().await?;
+    if view.is_leader {
+        return Ok(Route::Local);
+    }
+    let leader_addr = (view.leader_id != 0)
+        .then(|| c.address_of(view.leader_id))
+        .flatten();
+    let Some(addr) = leader_addr else {
+        return Err(crate::error::unavailable(
+            "no coordinator leader is known yet; retry shortly",
+            None,
+        ));
+    };
+    if request.metadata().contains_key(FORWARDED_METADATA) {
+        return Err(crate::error::unavailable(
+            format!(
+                "not the leader; coordinator {} at {addr} is",
+                view.leader_id
+            ),
+            Some(&addr),
+        ));
+    }
+    Ok(Route::Forward(c.channel(&addr)?))
+}
+
+/// How long a forwarded call may take at the leader. Bounded, so that a leader that went
+/// silent (partitioned, paused) costs the caller seconds, not minutes.
+pub const FORWARD_TIMEOUT: Duration = Duration::from_secs(7);
+/// The answer of a forwarded call. The hop's own failures (the leader did not answer in time)
+/// become UNAVAILABLE, which callers retry, like the same failure at the leader itself.
+pub fn hop<T>(result: Result<Response<T>, Status>) -> Result<Response<T>, Status> {
+    result.map_err(|s| match s.code() {
+        tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => crate::error::unavailable(
+            format!("the leader did not answer in time: {}", s.message()),
+            None,
+        ),
+        _ => s,
+    })
+}
+
+/// Membership changes wait for a learner to catch up at the leader.
+pub const FORWARD_MEMBERSHIP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Wraps a message for forwarding, marked so the leader never forwards it again.
+pub fn forwarded<T>(message: T) -> Request<T> {
+    forwarded_within(message, FORWARD_TIMEOUT)
+}
+
+/// [`forwarded`] with a deadline of its own.
+pub fn forwarded_within<T>(message: T, timeout: Duration) -> Request<T> {
+    let mut request = Request::new(message);
+    request.set_timeout(timeout);
+    request.metadata_mut().insert(
+        FORWARDED_METADATA,
+        tonic::metadata::MetadataValue::from_static("1"),
+    );
+    request
+}

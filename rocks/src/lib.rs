@@ -1,0 +1,8 @@
+//! surge's RocksDB engine: [`RocksEngine`] implements `surge_storage::Engine` on one database per
+//! process (one column family per `Cf`, one WAL), and [`rocks_metrics`] reports RocksDB's
+//! background work (compactions, flushes, level-0 files, write stalls) to Prometheus.
+
+pub mod rocks_engine;
+pub mod rocks_metrics;
+
+pub use rocks_engine::RocksEngine;
