@@ -15,21 +15,19 @@ use prometheus::{IntCounter, IntGauge};
 use prost::Message as _;
 use surge_client::MetaClient;
 use surge_grpc::v1::node_service_client::NodeServiceClient;
-use surge_grpc::v1::order_action::Kind;
 use surge_grpc::v1::shard_command::Command as ShardCmd;
 use surge_grpc::v1::{
-    ActionBatch, AddWaybillBlock, Allocation, Empty, HoldEntry, LeaseWaybillsRequest, OrderAction,
-    OrderRecord, OrderStatus, RangeUsage, ShardCommand, TrimEvents, WaybillBook,
+    ActionBatch, AddWaybillBlock, LeaseWaybillsRequest, OrderAction, OrderRecord, RangeUsage,
+    ShardCommand, TrimEvents, WaybillBook,
 };
 use surge_raftstore::EngineError;
-use surge_rules::ReviewDecision;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use crate::actions::now_ms;
 use crate::directory::SharedDirectory;
 use crate::replicas::ShardHandle;
-use surge_shard::{free_numbers, Applied, Stage, CARRIER_HOLD, MAX_BLOCKS, REVIEW_ACTOR};
+use surge_shard::{free_numbers, planner, Applied, Stage, MAX_BLOCKS};
 
 /// Waybill usage per led shard, reported with heartbeats.
 pub type UsageBoard = Arc<RwLock<HashMap<u32, Vec<RangeUsage>>>>;
@@ -119,27 +117,6 @@ pub struct Pipeline {
     leasing: Arc<Mutex<Leasing>>,
     /// Per shard and stage, the tenant the next read starts at (so tenants take turns).
     resume: Mutex<HashMap<u32, HashMap<Stage, u64>>>,
-}
-
-/// A pipeline action. It applies only to an order in the status it was decided for (the one
-/// the previous action of the same entry leaves it in), so a decision taken on a stale read,
-/// after a proposal that timed out but committed, is void rather than applied twice.
-fn action(tenant: u64, order_id: &str, actor: &str, reason: &str, kind: Kind) -> OrderAction {
-    let expect = match &kind {
-        Kind::Approve(_) => OrderStatus::Received,
-        Kind::Hold(_) if actor == REVIEW_ACTOR => OrderStatus::Received,
-        Kind::Hold(_) | Kind::Release(_) | Kind::Allocate(_) => OrderStatus::Approved,
-        Kind::BindWaybill(_) => OrderStatus::Allocated,
-        _ => OrderStatus::Unspecified,
-    };
-    OrderAction {
-        tenant_id: tenant,
-        order_id: order_id.to_string(),
-        actor: actor.to_string(),
-        reason: reason.to_string(),
-        kind: Some(kind),
-        expect_status: expect as i32,
-    }
 }
 
 impl Pipeline {
@@ -306,7 +283,8 @@ impl Pipeline {
         waiting
     }
 
-    /// The next steps of one order, appended to `items`.
+    /// The next steps of one order, appended to `items` (planned by `surge_shard::planner`
+    /// with the tenant's rules and which books the coordinators said are used up, as of now).
     fn decide(
         &self,
         shard: u32,
@@ -316,117 +294,20 @@ impl Pipeline {
         demand: &mut HashSet<(u64, String)>,
         items: &mut Vec<OrderAction>,
     ) {
-        let (tenant, id) = (rec.tenant_id, rec.order_id.as_str());
         let rules = self
             .directory
             .read()
-            .map(|d| d.rules_of(tenant))
+            .map(|d| d.rules_of(rec.tenant_id))
             .unwrap_or_default();
-        let order = rec.order.clone().unwrap_or_default();
-        let carrier = match stage {
-            Stage::Review => match rules.review(&order) {
-                ReviewDecision::Approve => {
-                    items.push(action(
-                        tenant,
-                        id,
-                        REVIEW_ACTOR,
-                        "review rules passed",
-                        Kind::Approve(Empty {}),
-                    ));
-                    None
-                }
-                ReviewDecision::Hold(holds) => {
-                    for h in holds {
-                        let entry = HoldEntry {
-                            code: h.reason.code().to_string(),
-                            detail: h.detail,
-                            ..HoldEntry::default()
-                        };
-                        items.push(action(tenant, id, REVIEW_ACTOR, "", Kind::Hold(entry)));
-                    }
-                    return;
-                }
-            },
-            Stage::Approve => {
-                items.push(action(
-                    tenant,
-                    id,
-                    "pipeline",
-                    "every hold released",
-                    Kind::Approve(Empty {}),
-                ));
-                None
-            }
-            Stage::Allocate => None,
-            Stage::AwaitCarrier => {
-                // Held for want of a carrier rule: released once the rules give one.
-                if rules.allocate(&order).is_none() {
-                    return;
-                }
-                items.push(action(
-                    tenant,
-                    id,
-                    "allocator",
-                    "the tenant's rules now name a carrier",
-                    Kind::Release(CARRIER_HOLD.into()),
-                ));
-                None
-            }
-            Stage::Bind | Stage::AwaitWaybill => Some(rec.carrier.clone()),
-        };
-        let carrier = match carrier {
-            Some(c) => c,
-            None => match rules.allocate(&order) {
-                Some(a) => {
-                    let c = a.carrier.clone();
-                    items.push(action(
-                        tenant,
-                        id,
-                        "allocator",
-                        "",
-                        Kind::Allocate(Allocation {
-                            carrier: a.carrier,
-                            rule: a.rule,
-                        }),
-                    ));
-                    c
-                }
-                None => {
-                    let entry = HoldEntry {
-                        code: CARRIER_HOLD.into(),
-                        detail: "no carrier rule matches and the tenant has no default carrier"
-                            .into(),
-                        ..HoldEntry::default()
-                    };
-                    items.push(action(tenant, id, "allocator", "", Kind::Hold(entry)));
-                    return;
-                }
-            },
-        };
-        let key = (tenant, carrier);
-        let left = free.entry(key.clone()).or_default();
-        demand.insert(key.clone());
-        if *left == 0 {
-            // Binding now would hold the order for want of numbers. Do that only once the
-            // coordinators said the carrier's ranges are used up; otherwise a block is on its
-            // way, and the order binds in a later round.
-            let exhausted = self.leasing.lock().is_ok_and(|l| {
+        let now = Instant::now();
+        let exhausted = |(tenant, carrier): &(u64, String)| {
+            self.leasing.lock().is_ok_and(|l| {
                 l.exhausted
-                    .get(&(shard, key.0, key.1.clone()))
-                    .is_some_and(|until| *until > Instant::now())
-            });
-            if stage == Stage::AwaitWaybill || !exhausted {
-                return;
-            }
-        }
-        *left = left.saturating_sub(1);
-        items.push(action(
-            tenant,
-            id,
-            "waybill-binder",
-            "",
-            Kind::BindWaybill(Empty {}),
-        ));
+                    .get(&(shard, *tenant, carrier.clone()))
+                    .is_some_and(|until| *until > now)
+            })
+        };
+        planner::plan(&rules, stage, rec, free, demand, &exhausted, items);
     }
 
     /// Asks the coordinators for the next block of every (tenant, carrier) running low.

@@ -11,6 +11,7 @@
 //! - [`ShardSm`] ([`state`]): applying commands; [`reads`]: what it answers off the loop.
 //! - [`actions`], [`waybills`], [`print_jobs`]: the lifecycle actions, decided by
 //!   [`lifecycle::decide`], a pure function of the order and the step.
+//! - [`planner`]: the pipeline's next steps for a waiting order, from the tenant's rules.
 //! - [`outcome`]: what applying answers; [`ids`]: order ids and cursors; [`stage`]: where an
 //!   order stands in the pipeline; [`keys`]: where a shard keeps its rows.
 
@@ -19,6 +20,7 @@ pub mod ids;
 pub mod keys;
 pub mod lifecycle;
 pub mod outcome;
+pub mod planner;
 pub mod print_jobs;
 pub mod reads;
 pub mod stage;
