@@ -23,6 +23,7 @@ pub mod peer_service;
 pub mod reports;
 pub mod scheduler;
 pub mod server;
+pub mod tenant_keys;
 pub mod tenant_ops;
 
 pub use surge_meta::{

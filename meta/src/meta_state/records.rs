@@ -1,0 +1,117 @@
+//! The commands that create records: `cluster init` (the shard table and its first
+//! placement), a node's registration (a stable id per instance) and tenant creation.
+
+use super::*;
+
+impl<E: Engine> MetaState<E> {
+    pub(super) fn init_cluster(
+        &mut self,
+        cluster_id: String,
+        shards: u32,
+        replicas: u32,
+        token: String,
+        at_ms: u64,
+        batch: &mut WriteBatch,
+    ) -> Output {
+        if let Some(existing) = &self.cluster {
+            if !token.is_empty() && existing.init_token == token {
+                return Ok(Reply::Initialized(existing.clone()));
+            }
+            return Err(MetaError::AlreadyInitialized {
+                cluster_id: existing.cluster_id.clone(),
+            });
+        }
+        let info = ClusterInfo {
+            cluster_id,
+            shards,
+            replicas,
+            created_at_ms: at_ms,
+            init_token: token,
+        };
+        put_json(batch, single_key(CLUSTER_KEY), &info);
+        for id in 0..shards {
+            let shard = ShardInfo::placed(id, 1, Vec::new());
+            put_json(batch, id_key(SHARD_PREFIX, u64::from(id)), &shard);
+            self.shards.insert(id, shard);
+        }
+        self.cluster = Some(info.clone());
+        Ok(Reply::Initialized(info))
+    }
+
+    pub(super) fn register_node(
+        &mut self,
+        instance_id: String,
+        address: String,
+        http_address: String,
+        zone: String,
+        at_ms: u64,
+        batch: &mut WriteBatch,
+    ) -> Output {
+        let Some(cluster) = &self.cluster else {
+            return Err(MetaError::NotInitialized);
+        };
+        let cluster_id = cluster.cluster_id.clone();
+        if let Some(&node_id) = self.instances.get(&instance_id) {
+            return Ok(Reply::Registered {
+                node_id,
+                cluster_id,
+            });
+        }
+        let node_id = self.next_node_id;
+        self.next_node_id += 1;
+        let node = NodeInfo {
+            id: node_id,
+            instance_id: instance_id.clone(),
+            address,
+            http_address,
+            zone,
+            state: NodeState::Up,
+            registered_at_ms: at_ms,
+            state_changed_at_ms: at_ms,
+        };
+        put_json(batch, id_key(NODE_PREFIX, node_id), &node);
+        put_json(batch, named_key(INSTANCE_PREFIX, &instance_id), &node_id);
+        put_json(batch, single_key(NEXT_NODE_KEY), &self.next_node_id);
+        self.nodes.insert(node_id, node);
+        self.instances.insert(instance_id, node_id);
+        Ok(Reply::Registered {
+            node_id,
+            cluster_id,
+        })
+    }
+
+    pub(super) fn create_tenant(
+        &mut self,
+        name: String,
+        key_hash: String,
+        at_ms: u64,
+        batch: &mut WriteBatch,
+    ) -> Output {
+        if let Some(existing) = self.tenants.values().find(|t| t.name == name) {
+            // A retry carries the same key: the same answer, not a second tenant.
+            if existing.key_hashes.contains(&key_hash) {
+                return Ok(Reply::TenantCreated {
+                    tenant_id: existing.id,
+                });
+            }
+            return Err(MetaError::TenantExists {
+                name,
+                id: existing.id,
+            });
+        }
+        let tenant = TenantInfo {
+            id: self.next_tenant_id,
+            name,
+            created_at_ms: at_ms,
+            key_hashes: vec![key_hash],
+            rules_toml: String::new(),
+            rules_version: 0,
+        };
+        self.next_tenant_id += 1;
+        put_json(batch, id_key(TENANT_PREFIX, tenant.id), &tenant);
+        put_json(batch, single_key(NEXT_TENANT_KEY), &self.next_tenant_id);
+        let tenant_id = tenant.id;
+        self.tenants.insert(tenant_id, tenant);
+        Ok(Reply::TenantCreated { tenant_id })
+    }
+}
