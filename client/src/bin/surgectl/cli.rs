@@ -1,0 +1,367 @@
+//! surgectl's command line: every subcommand, argument and flag (clap derive), with the
+//! defaults and environment variables they read.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::dev;
+use crate::output::Format;
+
+/// Operate a surge cluster.
+#[derive(Parser, Debug)]
+#[command(version)]
+pub(crate) struct Cli {
+    /// Coordinator gRPC addresses, comma-separated.
+    #[arg(
+        long,
+        global = true,
+        env = "SURGE_COORDINATORS",
+        value_delimiter = ',',
+        default_value = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003"
+    )]
+    pub(crate) coordinators: Vec<String>,
+    /// Output format.
+    #[arg(long, short, global = true, value_enum, default_value_t = Format::Table)]
+    pub(crate) output: Format,
+    /// Node gRPC addresses for order calls, comma-separated.
+    #[arg(
+        long,
+        global = true,
+        env = "SURGE_NODES",
+        value_delimiter = ',',
+        default_value = "127.0.0.1:7201,127.0.0.1:7202,127.0.0.1:7203"
+    )]
+    pub(crate) nodes: Vec<String>,
+    /// A tenant's API key, for order calls.
+    #[arg(long, global = true, env = "SURGE_API_KEY", hide_env_values = true)]
+    pub(crate) api_key: Option<String>,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum Command {
+    /// Cluster-wide operations.
+    #[command(subcommand)]
+    Cluster(ClusterCmd),
+    /// Worker nodes.
+    #[command(subcommand)]
+    Node(NodeCmd),
+    /// Shards and their replicas.
+    #[command(subcommand)]
+    Shard(ShardCmd),
+    /// The scheduler's operators: replica moves and leader transfers.
+    #[command(subcommand)]
+    Operator(OperatorCmd),
+    /// The coordinator quorum.
+    #[command(subcommand)]
+    Coordinator(CoordinatorCmd),
+    /// Merchants and their API keys.
+    #[command(subcommand)]
+    Tenant(TenantCmd),
+    /// Waybill number ranges.
+    #[command(subcommand)]
+    Waybill(WaybillCmd),
+    /// Printing stations.
+    #[command(subcommand)]
+    Station(StationCmd),
+    /// Shipping labels (needs --api-key).
+    #[command(subcommand)]
+    Label(LabelCmd),
+    /// Orders, as a tenant sees them (needs --api-key).
+    #[command(subcommand)]
+    Order(OrderCmd),
+    /// A local development cluster on loopback.
+    #[command(subcommand)]
+    Dev(DevCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum ClusterCmd {
+    /// Initializes the cluster once: cluster id and shard table.
+    Init {
+        #[arg(long, default_value_t = 64)]
+        shards: u32,
+        #[arg(long, default_value_t = 3)]
+        replicas: u32,
+    },
+    /// Coordinators, nodes, shards and the scheduler's progress.
+    Status {
+        /// Wait (with a progress bar) until the scheduler reports the cluster balanced.
+        #[arg(long)]
+        wait_balanced: bool,
+        /// How long --wait-balanced waits, e.g. 10m.
+        #[arg(long, default_value = "30m", value_parser = humantime::parse_duration)]
+        timeout: Duration,
+    },
+    /// Changes a setting at run time: `max-down-time 30s`.
+    Set { name: String, value: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum NodeCmd {
+    /// Every node with its state, heartbeat age, replicas, leaders, size and free disk.
+    List,
+    /// Moves the node's leaders off, then its replicas, then marks it removable.
+    Drain {
+        id: u64,
+        /// Follow the drain with a progress bar until the node holds nothing.
+        #[arg(long)]
+        wait: bool,
+        #[arg(long, default_value = "30m", value_parser = humantime::parse_duration)]
+        timeout: Duration,
+    },
+    /// Retires a node that holds no replica (drain it first).
+    Remove { id: u64 },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum ShardCmd {
+    /// Every shard: epoch, leader, voters, learners, lag, size, write rate, operator.
+    List,
+    /// One shard's replicas with their roles, match index, lag and applied index.
+    Show { id: u32 },
+    /// Checks that every replica of each shard holds the same data (digests at one applied
+    /// index); fails otherwise.
+    Verify {
+        /// Only these shards (all when none).
+        ids: Vec<u32>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum OperatorCmd {
+    /// Operators in flight with their step and age.
+    List {
+        /// The most recent finished ones too.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Starts one by hand: move-replica (--from, --to), transfer-leader (--to), add-replica
+    /// (--to) or remove-replica (--from).
+    Add {
+        kind: String,
+        #[arg(long)]
+        shard: u32,
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        #[arg(long, default_value_t = 0)]
+        to: u64,
+    },
+    /// Rolls an operator back if it still can be; past that point it completes.
+    Cancel { id: u64 },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum CoordinatorCmd {
+    /// Adds a coordinator (started with `join = true`) through joint consensus.
+    Add {
+        #[arg(long)]
+        id: u64,
+        /// Its gRPC address.
+        #[arg(long)]
+        address: String,
+        /// Its HTTP address.
+        #[arg(long, default_value = "")]
+        http_address: String,
+    },
+    /// Removes a coordinator through joint consensus; refused if it would break quorum.
+    Remove {
+        #[arg(long)]
+        id: u64,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum TenantCmd {
+    /// Creates a tenant and prints its API key, once: surge stores only its hash.
+    Create { name: String },
+    /// Every tenant with its id and number of API keys.
+    List,
+    /// A tenant's review and carrier rules.
+    #[command(subcommand)]
+    Rules(RulesCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum RulesCmd {
+    /// Replaces the rules with FILE (TOML); a file with an error changes nothing and the
+    /// error names its line and key.
+    Set {
+        #[arg(long)]
+        tenant: String,
+        file: PathBuf,
+    },
+    /// Prints the rules in force.
+    Get {
+        #[arg(long)]
+        tenant: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum WaybillCmd {
+    /// Registers numbers a carrier issued to the tenant: PREFIX + zero-padded FROM..=TO.
+    AddRange {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        carrier: String,
+        #[arg(long, default_value = "")]
+        prefix: String,
+        #[arg(long)]
+        from: u64,
+        #[arg(long)]
+        to: u64,
+    },
+    /// Free, leased, bound and voided numbers per range.
+    Status {
+        #[arg(long, default_value = "")]
+        tenant: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum StationCmd {
+    /// Runs a printing station: receives the tenant's print jobs, writes raw ZPL to a TCP
+    /// 9100 printer or to files, acks after each write (needs --api-key).
+    Run {
+        /// The tenant; its API key must belong to it.
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        station: String,
+        #[arg(long)]
+        printer: Option<String>,
+        #[arg(long)]
+        out_dir: Option<PathBuf>,
+        /// Jobs in flight per node.
+        #[arg(long, default_value_t = 50)]
+        window: u32,
+        /// Exit after this many seconds without a job.
+        #[arg(long)]
+        exit_after_idle: Option<u64>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum LabelCmd {
+    /// Writes an order's label: ZPL, or PDF with --pdf.
+    Get {
+        order_id: String,
+        #[arg(long)]
+        pdf: bool,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Prints an order's label again; the reason is recorded and the reprint counted.
+    Reprint {
+        order_id: String,
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum OrderCmd {
+    /// Submits COUNT sample orders (about 1 KiB each) in batches and shows how they spread
+    /// over shards, leaders and replicas.
+    Burst {
+        #[arg(long, default_value_t = 1000)]
+        count: u64,
+        #[arg(long, default_value_t = 200)]
+        batch: usize,
+        /// Tag of the external order ids (`<run>-<n>`); reuse it to resubmit the same orders.
+        #[arg(long)]
+        run: Option<String>,
+    },
+    /// One order by id, with its holds and history.
+    Get { order_id: String },
+    /// Holds an order (blocks its forward moves until released).
+    Hold {
+        order_id: String,
+        #[arg(long, default_value = "manual")]
+        code: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Releases one hold by code, or every hold.
+    Release {
+        order_id: String,
+        #[arg(long, default_value = "")]
+        code: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Confirms an order packed.
+    Pack { order_id: String },
+    /// Confirms an order shipped, with the weighed parcel.
+    Ship {
+        order_id: String,
+        #[arg(long)]
+        weight_grams: i64,
+    },
+    /// Cancels (before printing) or intercepts (after printing) an order.
+    Cancel {
+        order_id: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Streams the tenant's order events as JSON lines from CURSOR.
+    Watch {
+        #[arg(long, default_value = "")]
+        cursor: String,
+        #[arg(long, default_value_t = u64::MAX)]
+        max_events: u64,
+        #[arg(long, default_value_t = 3600)]
+        seconds: u64,
+    },
+    /// How many orders are in each status, and how many of them are held.
+    Tally,
+    /// Orders in a status, oldest first.
+    List {
+        #[arg(long, value_enum, default_value_t = StatusArg::Received)]
+        status: StatusArg,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub(crate) enum StatusArg {
+    Received,
+    Approved,
+    Allocated,
+    WaybillAssigned,
+    LabelPrinted,
+    Packed,
+    Shipped,
+    Cancelled,
+}
+
+impl From<StatusArg> for surge_proto::v1::OrderStatus {
+    fn from(s: StatusArg) -> Self {
+        use surge_proto::v1::OrderStatus as S;
+        match s {
+            StatusArg::Received => S::Received,
+            StatusArg::Approved => S::Approved,
+            StatusArg::Allocated => S::Allocated,
+            StatusArg::WaybillAssigned => S::WaybillAssigned,
+            StatusArg::LabelPrinted => S::LabelPrinted,
+            StatusArg::Packed => S::Packed,
+            StatusArg::Shipped => S::Shipped,
+            StatusArg::Cancelled => S::Cancelled,
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum DevCmd {
+    /// Starts coordinators and nodes on loopback as child processes, initializes the cluster,
+    /// writes DIR/cluster.json and stops them all on Ctrl-C.
+    Up(dev::UpArgs),
+    /// Starts one more node for the dev cluster in DIR (it joins and receives replicas).
+    AddNode(dev::AddNodeArgs),
+}
