@@ -5,8 +5,10 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use nix::fcntl::{Flock, FlockArg};
 use nix::sys::signal::Signal;
 use surge_client::dev_cluster::{self, ClusterFile, ProcessEntry};
 use surge_client::{MetaClient, RetryPolicy};
@@ -20,12 +22,40 @@ pub fn bin_dir() -> PathBuf {
         .unwrap_or_default()
 }
 
-/// A base port for test `slot` (0..=6, one per test file), below the ephemeral range (32768)
-/// and apart from other test processes. A dev cluster uses base..base+310 (nodes added with
+/// Port blocks test processes choose from; a block holds 7 slots of 360 ports.
+const PORT_BLOCKS: u16 = 10;
+
+/// This test process's port block: the first of [`PORT_BLOCKS`] that no other process holds.
+/// Each block is claimed with an exclusive `flock` on a file in the temp dir, kept until this
+/// process exits (the kernel drops it even on kill -9), so test runs at the same time never
+/// share ports, whatever their pids.
+fn port_block() -> u16 {
+    static BLOCK: OnceLock<(u16, Flock<std::fs::File>)> = OnceLock::new();
+    BLOCK
+        .get_or_init(|| {
+            for block in 0..PORT_BLOCKS {
+                let path = std::env::temp_dir().join(format!("surge-test-ports-{block}.lock"));
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(&path)
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                if let Ok(lock) = Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                    return (block, lock);
+                }
+            }
+            panic!("all {PORT_BLOCKS} port blocks are held by other test processes")
+        })
+        .0
+}
+
+/// A base port for test `slot` (0..=6, one per test file), below the ephemeral range (32768),
+/// in this process's own block. A dev cluster uses base..base+310 (nodes added with
 /// `dev add-node` included).
 pub fn base_port(slot: u16) -> u16 {
     assert!(slot <= 6, "test slots are 0..=6");
-    10_000 + (std::process::id() % 10) as u16 * 2_200 + slot * 360
+    10_000 + port_block() * 2_200 + slot * 360
 }
 
 pub struct DevCluster {
