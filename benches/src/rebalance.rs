@@ -278,7 +278,11 @@ pub(crate) async fn run(args: RebalanceArgs) -> anyhow::Result<()> {
         orders_loaded: count,
         bytes_loaded: count * bytes_per_order,
         load_orders_per_second: load_rate.round(),
-        seconds_to_balance: (secs * 10.0).round() / 10.0,
+        seconds_to_balance: if args.join {
+            (secs * 10.0).round() / 10.0
+        } else {
+            0.0
+        },
         bytes_moved: moved,
         moved_bytes_per_second: (moved as f64 / secs.max(0.001)).round(),
         seconds_per_gib_moved: if moved == 0 {
@@ -362,17 +366,24 @@ fn print_report(r: &Report) {
         gib(r.bytes_loaded),
         r.load_orders_per_second
     );
-    println!(
-        "{:<30} {:.1} s ({} operators)",
-        "time until balanced", r.seconds_to_balance, r.operators
-    );
-    println!(
-        "{:<30} {:.2} GiB at {:.1} MiB/s ({:.0} s per GiB moved)",
-        "snapshot data moved",
-        gib(r.bytes_moved),
-        r.moved_bytes_per_second / (1u64 << 20) as f64,
-        r.seconds_per_gib_moved
-    );
+    if r.joined {
+        println!(
+            "{:<30} {:.1} s ({} operators)",
+            "time until balanced", r.seconds_to_balance, r.operators
+        );
+        println!(
+            "{:<30} {:.2} GiB at {:.1} MiB/s ({:.0} s per GiB moved)",
+            "snapshot data moved",
+            gib(r.bytes_moved),
+            r.moved_bytes_per_second / (1u64 << 20) as f64,
+            r.seconds_per_gib_moved
+        );
+    } else {
+        println!(
+            "{:<30} none: {} nodes throughout (the baseline)",
+            "node added", r.nodes_before
+        );
+    }
     println!(
         "{:<30} {} calls/s of {} orders",
         "steady intake", r.steady_rate_calls, r.steady_batch

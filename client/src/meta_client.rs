@@ -116,22 +116,24 @@ impl MetaClient {
                     .addresses
                     .iter()
                     .all(|a| silent.iter().any(|(s, _)| s == a));
+            // With nobody answering, giving up names every address and its cause.
+            let status = if all_silent {
+                let waited = tries.waited();
+                let gone = unreachable("coordinators", &silent, waited);
+                if self
+                    .policy
+                    .unreachable_after
+                    .is_some_and(|limit| waited >= limit)
+                {
+                    return Err(gone);
+                }
+                gone
+            } else {
+                status
+            };
             // Each address is tried twice per backoff step: the preferred one, then another.
             let pause = tries.backoff(2);
-            if !all_silent {
-                tries.again(status, pause).await?;
-                continue;
-            }
-            let waited = tries.waited();
-            let gone = unreachable("coordinators", &silent, waited);
-            if self
-                .policy
-                .unreachable_after
-                .is_some_and(|limit| waited >= limit)
-            {
-                return Err(gone);
-            }
-            tries.again(gone, pause).await?;
+            tries.again(status, pause).await?;
         }
     }
 

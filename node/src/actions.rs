@@ -7,10 +7,10 @@ use prost::Message as _;
 use surge_proto::v1::shard_command::Command as ShardCmd;
 use surge_proto::v1::{ActionBatch, OrderAction, ShardCommand};
 use surge_raftstore::RequestError;
+use surge_shard::{ActionOutcome, Applied, RefuseCode};
 use tonic::Status;
 
 use crate::replicas::ShardHandle;
-use surge_shard::{ActionOutcome, Applied, RefuseCode};
 
 /// Milliseconds since the Unix epoch: the leader's stamp on the entries it proposes.
 pub fn now_ms() -> u64 {

@@ -6,11 +6,10 @@
 use std::time::Duration;
 
 use surge_proto::{auth, FORWARDED_METADATA, LEADER_HINT_METADATA};
+use surge_raftstore::RequestError;
 use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
 use tonic::{Code, Request, Response, Status};
-
-use surge_raftstore::RequestError;
 
 use crate::metrics::OrderMetrics;
 use crate::order_api::OrderApi;

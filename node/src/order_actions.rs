@@ -14,6 +14,7 @@ use surge_grpc::v1::{
     OrderAction, OrderActionResponse, OrderEvent, PlaceHoldRequest, ReadEventsRequest,
     ReadEventsResponse, ReleaseHoldRequest, WatchOrdersRequest, WatchOrdersResponse,
 };
+use surge_shard::{shard_of, view_of, ActionOutcome, CARRIER_HOLD, WAYBILL_HOLD};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
@@ -22,7 +23,6 @@ use crate::actions::{self, refusal_status, ProposeError};
 use crate::dispatch::{forward_failed, is_forwarded, with_leader, Route, Target};
 use crate::order_api::OrderApi;
 use crate::order_service::field_error;
-use surge_shard::{shard_of, view_of, ActionOutcome, CARRIER_HOLD, WAYBILL_HOLD};
 
 pub type WatchStream =
     Pin<Box<dyn tokio_stream::Stream<Item = Result<WatchOrdersResponse, Status>> + Send>>;

@@ -22,6 +22,7 @@ use surge_grpc::v1::{
     SubmitOrdersResponse, SubmitResult, WatchOrdersRequest,
 };
 use surge_proto::{routing, validate};
+use surge_shard::{view_of, Applied, Cursor, ItemOutcome, ShardSm};
 use tonic::metadata::MetadataValue;
 use tonic::{Code, Request, Response, Status};
 
@@ -29,7 +30,6 @@ use crate::actions::now_ms;
 use crate::dispatch::{forward_failed, is_forwarded, with_hint, with_leader, Route, Target};
 use crate::metrics::{self, OrderMetrics};
 use crate::order_api::OrderApi;
-use surge_shard::{view_of, Applied, Cursor, ItemOutcome, ShardSm};
 
 mod grpc;
 

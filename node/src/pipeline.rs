@@ -21,13 +21,13 @@ use surge_grpc::v1::{
     ShardCommand, TrimEvents, WaybillBook,
 };
 use surge_raftstore::EngineError;
+use surge_shard::{free_numbers, planner, Applied, Stage, MAX_BLOCKS};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use crate::actions::now_ms;
 use crate::directory::SharedDirectory;
 use crate::replicas::ShardHandle;
-use surge_shard::{free_numbers, planner, Applied, Stage, MAX_BLOCKS};
 
 /// Waybill usage per led shard, reported with heartbeats.
 pub type UsageBoard = Arc<RwLock<HashMap<u32, Vec<RangeUsage>>>>;

@@ -16,6 +16,7 @@ use surge_grpc::v1::{
     AckJobsRequest, AckJobsResponse, Empty, JobAck, JobDone, JobLease, OrderAction, PrintJob,
     ReprintRequest, ReprintResponse, SubscribeRequest,
 };
+use surge_shard::ActionOutcome;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
@@ -25,7 +26,6 @@ use crate::actions::{self, now_ms, refusal_status};
 use crate::dispatch::{forward_failed, Route, Target};
 use crate::order_api::OrderApi;
 use crate::order_service::field_error;
-use surge_shard::ActionOutcome;
 
 /// How long a station holds a job before another may get it.
 pub const LEASE: Duration = Duration::from_secs(30);

@@ -368,7 +368,7 @@ impl<E: Engine, S: StateMachine> Peer<E, S> {
     ) -> Result<ApplyResult<S::Output>, PeerError> {
         let cs = self.node.apply_conf_change(cc)?;
         self.node.mut_store().stage_conf_state(&cs, batch);
-        self.sm.on_conf_change(index, &membership(cc, &cs), batch);
+        self.sm.on_conf_change(index, &membership(cc), batch);
         Ok(ApplyResult::ConfChange(cs))
     }
 
@@ -421,7 +421,7 @@ impl<E: Engine, S: StateMachine> Peer<E, S> {
 }
 
 /// A conf change as the state machine sees it (no Raft types).
-fn membership(cc: &ConfChangeV2, cs: &ConfState) -> Membership {
+fn membership(cc: &ConfChangeV2) -> Membership {
     let changes = cc
         .get_changes()
         .iter()
@@ -434,8 +434,5 @@ fn membership(cc: &ConfChangeV2, cs: &ConfState) -> Membership {
     Membership {
         changes,
         context: cc.context.to_vec(),
-        voters: cs.voters.clone(),
-        learners: cs.learners.clone(),
-        outgoing_voters: cs.voters_outgoing.clone(),
     }
 }

@@ -15,7 +15,7 @@ use crate::stage::{Stage, CARRIER_HOLD, REVIEW_ACTOR};
 /// A pipeline action. It applies only to an order in the status it was decided for (the one
 /// the previous action of the same entry leaves it in), so a decision taken on a stale read,
 /// after a proposal that timed out but committed, is void rather than applied twice.
-pub fn action(tenant: u64, order_id: &str, actor: &str, reason: &str, kind: Kind) -> OrderAction {
+fn action(tenant: u64, order_id: &str, actor: &str, reason: &str, kind: Kind) -> OrderAction {
     let expect = match &kind {
         Kind::Approve(_) => OrderStatus::Received,
         Kind::Hold(_) if actor == REVIEW_ACTOR => OrderStatus::Received,

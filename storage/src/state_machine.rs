@@ -11,15 +11,11 @@ pub enum MemberChange {
     Remove(u64),
 }
 
-/// A membership change as it was applied: its changes, what the proposer attached, and the
-/// configuration that results (voters and learners, outgoing voters while joint).
+/// A membership change as it was applied: its changes and what the proposer attached.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Membership {
     pub changes: Vec<MemberChange>,
     pub context: Vec<u8>,
-    pub voters: Vec<u64>,
-    pub learners: Vec<u64>,
-    pub outgoing_voters: Vec<u64>,
 }
 
 /// A deterministic state machine fed committed entries in log order.
