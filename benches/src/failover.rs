@@ -6,10 +6,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use nix::sys::signal::Signal;
-use surge_client::dev_cluster::{self, ClusterFile};
 use surge_client::{MetaClient, RetryPolicy};
 use surge_grpc::v1::coordinator_peer_service_client::CoordinatorPeerServiceClient;
 use surge_grpc::v1::{ClusterStatusResponse, LocalStatusRequest};
+use surgectl::dev_cluster::{self, ClusterFile};
 
 use crate::stats::summarize;
 

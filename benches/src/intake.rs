@@ -14,11 +14,11 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use nix::sys::signal::Signal;
 use serde::Serialize;
-use surge_client::dev_cluster::{self, ClusterFile};
 use surge_client::{sample, MetaClient, OrderClient, RetryPolicy};
 use surge_grpc::v1::admin_service_client::AdminServiceClient;
 use surge_grpc::v1::{CreateTenantRequest, Order};
 use surge_proto::routing;
+use surgectl::dev_cluster::{self, ClusterFile};
 use tokio::sync::Semaphore;
 
 use crate::failover::start_cluster;

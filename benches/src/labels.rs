@@ -11,8 +11,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use serde::Serialize;
-use surge_client::dev_cluster::ClusterFile;
-use surge_client::station::{self, Sink, StationConfig};
 use surge_client::{sample, MetaClient, OrderClient};
 use surge_grpc::v1::admin_service_client::AdminServiceClient;
 use surge_grpc::v1::order_service_client::OrderServiceClient;
@@ -20,6 +18,8 @@ use surge_grpc::v1::{
     AddWaybillRangeRequest, CreateTenantRequest, OrderEvent, SetTenantRulesRequest,
     WatchOrdersRequest,
 };
+use surgectl::dev_cluster::ClusterFile;
+use surgectl::station::{self, Sink, StationConfig};
 use tokio::io::AsyncReadExt;
 use tokio::sync::{watch, Semaphore};
 

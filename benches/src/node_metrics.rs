@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use surge_client::dev_cluster::ClusterFile;
+use surgectl::dev_cluster::ClusterFile;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The `/metrics` text of every node that answers.

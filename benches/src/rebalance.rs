@@ -16,10 +16,10 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use prost::Message as _;
 use serde::Serialize;
-use surge_client::dev_cluster::ClusterFile;
 use surge_client::{sample, MetaClient, OrderClient, RetryPolicy};
 use surge_grpc::v1::admin_service_client::AdminServiceClient;
 use surge_grpc::v1::{ClusterStatusRequest, CreateTenantRequest};
+use surgectl::dev_cluster::ClusterFile;
 
 use crate::failover::start_cluster_with;
 use crate::node_metrics::{self, metric_sum, Samples};

@@ -2,18 +2,16 @@
 //! coordinators it was given, follows the leader hints non-leaders answer with, and retries
 //! retryable failures under a bounded backoff and deadline.
 //!
-//! The `surgectl` operator CLI (in `src/bin/surgectl/`) is built on it, and so is the node's
-//! registration and heartbeat. [`OrderClient`] is what a merchant's ERP uses: it routes each
-//! order to its shard's leader from a cached shard map and retries idempotently. [`verify`]
-//! compares the replicas of each shard.
+//! [`OrderClient`] is what a merchant's ERP uses: it routes each order to its shard's leader
+//! from a cached shard map and retries idempotently. [`verify`] compares the replicas of each
+//! shard. The node's registration and heartbeat use it too, and so does the `surgectl` crate;
+//! it links no CLI.
 
 pub mod channels;
-pub mod dev_cluster;
 pub mod meta_client;
 pub mod order_client;
 pub mod retry;
 pub mod sample;
-pub mod station;
 pub mod verify;
 
 pub use meta_client::MetaClient;

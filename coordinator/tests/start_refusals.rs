@@ -117,7 +117,8 @@ async fn a_data_dir_of_another_coordinator_or_cluster_is_refused() {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    let _ = surge_client::dev_cluster::signal(child.id(), nix::sys::signal::Signal::SIGTERM);
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
     let _ = child.wait();
 
     let as_other_id = write_config(dir.path(), "c2.toml", 2, &data, "", free_port());

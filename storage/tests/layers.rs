@@ -1,6 +1,8 @@
 //! The pure crates stay pure: `surge-storage`, `surge-shard` and `surge-meta` must not depend,
-//! directly or through any crate (ours included), on RocksDB, tonic or tokio. Read from `cargo
-//! metadata`, following normal dependencies only (build scripts and tests may use anything).
+//! directly or through any crate (ours included), on RocksDB, tonic or tokio. And the client
+//! library stays a library: `surge-client`, which the node links, reaches no CLI crate. Read
+//! from `cargo metadata`, following normal dependencies only (build scripts and tests may use
+//! anything).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::process::Command;
@@ -8,6 +10,8 @@ use std::sync::OnceLock;
 
 const PURE: [&str; 3] = ["surge-storage", "surge-shard", "surge-meta"];
 const FORBIDDEN: [&str; 4] = ["rocksdb", "librocksdb-sys", "tonic", "tokio"];
+/// What only the operator CLI (the `surgectl` crate) may bring in.
+const CLI_ONLY: [&str; 4] = ["surgectl", "clap", "indicatif", "nix"];
 
 /// Package ids → names, and package ids → ids of their normal dependencies.
 type Graph = (BTreeMap<String, String>, BTreeMap<String, Vec<String>>);
@@ -71,8 +75,8 @@ fn read_graph() -> Graph {
     (names, deps)
 }
 
-/// The forbidden crates `root` reaches, each with the path that reaches it.
-fn forbidden_from(root: &str) -> Vec<String> {
+/// The crates of `forbidden` that `root` reaches, each with the path that reaches it.
+fn forbidden_from(root: &str, forbidden: &[&str]) -> Vec<String> {
     let (names, deps) = graph();
     let start = names
         .iter()
@@ -90,7 +94,7 @@ fn forbidden_from(root: &str) -> Vec<String> {
             let name = names.get(dep).cloned().unwrap_or_default();
             let mut path = path.clone();
             path.push(name.clone());
-            if FORBIDDEN.contains(&name.as_str()) {
+            if forbidden.contains(&name.as_str()) {
                 found.push(path.join(" -> "));
             } else {
                 queue.push_back((dep.clone(), path));
@@ -103,7 +107,7 @@ fn forbidden_from(root: &str) -> Vec<String> {
 #[test]
 fn the_pure_crates_link_no_rocksdb_tonic_or_tokio() {
     for root in PURE {
-        let found = forbidden_from(root);
+        let found = forbidden_from(root, &FORBIDDEN);
         assert!(found.is_empty(), "{root} must stay pure, but: {found:#?}");
     }
 }
@@ -111,11 +115,26 @@ fn the_pure_crates_link_no_rocksdb_tonic_or_tokio() {
 #[test]
 fn the_check_sees_through_our_own_crates() {
     // The node reaches all of them through crates of ours: the walk must find each.
-    let found = forbidden_from("surge-node");
+    let found = forbidden_from("surge-node", &FORBIDDEN);
     for name in ["rocksdb", "tonic", "tokio"] {
         assert!(
             found.iter().any(|p| p.ends_with(&format!(" -> {name}"))),
             "surge-node should reach {name}: {found:#?}"
         );
     }
+}
+
+#[test]
+fn the_client_library_links_no_cli() {
+    let found = forbidden_from("surge-client", &CLI_ONLY);
+    assert!(
+        found.is_empty(),
+        "surge-client must stay a library, but: {found:#?}"
+    );
+    // And the check can fail: the CLI crate reaches clap.
+    let cli = forbidden_from("surgectl", &CLI_ONLY);
+    assert!(
+        cli.iter().any(|p| p.ends_with(" -> clap")),
+        "surgectl should reach clap: {cli:#?}"
+    );
 }

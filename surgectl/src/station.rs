@@ -20,7 +20,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
-use crate::OrderClient;
+use surge_client::OrderClient;
 
 /// Where labels go.
 #[derive(Clone, Debug)]

@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 
 use nix::fcntl::{Flock, FlockArg};
 use nix::sys::signal::Signal;
-use surge_client::dev_cluster::{self, ClusterFile, ProcessEntry};
 use surge_client::{MetaClient, RetryPolicy};
 use surge_grpc::v1::coordinator_peer_service_client::CoordinatorPeerServiceClient;
 use surge_grpc::v1::{ClusterStatusResponse, CoordinatorStatus, LocalStatusRequest};
+use surgectl::dev_cluster::{self, ClusterFile, ProcessEntry};
 
 pub fn bin_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_surgectl"))

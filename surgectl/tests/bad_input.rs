@@ -151,7 +151,7 @@ async fn refusals_name_the_problem_and_change_nothing() {
         "--http-listen".into(),
         format!("127.0.0.1:{}", port + 1),
     ]);
-    let mut child = surge_client::dev_cluster::spawn(&node).expect("start foreign node");
+    let mut child = surgectl::dev_cluster::spawn(&node).expect("start foreign node");
     let exited = eventually(Duration::from_secs(20), "the foreign node to exit", || {
         let done = matches!(child.try_wait(), Ok(Some(_)));
         async move { done }

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use surge_client::station::{self, Sink, StationConfig};
 use surge_client::OrderClient;
 use surge_grpc::v1::admin_service_client::AdminServiceClient;
 use surge_grpc::v1::order_service_client::OrderServiceClient;
@@ -18,6 +17,7 @@ use surge_grpc::v1::{
     OrderActionResponse, OrderStatus, OrderView, PlaceHoldRequest, ReleaseHoldRequest,
     ReprintRequest, SetTenantRulesRequest, WatchOrdersRequest, WaybillStatusRequest,
 };
+use surgectl::station::{self, Sink, StationConfig};
 
 use crate::calls::{meta_client as meta, status_error};
 use crate::output::{emit, print_json, print_table, Format};

@@ -9,9 +9,9 @@ use std::process::Child;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use surge_client::dev_cluster::{self, ClusterFile, ProcessEntry};
 use surge_client::{MetaClient, RetryPolicy};
 use surge_proto::v1::{ClusterStatusResponse, NodeState};
+use surgectl::dev_cluster::{self, ClusterFile, ProcessEntry};
 
 use crate::output::{print_status, Format};
 

@@ -29,7 +29,6 @@ use std::time::Duration;
 
 use common::{eventually, DevCluster};
 use futures::StreamExt;
-use surge_client::station::{self, Sink, StationConfig, StationReport};
 use surge_client::verify::{self, VerifyPolicy};
 use surge_client::{sample, MetaClient, OrderClient};
 use surge_grpc::v1::order_service_client::OrderServiceClient;
@@ -38,6 +37,7 @@ use surge_grpc::v1::{
     ListOperatorsRequest, ListShardsRequest, NodeState, NodeStatus, OrderEvent, OrderStatus as S,
     RemoveNodeRequest, SetClusterConfigRequest, ShardDetail, WatchOrdersRequest,
 };
+use surgectl::station::{self, Sink, StationConfig, StationReport};
 use tokio::sync::watch;
 use tonic::Code;
 
