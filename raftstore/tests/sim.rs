@@ -6,8 +6,9 @@
 //! Every `cargo test` runs many seeds; a failing seed is printed with the command that replays
 //! it alone (`SIM_SEED=<seed> cargo test -p surge-raftstore --test sim <test>`).
 //!
-//! Layout: `sim/cluster.rs` drives the peers, `sim/network.rs` holds the message filters,
-//! `sim/kv_sm.rs` the test state machine, `sim/invariants.rs` one checker per property.
+//! Layout: `sim/cluster.rs` drives the peers, `sim/kv_sm.rs` is the test state machine,
+//! `sim/invariants.rs` holds one checker per property. The network, the fault profile, the
+//! chaos decisions and the seed runner are surge-sim's, shared with the shard simulations.
 
 // A failed unwrap in a test is a failed test, with the error in the message.
 #![allow(clippy::unwrap_used)]
@@ -18,14 +19,12 @@ mod cluster;
 mod invariants;
 #[path = "sim/kv_sm.rs"]
 mod kv_sm;
-#[path = "sim/network.rs"]
-mod network;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::panic::{self, AssertUnwindSafe};
-use std::time::Instant;
+use std::ops::AddAssign;
 
 use surge_raftstore::raft::eraftpb::Entry;
+use surge_sim::Seeds;
 
 use cluster::{Cluster, Report};
 use invariants::{AppliedCommand, History, LogView};
@@ -44,76 +43,39 @@ struct Totals {
     partitions: u64,
 }
 
-impl Totals {
-    fn add(&mut self, report: &Report) {
+impl AddAssign<Report> for Totals {
+    fn add_assign(&mut self, report: Report) {
         self.seeds += 1;
         self.committed += report.committed;
         self.crashes += report.crashes;
         self.snapshot_installs += report.snapshot_installs;
-        self.dropped += report.net.dropped;
+        // Lost on the way or refused by a partition: the sender is told either way.
+        self.dropped += report.net.dropped + report.net.refused;
         self.partitions += report.net.partitions;
     }
 }
 
-/// The seed `SIM_SEED` asks to replay, if any.
-fn replay_seed() -> Option<u64> {
-    let raw = std::env::var("SIM_SEED").ok()?;
-    Some(
-        raw.trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("SIM_SEED must be an unsigned integer, got {raw:?}")),
-    )
-}
-
-/// Runs one seed; a violation or a panic (ours or raft-rs's) becomes an error naming the seed.
-fn run_seed(test: &str, seed: u64, nodes: u64) -> Result<Report, String> {
-    let outcome = panic::catch_unwind(AssertUnwindSafe(|| Cluster::new(seed, nodes).run(STEPS)));
-    let failure = match outcome {
-        Ok(Ok(report)) => return Ok(report),
-        Ok(Err(violation)) => violation,
-        Err(payload) => {
-            let message = payload
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
-            format!("panicked: {message}")
-        }
-    };
-    Err(format!(
-        "simulation with {nodes} nodes failed at seed {seed}: {failure}\n\
-         replay: SIM_SEED={seed} cargo test -p surge-raftstore --test sim {test} -- --nocapture"
-    ))
-}
-
 /// Runs `seeds` (or only `SIM_SEED`) and checks that, together, they committed real work and
-/// really injected faults.
+/// really injected faults. A violation or a panic (ours or raft-rs's) fails the test, naming
+/// the seed and how to replay it.
 fn run_seeds(test: &str, nodes: u64, seeds: std::ops::Range<u64>, min_committed_per_seed: usize) {
-    let started = Instant::now();
-    let replay = replay_seed();
-    let seeds: Vec<u64> = replay.map_or_else(|| seeds.collect(), |seed| vec![seed]);
-    let mut totals = Totals::default();
-    for seed in seeds {
-        match run_seed(test, seed, nodes) {
-            Ok(report) => totals.add(&report),
-            Err(failure) => panic!("{failure}"),
-        }
-    }
-    println!("{test}: {totals:?} in {:.1?}", started.elapsed());
-    if replay.is_none() {
-        assert!(
-            totals.committed >= totals.seeds * min_committed_per_seed,
-            "too little committed to mean anything: {totals:?}"
-        );
-        assert!(
-            totals.crashes > 0 && totals.snapshot_installs > 0,
-            "faults never exercised: {totals:?}"
-        );
-        assert!(
-            totals.dropped > 0 && totals.partitions > 0,
-            "network filters never fired: {totals:?}"
-        );
-    }
+    let command = format!("cargo test -p surge-raftstore --test sim {test}");
+    let outcome = Seeds::new("SIM_SEED", seeds, command).run(test, |seed| {
+        Cluster::new(seed, nodes)
+            .run(STEPS)
+            .map_err(|violation| format!("{nodes} nodes: {violation}"))
+    });
+    let t: &Totals = &outcome.totals;
+    let committed = t.committed >= t.seeds * min_committed_per_seed;
+    outcome.assert_did(committed, "too little committed to mean anything");
+    outcome.assert_did(
+        t.crashes > 0 && t.snapshot_installs > 0,
+        "faults never exercised",
+    );
+    outcome.assert_did(
+        t.dropped > 0 && t.partitions > 0,
+        "network filters never fired",
+    );
 }
 
 #[test]

@@ -8,7 +8,8 @@
 //! `Peer`; a restart rebuilds it from the engine, which is all that survives.
 //!
 //! raft-rs draws election timeouts from `thread_rng`; the cluster overrides each new draw with
-//! one from the seeded RNG, so a seed replays exactly.
+//! one from the seeded RNG, so a seed replays exactly. The network, the fault profile and the
+//! chaos decisions are surge-sim's, shared with the shard simulations.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, BTreeSet};
@@ -21,13 +22,13 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use surge_proto::v1::SnapshotData;
 use surge_raftstore::raft::eraftpb::{Message, MessageType};
-use surge_raftstore::raft::{GetEntriesContext, SnapshotStatus, StateRole, Storage as _};
+use surge_raftstore::raft::{GetEntriesContext, StateRole, Storage as _};
 use surge_raftstore::snapshot_staging::{EngineStaging, SnapshotStaging};
 use surge_raftstore::{ApplyResult, GroupStorage, MemEngine, Peer, RaftConfig, WriteBatch};
+use surge_sim::{Faults, NetStats, Network, Outbox, Processes, Sent};
 
 use crate::invariants::{self, History, LogView};
 use crate::kv_sm::{Command, KvSm};
-use crate::network::{Faults, NetStats, Network};
 
 /// The one group every peer belongs to.
 const GROUP: u64 = 1;
@@ -71,7 +72,9 @@ pub(crate) struct Cluster {
     rng: StdRng,
     now: u64,
     nodes: BTreeMap<u64, Node>,
-    net: Network,
+    net: Network<Message>,
+    /// Per-step probability that a client proposes at the leader (drawn with the faults).
+    propose: f64,
     history: History,
     config: RaftConfig,
     election_ticks: std::ops::Range<usize>,
@@ -87,6 +90,7 @@ impl Cluster {
     pub(crate) fn new(seed: u64, size: u64) -> Cluster {
         let mut rng = StdRng::seed_from_u64(seed);
         let faults = Faults::random(&mut rng);
+        let propose = rng.gen_range(0.3..0.9);
         let config = RaftConfig::default();
         let raft = config.to_raft(1);
         let mut cluster = Cluster {
@@ -94,6 +98,7 @@ impl Cluster {
             now: 0,
             nodes: BTreeMap::new(),
             net: Network::new(faults),
+            propose,
             history: History::default(),
             election_ticks: raft.min_election_tick()..raft.max_election_tick(),
             config,
@@ -151,34 +156,26 @@ impl Cluster {
         Ok(())
     }
 
+    /// Partitions start or heal, then crashed peers restart and live ones crash.
     fn chaos(&mut self) {
-        let faults = self.net.faults.clone();
-        if self.net.is_partitioned() {
-            if self.rng.gen_bool(faults.heal) {
-                self.net.heal();
-            }
-        } else if self.rng.gen_bool(faults.partition) {
-            let ids: Vec<u64> = self.nodes.keys().copied().collect();
-            self.net.partition(&mut self.rng, &ids);
-        }
-        let down: Vec<u64> = self.ids_where(|n| n.peer.is_none());
-        for id in down {
-            if self.rng.gen_bool(faults.restart) {
-                self.start(id);
-            }
-        }
-        if self.rng.gen_bool(faults.crash) && self.may_crash_one_more() {
-            let live = self.live_ids();
-            if let Some(&id) = live.choose(&mut self.rng) {
-                self.crash(id);
-            }
-        }
+        let faults = self.faults().clone();
+        let ids: Vec<u64> = self.nodes.keys().copied().collect();
+        surge_sim::partition_or_heal(&mut self.rng, &mut self.net, &ids);
+        let down = self.ids_where(|n| n.peer.is_none());
+        surge_sim::crash_or_restart(self, &faults, &ids, &down);
+    }
+
+    /// The profile always in force: settling turns it to [`Faults::none`], never off.
+    fn faults(&self) -> &Faults {
+        self.net
+            .faults()
+            .expect("the raft network always has a profile")
     }
 
     /// Crashes stay within a minority, so the cluster can still commit.
     fn may_crash_one_more(&self) -> bool {
         let down = self.nodes.len() - self.live_ids().len();
-        down < (self.nodes.len() - 1) / 2
+        self.faults().may_crash_one_more(self.nodes.len(), down)
     }
 
     fn tick_all(&mut self) -> Result<(), String> {
@@ -194,7 +191,8 @@ impl Cluster {
     /// Steps every due message into its receiver. Half the time the receiver handles its
     /// Ready at once, otherwise after the batch, so both orders run.
     fn deliver(&mut self) -> Result<(), String> {
-        let due = self.net.take_due(&mut self.rng, self.now);
+        let mut due = self.net.take_due(self.now);
+        due.shuffle(&mut self.rng);
         let mut batched = BTreeSet::new();
         for mut msg in due {
             let to = msg.to;
@@ -209,7 +207,8 @@ impl Cluster {
                 // Errors here are stale or foreign messages, which raft-rs rejects harmlessly.
                 let _ = peer.node.step(msg);
             });
-            if self.rng.gen_bool(self.net.faults.crash_unpersisted) && self.may_crash_one_more() {
+            let crash_unpersisted = self.faults().crash_unpersisted;
+            if self.rng.gen_bool(crash_unpersisted) && self.may_crash_one_more() {
                 // Dies between receiving and persisting: whatever it had not written is lost.
                 self.crash(to);
             } else if self.rng.gen_bool(0.5) {
@@ -244,7 +243,7 @@ impl Cluster {
     /// Clients propose fresh, unique values at whichever peers believe they lead.
     fn propose(&mut self) -> Result<(), String> {
         for _ in 0..MAX_PROPOSALS_PER_STEP {
-            if !self.rng.gen_bool(self.net.faults.propose) {
+            if !self.rng.gen_bool(self.propose) {
                 break;
             }
             let leaders = self.ids_where(|n| n.peer.as_ref().is_some_and(|p| p.is_leader()));
@@ -337,21 +336,11 @@ impl Cluster {
                         .record_applied(id, applied.index, applied.term, data)?;
                 }
             }
-            for msg in out.messages {
-                let (to, is_snapshot) = (msg.to, msg.get_msg_type() == MessageType::MsgSnapshot);
-                let sent = self.net.send(&mut self.rng, self.now, msg);
-                if !sent {
-                    peer.node.report_unreachable(to);
-                }
-                if is_snapshot {
-                    let status = if sent {
-                        SnapshotStatus::Finish
-                    } else {
-                        SnapshotStatus::Failure
-                    };
-                    peer.node.report_snapshot(to, status);
-                }
-            }
+            // A message lost on the way is reported too: a real transport learns of it when
+            // its stream breaks.
+            let (net, rng, now) = (&mut self.net, &mut self.rng, self.now);
+            Outbox::send(out.messages, |msg| net.send(rng, now, msg) == Sent::Queued)
+                .report(&mut peer.node);
         }
         Err(format!(
             "node {id} still has a Ready after {MAX_READY_ROUNDS} rounds"
@@ -378,7 +367,8 @@ impl Cluster {
 
     /// Heals the network, restarts every crashed peer and runs until all of them agree.
     fn settle(&mut self) -> Result<(), String> {
-        self.net.calm();
+        self.net.heal();
+        self.net.set_faults(Faults::none());
         for id in self.ids_where(|n| n.peer.is_none()) {
             self.start(id);
         }
@@ -506,5 +496,19 @@ impl Cluster {
                 hasher.finish()
             },
         }
+    }
+}
+
+impl Processes for Cluster {
+    fn rng(&mut self) -> &mut StdRng {
+        &mut self.rng
+    }
+
+    fn crash(&mut self, id: u64) {
+        Cluster::crash(self, id);
+    }
+
+    fn restart(&mut self, id: u64) {
+        self.start(id);
     }
 }
