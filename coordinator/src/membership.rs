@@ -61,9 +61,14 @@ struct GroupView {
     progress: Vec<(u64, u64, bool)>,
 }
 
+/// How recently the leader must have heard from a voter for it to count as healthy: within
+/// two election timeouts.
+pub(crate) fn alive_window(c: &Coordinator) -> Duration {
+    c.config.raft.tick * (2 * c.config.raft.election_ticks) as u32
+}
+
 async fn view(c: &Coordinator) -> Result<GroupView, Status> {
-    // Alive means heard from within two election timeouts.
-    let alive = c.config.raft.tick * (2 * c.config.raft.election_ticks) as u32;
+    let alive = alive_window(c);
     c.handle
         .inspect(META_GROUP, move |p| GroupView {
             is_leader: p.is_leader(),

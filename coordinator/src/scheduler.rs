@@ -19,6 +19,7 @@ use tracing::{info, warn};
 
 use crate::balance::{self, Limits, NodeFacts, ShardFacts};
 use crate::coordinator::{now_ms, Coordinator, Progress};
+use crate::membership;
 use crate::meta::{ClusterInfo, Command, NodeInfo, NodeState, ShardInfo};
 use crate::meta_state::{Settings, META_GROUP};
 use crate::operator::{self, Operator};
@@ -32,6 +33,7 @@ struct Gauges {
     nodes: IntGaugeVec,
     operators: IntGauge,
     planned: IntGauge,
+    voters_heard: IntGauge,
 }
 
 fn gauges() -> &'static Gauges {
@@ -52,14 +54,21 @@ fn gauges() -> &'static Gauges {
             "Operators the planner would still start to reach balance (on the leader)",
         )
         .unwrap_or_else(|e| panic!("planned gauge: {e}"));
+        let voters_heard = IntGauge::new(
+            "surge_coordinator_voters_heard",
+            "On the leader: voters (itself included) heard from lately enough to count as healthy when a removal checks the quorum; 0 elsewhere",
+        )
+        .unwrap_or_else(|e| panic!("voters gauge: {e}"));
         let r = prometheus::default_registry();
         let _ = r.register(Box::new(nodes.clone()));
         let _ = r.register(Box::new(operators.clone()));
         let _ = r.register(Box::new(planned.clone()));
+        let _ = r.register(Box::new(voters_heard.clone()));
         Gauges {
             nodes,
             operators,
             planned,
+            voters_heard,
         }
     })
 }
@@ -75,6 +84,8 @@ struct View {
     shards: Vec<ShardInfo>,
     operators: Vec<Operator>,
     settings: Settings,
+    /// On the leader, the voters that count as healthy ([`membership::alive_window`]).
+    voters_heard: usize,
 }
 
 /// Runs until `shutdown` flips.
@@ -87,9 +98,10 @@ pub async fn run(c: Arc<Coordinator>, ready: Readiness, mut shutdown: watch::Rec
             _ = shutdown.changed() => return,
         }
         c.refresh_from_state().await;
+        let alive = membership::alive_window(&c);
         let Ok(view) = c
             .handle
-            .inspect(META_GROUP, |p| View {
+            .inspect(META_GROUP, move |p| View {
                 is_leader: p.is_leader(),
                 settled: p.node.raft.commit_to_current_term()
                     && p.applied_index() >= p.commit_index(),
@@ -99,6 +111,15 @@ pub async fn run(c: Arc<Coordinator>, ready: Readiness, mut shutdown: watch::Rec
                 shards: p.sm.shards.values().cloned().collect(),
                 operators: p.sm.operators.in_flight.values().cloned().collect(),
                 settings: p.sm.settings.clone(),
+                voters_heard: if p.is_leader() {
+                    p.conf_state()
+                        .voters
+                        .iter()
+                        .filter(|v| **v == p.id() || p.heard_within(**v, alive))
+                        .count()
+                } else {
+                    0
+                },
             })
             .await
         else {
@@ -107,6 +128,7 @@ pub async fn run(c: Arc<Coordinator>, ready: Readiness, mut shutdown: watch::Rec
         };
         ready.set(view.leader_id != 0);
         publish_gauges(&view.nodes);
+        gauges().voters_heard.set(view.voters_heard as i64);
         if !view.is_leader {
             leader_since = None;
             c.leading_since_ms.store(0, Ordering::Relaxed);

@@ -1,10 +1,10 @@
-//! `surge-node --config FILE`: binds the sockets, installs signal handlers, runs.
+//! `surge-node --config FILE`: takes over or binds the sockets, installs signal handlers, runs.
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::Parser;
 use surge_node::config::ConfigFile;
+use surge_server::listeners::Listeners;
 
 /// A surge worker node.
 #[derive(Parser, Debug)]
@@ -34,6 +34,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // First: it takes the handed-over sockets' variables out of the environment.
+    let mut listeners = Listeners::from_env();
     surge_server::ops::init_tracing();
     let args = Args::parse();
     let mut file = ConfigFile::load(&args.config)?;
@@ -50,12 +52,12 @@ async fn main() -> anyhow::Result<()> {
         file.zone = zone;
     }
     let config = file.validate()?;
-    let grpc = tokio::net::TcpListener::bind(&config.grpc_listen)
-        .await
-        .with_context(|| format!("grpc_listen: cannot bind {}", config.grpc_listen))?;
-    let http = tokio::net::TcpListener::bind(&config.http_listen)
-        .await
-        .with_context(|| format!("http_listen: cannot bind {}", config.http_listen))?;
+    let grpc = listeners
+        .take_or_bind("grpc_listen", 0, &config.grpc_listen)
+        .await?;
+    let http = listeners
+        .take_or_bind("http_listen", 1, &config.http_listen)
+        .await?;
     surge_node::server::run(config, grpc, http, surge_server::ops::shutdown_signal()).await?;
     Ok(())
 }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use prometheus::{IntCounter, IntGauge};
+use prometheus::{IntCounter, IntGauge, IntGaugeVec, Opts};
 use surge_client::MetaClient;
 use surge_grpc::v1::node_service_client::NodeServiceClient;
 use surge_grpc::v1::{
@@ -37,6 +37,7 @@ pub enum MembershipError {
 struct Gauges {
     assigned: IntGauge,
     heartbeat_failures: IntCounter,
+    rules_version: IntGaugeVec,
 }
 
 fn gauges() -> &'static Gauges {
@@ -52,12 +53,22 @@ fn gauges() -> &'static Gauges {
             "Heartbeats that failed",
         )
         .unwrap_or_else(|e| panic!("{e}"));
+        let rules_version = IntGaugeVec::new(
+            Opts::new(
+                "surge_node_tenant_rules_version",
+                "The version of each tenant's rules in the last heartbeat answer, which the pipeline applies",
+            ),
+            &["tenant"],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         let r = prometheus::default_registry();
         let _ = r.register(Box::new(assigned.clone()));
         let _ = r.register(Box::new(heartbeat_failures.clone()));
+        let _ = r.register(Box::new(rules_version.clone()));
         Gauges {
             assigned,
             heartbeat_failures,
+            rules_version,
         }
     })
 }
@@ -370,6 +381,13 @@ pub async fn apply_directory(
         .values()
         .map(|s| (s.id, (s.epoch, s.replicas.clone())))
         .collect();
+    for (tenant, (version, _)) in &fresh.rules {
+        let name = fresh.names.get(tenant).map_or("", String::as_str);
+        gauges()
+            .rules_version
+            .with_label_values(&[name])
+            .set(*version as i64);
+    }
     if let Ok(mut d) = ctx.directory.write() {
         *d = fresh;
     }

@@ -8,6 +8,8 @@ use std::process::{Child, Command, Stdio};
 
 use serde::{Deserialize, Serialize};
 
+use crate::listener_pair::{ListenerPair, ACTIVATION_VARS};
+
 /// One process of the dev cluster.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProcessEntry {
@@ -31,7 +33,8 @@ pub struct ClusterFile {
     pub cluster_id: String,
     pub coordinators: Vec<ProcessEntry>,
     pub nodes: Vec<ProcessEntry>,
-    /// The first port of the cluster's range (nodes `dev add-node` starts take theirs from it).
+    /// The first port of the cluster's range (nodes `dev add-node` starts take theirs from
+    /// it); 0 when the OS chose every port (and chooses those of added nodes).
     #[serde(default)]
     pub base_port: u16,
     /// The nodes' snapshot rate, when `dev up` set one (added nodes get it too).
@@ -67,8 +70,16 @@ impl ClusterFile {
     }
 }
 
-/// Starts `entry`'s command with stdout and stderr appended to its log.
+/// Starts `entry`'s command with stdout and stderr appended to its log; the process binds the
+/// addresses of its config.
 pub fn spawn(entry: &ProcessEntry) -> std::io::Result<Child> {
+    spawn_with(entry, None)
+}
+
+/// Starts `entry`'s command, handing it `listeners` (which must be bound to the addresses of
+/// its config) when given. This process's copies of them are closed once the child has
+/// started.
+pub fn spawn_with(entry: &ProcessEntry, listeners: Option<ListenerPair>) -> std::io::Result<Child> {
     let (program, args) = entry
         .command
         .split_first()
@@ -78,12 +89,20 @@ pub fn spawn(entry: &ProcessEntry) -> std::io::Result<Child> {
         .append(true)
         .open(&entry.log)?;
     let err = log.try_clone()?;
-    Command::new(program)
+    let mut command = Command::new(program);
+    command
         .args(args)
         .stdin(Stdio::null())
         .stdout(log)
-        .stderr(err)
-        .spawn()
+        .stderr(err);
+    for var in ACTIVATION_VARS {
+        command.env_remove(var);
+    }
+    if let Some(listeners) = listeners {
+        listeners.hand_to(&mut command)?;
+    }
+    // `command` holds this process's copies of the listeners: they close as it drops, here.
+    command.spawn()
 }
 
 /// Sends `signal` to `pid`.

@@ -1,6 +1,9 @@
 //! What the `surgectl` operator CLI is built from, beyond [`surge_client`]: the printing
-//! station agent ([`station`]) and the local development cluster's description
-//! ([`dev_cluster`]), which tests and benches also use to find, kill and restart processes.
+//! station agent ([`station`]), the local development cluster's description
+//! ([`dev_cluster`]), which tests and benches also use to find, kill and restart processes,
+//! and the listening sockets `dev` binds for its processes and hands to them
+//! ([`listener_pair`]).
 
 pub mod dev_cluster;
+pub mod listener_pair;
 pub mod station;

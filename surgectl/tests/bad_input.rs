@@ -20,7 +20,7 @@ use tonic::Code;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusals_name_the_problem_and_change_nothing() {
-    let mut cluster = DevCluster::start(1, 8);
+    let mut cluster = DevCluster::start(8);
     let client = cluster.client();
     let before = status(&client).await.expect("status");
 
@@ -142,14 +142,13 @@ async fn refusals_name_the_problem_and_change_nothing() {
     node.name = "foreign-node".into();
     node.data_dir = foreign.clone();
     node.log = cluster.dir.path().join("logs/foreign-node.log");
-    let port = common::base_port(1) + 250;
     node.command.extend([
         "--data-dir".to_string(),
         foreign.display().to_string(),
         "--grpc-listen".into(),
-        format!("127.0.0.1:{port}"),
+        "127.0.0.1:0".into(),
         "--http-listen".into(),
-        format!("127.0.0.1:{}", port + 1),
+        "127.0.0.1:0".into(),
     ]);
     let mut child = surgectl::dev_cluster::spawn(&node).expect("start foreign node");
     let exited = eventually(Duration::from_secs(20), "the foreign node to exit", || {
@@ -183,8 +182,20 @@ async fn refusals_name_the_problem_and_change_nothing() {
     let (dead, victim) = (followers[0], followers[1]);
     let dead_entry = cluster.coordinator(dead).clone();
     cluster.kill9(&dead_entry);
-    // The leader notices within an election timeout (check-quorum marks the peer inactive).
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The leader stops counting it as healthy once it has not heard from it for two election
+    // timeouts; its gauge says when.
+    let leader_http = cluster.coordinator(leader).http_address.clone();
+    let voters = after.coordinators.len() as f64;
+    let noticed = eventually(
+        Duration::from_secs(20),
+        "the leader to count the killed coordinator as unhealthy",
+        || async {
+            let (_, metrics) = common::http_get(&leader_http, "/metrics").await;
+            common::metric(&metrics, "surge_coordinator_voters_heard") == Some(voters - 1.0)
+        },
+    )
+    .await;
+    println!("the leader noticed coordinator {dead} was gone after {noticed:?}");
     let err = client
         .call(|ch| async move {
             AdminServiceClient::new(ch)

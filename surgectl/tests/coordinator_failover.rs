@@ -31,7 +31,7 @@ async fn commit_marker(client: &surge_client::MetaClient, n: usize) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leader_kill_fails_over_and_the_restarted_coordinator_catches_up() {
-    let mut cluster = DevCluster::start(0, 8);
+    let mut cluster = DevCluster::start(8);
     let client = cluster.client();
     let mut markers = Vec::new();
     for round in 0..3 {

@@ -9,15 +9,15 @@ use std::time::Duration;
 use common::{eventually, local_status, status, DevCluster};
 use surge_grpc::v1::admin_service_client::AdminServiceClient;
 use surge_grpc::v1::{AddCoordinatorRequest, RemoveCoordinatorRequest};
+use surgectl::listener_pair::ListenerPair;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_coordinator_is_added_and_removed_through_joint_consensus() {
-    let mut cluster = DevCluster::start(3, 4);
-    let base = common::base_port(3);
-    let (grpc, http) = (
-        format!("127.0.0.1:{}", base + 3),
-        format!("127.0.0.1:{}", base + 103),
-    );
+    let mut cluster = DevCluster::start(4);
+    // Its ports, chosen by the OS and held until the process takes them over.
+    let listeners = ListenerPair::bind_loopback().expect("listeners");
+    let grpc = listeners.grpc_address().expect("address");
+    let http = listeners.http_address().expect("address");
     let mut config = format!(
         "id = 4\ndata_dir = {:?}\ngrpc_listen = \"{grpc}\"\nhttp_listen = \"{http}\"\njoin = true\n",
         cluster.dir.path().join("coordinator-4")
@@ -34,10 +34,11 @@ async fn a_coordinator_is_added_and_removed_through_joint_consensus() {
     entry.name = "coordinator-4".into();
     entry.id = 4;
     entry.grpc_address = grpc.clone();
+    entry.http_address = http.clone();
     entry.log = cluster.dir.path().join("logs/coordinator-4.log");
     entry.command[2] = config_path.display().to_string();
     cluster.file.coordinators.push(entry);
-    cluster.restart("coordinator-4");
+    cluster.start_process("coordinator-4", Some(listeners));
 
     let client = cluster.client().with_call_timeout(Duration::from_secs(60));
     let before = status(&client).await.expect("status");

@@ -23,7 +23,7 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -52,6 +52,8 @@ const BATCH: u64 = 20;
 struct Workload {
     stop: Arc<AtomicBool>,
     paused: Arc<AtomicBool>,
+    /// Writers waiting while paused.
+    parked: Arc<AtomicUsize>,
     /// External id → order id, for every acknowledged order.
     acked: Arc<Mutex<BTreeMap<String, String>>>,
     failures: Arc<Mutex<Vec<String>>>,
@@ -98,6 +100,18 @@ async fn watch_events(client: Arc<OrderClient>, events: Arc<Mutex<Vec<OrderEvent
     }
 }
 
+/// Waits while the writers are paused (and not stopped), counted in `parked`.
+async fn park_while_paused(paused: &AtomicBool, stop: &AtomicBool, parked: &AtomicUsize) {
+    if !paused.load(Ordering::Relaxed) {
+        return;
+    }
+    parked.fetch_add(1, Ordering::Relaxed);
+    while paused.load(Ordering::Relaxed) && !stop.load(Ordering::Relaxed) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    parked.fetch_sub(1, Ordering::Relaxed);
+}
+
 fn record(
     acked: &Mutex<BTreeMap<String, String>>,
     failures: &Mutex<Vec<String>>,
@@ -116,14 +130,16 @@ impl Workload {
     fn start(client: Arc<OrderClient>, labels: std::path::PathBuf) -> Workload {
         let stop = Arc::new(AtomicBool::new(false));
         let paused = Arc::new(AtomicBool::new(false));
+        let parked = Arc::new(AtomicUsize::new(0));
         let acked: Arc<Mutex<BTreeMap<String, String>>> = Arc::default();
         let failures: Arc<Mutex<Vec<String>>> = Arc::default();
         let submitted = Arc::new(AtomicU64::new(0));
         let single = {
-            let (client, stop, paused, acked, failures, submitted) = (
+            let (client, stop, paused, parked, acked, failures, submitted) = (
                 client.clone(),
                 stop.clone(),
                 paused.clone(),
+                parked.clone(),
                 acked.clone(),
                 failures.clone(),
                 submitted.clone(),
@@ -133,9 +149,7 @@ impl Workload {
                     if stop.load(Ordering::Relaxed) {
                         return;
                     }
-                    while paused.load(Ordering::Relaxed) && !stop.load(Ordering::Relaxed) {
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
+                    park_while_paused(&paused, &stop, &parked).await;
                     let order = sample::order("single", n);
                     let ext = order.external_order_id.clone();
                     let result = client.submit(order).await;
@@ -147,10 +161,11 @@ impl Workload {
             })
         };
         let batched = {
-            let (client, stop, paused, acked, failures, submitted) = (
+            let (client, stop, paused, parked, acked, failures, submitted) = (
                 client.clone(),
                 stop.clone(),
                 paused.clone(),
+                parked.clone(),
                 acked.clone(),
                 failures.clone(),
                 submitted.clone(),
@@ -160,9 +175,7 @@ impl Workload {
                     if stop.load(Ordering::Relaxed) {
                         return;
                     }
-                    while paused.load(Ordering::Relaxed) && !stop.load(Ordering::Relaxed) {
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
+                    park_while_paused(&paused, &stop, &parked).await;
                     let orders: Vec<_> = (0..BATCH)
                         .map(|i| sample::order("batch", b * BATCH + i))
                         .collect();
@@ -203,6 +216,7 @@ impl Workload {
         Workload {
             stop,
             paused,
+            parked,
             acked,
             failures,
             submitted,
@@ -212,6 +226,12 @@ impl Workload {
             events,
             watcher,
         }
+    }
+
+    /// True once no writer has a submission in flight: each is parked or done.
+    fn quiet(&self) -> bool {
+        let done = self.writers.iter().filter(|w| w.is_finished()).count();
+        self.parked.load(Ordering::Relaxed) + done == self.writers.len()
     }
 
     fn failures(&self) -> Vec<String> {
@@ -299,7 +319,12 @@ fn fully_replicated(shards: &[ShardDetail], up: &BTreeSet<u64>, replicas: usize)
 /// shard's replicas are identical, and resumes.
 async fn checkpoint(meta: &MetaClient, client: &OrderClient, w: &Workload, what: &str) {
     w.paused.store(true, Ordering::Relaxed);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    eventually(
+        Duration::from_secs(60),
+        "the writers to finish their submissions in flight",
+        || async { w.quiet() },
+    )
+    .await;
     eventually(
         Duration::from_secs(120),
         "the pipeline to settle",
@@ -493,7 +518,7 @@ async fn every_order_on_every_replica(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn nodes_join_drain_and_heal_while_orders_flow() {
-    let mut cluster = DevCluster::start(6, SHARDS);
+    let mut cluster = DevCluster::start(SHARDS);
     let meta = cluster.client();
     let key = common::tenant_with_rules(&meta, TENANT, &common::example_rules()).await;
     for (carrier, prefix) in [("SF", "SF"), ("ZTO", "ZT")] {
@@ -501,10 +526,15 @@ async fn nodes_join_drain_and_heal_while_orders_flow() {
     }
     let client = Arc::new(OrderClient::new(cluster.node_addresses(), &key).expect("client"));
     common::wait_for_intake(&client).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await; // rules reach the nodes
+    cluster.wait_for_rules(TENANT, 1).await;
     let labels = cluster.dir.path().join("labels");
     let work = Workload::start(client.clone(), labels.clone());
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    eventually(
+        Duration::from_secs(60),
+        "orders acknowledged before the nodes join",
+        || async { work.acked() >= 100 },
+    )
+    .await;
 
     // Scale out: two nodes join and, with no command, receive replicas and leaders.
     let node4 = cluster.add_node();
@@ -597,7 +627,17 @@ async fn nodes_join_drain_and_heal_while_orders_flow() {
         .expect("leader entry");
     cluster.kill9(&entry);
     println!("killed coordinator leader {leader} with operators {in_flight:?} in flight");
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // It comes back once another coordinator leads and carries the operators on.
+    eventually(
+        Duration::from_secs(30),
+        "another coordinator to lead",
+        || async {
+            common::status(&meta)
+                .await
+                .is_ok_and(|s| s.leader_id != entry.id)
+        },
+    )
+    .await;
     cluster.restart(&leader);
     let up: BTreeSet<u64> = nodes(&meta)
         .await
@@ -715,11 +755,10 @@ async fn nodes_join_drain_and_heal_while_orders_flow() {
 
     // Stop and check.
     work.stop.store(true, Ordering::Relaxed);
-    for w in &work.writers {
-        while !w.is_finished() {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
+    eventually(Duration::from_secs(60), "the writers to stop", || async {
+        work.writers.iter().all(|w| w.is_finished())
+    })
+    .await;
     let failures = work.failures();
     assert!(failures.is_empty(), "failed submissions: {failures:?}");
     let acked = work.acked.lock().expect("lock").clone();
@@ -747,11 +786,6 @@ async fn nodes_join_drain_and_heal_while_orders_flow() {
         },
     )
     .await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    work.watcher.abort();
-    let events = work.events.lock().expect("lock").clone();
-    every_order_on_every_replica(&meta, &key, &acked).await;
-
     // The writers stopped and the pipeline settled: every status is stable now (orders held
     // for review stay RECEIVED).
     let mut all = Vec::new();
@@ -767,6 +801,29 @@ async fn nodes_join_drain_and_heal_while_orders_flow() {
     ] {
         all.extend(common::list_status(&client, status).await);
     }
+    eventually(
+        Duration::from_secs(60),
+        "the watcher to reach every order's status",
+        || async {
+            let events = work.events.lock().expect("lock");
+            let mut last: HashMap<&str, (u64, u32, i32)> = HashMap::new();
+            for e in events.iter() {
+                let at = last.entry(e.order_id.as_str()).or_insert((0, 0, 0));
+                if (e.index, e.pos) >= (at.0, at.1) {
+                    *at = (e.index, e.pos, e.to);
+                }
+            }
+            all.iter().all(|o| {
+                last.get(o.order_id.as_str())
+                    .is_some_and(|l| l.2 == o.status)
+            })
+        },
+    )
+    .await;
+    work.watcher.abort();
+    let events = work.events.lock().expect("lock").clone();
+    every_order_on_every_replica(&meta, &key, &acked).await;
+
     let ids: BTreeSet<&str> = all.iter().map(|o| o.order_id.as_str()).collect();
     for id in acked.values() {
         assert!(ids.contains(id.as_str()), "acknowledged order {id} is gone");

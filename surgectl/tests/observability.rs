@@ -46,7 +46,7 @@ async fn services(address: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_process_serves_metrics_health_and_reflection() {
-    let cluster = DevCluster::start(2, 4);
+    let cluster = DevCluster::start(4);
     for p in cluster.file.coordinators.iter().chain(&cluster.file.nodes) {
         assert_eq!(
             common::http_get(&p.http_address, "/healthz").await.0,
@@ -103,6 +103,7 @@ async fn every_process_serves_metrics_health_and_reflection() {
         "surge_raft_proposal_seconds_bucket",
         "surge_raft_fsync_seconds_bucket",
         "surge_coordinator_nodes{state=\"up\"} 3",
+        "surge_coordinator_voters_heard",
     ] {
         assert!(
             metrics.contains(family),

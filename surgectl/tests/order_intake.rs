@@ -170,7 +170,7 @@ async fn count_listed(client: &OrderClient) -> (usize, BTreeSet<String>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn acknowledged_orders_survive_node_kills_and_a_full_restart() {
-    let mut cluster = DevCluster::start(4, 8);
+    let mut cluster = DevCluster::start(8);
     let meta = cluster.client();
     let key = create_tenant(&meta, "intake").await;
     let nodes: Vec<String> = cluster.node_addresses();
@@ -330,7 +330,10 @@ async fn acknowledged_orders_survive_node_kills_and_a_full_restart() {
     for entry in cluster.file.nodes.clone() {
         cluster.kill9(&entry);
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    eventually(Duration::from_secs(10), "every node to exit", || async {
+        cluster.file.nodes.iter().all(|n| common::exited(n.pid))
+    })
+    .await;
     for entry in cluster.file.nodes.clone() {
         cluster.restart(&entry.name);
     }

@@ -265,7 +265,7 @@ async fn exhausted_ranges_hold_orders_until_numbers_arrive(
     let rules = "[[carriers]]\nname = \"ZTO\"\ncost_cents = 600\ndays = 3\n\n[allocation]\ndefault_carrier = \"ZTO\"\n";
     let key = common::tenant_with_rules(meta, "tiny", rules).await;
     common::add_range(meta, "tiny", "ZTO", "TINY", (1, 5)).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await; // rules reach the nodes
+    cluster.wait_for_rules("tiny", 1).await;
     let client = OrderClient::new(nodes.to_vec(), &key).expect("client");
     let mut ids = Vec::new();
     for n in 1..=12u64 {
@@ -344,7 +344,7 @@ fn order_statuses_in(events: &[OrderEvent]) -> BTreeMap<String, Vec<&OrderEvent>
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn labels_print_once_across_leader_kills_and_nothing_is_lost() {
-    let mut cluster = DevCluster::start(5, 8);
+    let mut cluster = DevCluster::start(8);
     let meta = cluster.client();
     let key = setup(&meta).await;
     let nodes: Vec<String> = cluster.node_addresses();
@@ -354,6 +354,7 @@ async fn labels_print_once_across_leader_kills_and_nothing_is_lost() {
             .with_call_timeout(Duration::from_secs(3)),
     );
     common::wait_for_intake(&client).await;
+    cluster.wait_for_rules(TENANT, 1).await;
 
     bad_input_changes_nothing(&meta, &client).await;
     // A station started for another tenant than its key's refuses to run.
@@ -442,7 +443,18 @@ async fn labels_print_once_across_leader_kills_and_nothing_is_lost() {
             entry.name
         );
         cluster.kill9(&entry);
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        // It comes back once its shards are led elsewhere.
+        eventually(
+            Duration::from_secs(30),
+            "every shard led by a live node",
+            || async {
+                client
+                    .refresh()
+                    .await
+                    .is_ok_and(|m| m.shards.iter().all(|s| s.leader != 0 && s.leader != leader))
+            },
+        )
+        .await;
         cluster.restart(&entry.name);
     }
     let ids = submitter.await.expect("submitter");
@@ -698,7 +710,26 @@ async fn labels_print_once_across_leader_kills_and_nothing_is_lost() {
     .await;
 
     // The watcher, which reconnected once, saw every transition in order, none twice.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut histories: HashMap<String, Vec<String>> = HashMap::new();
+    for id in &ids {
+        let history = client.get(id).await.expect("get").history;
+        histories.insert(id.clone(), history.into_iter().map(|t| t.action).collect());
+    }
+    eventually(
+        Duration::from_secs(60),
+        "the watcher to see every recorded transition",
+        || async {
+            let events = events.lock().expect("lock");
+            let mut seen: HashMap<&str, usize> = HashMap::new();
+            for e in events.iter() {
+                *seen.entry(e.order_id.as_str()).or_default() += 1;
+            }
+            histories
+                .iter()
+                .all(|(id, h)| seen.get(id.as_str()).copied().unwrap_or(0) >= h.len())
+        },
+    )
+    .await;
     watcher.abort();
     let events = events.lock().expect("lock").clone();
     let keys: BTreeSet<(u32, u64, u32)> =
@@ -721,9 +752,8 @@ async fn labels_print_once_across_leader_kills_and_nothing_is_lost() {
                 w[0].action, w[1].action
             );
         }
-        let history = client.get(id).await.expect("get").history;
         let actions: Vec<&str> = seen.iter().map(|e| e.action.as_str()).collect();
-        let recorded: Vec<&str> = history.iter().map(|t| t.action.as_str()).collect();
+        let recorded: Vec<&str> = histories[id].iter().map(String::as_str).collect();
         assert_eq!(actions, recorded, "{id}: the stream and the history differ");
     }
     exhausted_ranges_hold_orders_until_numbers_arrive(&cluster, &meta, &nodes).await;

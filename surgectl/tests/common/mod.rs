@@ -1,61 +1,26 @@
-//! A dev cluster of real processes for tests: `surgectl dev up` in a temp dir, with helpers to
-//! find the leader, kill -9 and restart processes, and call the coordinators.
+//! A dev cluster of real processes for tests: `surgectl dev up --base-port 0` in a temp dir
+//! (the OS chooses every port, so test runs never collide; every address is read back from
+//! cluster.json), with helpers to find the leader, kill -9 and restart processes, call the
+//! coordinators, and wait for conditions ([`eventually`]).
 
 #![allow(dead_code, unreachable_pub)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use nix::fcntl::{Flock, FlockArg};
 use nix::sys::signal::Signal;
 use surge_client::{MetaClient, RetryPolicy};
 use surge_grpc::v1::coordinator_peer_service_client::CoordinatorPeerServiceClient;
 use surge_grpc::v1::{ClusterStatusResponse, CoordinatorStatus, LocalStatusRequest};
 use surgectl::dev_cluster::{self, ClusterFile, ProcessEntry};
+use surgectl::listener_pair::ListenerPair;
 
 pub fn bin_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_surgectl"))
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_default()
-}
-
-/// Port blocks test processes choose from; a block holds 7 slots of 360 ports.
-const PORT_BLOCKS: u16 = 10;
-
-/// This test process's port block: the first of [`PORT_BLOCKS`] that no other process holds.
-/// Each block is claimed with an exclusive `flock` on a file in the temp dir, kept until this
-/// process exits (the kernel drops it even on kill -9), so test runs at the same time never
-/// share ports, whatever their pids.
-fn port_block() -> u16 {
-    static BLOCK: OnceLock<(u16, Flock<std::fs::File>)> = OnceLock::new();
-    BLOCK
-        .get_or_init(|| {
-            for block in 0..PORT_BLOCKS {
-                let path = std::env::temp_dir().join(format!("surge-test-ports-{block}.lock"));
-                let file = std::fs::OpenOptions::new()
-                    .create(true)
-                    .truncate(false)
-                    .write(true)
-                    .open(&path)
-                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-                if let Ok(lock) = Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-                    return (block, lock);
-                }
-            }
-            panic!("all {PORT_BLOCKS} port blocks are held by other test processes")
-        })
-        .0
-}
-
-/// A base port for test `slot` (0..=6, one per test file), below the ephemeral range (32768),
-/// in this process's own block. A dev cluster uses base..base+310 (nodes added with
-/// `dev add-node` included).
-pub fn base_port(slot: u16) -> u16 {
-    assert!(slot <= 6, "test slots are 0..=6");
-    10_000 + port_block() * 2_200 + slot * 360
 }
 
 pub struct DevCluster {
@@ -67,19 +32,14 @@ pub struct DevCluster {
 }
 
 impl DevCluster {
-    /// Starts 3 coordinators and 3 nodes and waits for cluster.json.
-    pub fn start(slot: u16, shards: u32) -> DevCluster {
+    /// Starts 3 coordinators and 3 nodes on ports the OS chooses and waits for cluster.json.
+    pub fn start(shards: u32) -> DevCluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let log = std::fs::File::create(dir.path().join("surgectl.log")).expect("log");
         let surgectl = Command::new(env!("CARGO_BIN_EXE_surgectl"))
             .args(["dev", "up", "--dir"])
             .arg(dir.path())
-            .args([
-                "--base-port",
-                &base_port(slot).to_string(),
-                "--shards",
-                &shards.to_string(),
-            ])
+            .args(["--base-port", "0", "--shards", &shards.to_string()])
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
@@ -176,6 +136,12 @@ impl DevCluster {
 
     /// Restarts a killed process with its original command and records its new pid.
     pub fn restart(&mut self, name: &str) {
+        self.start_process(name, None);
+    }
+
+    /// Starts the process of entry `name` (killed, or added to `file` by the test), handing
+    /// it `listeners` (bound to the addresses of its config) when given.
+    pub fn start_process(&mut self, name: &str, listeners: Option<ListenerPair>) {
         let entry = self
             .file
             .coordinators
@@ -183,9 +149,35 @@ impl DevCluster {
             .chain(self.file.nodes.iter_mut())
             .find(|e| e.name == name)
             .expect("process");
-        let child = dev_cluster::spawn(entry).expect("restart");
+        let child = dev_cluster::spawn_with(entry, listeners).expect("start");
         entry.pid = child.id();
         self.restarted.push(child);
+    }
+
+    /// Waits until every node applies version `version` (or a later one) of `tenant`'s rules.
+    pub async fn wait_for_rules(&self, tenant: &str, version: u64) {
+        let addresses: Vec<String> = self
+            .file
+            .nodes
+            .iter()
+            .map(|n| n.http_address.clone())
+            .collect();
+        let what = format!("every node to apply version {version} of {tenant}'s rules");
+        eventually(Duration::from_secs(30), &what, || async {
+            for address in &addresses {
+                let (_, metrics) = http_get(address, "/metrics").await;
+                if metric(
+                    &metrics,
+                    &format!("surge_node_tenant_rules_version{{tenant=\"{tenant}\"}}"),
+                )
+                .is_none_or(|v| v < version as f64)
+                {
+                    return false;
+                }
+            }
+            true
+        })
+        .await;
     }
 }
 
@@ -202,6 +194,19 @@ impl Drop for DevCluster {
         }
         let _ = self.surgectl.kill();
         let _ = self.surgectl.wait();
+    }
+}
+
+/// True once process `pid` has exited (its fds, ports and locks are released), whether or not
+/// its parent has reaped it yet.
+pub fn exited(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesised command name: Z is a zombie, X dead.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state == "Z" || state == "X"),
+        Err(_) => true,
     }
 }
 
@@ -318,6 +323,13 @@ pub async fn http_get(address: &str, path: &str) -> (u16, String) {
         .map(|(_, b)| b.to_string())
         .unwrap_or_default();
     (code, body)
+}
+
+/// The value of sample `name` (with its labels, as Prometheus prints them) in a `/metrics` page.
+pub fn metric(page: &str, name: &str) -> Option<f64> {
+    page.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 /// One `AdminService` call through `meta`, which follows the leader and retries.

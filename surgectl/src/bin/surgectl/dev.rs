@@ -1,18 +1,21 @@
 //! `surgectl dev up`: a whole cluster on loopback, as child processes of this command; and
 //! `surgectl dev add-node`: one more node for it (scale-out), recorded in its cluster.json.
-//!
-//! Every node of a dev cluster is its own zone (zone-a, zone-b, ...): on one machine each
-//! process is its own failure domain, so replicas spread over any set of nodes.
+//! Their ports ([`crate::dev_ports`]), config files ([`crate::dev_configs`]) and children
+//! ([`crate::dev_children`]) have files of their own.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Child;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use surge_client::{MetaClient, RetryPolicy};
 use surge_proto::v1::{ClusterStatusResponse, NodeState};
 use surgectl::dev_cluster::{self, ClusterFile, ProcessEntry};
+use surgectl::listener_pair::ListenerPair;
 
+use crate::dev_children::Children;
+use crate::dev_configs::{coordinator_config, entry, node_config, zone_of};
+use crate::dev_ports::Ports;
 use crate::output::{print_status, Format};
 
 #[derive(clap::Args, Debug)]
@@ -28,7 +31,8 @@ pub(crate) struct UpArgs {
     shards: u32,
     #[arg(long, default_value_t = 3)]
     replicas: u32,
-    /// Coordinators listen on BASE.., their HTTP on BASE+100.., nodes on BASE+200.. and BASE+300..
+    /// Coordinators listen on BASE.., their HTTP on BASE+100.., nodes on BASE+200.. and
+    /// BASE+300..; 0 lets the OS choose every port (DIR/cluster.json lists them).
     #[arg(long, default_value_t = 7001)]
     base_port: u16,
     /// Stop the cluster once it is up and its status printed, instead of waiting for Ctrl-C.
@@ -44,14 +48,6 @@ pub(crate) struct UpArgs {
     max_snapshots_per_node: Option<u32>,
 }
 
-/// Node `n`'s zone: zone-a, zone-b, ... zone-z, then zone-27, ...
-fn zone_of(n: u64) -> String {
-    match u8::try_from(n) {
-        Ok(k @ 1..=26) => format!("zone-{}", (b'a' + k - 1) as char),
-        _ => format!("zone-{n}"),
-    }
-}
-
 #[derive(clap::Args, Debug)]
 pub(crate) struct AddNodeArgs {
     /// The dev cluster's directory (holding cluster.json).
@@ -62,155 +58,20 @@ pub(crate) struct AddNodeArgs {
     zone: Option<String>,
 }
 
-fn port(base: u16, offset: u64) -> anyhow::Result<u16> {
-    u16::try_from(u64::from(base) + offset).context("base_port: the port range runs past 65535")
-}
-
-fn coordinator_config(dir: &Path, id: u64, args: &UpArgs) -> anyhow::Result<String> {
-    let mut text = format!(
-        "# written by surgectl dev up\nid = {id}\ndata_dir = {:?}\ngrpc_listen = \"127.0.0.1:{}\"\nhttp_listen = \"127.0.0.1:{}\"\n",
-        dir.join(format!("coordinator-{id}")),
-        port(args.base_port, id - 1)?,
-        port(args.base_port, 100 + id - 1)?,
-    );
-    for peer in 1..=args.coordinator_count {
-        text.push_str(&format!(
-            "\n[[initial_peers]]\nid = {peer}\naddress = \"127.0.0.1:{}\"\nhttp_address = \"127.0.0.1:{}\"\n",
-            port(args.base_port, peer - 1)?,
-            port(args.base_port, 100 + peer - 1)?,
-        ));
-    }
-    if let Some(n) = args.max_snapshots_per_node {
-        text.push_str(&format!("\n[scheduler]\nmax_snapshots_per_node = {n}\n"));
-    }
-    Ok(text)
-}
-
-fn node_config(
-    dir: &Path,
-    n: u64,
-    base_port: u16,
-    zone: &str,
-    coordinators: &[String],
-    snapshot_rate: Option<u64>,
-) -> anyhow::Result<String> {
-    let list: Vec<String> = coordinators.iter().map(|c| format!("{c:?}")).collect();
-    let mut text = format!(
-        "# written by surgectl dev\ndata_dir = {:?}\ngrpc_listen = \"127.0.0.1:{}\"\nhttp_listen = \"127.0.0.1:{}\"\nzone = \"{zone}\"\ncoordinators = [{}]\n",
-        dir.join(format!("node-{n}")),
-        port(base_port, 200 + n - 1)?,
-        port(base_port, 300 + n - 1)?,
-        list.join(", "),
-    );
-    if let Some(rate) = snapshot_rate {
-        text.push_str(&format!("snapshot_max_bytes_per_sec = {rate}\n"));
-    }
-    Ok(text)
-}
-
-/// The node entry `n` of a dev cluster at `base_port`.
+/// The node entry `n` of a dev cluster, with its listeners when the OS chose its ports.
 fn node_entry(
     dir: &Path,
     n: u64,
-    base_port: u16,
+    ports: Ports,
     zone: &str,
     coordinators: &[String],
     snapshot_rate: Option<u64>,
-) -> anyhow::Result<ProcessEntry> {
-    if n > 99 {
-        bail!("a dev cluster has at most 99 nodes");
-    }
-    let grpc = format!("127.0.0.1:{}", port(base_port, 200 + n - 1)?);
-    let http = format!("127.0.0.1:{}", port(base_port, 300 + n - 1)?);
-    let config = node_config(dir, n, base_port, zone, coordinators, snapshot_rate)?;
-    entry(
-        dir,
-        "node",
-        n,
-        &crate::sibling_binary("surge-node")?,
-        config,
-        grpc,
-        http,
-    )
-}
-
-fn entry(
-    dir: &Path,
-    kind: &str,
-    id: u64,
-    binary: &Path,
-    config: String,
-    grpc: String,
-    http: String,
-) -> anyhow::Result<ProcessEntry> {
-    let name = format!("{kind}-{id}");
-    let config_path = dir.join(format!("{name}.toml"));
-    std::fs::write(&config_path, config)
-        .with_context(|| format!("writing {}", config_path.display()))?;
-    Ok(ProcessEntry {
-        name: name.clone(),
-        id,
-        grpc_address: grpc,
-        http_address: http,
-        pid: 0,
-        data_dir: dir.join(&name),
-        config: config_path.clone(),
-        log: dir.join("logs").join(format!("{name}.log")),
-        command: vec![
-            binary.display().to_string(),
-            "--config".into(),
-            config_path.display().to_string(),
-        ],
-    })
-}
-
-/// Children this command owns, and pids of nodes added later; stopped (SIGTERM, then SIGKILL
-/// for children) when dropped.
-struct Children(Vec<(String, Child)>, Vec<u32>);
-
-impl Children {
-    fn start(&mut self, e: &mut ProcessEntry) -> anyhow::Result<()> {
-        let child = dev_cluster::spawn(e).with_context(|| format!("starting {}", e.name))?;
-        e.pid = child.id();
-        self.0.push((e.name.clone(), child));
-        Ok(())
-    }
-
-    /// Names of children that have exited.
-    fn exited(&mut self) -> Vec<String> {
-        self.0
-            .iter_mut()
-            .filter_map(|(n, c)| matches!(c.try_wait(), Ok(Some(_))).then(|| n.clone()))
-            .collect()
-    }
-
-    /// Stops every child, and the nodes `dev add-node` started (recorded in cluster.json).
-    fn stop(&mut self) {
-        for (_, child) in &self.0 {
-            let _ = dev_cluster::signal(child.id(), nix::sys::signal::Signal::SIGTERM);
-        }
-        for pid in &self.1 {
-            let _ = dev_cluster::signal(*pid, nix::sys::signal::Signal::SIGTERM);
-        }
-        let deadline = Instant::now() + Duration::from_secs(5);
-        for (name, child) in &mut self.0 {
-            while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            if matches!(child.try_wait(), Ok(None)) {
-                eprintln!("{name} did not stop in time; killing it");
-                let _ = child.kill();
-            }
-            let _ = child.wait();
-        }
-        self.0.clear();
-    }
-}
-
-impl Drop for Children {
-    fn drop(&mut self) {
-        self.stop();
-    }
+) -> anyhow::Result<(ProcessEntry, Option<ListenerPair>)> {
+    let mut own = ports.node(n)?;
+    let config = node_config(dir, n, &own, zone, coordinators, snapshot_rate);
+    let binary = crate::sibling_binary("surge-node")?;
+    let e = entry(dir, "node", n, &binary, config, &own)?;
+    Ok((e, own.listeners.take()))
 }
 
 async fn status(client: &MetaClient) -> Result<ClusterStatusResponse, tonic::Status> {
@@ -249,22 +110,27 @@ async fn wait_for(
     }
 }
 
+/// Listeners bound for processes not started yet, by process name.
+type Held = BTreeMap<String, ListenerPair>;
+
 /// Starts every process and initializes the cluster; answers the status once all nodes are
 /// up and every shard is placed.
 async fn start_all(
     args: &UpArgs,
     file: &mut ClusterFile,
+    held: &mut Held,
     children: &mut Children,
 ) -> anyhow::Result<ClusterStatusResponse> {
     for c in &mut file.coordinators {
+        let listeners = held.remove(&c.name);
         // A new data dir founds the group; the recorded command (used for restarts) never
         // does, so a restart on a wiped data dir is refused rather than re-founding.
         if c.data_dir.exists() {
-            children.start(c)?;
+            children.start(c, listeners)?;
         } else {
             let mut first = c.clone();
             first.command.push("--initialize".into());
-            children.start(&mut first)?;
+            children.start(&mut first, listeners)?;
             c.pid = first.pid;
         }
     }
@@ -289,7 +155,8 @@ async fn start_all(
             .map_err(|s| anyhow::anyhow!("cluster init: {}", s.message()))?;
     }
     for n in &mut file.nodes {
-        children.start(n)?;
+        let listeners = held.remove(&n.name);
+        children.start(n, listeners)?;
     }
     let want_nodes = args.node_count as usize;
     wait_for(
@@ -338,43 +205,46 @@ pub(crate) async fn up(args: UpArgs, format: Format) -> anyhow::Result<()> {
     std::fs::create_dir_all(args.dir.join("logs"))
         .with_context(|| format!("creating {}", args.dir.display()))?;
     let dir = args.dir.canonicalize()?;
+    let ports = Ports::from_base(args.base_port);
+    // Every address is known (and, when the OS chose it, bound) before anything starts.
+    let mut held = Held::new();
     let mut file = ClusterFile::default();
+    let mut coordinators = Vec::new();
     for id in 1..=args.coordinator_count {
-        let grpc = format!("127.0.0.1:{}", port(args.base_port, id - 1)?);
-        let http = format!("127.0.0.1:{}", port(args.base_port, 100 + id - 1)?);
-        let config = coordinator_config(&dir, id, &args)?;
-        file.coordinators.push(entry(
-            &dir,
-            "coordinator",
-            id,
-            &coordinator_bin,
-            config,
-            grpc,
-            http,
-        )?);
+        coordinators.push((id, ports.coordinator(id)?));
+    }
+    let peers: Vec<(u64, String, String)> = coordinators
+        .iter()
+        .map(|(id, e)| (*id, e.grpc.clone(), e.http.clone()))
+        .collect();
+    for (id, mut own) in coordinators {
+        let config = coordinator_config(&dir, id, &own, &peers, args.max_snapshots_per_node);
+        let e = entry(&dir, "coordinator", id, &coordinator_bin, config, &own)?;
+        if let Some(listeners) = own.listeners.take() {
+            held.insert(e.name.clone(), listeners);
+        }
+        file.coordinators.push(e);
     }
     let coordinator_addrs = file.coordinator_addresses();
     let snapshot_rate = args.snapshot_mib_per_sec.map(|m| m << 20);
     for n in 1..=args.node_count {
-        file.nodes.push(node_entry(
-            &dir,
-            n,
-            args.base_port,
-            &zone_of(n),
-            &coordinator_addrs,
-            snapshot_rate,
-        )?);
+        let zone = zone_of(n);
+        let (e, listeners) = node_entry(&dir, n, ports, &zone, &coordinator_addrs, snapshot_rate)?;
+        if let Some(listeners) = listeners {
+            held.insert(e.name.clone(), listeners);
+        }
+        file.nodes.push(e);
     }
-    file.base_port = args.base_port;
+    file.base_port = ports.base_port();
     file.snapshot_bytes_per_sec = snapshot_rate;
 
-    let mut children = Children(Vec::new(), Vec::new());
+    let mut children = Children::default();
     // Ctrl-C or SIGTERM while starting still stops every child (they are dropped with
     // `children`), so no process is left holding its ports.
     let stop = shutdown_signal();
     tokio::pin!(stop);
     let ready = tokio::select! {
-        ready = start_all(&args, &mut file, &mut children) => ready?,
+        ready = start_all(&args, &mut file, &mut held, &mut children) => ready?,
         _ = &mut stop => bail!("interrupted while starting; stopping every process"),
     };
     file.cluster_id = ready.cluster_id.clone();
@@ -396,13 +266,14 @@ pub(crate) async fn up(args: UpArgs, format: Format) -> anyhow::Result<()> {
     eprintln!("stopping the dev cluster");
     // Nodes `dev add-node` started are not our children: stop them by pid.
     if let Ok(now) = ClusterFile::load(&dir) {
-        let ours: Vec<String> = children.0.iter().map(|(n, _)| n.clone()).collect();
-        children.1 = now
-            .nodes
-            .iter()
-            .filter(|n| !ours.contains(&n.name) && n.pid != 0)
-            .map(|n| n.pid)
-            .collect();
+        let ours = children.names();
+        children.adopt(
+            now.nodes
+                .iter()
+                .filter(|n| !ours.contains(&n.name) && n.pid != 0)
+                .map(|n| n.pid)
+                .collect(),
+        );
     }
     children.stop();
     Ok(())
@@ -420,24 +291,19 @@ pub(crate) async fn add_node(args: AddNodeArgs, format: Format) -> anyhow::Resul
             dir.display()
         )
     })?;
-    let base = file.base_port;
-    if base == 0 {
-        bail!(
-            "{}: cluster.json records no base port; restart it with this surgectl",
-            dir.display()
-        );
-    }
+    let ports = Ports::from_base(file.base_port);
     let n = file.nodes.iter().map(|e| e.id).max().unwrap_or(0) + 1;
     let zone = args.zone.unwrap_or_else(|| zone_of(n));
-    let mut e = node_entry(
+    let (mut e, listeners) = node_entry(
         &dir,
         n,
-        base,
+        ports,
         &zone,
         &file.coordinator_addresses(),
         file.snapshot_bytes_per_sec,
     )?;
-    let child = dev_cluster::spawn(&e).with_context(|| format!("starting {}", e.name))?;
+    let child =
+        dev_cluster::spawn_with(&e, listeners).with_context(|| format!("starting {}", e.name))?;
     e.pid = child.id();
     // The node outlives this command: `dev up` stops it by pid when it stops the cluster.
     drop(child);

@@ -4,12 +4,19 @@ mod admin;
 mod calls;
 mod cli;
 mod dev;
+mod dev_children;
+mod dev_configs;
+mod dev_ports;
 mod elastic;
 mod elastic_output;
 mod human;
+mod order_actions;
+mod order_view;
 mod orders;
 mod output;
-mod pipeline;
+mod station_run;
+mod tenant_admin;
+mod watch;
 
 use std::path::PathBuf;
 
@@ -90,10 +97,10 @@ async fn main() -> std::process::ExitCode {
         }
         Command::Tenant(TenantCmd::List) => admin::tenant_list(&cli.coordinators, cli.output).await,
         Command::Tenant(TenantCmd::Rules(RulesCmd::Set { tenant, file })) => {
-            pipeline::rules_set(&cli.coordinators, tenant, file).await
+            tenant_admin::rules_set(&cli.coordinators, tenant, file).await
         }
         Command::Tenant(TenantCmd::Rules(RulesCmd::Get { tenant })) => {
-            pipeline::rules_get(&cli.coordinators, tenant).await
+            tenant_admin::rules_get(&cli.coordinators, tenant).await
         }
         Command::Waybill(WaybillCmd::AddRange {
             tenant,
@@ -109,10 +116,10 @@ async fn main() -> std::process::ExitCode {
                 from,
                 to,
             };
-            pipeline::waybill_add(&cli.coordinators, cli.output, req).await
+            tenant_admin::waybill_add(&cli.coordinators, cli.output, req).await
         }
         Command::Waybill(WaybillCmd::Status { tenant }) => {
-            pipeline::waybill_status(&cli.coordinators, cli.output, tenant).await
+            tenant_admin::waybill_status(&cli.coordinators, cli.output, tenant).await
         }
         Command::Station(StationCmd::Run {
             tenant,
@@ -124,7 +131,7 @@ async fn main() -> std::process::ExitCode {
         }) => match cli.api_key.as_deref() {
             None => Err(no_key()),
             Some(key) => {
-                let args = pipeline::StationArgs {
+                let args = station_run::StationArgs {
                     tenant,
                     station,
                     printer,
@@ -132,17 +139,17 @@ async fn main() -> std::process::ExitCode {
                     window,
                     exit_after_idle,
                 };
-                pipeline::station_run(&cli.nodes, key, cli.output, args).await
+                station_run::station_run(&cli.nodes, key, cli.output, args).await
             }
         },
         Command::Label(cmd) => match cli.api_key.as_deref() {
             None => Err(no_key()),
             Some(key) => match cmd {
                 LabelCmd::Get { order_id, pdf, out } => {
-                    pipeline::label(&cli.nodes, key, order_id, pdf, out).await
+                    order_actions::label(&cli.nodes, key, order_id, pdf, out).await
                 }
                 LabelCmd::Reprint { order_id, reason } => {
-                    pipeline::reprint(&cli.nodes, key, order_id, reason).await
+                    order_actions::reprint(&cli.nodes, key, order_id, reason).await
                 }
             },
         },
@@ -153,43 +160,50 @@ async fn main() -> std::process::ExitCode {
                     orders::burst(&cli.nodes, key, cli.output, count, batch, run).await
                 }
                 OrderCmd::Get { order_id } => {
-                    pipeline::get(&cli.nodes, key, cli.output, &order_id).await
+                    order_actions::get(&cli.nodes, key, cli.output, &order_id).await
                 }
                 OrderCmd::Hold {
                     order_id,
                     code,
                     reason,
                 } => {
-                    let act = pipeline::Act::Hold { code, reason };
-                    pipeline::act(&cli.nodes, key, cli.output, order_id, act).await
+                    let act = order_actions::Act::Hold { code, reason };
+                    order_actions::act(&cli.nodes, key, cli.output, order_id, act).await
                 }
                 OrderCmd::Release {
                     order_id,
                     code,
                     reason,
                 } => {
-                    let act = pipeline::Act::Release { code, reason };
-                    pipeline::act(&cli.nodes, key, cli.output, order_id, act).await
+                    let act = order_actions::Act::Release { code, reason };
+                    order_actions::act(&cli.nodes, key, cli.output, order_id, act).await
                 }
                 OrderCmd::Pack { order_id } => {
-                    pipeline::act(&cli.nodes, key, cli.output, order_id, pipeline::Act::Pack).await
+                    order_actions::act(
+                        &cli.nodes,
+                        key,
+                        cli.output,
+                        order_id,
+                        order_actions::Act::Pack,
+                    )
+                    .await
                 }
                 OrderCmd::Ship {
                     order_id,
                     weight_grams,
                 } => {
-                    let act = pipeline::Act::Ship { weight_grams };
-                    pipeline::act(&cli.nodes, key, cli.output, order_id, act).await
+                    let act = order_actions::Act::Ship { weight_grams };
+                    order_actions::act(&cli.nodes, key, cli.output, order_id, act).await
                 }
                 OrderCmd::Tally => orders::tally(&cli.nodes, key, cli.output).await,
                 OrderCmd::Cancel { order_id, reason } => {
-                    pipeline::cancel(&cli.nodes, key, cli.output, order_id, reason).await
+                    order_actions::cancel(&cli.nodes, key, cli.output, order_id, reason).await
                 }
                 OrderCmd::Watch {
                     cursor,
                     max_events,
                     seconds,
-                } => pipeline::watch(&cli.nodes, key, cursor, max_events, seconds).await,
+                } => watch::watch(&cli.nodes, key, cursor, max_events, seconds).await,
                 OrderCmd::List { status, limit } => {
                     orders::list(&cli.nodes, key, cli.output, status.into(), limit).await
                 }

@@ -1,0 +1,100 @@
+//! The config files `surgectl dev` writes for its processes, and their cluster.json entries.
+//! Every address in them is the real one, so a process restarted from its entry's `command`
+//! binds the same ports by number.
+//!
+//! Every node of a dev cluster is its own zone (zone-a, zone-b, ...): on one machine each
+//! process is its own failure domain, so replicas spread over any set of nodes.
+
+use std::path::Path;
+
+use anyhow::Context;
+use surgectl::dev_cluster::ProcessEntry;
+
+use crate::dev_ports::Endpoints;
+
+/// Node `n`'s zone: zone-a, zone-b, ... zone-z, then zone-27, ...
+pub(crate) fn zone_of(n: u64) -> String {
+    match u8::try_from(n) {
+        Ok(k @ 1..=26) => format!("zone-{}", (b'a' + k - 1) as char),
+        _ => format!("zone-{n}"),
+    }
+}
+
+/// Coordinator `id`'s config; `peers` are every coordinator's (id, gRPC, HTTP) addresses.
+pub(crate) fn coordinator_config(
+    dir: &Path,
+    id: u64,
+    own: &Endpoints,
+    peers: &[(u64, String, String)],
+    max_snapshots_per_node: Option<u32>,
+) -> String {
+    let mut text = format!(
+        "# written by surgectl dev up\nid = {id}\ndata_dir = {:?}\ngrpc_listen = \"{}\"\nhttp_listen = \"{}\"\n",
+        dir.join(format!("coordinator-{id}")),
+        own.grpc,
+        own.http,
+    );
+    for (peer, grpc, http) in peers {
+        text.push_str(&format!(
+            "\n[[initial_peers]]\nid = {peer}\naddress = \"{grpc}\"\nhttp_address = \"{http}\"\n",
+        ));
+    }
+    if let Some(n) = max_snapshots_per_node {
+        text.push_str(&format!("\n[scheduler]\nmax_snapshots_per_node = {n}\n"));
+    }
+    text
+}
+
+/// Node `n`'s config.
+pub(crate) fn node_config(
+    dir: &Path,
+    n: u64,
+    own: &Endpoints,
+    zone: &str,
+    coordinators: &[String],
+    snapshot_rate: Option<u64>,
+) -> String {
+    let list: Vec<String> = coordinators.iter().map(|c| format!("{c:?}")).collect();
+    let mut text = format!(
+        "# written by surgectl dev\ndata_dir = {:?}\ngrpc_listen = \"{}\"\nhttp_listen = \"{}\"\nzone = \"{zone}\"\ncoordinators = [{}]\n",
+        dir.join(format!("node-{n}")),
+        own.grpc,
+        own.http,
+        list.join(", "),
+    );
+    if let Some(rate) = snapshot_rate {
+        text.push_str(&format!("snapshot_max_bytes_per_sec = {rate}\n"));
+    }
+    text
+}
+
+/// Writes `config` to `DIR/{kind}-{id}.toml` and answers the process's entry (pid 0: not
+/// started yet).
+pub(crate) fn entry(
+    dir: &Path,
+    kind: &str,
+    id: u64,
+    binary: &Path,
+    config: String,
+    own: &Endpoints,
+) -> anyhow::Result<ProcessEntry> {
+    let name = format!("{kind}-{id}");
+    let config_path = dir.join(format!("{name}.toml"));
+    std::fs::write(&config_path, config)
+        .with_context(|| format!("writing {}", config_path.display()))?;
+    Ok(ProcessEntry {
+        name: name.clone(),
+        id,
+        grpc_address: own.grpc.clone(),
+        http_address: own.http.clone(),
+        pid: 0,
+        data_dir: dir.join(&name),
+        config: config_path.clone(),
+        log: dir.join("logs").join(format!("{name}.log")),
+        command: vec![
+            binary.display().to_string(),
+            "--config".into(),
+            config_path.display().to_string(),
+        ],
+    })
+}

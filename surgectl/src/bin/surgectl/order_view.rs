@@ -1,0 +1,84 @@
+//! One order as `order get` and the order actions show it: status, carrier, waybill, holds
+//! and history.
+
+use surge_grpc::v1::{OrderStatus, OrderView};
+
+use crate::output::{emit, print_json, print_table, Format};
+
+/// `RECEIVED`, `LABEL_PRINTED`, ...: the status without its enum prefix.
+pub(crate) fn status_name(status: i32) -> String {
+    OrderStatus::try_from(status)
+        .map(|s| {
+            s.as_str_name()
+                .trim_start_matches("ORDER_STATUS_")
+                .to_string()
+        })
+        .unwrap_or_else(|_| status.to_string())
+}
+
+/// An order with its holds and history, as `order get` shows it.
+pub(crate) fn print_order_detail(format: Format, o: &OrderView) {
+    if let Format::Json = format {
+        print_json(&serde_json::json!({
+            "order_id": o.order_id,
+            "status": status_name(o.status),
+            "carrier": o.carrier,
+            "carrier_rule": o.carrier_rule,
+            "waybill": o.waybill,
+            "waybill_voided": o.waybill_voided,
+            "intercepted": o.intercepted,
+            "reprints": o.reprints,
+            "holds": o.holds.iter().map(|h| serde_json::json!({"code": h.code, "detail": h.detail, "actor": h.actor, "at_ms": h.at_ms})).collect::<Vec<_>>(),
+            "history": o.history.iter().map(|t| serde_json::json!({
+                "from": status_name(t.from), "to": status_name(t.to), "action": t.action,
+                "actor": t.actor, "reason": t.reason, "at_ms": t.at_ms,
+            })).collect::<Vec<_>>(),
+        }));
+        return;
+    }
+    let order = o.order.clone().unwrap_or_default();
+    emit(&format!(
+        "order {} ({}:{}) is {}{}",
+        o.order_id,
+        order.platform,
+        order.external_order_id,
+        status_name(o.status),
+        if o.intercepted {
+            ", INTERCEPTED: do not ship"
+        } else {
+            ""
+        }
+    ));
+    if !o.carrier.is_empty() {
+        emit(&format!("carrier {} (rule {})", o.carrier, o.carrier_rule));
+    }
+    if !o.waybill.is_empty() {
+        emit(&format!(
+            "waybill {}{}; reprints {}",
+            o.waybill,
+            if o.waybill_voided { " (voided)" } else { "" },
+            o.reprints
+        ));
+    }
+    for h in &o.holds {
+        emit(&format!("hold {}: {} (by {})", h.code, h.detail, h.actor));
+    }
+    let rows: Vec<Vec<String>> = o
+        .history
+        .iter()
+        .map(|t| {
+            vec![
+                t.at_ms.to_string(),
+                t.action.clone(),
+                status_name(t.from),
+                status_name(t.to),
+                t.actor.clone(),
+                t.reason.clone(),
+            ]
+        })
+        .collect();
+    print_table(
+        &["AT (MS)", "ACTION", "FROM", "TO", "ACTOR", "REASON"],
+        &rows,
+    );
+}
