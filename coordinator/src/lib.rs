@@ -30,3 +30,9 @@ pub use surge_meta::{
     balance, meta, meta_rows, meta_state, node_rules, operator, operator_book, placement,
     shard_view, waybills,
 };
+
+/// The column families a coordinator opens: the Raft library's and `meta`, where the
+/// metadata state machine keeps its rows.
+pub fn families() -> Vec<surge_raftstore::Family> {
+    surge_raftstore::families::process_families(&[])
+}

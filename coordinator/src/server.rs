@@ -46,7 +46,10 @@ fn data_dir_error(config: &Config, reason: impl Into<String>) -> ServerError {
 /// Opens the engine and refuses a data dir that belongs to another process or cluster.
 fn open_checked(config: &Config) -> Result<Arc<RocksEngine>, ServerError> {
     std::fs::create_dir_all(&config.data_dir).map_err(|e| data_dir_error(config, e.to_string()))?;
-    let engine = Arc::new(RocksEngine::open(&config.data_dir.join("db"))?);
+    let engine = Arc::new(RocksEngine::open(
+        &config.data_dir.join("db"),
+        &crate::families(),
+    )?);
     surge_rocks::rocks_metrics::register(&engine);
     let ours = Identity {
         kind: "coordinator".into(),

@@ -51,7 +51,7 @@ pub fn single_key(key: &[u8]) -> Vec<u8> {
 
 pub fn put_json<T: Serialize>(batch: &mut WriteBatch, key: Vec<u8>, value: &T) {
     // Serializing these plain records cannot fail; an empty value would fail loudly on reload.
-    batch.put(Cf::Meta, key, serde_json::to_vec(value).unwrap_or_default());
+    batch.put(Cf::META, key, serde_json::to_vec(value).unwrap_or_default());
 }
 
 /// Visits every row under `prefix`, decoded.
@@ -64,7 +64,7 @@ pub fn scan_rows<E: Engine + ?Sized, T: DeserializeOwned>(
     let end = keys::prefix_end(&start);
     let mut failure = None;
     engine.scan(
-        Cf::Meta,
+        Cf::META,
         &start,
         &end,
         &mut |k, v| match serde_json::from_slice(v) {
@@ -74,7 +74,7 @@ pub fn scan_rows<E: Engine + ?Sized, T: DeserializeOwned>(
             }
             Err(e) => {
                 failure = Some(EngineError::Corrupt {
-                    cf: Cf::Meta,
+                    cf: Cf::META,
                     key: k.to_vec(),
                     reason: e.to_string(),
                 });
@@ -91,11 +91,11 @@ pub fn get_row<E: Engine + ?Sized, T: DeserializeOwned>(
     key: &[u8],
 ) -> Result<Option<T>, EngineError> {
     let full = keys::data_key(META_GROUP, key);
-    match engine.get(Cf::Meta, &full)? {
+    match engine.get(Cf::META, &full)? {
         Some(v) => serde_json::from_slice(&v)
             .map(Some)
             .map_err(|e| EngineError::Corrupt {
-                cf: Cf::Meta,
+                cf: Cf::META,
                 key: full,
                 reason: e.to_string(),
             }),

@@ -313,12 +313,12 @@ impl<E: Engine> MetaState<E> {
                 }
             }
             Changed::Finished { id, evicted } => {
-                batch.delete(Cf::Meta, id_key(OPERATOR_PREFIX, id));
+                batch.delete(Cf::META, id_key(OPERATOR_PREFIX, id));
                 if let Some(op) = self.operators.finished.back() {
                     put_json(batch, id_key(FINISHED_PREFIX, id), op);
                 }
                 if let Some(old) = evicted {
-                    batch.delete(Cf::Meta, id_key(FINISHED_PREFIX, old));
+                    batch.delete(Cf::META, id_key(FINISHED_PREFIX, old));
                 }
             }
         }
@@ -358,7 +358,7 @@ impl<E: Engine> StateMachine for MetaState<E> {
                     }
                 }
                 MemberChange::Remove(id) => {
-                    batch.delete(Cf::Meta, id_key(COORD_PREFIX, id));
+                    batch.delete(Cf::META, id_key(COORD_PREFIX, id));
                     self.coordinators.remove(&id);
                 }
             }

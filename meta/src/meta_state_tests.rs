@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::operator::{OperatorKind, Outcome, Reason, Step};
-use surge_storage::MemEngine;
+use surge_storage::{Family, MemEngine};
 
 fn apply(sm: &mut MetaState<MemEngine>, cmd: Command) -> Output {
     let mut batch = WriteBatch::default();
@@ -36,7 +36,7 @@ fn register(instance: &str) -> Command {
 #[test]
 fn init_runs_once_and_a_retry_with_the_same_token_succeeds(
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let mut sm = MetaState::load(Arc::new(MemEngine::new()))?;
+    let mut sm = MetaState::load(Arc::new(MemEngine::new(&[Family::META])))?;
     assert!(matches!(
         apply(&mut sm, init("t1")),
         Ok(Reply::Initialized(_))
@@ -58,7 +58,7 @@ fn init_runs_once_and_a_retry_with_the_same_token_succeeds(
 #[test]
 fn registration_is_idempotent_per_instance_and_survives_reload(
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let engine = Arc::new(MemEngine::new());
+    let engine = Arc::new(MemEngine::new(&[Family::META]));
     let mut sm = MetaState::load(engine.clone())?;
     assert_eq!(
         apply(&mut sm, register("a")),
@@ -84,7 +84,7 @@ fn registration_is_idempotent_per_instance_and_survives_reload(
 #[test]
 fn a_tenant_is_created_once_and_a_retry_with_its_key_succeeds(
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let engine = Arc::new(MemEngine::new());
+    let engine = Arc::new(MemEngine::new(&[Family::META]));
     let mut sm = MetaState::load(engine.clone())?;
     let create = |key: &str| Command::CreateTenant {
         name: "acme".into(),
@@ -124,7 +124,7 @@ fn a_tenant_is_created_once_and_a_retry_with_its_key_succeeds(
 
 #[test]
 fn unknown_nodes_and_bad_placements_change_nothing() -> Result<(), Box<dyn std::error::Error>> {
-    let mut sm = MetaState::load(Arc::new(MemEngine::new()))?;
+    let mut sm = MetaState::load(Arc::new(MemEngine::new(&[Family::META])))?;
     apply(&mut sm, init("t"))?;
     apply(&mut sm, register("a"))?;
     let before = sm.shards.clone();
@@ -170,7 +170,7 @@ fn init_with_nodes(
 #[test]
 fn membership_updates_drains_removals_and_operators_survive_reload(
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let engine = Arc::new(MemEngine::new());
+    let engine = Arc::new(MemEngine::new(&[Family::META]));
     let mut sm = init_with_nodes(engine.clone(), 4)?;
     apply(
         &mut sm,

@@ -127,20 +127,20 @@ pub fn save<E: Engine + ?Sized>(engine: &E, resp: &HeartbeatResponse) -> Result<
         last: Some(resp.clone()),
     };
     let mut batch = WriteBatch::default();
-    batch.put(Cf::Meta, directory_key(), record.encode_to_vec());
+    batch.put(Cf::META, directory_key(), record.encode_to_vec());
     engine.write(&batch, false)
 }
 
 /// The directory kept by [`save`], if any.
 pub fn load<E: Engine + ?Sized>(engine: &E) -> Result<Option<HeartbeatResponse>, EngineError> {
     let key = directory_key();
-    let Some(raw) = engine.get(Cf::Meta, &key)? else {
+    let Some(raw) = engine.get(Cf::META, &key)? else {
         return Ok(None);
     };
     NodeDirectory::decode(raw.as_slice())
         .map(|d| d.last)
         .map_err(|e| EngineError::Corrupt {
-            cf: Cf::Meta,
+            cf: Cf::META,
             key,
             reason: e.to_string(),
         })
@@ -150,7 +150,7 @@ pub fn load<E: Engine + ?Sized>(engine: &E) -> Result<Option<HeartbeatResponse>,
 mod tests {
     use super::*;
     use surge_proto::v1::{NodeAddress, TenantKeys};
-    use surge_raftstore::MemEngine;
+    use surge_raftstore::{Family, MemEngine};
 
     #[test]
     fn keys_resolve_to_tenants_and_the_directory_survives_a_restart() -> Result<(), EngineError> {
@@ -168,7 +168,7 @@ mod tests {
             }],
             ..HeartbeatResponse::default()
         };
-        let engine = MemEngine::new();
+        let engine = MemEngine::new(&[Family::META]);
         assert_eq!(load(&engine)?, None);
         save(&engine, &resp)?;
         let dir = Directory::from_heartbeat(&load(&engine)?.unwrap_or_default());

@@ -25,3 +25,9 @@ pub mod print_service;
 pub mod replica_service;
 pub mod replicas;
 pub mod server;
+
+/// The column families a node opens: the Raft library's, `meta` (identity, node-local records)
+/// and the shards' ([`surge_shard::families`]).
+pub fn families() -> Vec<surge_raftstore::Family> {
+    surge_raftstore::families::process_families(&surge_shard::families::SHARD_FAMILIES)
+}

@@ -12,7 +12,7 @@ use surge_grpc::v1::{
     HeartbeatRequest, HeartbeatResponse, NodeStats, PeerProgress, RegisterNodeRequest, ReplicaStats,
 };
 use surge_raftstore::raft::StateRole;
-use surge_raftstore::{keys, Cf, Engine, GroupStats};
+use surge_raftstore::{keys, Engine, GroupStats};
 use surge_rocks::RocksEngine;
 use surge_server::identity::{self, Identity};
 use surge_server::ops::Readiness;
@@ -168,9 +168,10 @@ fn role_name(role: Option<StateRole>) -> &'static str {
 fn replica_size(engine: &RocksEngine, shard: u32) -> u64 {
     let group = u64::from(shard);
     let (start, end) = (keys::group_prefix(group), keys::group_end(group));
-    Cf::DATA
-        .iter()
-        .map(|cf| engine.approximate_size(*cf, &start, &end))
+    engine
+        .group_families()
+        .into_iter()
+        .map(|cf| engine.approximate_size(cf, &start, &end))
         .sum()
 }
 

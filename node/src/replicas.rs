@@ -53,7 +53,7 @@ fn meta_key(shard: u32) -> Vec<u8> {
 
 fn stage_meta(meta: &ReplicaMeta, batch: &mut WriteBatch) {
     let value = serde_json::to_vec(meta).unwrap_or_default();
-    batch.put(Cf::Meta, meta_key(meta.shard), value);
+    batch.put(Cf::META, meta_key(meta.shard), value);
 }
 
 /// Every replica record in the data dir.
@@ -62,12 +62,12 @@ pub fn load_all<E: Engine + ?Sized>(engine: &E) -> Result<Vec<ReplicaMeta>, Engi
     let end = keys::prefix_end(&start);
     let mut out = Vec::new();
     let mut bad = None;
-    engine.scan(Cf::Meta, &start, &end, &mut |k, v| {
+    engine.scan(Cf::META, &start, &end, &mut |k, v| {
         match serde_json::from_slice::<ReplicaMeta>(v) {
             Ok(m) => out.push(m),
             Err(e) => {
                 bad = Some(EngineError::Corrupt {
-                    cf: Cf::Meta,
+                    cf: Cf::META,
                     key: k.to_vec(),
                     reason: e.to_string(),
                 });
@@ -323,7 +323,7 @@ mod tests {
     #[tokio::test]
     async fn a_removed_replica_stays_removed() -> Result<(), EngineError> {
         let dir = tempfile::tempdir().map_err(|e| EngineError::Backend(e.to_string()))?;
-        let engine = Arc::new(RocksEngine::open(dir.path())?);
+        let engine = Arc::new(RocksEngine::open(dir.path(), &crate::families())?);
         let config = RaftConfig::default();
         let (raft_loop, handle) = RaftLoop::new(Vec::new(), Arc::new(Nowhere), config.clone());
         let thread = raft_loop::spawn(raft_loop);
@@ -377,7 +377,7 @@ mod tests {
     #[tokio::test]
     async fn a_tombstone_notice_removes_only_an_older_replica() -> Result<(), EngineError> {
         let dir = tempfile::tempdir().map_err(|e| EngineError::Backend(e.to_string()))?;
-        let engine = Arc::new(RocksEngine::open(dir.path())?);
+        let engine = Arc::new(RocksEngine::open(dir.path(), &crate::families())?);
         let config = RaftConfig::default();
         let (raft_loop, handle) = RaftLoop::new(Vec::new(), Arc::new(Nowhere), config.clone());
         let thread = raft_loop::spawn(raft_loop);
@@ -413,7 +413,7 @@ mod tests {
     #[test]
     fn replica_records_round_trip() -> Result<(), EngineError> {
         let dir = tempfile::tempdir().map_err(|e| EngineError::Backend(e.to_string()))?;
-        let engine = Arc::new(RocksEngine::open(dir.path())?);
+        let engine = Arc::new(RocksEngine::open(dir.path(), &crate::families())?);
         let meta = ReplicaMeta {
             shard: 3,
             epoch: FOUNDING_EPOCH,

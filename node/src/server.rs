@@ -48,7 +48,10 @@ fn open_checked(config: &Config) -> Result<(Arc<RocksEngine>, Identity), ServerE
         path: path.clone(),
         reason: e.to_string(),
     })?;
-    let engine = Arc::new(RocksEngine::open(&config.data_dir.join("db"))?);
+    let engine = Arc::new(RocksEngine::open(
+        &config.data_dir.join("db"),
+        &crate::families(),
+    )?);
     surge_rocks::rocks_metrics::register(&engine);
     let identity = match identity::load(engine.as_ref())? {
         Some(found) if found.kind != "node" => {

@@ -44,7 +44,8 @@ fn bad_configs_and_foreign_data_dirs_are_refused() {
         ..Identity::default()
     };
     {
-        let engine = surge_rocks::RocksEngine::open(&data.join("db")).expect("engine");
+        let engine = surge_rocks::RocksEngine::open(&data.join("db"), &surge_node::families())
+            .expect("engine");
         identity::save(&engine, &theirs).expect("identity");
     }
     std::fs::write(
@@ -58,7 +59,8 @@ fn bad_configs_and_foreign_data_dirs_are_refused() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(stderr.contains("belongs to coordinator 1"), "{stderr}");
-    let engine = surge_rocks::RocksEngine::open(&data.join("db")).expect("reopen");
+    let engine =
+        surge_rocks::RocksEngine::open(&data.join("db"), &surge_node::families()).expect("reopen");
     assert_eq!(
         identity::load(&engine).expect("load"),
         Some(theirs),

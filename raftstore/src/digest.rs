@@ -6,7 +6,8 @@ use prost::Message as _;
 use sha2::{Digest, Sha256};
 use surge_proto::v1::RaftLocalState;
 
-use crate::engine::{Cf, Engine, EngineError, ReadView};
+use crate::engine::{Engine, EngineError, ReadView};
+use crate::families::{APPLY_STATE, RAFT_STATE};
 use crate::keys;
 
 /// One replica's fingerprint.
@@ -28,14 +29,14 @@ impl GroupDigest {
 
 fn read_applied(view: &dyn ReadView, group: u64) -> Result<u64, EngineError> {
     let key = keys::state_key(group);
-    match view.get(Cf::ApplyState, &key)? {
+    match view.get(APPLY_STATE, &key)? {
         None => Ok(0),
         Some(raw) => raw
             .as_slice()
             .try_into()
             .map(u64::from_be_bytes)
             .map_err(|_| EngineError::Corrupt {
-                cf: Cf::ApplyState,
+                cf: APPLY_STATE,
                 key,
                 reason: "applied index is not 8 bytes".into(),
             }),
@@ -44,12 +45,12 @@ fn read_applied(view: &dyn ReadView, group: u64) -> Result<u64, EngineError> {
 
 fn read_epoch(view: &dyn ReadView, group: u64) -> Result<u64, EngineError> {
     let key = keys::state_key(group);
-    match view.get(Cf::RaftState, &key)? {
+    match view.get(RAFT_STATE, &key)? {
         None => Ok(0),
         Some(raw) => {
             let local =
                 RaftLocalState::decode(raw.as_slice()).map_err(|e| EngineError::Corrupt {
-                    cf: Cf::RaftState,
+                    cf: RAFT_STATE,
                     key,
                     reason: e.to_string(),
                 })?;
@@ -77,7 +78,7 @@ pub fn group_digest<E: Engine + ?Sized>(
         let end = keys::group_end(group);
         let mut hasher = Sha256::new();
         let (mut rows, mut bytes) = (0u64, 0u64);
-        for cf in Cf::DATA {
+        for cf in engine.group_families() {
             view.scan(cf, &prefix, &end, &mut |k, v| {
                 hasher.update(cf.code().to_be_bytes());
                 hasher.update((k.len() as u64).to_be_bytes());
@@ -105,22 +106,19 @@ pub fn group_digest<E: Engine + ?Sized>(
 mod tests {
     use super::*;
     use crate::engine::WriteBatch;
+    use crate::families::for_tests::{self, DATA, OTHER};
     use crate::MemEngine;
 
     #[test]
     fn equal_rows_give_equal_digests_and_any_difference_shows() -> Result<(), EngineError> {
         let fill = |value: &[u8]| -> Result<MemEngine, EngineError> {
-            let engine = MemEngine::new();
+            let engine = for_tests::engine();
             let mut batch = WriteBatch::default();
-            batch.put(Cf::Orders, keys::data_key(3, b"a"), b"x".to_vec());
-            batch.put(Cf::Outbox, keys::data_key(3, b"b"), value.to_vec());
+            batch.put(DATA, keys::data_key(3, b"a"), b"x".to_vec());
+            batch.put(OTHER, keys::data_key(3, b"b"), value.to_vec());
             // Another group's rows do not count.
-            batch.put(Cf::Orders, keys::data_key(4, b"a"), b"other".to_vec());
-            batch.put(
-                Cf::ApplyState,
-                keys::state_key(3),
-                9u64.to_be_bytes().to_vec(),
-            );
+            batch.put(DATA, keys::data_key(4, b"a"), b"other".to_vec());
+            batch.put(APPLY_STATE, keys::state_key(3), 9u64.to_be_bytes().to_vec());
             engine.write(&batch, true)?;
             Ok(engine)
         };

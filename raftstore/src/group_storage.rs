@@ -16,6 +16,7 @@ use raft::{GetEntriesContext, RaftState, StorageError};
 use surge_proto::v1::{MemberSince, RaftLocalState};
 
 use crate::engine::{Cf, Engine, EngineError, WriteBatch};
+use crate::families::{APPLY_STATE, RAFT_LOG, RAFT_STATE};
 use crate::keys;
 use crate::snapshot_worker::SnapshotWorker;
 
@@ -53,14 +54,15 @@ pub struct GroupStorage<E: Engine> {
     worker: Option<Arc<SnapshotWorker>>,
 }
 
-/// Stages the removal of every row of `group`: its log, Raft state, applied index and data.
-pub fn stage_destroy(group: u64, batch: &mut WriteBatch) {
+/// Stages the removal of every row of `group`: its log, Raft state, applied index and data
+/// (every family of `engine` that holds rows of a group).
+pub fn stage_destroy<E: Engine + ?Sized>(engine: &E, group: u64, batch: &mut WriteBatch) {
     let prefix = keys::group_prefix(group).to_vec();
     let end = keys::group_end(group);
-    batch.delete_range(Cf::RaftLog, prefix.clone(), end.clone());
-    batch.delete(Cf::RaftState, keys::state_key(group));
-    batch.delete(Cf::ApplyState, keys::state_key(group));
-    for cf in Cf::DATA {
+    batch.delete_range(RAFT_LOG, prefix.clone(), end.clone());
+    batch.delete(RAFT_STATE, keys::state_key(group));
+    batch.delete(APPLY_STATE, keys::state_key(group));
+    for cf in engine.group_families() {
         batch.delete_range(cf, prefix.clone(), end.clone());
     }
 }
@@ -99,7 +101,7 @@ fn to_raft(e: EngineError) -> raft::Error {
 }
 
 fn decode_entry(key: &[u8], value: &[u8]) -> Result<Entry, EngineError> {
-    Entry::parse_from_bytes(value).map_err(|e| corrupt(Cf::RaftLog, key, e))
+    Entry::parse_from_bytes(value).map_err(|e| corrupt(RAFT_LOG, key, e))
 }
 
 impl<E: Engine> GroupStorage<E> {
@@ -107,13 +109,13 @@ impl<E: Engine> GroupStorage<E> {
     pub fn open(engine: Arc<E>, group: u64) -> Result<GroupStorage<E>, EngineError> {
         let key = keys::state_key(group);
         let mut state = LocalState::default();
-        if let Some(raw) = engine.get(Cf::RaftState, &key)? {
-            let record = RaftLocalState::decode(raw.as_slice())
-                .map_err(|e| corrupt(Cf::RaftState, &key, e))?;
+        if let Some(raw) = engine.get(RAFT_STATE, &key)? {
+            let record =
+                RaftLocalState::decode(raw.as_slice()).map_err(|e| corrupt(RAFT_STATE, &key, e))?;
             state.hard_state = HardState::parse_from_bytes(&record.hard_state)
-                .map_err(|e| corrupt(Cf::RaftState, &key, e))?;
+                .map_err(|e| corrupt(RAFT_STATE, &key, e))?;
             state.conf_state = ConfState::parse_from_bytes(&record.conf_state)
-                .map_err(|e| corrupt(Cf::RaftState, &key, e))?;
+                .map_err(|e| corrupt(RAFT_STATE, &key, e))?;
             state.truncated_index = record.truncated_index;
             state.truncated_term = record.truncated_term;
             state.conf_epoch = record.conf_epoch;
@@ -128,20 +130,20 @@ impl<E: Engine> GroupStorage<E> {
         state.last_term = state.truncated_term;
         let start = keys::log_key(group, 0);
         let end = keys::group_end(group);
-        if let Some((k, v)) = engine.last_in_range(Cf::RaftLog, &start, &end)? {
+        if let Some((k, v)) = engine.last_in_range(RAFT_LOG, &start, &end)? {
             let entry = decode_entry(&k, &v)?;
             if keys::log_index(&k) != Some(entry.index) {
-                return Err(corrupt(Cf::RaftLog, &k, "key and entry index differ"));
+                return Err(corrupt(RAFT_LOG, &k, "key and entry index differ"));
             }
             state.last_index = entry.index;
             state.last_term = entry.term;
         }
-        let applied = match engine.get(Cf::ApplyState, &key)? {
+        let applied = match engine.get(APPLY_STATE, &key)? {
             Some(raw) => {
                 let bytes: [u8; 8] = raw
                     .as_slice()
                     .try_into()
-                    .map_err(|_| corrupt(Cf::ApplyState, &key, "applied index is not 8 bytes"))?;
+                    .map_err(|_| corrupt(APPLY_STATE, &key, "applied index is not 8 bytes"))?;
                 u64::from_be_bytes(bytes)
             }
             None => state.truncated_index,
@@ -252,7 +254,7 @@ impl<E: Engine> GroupStorage<E> {
             staged_files: self.state.staged_files.clone(),
         };
         batch.put(
-            Cf::RaftState,
+            RAFT_STATE,
             keys::state_key(self.group),
             record.encode_to_vec(),
         );
@@ -269,11 +271,11 @@ impl<E: Engine> GroupStorage<E> {
         );
         for entry in entries {
             let value = entry.write_to_bytes().unwrap_or_default();
-            batch.put(Cf::RaftLog, keys::log_key(self.group, entry.index), value);
+            batch.put(RAFT_LOG, keys::log_key(self.group, entry.index), value);
         }
         if last.index < self.state.last_index {
             batch.delete_range(
-                Cf::RaftLog,
+                RAFT_LOG,
                 keys::log_key(self.group, last.index + 1),
                 keys::log_key(self.group, self.state.last_index + 1),
             );
@@ -319,7 +321,7 @@ impl<E: Engine> GroupStorage<E> {
     pub fn stage_applied(&mut self, index: u64, batch: &mut WriteBatch) {
         self.applied = index;
         batch.put(
-            Cf::ApplyState,
+            APPLY_STATE,
             keys::state_key(self.group),
             index.to_be_bytes().to_vec(),
         );
@@ -340,7 +342,7 @@ impl<E: Engine> GroupStorage<E> {
         }
         let term = self.term_of(compact_to)?;
         batch.delete_range(
-            Cf::RaftLog,
+            RAFT_LOG,
             keys::log_key(self.group, self.state.truncated_index + 1),
             keys::log_key(self.group, compact_to + 1),
         );
@@ -372,7 +374,7 @@ impl<E: Engine> GroupStorage<E> {
 
     fn read_entry(&self, idx: u64) -> Result<Option<Entry>, EngineError> {
         let key = keys::log_key(self.group, idx);
-        match self.engine.get(Cf::RaftLog, &key)? {
+        match self.engine.get(RAFT_LOG, &key)? {
             Some(v) => decode_entry(&key, &v).map(Some),
             None => Ok(None),
         }
@@ -408,7 +410,7 @@ impl<E: Engine> raft::Storage for GroupStorage<E> {
         let end = keys::log_key(self.group, high);
         self.engine
             .scan(
-                Cf::RaftLog,
+                RAFT_LOG,
                 &start,
                 &end,
                 &mut |k, v| match decode_entry(k, v) {

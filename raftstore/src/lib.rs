@@ -14,11 +14,14 @@
 //! - [`transport`]: batched gRPC streams between processes ([`transport_service`] receives).
 //! - [`epoch`]: membership epochs and which inbound messages a replica refuses.
 //! - [`digest`]: a fingerprint of one replica, to compare replicas.
+//! - [`families`]: the log and state column families; the application declares its data
+//!   families.
 //! - [`metrics`], [`logger`] (raft-rs's slog into tracing), [`config`] (timers).
 
 pub mod config;
 pub mod digest;
 pub mod epoch;
+pub mod families;
 pub mod group_status;
 pub mod group_storage;
 pub mod logger;
@@ -42,5 +45,5 @@ pub use raft_handle::{MessageSink, RaftHandle, RequestError};
 pub use raft_loop::RaftLoop;
 pub use surge_storage::MemEngine;
 pub use surge_storage::{engine, keys, mem_engine, state_machine};
-pub use surge_storage::{Cf, Engine, EngineError, ReadView, WriteBatch, WriteOp};
+pub use surge_storage::{Cf, Engine, EngineError, Family, ReadView, Tuning, WriteBatch, WriteOp};
 pub use surge_storage::{MemberChange, Membership, StateMachine};

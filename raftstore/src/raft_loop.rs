@@ -348,8 +348,8 @@ impl<E: Engine, S: StateMachine> RaftLoop<E, S> {
         };
         self.fail_proposals(group, RequestError::NoGroup(group));
         self.fail_reads(group, RequestError::NoGroup(group));
-        crate::group_storage::stage_destroy(group, &mut batch);
         let engine = peer.engine().clone();
+        crate::group_storage::stage_destroy(engine.as_ref(), group, &mut batch);
         if let Ok(mut board) = self.board.write() {
             board.remove(&group);
         }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use surge_proto::v1::{SnapshotData, SnapshotRow};
 
 use crate::engine::{Cf, Engine, EngineError, FamilyRow};
+use crate::families::RAFT_STATE;
 use crate::keys;
 
 /// Stages a received snapshot's rows for the process's engine.
@@ -37,12 +38,13 @@ impl<E: Engine> SnapshotStaging for EngineStaging<E> {
         if !data.staged_files.is_empty() {
             return Err(corrupt(b"", "staged_files: set by the sender"));
         }
-        let rows = group_rows(group, std::mem::take(&mut data.rows))?;
+        let families = self.engine.group_families();
+        let rows = group_rows(&families, group, std::mem::take(&mut data.rows))?;
         let start = keys::group_prefix(group);
         let end = keys::group_end(group);
         data.staged_files = self
             .engine
-            .stage_replacement(&Cf::DATA, &start, &end, rows)?;
+            .stage_replacement(&families, &start, &end, rows)?;
         Ok(data)
     }
 
@@ -51,16 +53,20 @@ impl<E: Engine> SnapshotStaging for EngineStaging<E> {
     }
 }
 
-/// A snapshot's rows with their families, each checked to be a data row of `group`.
+/// A snapshot's rows with their families, each checked to be a row of `group` in one of
+/// `families` (the engine's per-group families).
 pub(crate) fn group_rows(
+    families: &[Cf],
     group: u64,
     rows: Vec<SnapshotRow>,
 ) -> Result<Vec<FamilyRow>, EngineError> {
     let prefix = keys::group_prefix(group);
     rows.into_iter()
         .map(|row| {
-            let cf = Cf::from_code(row.cf)
-                .filter(|cf| Cf::DATA.contains(cf))
+            let cf = families
+                .iter()
+                .copied()
+                .find(|cf| cf.code() == row.cf)
                 .ok_or_else(|| corrupt(&row.key, "snapshot row in unknown family"))?;
             if !row.key.starts_with(&prefix) {
                 return Err(corrupt(&row.key, "snapshot row outside the group"));
@@ -72,7 +78,7 @@ pub(crate) fn group_rows(
 
 fn corrupt(key: &[u8], reason: &str) -> EngineError {
     EngineError::Corrupt {
-        cf: Cf::RaftState,
+        cf: RAFT_STATE,
         key: key.to_vec(),
         reason: reason.to_string(),
     }

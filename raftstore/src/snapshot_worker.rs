@@ -20,6 +20,7 @@ use surge_proto::v1::{RaftLocalState, SnapshotData, SnapshotRow};
 use tracing::{debug, warn};
 
 use crate::engine::{Cf, Engine, EngineError, ReadView};
+use crate::families::{APPLY_STATE, RAFT_LOG, RAFT_STATE};
 use crate::keys;
 
 fn corrupt(cf: Cf, key: &[u8], reason: impl ToString) -> EngineError {
@@ -32,11 +33,15 @@ fn corrupt(cf: Cf, key: &[u8], reason: impl ToString) -> EngineError {
 
 /// Builds `group`'s snapshot from `view`: its applied state, as one consistent whole. Also
 /// answers the membership epoch of the snapshot's configuration.
-pub fn build_from_view(view: &dyn ReadView, group: u64) -> Result<(Snapshot, u64), EngineError> {
+pub fn build_from_view(
+    view: &dyn ReadView,
+    families: &[Cf],
+    group: u64,
+) -> Result<(Snapshot, u64), EngineError> {
     let key = keys::state_key(group);
-    let local = match view.get(Cf::RaftState, &key)? {
+    let local = match view.get(RAFT_STATE, &key)? {
         Some(raw) => {
-            RaftLocalState::decode(raw.as_slice()).map_err(|e| corrupt(Cf::RaftState, &key, e))?
+            RaftLocalState::decode(raw.as_slice()).map_err(|e| corrupt(RAFT_STATE, &key, e))?
         }
         None => RaftLocalState::default(),
     };
@@ -47,13 +52,13 @@ pub fn build_from_view(view: &dyn ReadView, group: u64) -> Result<(Snapshot, u64
             "group {group} is installing a snapshot; try again"
         )));
     }
-    let conf_state = ConfState::parse_from_bytes(&local.conf_state)
-        .map_err(|e| corrupt(Cf::RaftState, &key, e))?;
-    let applied = match view.get(Cf::ApplyState, &key)? {
+    let conf_state =
+        ConfState::parse_from_bytes(&local.conf_state).map_err(|e| corrupt(RAFT_STATE, &key, e))?;
+    let applied = match view.get(APPLY_STATE, &key)? {
         Some(raw) => u64::from_be_bytes(
             raw.as_slice()
                 .try_into()
-                .map_err(|_| corrupt(Cf::ApplyState, &key, "applied index is not 8 bytes"))?,
+                .map_err(|_| corrupt(APPLY_STATE, &key, "applied index is not 8 bytes"))?,
         ),
         None => local.truncated_index,
     };
@@ -61,19 +66,19 @@ pub fn build_from_view(view: &dyn ReadView, group: u64) -> Result<(Snapshot, u64
         local.truncated_term
     } else {
         let log_key = keys::log_key(group, applied);
-        let raw = view.get(Cf::RaftLog, &log_key)?.ok_or_else(|| {
+        let raw = view.get(RAFT_LOG, &log_key)?.ok_or_else(|| {
             EngineError::Backend(format!(
                 "group {group} has no log entry at its applied index {applied}"
             ))
         })?;
         Entry::parse_from_bytes(&raw)
-            .map_err(|e| corrupt(Cf::RaftLog, &log_key, e))?
+            .map_err(|e| corrupt(RAFT_LOG, &log_key, e))?
             .term
     };
     let prefix = keys::group_prefix(group);
     let end = keys::group_end(group);
     let mut rows = Vec::new();
-    for cf in Cf::DATA {
+    for &cf in families {
         view.scan(cf, &prefix, &end, &mut |k, v| {
             rows.push(SnapshotRow {
                 cf: cf.code(),
@@ -106,9 +111,10 @@ pub fn build_from_view(view: &dyn ReadView, group: u64) -> Result<(Snapshot, u64
 
 /// Builds `group`'s snapshot (and its epoch) from a fresh point-in-time view of `engine`.
 pub fn build<E: Engine + ?Sized>(engine: &E, group: u64) -> Result<(Snapshot, u64), EngineError> {
+    let families = engine.group_families();
     let mut out = None;
     engine.read_consistent(&mut |view| {
-        out = Some(build_from_view(view, group)?);
+        out = Some(build_from_view(view, &families, group)?);
         Ok(())
     })?;
     out.ok_or_else(|| EngineError::Backend("the consistent read did not run".into()))
@@ -225,6 +231,7 @@ impl SnapshotWorker {
 mod tests {
     use super::*;
     use crate::engine::WriteBatch;
+    use crate::families::for_tests::{self, DATA};
     use crate::MemEngine;
 
     fn group_with_rows(engine: &MemEngine) -> Result<(), EngineError> {
@@ -241,31 +248,27 @@ mod tests {
             conf_epoch: 5,
             ..RaftLocalState::default()
         };
-        batch.put(Cf::RaftState, keys::state_key(9), local.encode_to_vec());
-        batch.put(
-            Cf::ApplyState,
-            keys::state_key(9),
-            6u64.to_be_bytes().to_vec(),
-        );
+        batch.put(RAFT_STATE, keys::state_key(9), local.encode_to_vec());
+        batch.put(APPLY_STATE, keys::state_key(9), 6u64.to_be_bytes().to_vec());
         let entry = Entry {
             index: 6,
             term: 3,
             ..Entry::default()
         };
         batch.put(
-            Cf::RaftLog,
+            RAFT_LOG,
             keys::log_key(9, 6),
             entry.write_to_bytes().unwrap_or_default(),
         );
-        batch.put(Cf::Orders, keys::data_key(9, b"o1"), b"order".to_vec());
-        batch.put(Cf::Orders, keys::data_key(10, b"o2"), b"not ours".to_vec());
+        batch.put(DATA, keys::data_key(9, b"o1"), b"order".to_vec());
+        batch.put(DATA, keys::data_key(10, b"o2"), b"not ours".to_vec());
         engine.write(&batch, true)
     }
 
     #[test]
     fn a_snapshot_pairs_the_applied_index_with_its_term_configuration_and_rows(
     ) -> Result<(), EngineError> {
-        let engine = MemEngine::new();
+        let engine = for_tests::engine();
         group_with_rows(&engine)?;
         let (snap, epoch) = build(&engine, 9)?;
         assert_eq!(epoch, 5);
@@ -273,7 +276,7 @@ mod tests {
         assert_eq!((meta.index, meta.term), (6, 3));
         assert_eq!(meta.get_conf_state().voters, vec![1, 2, 3]);
         let data =
-            SnapshotData::decode(snap.data.as_ref()).map_err(|e| corrupt(Cf::Meta, b"", e))?;
+            SnapshotData::decode(snap.data.as_ref()).map_err(|e| corrupt(Cf::META, b"", e))?;
         assert_eq!((data.applied_index, data.conf_epoch), (6, 5));
         assert_eq!(data.rows.len(), 1);
         Ok(())
@@ -282,7 +285,7 @@ mod tests {
     #[test]
     fn the_worker_builds_in_the_background_and_hands_the_snapshot_out_once(
     ) -> Result<(), EngineError> {
-        let engine = Arc::new(MemEngine::new());
+        let engine = Arc::new(for_tests::engine());
         group_with_rows(&engine)?;
         let worker = SnapshotWorker::new(1);
         assert!(

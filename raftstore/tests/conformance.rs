@@ -14,12 +14,28 @@ mod snapshot;
 
 use std::sync::Arc;
 
+use surge_raftstore::families::{process_families, RAFT_LOG};
 use surge_raftstore::group_storage::{BOOTSTRAP_INDEX, BOOTSTRAP_TERM};
 use surge_raftstore::raft::eraftpb::{ConfState, Entry, HardState};
 use surge_raftstore::raft::{self, GetEntriesContext, Storage as _, StorageError};
-use surge_raftstore::{keys, Cf, Engine, GroupStorage, MemEngine, WriteBatch};
+use surge_raftstore::{keys, Cf, Engine, Family, GroupStorage, MemEngine, Tuning, WriteBatch};
 use surge_rocks::RocksEngine;
 use tempfile::TempDir;
+
+/// The test application's data families, declared as the node declares its own.
+const ORDERS: Cf = Cf::new(5, "orders");
+const OUTBOX: Cf = Cf::new(7, "outbox");
+
+/// What the test processes open their engines with: the Raft library's, `meta`, and the two
+/// above.
+fn families() -> Vec<Family> {
+    let group = |cf, tuning| Family {
+        cf,
+        per_group: true,
+        tuning,
+    };
+    process_families(&[group(ORDERS, Tuning::Bulk), group(OUTBOX, Tuning::Small)])
+}
 
 /// How a check obtains an engine and simulates a process restart.
 trait Harness {
@@ -41,7 +57,7 @@ struct MemHarness {
 impl MemHarness {
     fn new() -> MemHarness {
         MemHarness {
-            engine: Arc::new(MemEngine::new()),
+            engine: Arc::new(MemEngine::new(&families())),
         }
     }
 }
@@ -79,7 +95,9 @@ impl Harness for RocksHarness {
     fn engine(&mut self) -> Arc<RocksEngine> {
         let path = self.dir.path().to_path_buf();
         self.engine
-            .get_or_insert_with(|| Arc::new(RocksEngine::open(&path).expect("open rocksdb")))
+            .get_or_insert_with(|| {
+                Arc::new(RocksEngine::open(&path, &families()).expect("open rocksdb"))
+            })
             .clone()
     }
 
@@ -245,30 +263,27 @@ fn engine_basics<H: Harness>(mut h: H) {
     let engine = h.engine();
     let mut batch = WriteBatch::default();
     for key in ["a", "b", "c", "d"] {
-        batch.put(Cf::Meta, key.into(), key.to_uppercase().into());
+        batch.put(Cf::META, key.into(), key.to_uppercase().into());
     }
-    batch.put(Cf::Orders, b"a".to_vec(), b"order".to_vec());
-    batch.put(Cf::Meta, b"e".to_vec(), b"E".to_vec());
-    batch.delete(Cf::Meta, b"e".to_vec());
-    batch.delete(Cf::Meta, b"f".to_vec());
-    batch.put(Cf::Meta, b"f".to_vec(), b"F".to_vec());
+    batch.put(ORDERS, b"a".to_vec(), b"order".to_vec());
+    batch.put(Cf::META, b"e".to_vec(), b"E".to_vec());
+    batch.delete(Cf::META, b"e".to_vec());
+    batch.delete(Cf::META, b"f".to_vec());
+    batch.put(Cf::META, b"f".to_vec(), b"F".to_vec());
     engine.write(&batch, true).unwrap();
 
-    assert_eq!(engine.get(Cf::Meta, b"a").unwrap(), Some(b"A".to_vec()));
+    assert_eq!(engine.get(Cf::META, b"a").unwrap(), Some(b"A".to_vec()));
+    assert_eq!(engine.get(ORDERS, b"a").unwrap(), Some(b"order".to_vec()));
+    assert_eq!(engine.get(ORDERS, b"b").unwrap(), None);
+    assert_eq!(engine.get(Cf::META, b"e").unwrap(), None, "put then delete");
     assert_eq!(
-        engine.get(Cf::Orders, b"a").unwrap(),
-        Some(b"order".to_vec())
-    );
-    assert_eq!(engine.get(Cf::Orders, b"b").unwrap(), None);
-    assert_eq!(engine.get(Cf::Meta, b"e").unwrap(), None, "put then delete");
-    assert_eq!(
-        engine.get(Cf::Meta, b"f").unwrap(),
+        engine.get(Cf::META, b"f").unwrap(),
         Some(b"F".to_vec()),
         "delete then put"
     );
 
     let keys_in = |start: &[u8], end: &[u8]| -> Vec<Vec<u8>> {
-        rows(engine.as_ref(), Cf::Meta, start, end)
+        rows(engine.as_ref(), Cf::META, start, end)
             .into_iter()
             .map(|(k, _)| k)
             .collect()
@@ -281,30 +296,27 @@ fn engine_basics<H: Harness>(mut h: H) {
     assert_eq!(keys_in(b"d", b"b"), Vec::<Vec<u8>>::new());
     let mut visited = 0;
     engine
-        .scan(Cf::Meta, b"a", b"z", &mut |_, _| {
+        .scan(Cf::META, b"a", b"z", &mut |_, _| {
             visited += 1;
             visited < 2
         })
         .unwrap();
     assert_eq!(visited, 2, "a scan stops when the visitor says so");
 
-    let last = engine.last_in_range(Cf::Meta, b"a", b"d").unwrap();
+    let last = engine.last_in_range(Cf::META, b"a", b"d").unwrap();
     assert_eq!(last, Some((b"c".to_vec(), b"C".to_vec())));
-    assert_eq!(engine.last_in_range(Cf::Meta, b"x", b"z").unwrap(), None);
-    assert_eq!(engine.last_in_range(Cf::Meta, b"c", b"c").unwrap(), None);
+    assert_eq!(engine.last_in_range(Cf::META, b"x", b"z").unwrap(), None);
+    assert_eq!(engine.last_in_range(Cf::META, b"c", b"c").unwrap(), None);
 
     let mut batch = WriteBatch::default();
-    batch.delete_range(Cf::Meta, b"b".to_vec(), b"d".to_vec());
-    batch.delete_range(Cf::Meta, b"a".to_vec(), b"a".to_vec());
+    batch.delete_range(Cf::META, b"b".to_vec(), b"d".to_vec());
+    batch.delete_range(Cf::META, b"a".to_vec(), b"a".to_vec());
     engine.write(&batch, true).unwrap();
     assert_eq!(
         keys_in(b"a", b"z"),
         vec![b"a".to_vec(), b"d".to_vec(), b"f".to_vec()]
     );
-    assert_eq!(
-        engine.get(Cf::Orders, b"a").unwrap(),
-        Some(b"order".to_vec())
-    );
+    assert_eq!(engine.get(ORDERS, b"a").unwrap(), Some(b"order".to_vec()));
 }
 
 /// A batch with a reversed range is a caller bug; both engines must treat it alike, or the
@@ -313,11 +325,11 @@ fn engine_basics<H: Harness>(mut h: H) {
 fn reversed_delete_range_rejects_batch<H: Harness>(mut h: H) {
     let engine = h.engine();
     let mut batch = WriteBatch::default();
-    batch.put(Cf::Meta, b"a".to_vec(), b"1".to_vec());
-    batch.delete_range(Cf::Meta, b"d".to_vec(), b"b".to_vec());
+    batch.put(Cf::META, b"a".to_vec(), b"1".to_vec());
+    batch.delete_range(Cf::META, b"d".to_vec(), b"b".to_vec());
     assert!(engine.write(&batch, true).is_err());
     assert_eq!(
-        engine.get(Cf::Meta, b"a").unwrap(),
+        engine.get(Cf::META, b"a").unwrap(),
         None,
         "nothing of the batch applied"
     );
@@ -425,7 +437,7 @@ fn conflicting_append_truncates_suffix<H: Harness>(mut h: H) {
     assert_eq!(
         rows(
             engine.as_ref(),
-            Cf::RaftLog,
+            RAFT_LOG,
             &keys::log_key(GROUP, 4),
             &keys::group_end(GROUP)
         ),
@@ -497,7 +509,7 @@ fn compaction<H: Harness>(mut h: H) {
     assert_eq!(
         rows(
             engine.as_ref(),
-            Cf::RaftLog,
+            RAFT_LOG,
             &keys::log_key(GROUP, 0),
             &keys::log_key(GROUP, 6)
         ),
@@ -646,21 +658,21 @@ fn epochs_follow_membership<H: Harness>(mut h: H) {
 /// A consistent read sees one point in time: writes after it began are invisible to it.
 fn consistent_read_is_a_snapshot<H: Harness>(mut h: H) {
     let engine = h.engine();
-    put_row(engine.as_ref(), Cf::Orders, b"a".to_vec(), b"1");
+    put_row(engine.as_ref(), ORDERS, b"a".to_vec(), b"1");
     let mut seen = Vec::new();
     engine
         .read_consistent(&mut |view| {
-            put_row(engine.as_ref(), Cf::Orders, b"b".to_vec(), b"2");
-            view.scan(Cf::Orders, b"a", b"z", &mut |k, v| {
+            put_row(engine.as_ref(), ORDERS, b"b".to_vec(), b"2");
+            view.scan(ORDERS, b"a", b"z", &mut |k, v| {
                 seen.push((k.to_vec(), v.to_vec()));
                 true
             })?;
-            assert_eq!(view.get(Cf::Orders, b"b")?, None);
+            assert_eq!(view.get(ORDERS, b"b")?, None);
             Ok(())
         })
         .unwrap();
     assert_eq!(seen, vec![(b"a".to_vec(), b"1".to_vec())]);
-    assert_eq!(engine.get(Cf::Orders, b"b").unwrap(), Some(b"2".to_vec()));
+    assert_eq!(engine.get(ORDERS, b"b").unwrap(), Some(b"2".to_vec()));
 }
 
 macro_rules! conformance {

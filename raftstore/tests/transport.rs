@@ -10,12 +10,13 @@ use std::time::{Duration, Instant};
 
 use prost::Message as _;
 use surge_proto::v1::{SnapshotData, SnapshotRow};
+use surge_raftstore::families::process_families;
 use surge_raftstore::raft::eraftpb::{Message, MessageType, Snapshot};
 use surge_raftstore::snapshot_staging::EngineStaging;
 use surge_raftstore::transport::{
     GrpcTransport, Inbound, RaftTransportService, SNAPSHOT_CHUNK_BYTES,
 };
-use surge_raftstore::{keys, Cf, MemEngine, MessageSink};
+use surge_raftstore::{keys, Cf, Engine, Family, MemEngine, MessageSink, Tuning};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -71,11 +72,23 @@ fn sender_paced(cluster: &str, address: String, bytes_per_sec: u64) -> (GrpcTran
     (transport, outcomes)
 }
 
+/// The test application's one data family.
+const ORDERS: Cf = Cf::new(5, "orders");
+
+/// An engine opened as a process of the test application opens its own.
+fn engine() -> MemEngine {
+    MemEngine::new(&process_families(&[Family {
+        cf: ORDERS,
+        per_group: true,
+        tuning: Tuning::Bulk,
+    }]))
+}
+
 /// A snapshot of group 7 whose one order row holds `bytes` bytes.
 fn snapshot_message(to: u64, bytes: usize) -> Message {
     let data = SnapshotData {
         rows: vec![SnapshotRow {
-            cf: Cf::Orders.code(),
+            cf: ORDERS.code(),
             key: keys::data_key(7, "订单-1".as_bytes()),
             value: (0..bytes).map(|i| (i % 251) as u8).collect(),
         }],
@@ -216,7 +229,7 @@ async fn a_snapshot_for_another_cluster_is_refused_and_reported() {
 
 #[tokio::test]
 async fn with_staging_the_rows_arrive_as_engine_files() {
-    let engine = Arc::new(MemEngine::new());
+    let engine = Arc::new(engine());
     let (address, mut rx) = receiver_staging(2, "c1", Some(engine.clone())).await;
     let (transport, outcomes) = sender("c1", address);
     assert!(transport.send(7, 1, snapshot_message(2, 3 * SNAPSHOT_CHUNK_BYTES)));
@@ -228,14 +241,14 @@ async fn with_staging_the_rows_arrive_as_engine_files() {
         "the rows stay out of the loop's message"
     );
     assert_eq!(data.applied_index, 42);
-    assert_eq!(data.staged_files.len(), Cf::DATA.len());
-    assert_eq!(engine.staged_count(), Cf::DATA.len());
+    assert_eq!(data.staged_files.len(), engine.group_families().len());
+    assert_eq!(engine.staged_count(), engine.group_families().len());
     assert_eq!(outcome(&outcomes).await, (7, 2, true));
 }
 
 #[tokio::test]
 async fn a_snapshot_naming_staged_files_is_refused() {
-    let engine = Arc::new(MemEngine::new());
+    let engine = Arc::new(engine());
     let (address, mut rx) = receiver_staging(2, "c1", Some(engine.clone())).await;
     let (transport, outcomes) = sender("c1", address);
     let forged = SnapshotData {

@@ -1,5 +1,5 @@
 //! surge's RocksDB engine: [`RocksEngine`] implements `surge_storage::Engine` on one database per
-//! process (one column family per `Cf`, one WAL), and [`rocks_metrics`] reports RocksDB's
+//! process (the column families the process declares, one WAL), and [`rocks_metrics`] reports RocksDB's
 //! background work (compactions, flushes, level-0 files, write stalls) to Prometheus.
 
 pub mod rocks_engine;

@@ -10,16 +10,18 @@ use rocksdb::{
 };
 
 use surge_storage::engine::{
-    Cf, ConsistentRead, Engine, EngineError, FamilyRow, KeyValue, ReadView, WriteBatch, WriteOp,
+    check_families, Cf, ConsistentRead, Engine, EngineError, Family, FamilyRow, KeyValue, ReadView,
+    Tuning, WriteBatch, WriteOp,
 };
 
 /// Staged files older than this belong to snapshots that were never installed (raft-rs
 /// refused them, or the process stopped before stepping them) and are removed.
 const STAGED_MAX_AGE: Duration = Duration::from_secs(3600);
 
-/// A RocksDB database opened with every surge column family.
+/// A RocksDB database opened with the column families its process declares.
 pub struct RocksEngine {
     db: DB,
+    families: Vec<Family>,
     /// Where snapshot rows are written as SST files before ingestion (`<db>/staged`).
     staging: PathBuf,
     next_staged: AtomicU64,
@@ -34,22 +36,22 @@ fn io_error(path: &Path, e: std::io::Error) -> EngineError {
 }
 
 /// Per-family tuning, after TiKV's defaults: no compression in the top levels (data there is
-/// young and soon rewritten), LZ4 below. The Raft log is written once and deleted after
-/// compaction, so it is never compressed; it and the order families get larger memtables so
-/// that fewer flushes (and less write amplification) happen under intake load.
-fn cf_options(cf: Cf) -> Options {
+/// young and soon rewritten), LZ4 below. A log is written once and deleted after compaction,
+/// so it is never compressed; it and the bulk families get larger memtables so that fewer
+/// flushes (and less write amplification) happen under intake load.
+fn cf_options(tuning: Tuning) -> Options {
     use rocksdb::DBCompressionType::{Lz4, None as Plain};
     let mut o = Options::default();
-    match cf {
-        Cf::RaftLog => {
+    match tuning {
+        Tuning::Log => {
             o.set_compression_type(Plain);
             o.set_write_buffer_size(64 << 20);
         }
-        Cf::Orders | Cf::OrderIndex => {
+        Tuning::Bulk => {
             o.set_compression_per_level(&[Plain, Plain, Lz4, Lz4, Lz4, Lz4, Lz4]);
             o.set_write_buffer_size(64 << 20);
         }
-        _ => {
+        Tuning::Small => {
             o.set_compression_per_level(&[Plain, Plain, Lz4, Lz4, Lz4, Lz4, Lz4]);
         }
     }
@@ -57,17 +59,26 @@ fn cf_options(cf: Cf) -> Options {
 }
 
 impl RocksEngine {
-    /// Opens (creating if needed) the database at `path`.
-    pub fn open(path: &Path) -> Result<RocksEngine, EngineError> {
+    /// Opens (creating if needed) the database at `path` with `families`. A family the
+    /// database has and the list does not (one a newer or older version declared) is opened
+    /// too, untouched, since RocksDB refuses to open a database without all of its families.
+    pub fn open(path: &Path, families: &[Family]) -> Result<RocksEngine, EngineError> {
+        check_families(families)?;
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
         // Bounded: the process may run next to others on a small machine.
         opts.set_max_background_jobs(2);
         opts.set_keep_log_file_num(4);
-        let cfs = Cf::ALL
+        let existing = DB::list_cf(&opts, path).unwrap_or_default();
+        let undeclared = existing
+            .into_iter()
+            .filter(|name| name != "default" && !families.iter().any(|f| f.cf.name() == name));
+        let cfs: Vec<ColumnFamilyDescriptor> = families
             .iter()
-            .map(|cf| ColumnFamilyDescriptor::new(cf.name(), cf_options(*cf)));
+            .map(|f| ColumnFamilyDescriptor::new(f.cf.name(), cf_options(f.tuning)))
+            .chain(undeclared.map(|name| ColumnFamilyDescriptor::new(name, Options::default())))
+            .collect();
         let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(backend)?;
         let staging = path.join("staged");
         std::fs::create_dir_all(&staging).map_err(|e| io_error(&staging, e))?;
@@ -76,6 +87,7 @@ impl RocksEngine {
             .map_or(0, |d| d.as_nanos() as u64);
         Ok(RocksEngine {
             db,
+            families: families.to_vec(),
             staging,
             next_staged: AtomicU64::new(seed),
         })
@@ -88,26 +100,31 @@ impl RocksEngine {
 
     /// An integer property summed over every column family.
     pub(crate) fn family_property_sum(&self, name: &str) -> u64 {
-        Cf::ALL
+        self.families
             .iter()
-            .filter_map(|cf| self.db.cf_handle(cf.name()))
+            .filter_map(|f| self.db.cf_handle(f.cf.name()))
             .filter_map(|h| self.db.property_int_value_cf(&h, name).ok().flatten())
             .sum()
     }
 
     /// The path of staged file `name`, which must be one this engine made.
-    fn staged_path(&self, name: &str) -> Result<(PathBuf, Cf), EngineError> {
-        let cf = name
+    fn staged_path(&self, name: &str) -> Result<(PathBuf, Family), EngineError> {
+        let family = name
             .strip_suffix(".sst")
             .and_then(|stem| stem.rsplit_once('-'))
-            .and_then(|(_, family)| Cf::DATA.into_iter().find(|cf| cf.name() == family))
+            .and_then(|(_, family)| {
+                self.families
+                    .iter()
+                    .find(|f| f.per_group && f.cf.name() == family)
+                    .copied()
+            })
             .filter(|_| {
                 name.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
                     && !name.starts_with('.')
             })
             .ok_or_else(|| EngineError::Backend(format!("staged file {name:?}: not ours")))?;
-        Ok((self.staging.join(name), cf))
+        Ok((self.staging.join(name), family))
     }
 
     /// Removes staged files left by snapshots that were never installed.
@@ -128,9 +145,14 @@ impl RocksEngine {
         }
     }
 
+    /// A declared family's handle (one the database has and the process did not declare is
+    /// open but out of reach, as in the in-memory engine).
     fn handle(&self, cf: Cf) -> Result<&rocksdb::ColumnFamily, EngineError> {
-        self.db
-            .cf_handle(cf.name())
+        self.families
+            .iter()
+            .any(|f| f.cf == cf)
+            .then(|| self.db.cf_handle(cf.name()))
+            .flatten()
             .ok_or_else(|| EngineError::Backend(format!("column family {} missing", cf.name())))
     }
 
@@ -181,6 +203,10 @@ impl ReadView for Pinned<'_> {
 }
 
 impl Engine for RocksEngine {
+    fn families(&self) -> &[Family] {
+        &self.families
+    }
+
     fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, EngineError> {
         self.db.get_cf(self.handle(cf)?, key).map_err(backend)
     }
@@ -297,7 +323,12 @@ impl Engine for RocksEngine {
             rows.sort_by(|a, b| a.0.cmp(&b.0));
             let name = format!("{id:020}-{}.sst", cf.name());
             let path = self.staging.join(&name);
-            let opts = cf_options(cf);
+            let tuning = self
+                .families
+                .iter()
+                .find(|f| f.cf == cf)
+                .map_or(Tuning::Small, |f| f.tuning);
+            let opts = cf_options(tuning);
             let mut writer = SstFileWriter::create(&opts);
             writer.open(&path).map_err(backend)?;
             // The file's own tombstone clears what the family held in the range; rows in the same
@@ -319,7 +350,7 @@ impl Engine for RocksEngine {
 
     fn ingest_staged(&self, names: &[String]) -> Result<(), EngineError> {
         for name in names {
-            let (path, cf) = self.staged_path(name)?;
+            let (path, family) = self.staged_path(name)?;
             if !path.exists() {
                 continue;
             }
@@ -331,7 +362,7 @@ impl Engine for RocksEngine {
             let mut opts = IngestExternalFileOptions::default();
             opts.set_move_files(true);
             self.db
-                .ingest_external_file_cf_opts(self.handle(cf)?, &opts, vec![&link])
+                .ingest_external_file_cf_opts(self.handle(family.cf)?, &opts, vec![&link])
                 .map_err(backend)?;
             std::fs::remove_file(&path).map_err(|e| io_error(&path, e))?;
         }

@@ -27,11 +27,11 @@ fn identity_key() -> Vec<u8> {
 /// Reads the identity, if the data dir has one.
 pub fn load<E: Engine + ?Sized>(engine: &E) -> Result<Option<Identity>, EngineError> {
     let key = identity_key();
-    match engine.get(Cf::Meta, &key)? {
+    match engine.get(Cf::META, &key)? {
         Some(raw) => serde_json::from_slice(&raw)
             .map(Some)
             .map_err(|e| EngineError::Corrupt {
-                cf: Cf::Meta,
+                cf: Cf::META,
                 key,
                 reason: e.to_string(),
             }),
@@ -43,18 +43,18 @@ pub fn load<E: Engine + ?Sized>(engine: &E) -> Result<Option<Identity>, EngineEr
 pub fn save<E: Engine + ?Sized>(engine: &E, identity: &Identity) -> Result<(), EngineError> {
     let mut batch = WriteBatch::default();
     let value = serde_json::to_vec(identity).map_err(|e| EngineError::Backend(e.to_string()))?;
-    batch.put(Cf::Meta, identity_key(), value);
+    batch.put(Cf::META, identity_key(), value);
     engine.write(&batch, true)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use surge_storage::MemEngine;
+    use surge_storage::{Family, MemEngine};
 
     #[test]
     fn identity_round_trips() -> Result<(), EngineError> {
-        let engine = MemEngine::new();
+        let engine = MemEngine::new(&[Family::META]);
         assert_eq!(load(&engine)?, None);
         let id = Identity {
             kind: "node".into(),

@@ -12,10 +12,12 @@
 //! - [`actions`], [`waybills`], [`print_jobs`]: the lifecycle actions, decided by
 //!   [`lifecycle::decide`], a pure function of the order and the step.
 //! - [`planner`]: the pipeline's next steps for a waiting order, from the tenant's rules.
+//! - [`families`]: the column families a shard keeps its rows in.
 //! - [`outcome`]: what applying answers; [`ids`]: order ids and cursors; [`stage`]: where an
 //!   order stands in the pipeline; [`keys`]: where a shard keeps its rows.
 
 pub mod actions;
+pub mod families;
 pub mod ids;
 pub mod keys;
 pub mod lifecycle;

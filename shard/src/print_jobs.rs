@@ -1,9 +1,10 @@
 //! Print jobs inside the shard: the outbox row a bound order's label waits in, its lease to a
 //! printing station, the report that it printed, and reprints.
 
+use crate::families::OUTBOX;
 use prost::Message as _;
 use surge_proto::v1::{OrderAction, OrderRecord, OrderStatus, OutboxJob};
-use surge_storage::{Cf, Engine, WriteBatch};
+use surge_storage::{Engine, WriteBatch};
 
 use crate::actions::{refusal, refused, Ctx, MAX_REPRINTS};
 use crate::ids::{order_id, parse_id};
@@ -20,7 +21,7 @@ impl<E: Engine> ShardSm<E> {
 
     pub(crate) fn put_job(&mut self, batch: &mut WriteBatch, job: &OutboxJob) {
         if let Some(key) = self.job_key(job) {
-            self.put(batch, Cf::Outbox, key, job.encode_to_vec());
+            self.put(batch, OUTBOX, key, job.encode_to_vec());
         }
     }
 
@@ -36,7 +37,7 @@ impl<E: Engine> ShardSm<E> {
             ));
         };
         Ok(self
-            .read_msg(Cf::Outbox, &k::job(self.shard, tenant, index, pos))
+            .read_msg(OUTBOX, &k::job(self.shard, tenant, index, pos))
             .unwrap_or_else(|e| storage_failed(e)))
     }
 
@@ -45,11 +46,7 @@ impl<E: Engine> ShardSm<E> {
             return;
         }
         if let Some((_, index, pos)) = parse_id(&rec.pending_job) {
-            self.delete(
-                batch,
-                Cf::Outbox,
-                k::job(self.shard, rec.tenant_id, index, pos),
-            );
+            self.delete(batch, OUTBOX, k::job(self.shard, rec.tenant_id, index, pos));
         }
         rec.pending_job.clear();
     }

@@ -2,9 +2,10 @@
 //! current state): orders by id, external id and status, the pipeline's work lists, waybill
 //! books, unprinted jobs and the event log.
 
+use crate::families::{ORDER_INDEX, OUTBOX};
 use prost::Message as _;
 use surge_proto::v1::{OrderEvent, OrderRecord, OrderStatus, OutboxJob, WaybillBook};
-use surge_storage::{keys, Cf, Engine, EngineError};
+use surge_storage::{keys, Engine, EngineError};
 
 use crate::ids::Cursor;
 use crate::keys as k;
@@ -54,13 +55,12 @@ impl<E: Engine> ShardSm<E> {
             end
         };
         let mut ids = Vec::new();
-        self.engine
-            .scan(Cf::OrderIndex, &start, &end, &mut |key, _| {
-                if let Some(id) = key.get(prefix.len() + 8..) {
-                    ids.push(String::from_utf8_lossy(id).into_owned());
-                }
-                ids.len() < limit
-            })?;
+        self.engine.scan(ORDER_INDEX, &start, &end, &mut |key, _| {
+            if let Some(id) = key.get(prefix.len() + 8..) {
+                ids.push(String::from_utf8_lossy(id).into_owned());
+            }
+            ids.len() < limit
+        })?;
         self.load_all(ids)
     }
 
@@ -108,29 +108,28 @@ impl<E: Engine> ShardSm<E> {
                 let mut current: Option<u64> = None;
                 let mut in_tenant = 0;
                 let mut full_tenant = None;
-                self.engine
-                    .scan(Cf::OrderIndex, &start, &end, &mut |key, _| {
-                        let Some(tenant) = key
-                            .get(body..body + 8)
-                            .and_then(|b| b.try_into().ok())
-                            .map(u64::from_be_bytes)
-                        else {
-                            return true;
-                        };
-                        if current != Some(tenant) {
-                            current = Some(tenant);
-                            in_tenant = 0;
-                        }
-                        if in_tenant >= per_tenant {
-                            full_tenant = Some(tenant);
-                            return false;
-                        }
-                        if let Some(id) = key.get(body + 16..) {
-                            ids.push(String::from_utf8_lossy(id).into_owned());
-                            in_tenant += 1;
-                        }
-                        ids.len() < total
-                    })?;
+                self.engine.scan(ORDER_INDEX, &start, &end, &mut |key, _| {
+                    let Some(tenant) = key
+                        .get(body..body + 8)
+                        .and_then(|b| b.try_into().ok())
+                        .map(u64::from_be_bytes)
+                    else {
+                        return true;
+                    };
+                    if current != Some(tenant) {
+                        current = Some(tenant);
+                        in_tenant = 0;
+                    }
+                    if in_tenant >= per_tenant {
+                        full_tenant = Some(tenant);
+                        return false;
+                    }
+                    if let Some(id) = key.get(body + 16..) {
+                        ids.push(String::from_utf8_lossy(id).into_owned());
+                        in_tenant += 1;
+                    }
+                    ids.len() < total
+                })?;
                 if ids.len() >= total {
                     next = current.map_or(0, |t| t.wrapping_add(1));
                     break 'passes;
@@ -153,13 +152,13 @@ impl<E: Engine> ShardSm<E> {
         let mut out = Vec::new();
         let mut failed = None;
         self.engine.scan(
-            Cf::OrderIndex,
+            ORDER_INDEX,
             &prefix,
             &keys::prefix_end(&prefix),
             &mut |key, value| {
                 match (k::parse_book(8, key), WaybillBook::decode(value)) {
                     (Some((tenant, carrier)), Ok(book)) => out.push((tenant, carrier, book)),
-                    (_, Err(e)) => failed = Some(corrupt(Cf::OrderIndex, key, e)),
+                    (_, Err(e)) => failed = Some(corrupt(ORDER_INDEX, key, e)),
                     (None, Ok(_)) => {}
                 }
                 failed.is_none()
@@ -170,7 +169,7 @@ impl<E: Engine> ShardSm<E> {
 
     pub(crate) fn book(&self, tenant: u64, carrier: &str) -> Result<WaybillBook, EngineError> {
         Ok(self
-            .read_msg(Cf::OrderIndex, &k::book(self.shard, tenant, carrier))?
+            .read_msg(ORDER_INDEX, &k::book(self.shard, tenant, carrier))?
             .unwrap_or_default())
     }
 
@@ -204,7 +203,7 @@ impl<E: Engine> ShardSm<E> {
     /// The position `tenant`'s events were trimmed below, `(0, 0)` if never.
     pub fn trimmed_below(&self, tenant: u64) -> Result<(u64, u32), EngineError> {
         Ok(self
-            .read(Cf::OrderIndex, &k::trimmed(self.shard, tenant))?
+            .read(ORDER_INDEX, &k::trimmed(self.shard, tenant))?
             .and_then(|v| k::decode_position(&v))
             .unwrap_or_default())
     }
@@ -245,13 +244,13 @@ impl<E: Engine> ShardSm<E> {
         let mut failed = None;
         let start = start.unwrap_or_else(|| prefix.to_vec());
         self.engine.scan(
-            Cf::Outbox,
+            OUTBOX,
             &start,
             &keys::prefix_end(prefix),
             &mut |key, value| {
                 match M::decode(value) {
                     Ok(m) => out.push(m),
-                    Err(e) => failed = Some(corrupt(Cf::Outbox, key, e)),
+                    Err(e) => failed = Some(corrupt(OUTBOX, key, e)),
                 }
                 failed.is_none() && out.len() < limit
             },

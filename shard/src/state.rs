@@ -7,6 +7,7 @@
 //! Rows changed by earlier entries of a round that is not yet written are read back from an
 //! overlay, so two entries of one round see each other's effects.
 
+use crate::families::{ORDERS, ORDER_INDEX, OUTBOX};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -81,7 +82,7 @@ impl<E: Engine> ShardSm<E> {
     }
 
     fn load(&self, key: &[u8]) -> Result<Option<OrderRecord>, EngineError> {
-        self.read_msg(Cf::Orders, key)
+        self.read_msg(ORDERS, key)
     }
 
     pub(crate) fn load_order(&self, order_id: &str) -> Result<Option<OrderRecord>, EngineError> {
@@ -89,7 +90,7 @@ impl<E: Engine> ShardSm<E> {
     }
 
     pub(crate) fn by_ext_key(&self, key: &[u8]) -> Result<Option<OrderRecord>, EngineError> {
-        let Some(id) = self.read(Cf::OrderIndex, key)? else {
+        let Some(id) = self.read(ORDER_INDEX, key)? else {
             return Ok(None);
         };
         let id = String::from_utf8_lossy(&id).into_owned();
@@ -109,19 +110,19 @@ impl<E: Engine> ShardSm<E> {
             if old.status != rec.status {
                 self.delete(
                     batch,
-                    Cf::OrderIndex,
+                    ORDER_INDEX,
                     k::status(shard, tenant, old.status(), at, id),
                 );
             }
             if let Some(stage) = stage_of(old).filter(|s| Some(*s) != stage_of(rec)) {
                 let key = k::work(shard, stage as u8, tenant, at, id);
-                self.delete(batch, Cf::OrderIndex, key);
+                self.delete(batch, ORDER_INDEX, key);
             }
         }
         if old.is_none_or(|o| o.status != rec.status) {
             self.put(
                 batch,
-                Cf::OrderIndex,
+                ORDER_INDEX,
                 k::status(shard, tenant, rec.status(), at, id),
                 Vec::new(),
             );
@@ -129,12 +130,12 @@ impl<E: Engine> ShardSm<E> {
         if let Some(stage) = stage_of(rec).filter(|s| old.and_then(stage_of) != Some(*s)) {
             self.put(
                 batch,
-                Cf::OrderIndex,
+                ORDER_INDEX,
                 k::work(shard, stage as u8, tenant, at, id),
                 Vec::new(),
             );
         }
-        self.put(batch, Cf::Orders, k::order(shard, id), rec.encode_to_vec());
+        self.put(batch, ORDERS, k::order(shard, id), rec.encode_to_vec());
     }
 
     /// Appends `t` to the order's history and writes it as the event at `(index, pos)`.
@@ -167,7 +168,7 @@ impl<E: Engine> ShardSm<E> {
         };
         // Events are only read outside apply: no need to stage them.
         batch.put(
-            Cf::Outbox,
+            OUTBOX,
             k::event(self.shard, rec.tenant_id, index, pos),
             event.encode_to_vec(),
         );
@@ -223,12 +224,7 @@ impl<E: Engine> ShardSm<E> {
                 at_ms: submit.received_at_ms,
             };
             self.record(batch, &mut rec, index, pos as u32, intake);
-            self.put(
-                batch,
-                Cf::OrderIndex,
-                key,
-                rec.order_id.clone().into_bytes(),
-            );
+            self.put(batch, ORDER_INDEX, key, rec.order_id.clone().into_bytes());
             self.store(batch, None, &rec);
             outcomes.push(ItemOutcome::Accepted(acceptance_of(&rec)));
         }
@@ -261,12 +257,12 @@ impl<E: Engine> ShardSm<E> {
             return false;
         }
         batch.delete_range(
-            Cf::Outbox,
+            OUTBOX,
             k::event_prefix(self.shard, trim.tenant_id),
             k::event(self.shard, trim.tenant_id, below.0, below.1),
         );
         let key = k::trimmed(self.shard, trim.tenant_id);
-        self.put(batch, Cf::OrderIndex, key, k::encode_position(below));
+        self.put(batch, ORDER_INDEX, key, k::encode_position(below));
         true
     }
 }

@@ -1,6 +1,7 @@
 //! The shard state machine applied entry by entry on the in-memory engine: intake dedup, the
 //! pipeline stage of a record, ids, and listing by status.
 
+use crate::families::{ORDERS, SHARD_FAMILIES};
 use std::sync::Arc;
 
 use prost::Message as _;
@@ -8,7 +9,7 @@ use surge_proto::v1::shard_command::Command as ShardCmd;
 use surge_proto::v1::{
     Acceptance, Order, OrderRecord, OrderStatus, ShardCommand, SubmitBatch, SubmitItem,
 };
-use surge_storage::{Cf, Engine, MemEngine, StateMachine, WriteBatch};
+use surge_storage::{Engine, MemEngine, StateMachine, WriteBatch};
 
 use crate::*;
 
@@ -174,7 +175,7 @@ fn order_ids_carry_the_shard() {
 
 #[test]
 fn a_retry_returns_the_original_acceptance_and_a_new_payload_conflicts() {
-    let mut sm = ShardSm::new(3, Arc::new(MemEngine::default()));
+    let mut sm = ShardSm::new(3, Arc::new(MemEngine::new(&SHARD_FAMILIES)));
     let first = apply(&mut sm, 10, &submit(1, 1000, vec![order("A", "p1")]));
     let a = accepted(&first[0]).clone();
     assert_eq!(a.order_id, "3-10-0");
@@ -204,7 +205,7 @@ fn a_retry_returns_the_original_acceptance_and_a_new_payload_conflicts() {
 
 #[test]
 fn duplicates_inside_one_unwritten_batch_are_caught() {
-    let mut sm = ShardSm::new(0, Arc::new(MemEngine::default()));
+    let mut sm = ShardSm::new(0, Arc::new(MemEngine::new(&SHARD_FAMILIES)));
     let mut batch = WriteBatch::default();
     let one = submitted(sm.apply(
         5,
@@ -223,14 +224,14 @@ fn duplicates_inside_one_unwritten_batch_are_caught() {
     let stored_rows = batch
         .ops()
         .iter()
-        .filter(|op| matches!(op, surge_storage::WriteOp::Put { cf: Cf::Orders, .. }))
+        .filter(|op| matches!(op, surge_storage::WriteOp::Put { cf: ORDERS, .. }))
         .count();
     assert_eq!(stored_rows, 1);
 }
 
 #[test]
 fn listing_is_by_status_and_time_and_pages_by_cursor() {
-    let mut sm = ShardSm::new(1, Arc::new(MemEngine::default()));
+    let mut sm = ShardSm::new(1, Arc::new(MemEngine::new(&SHARD_FAMILIES)));
     for i in 0..5u64 {
         apply(
             &mut sm,

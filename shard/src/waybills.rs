@@ -2,12 +2,13 @@
 //! tenant's book for the carrier (and creating its print job in the same batch), voiding a
 //! bound number, and adding the blocks the coordinator leased to the book.
 
+use crate::families::ORDER_INDEX;
 use prost::Message as _;
 use surge_proto::v1::{
     AddWaybillBlock, HoldEntry, OrderAction, OrderRecord, OrderStatus, OutboxJob, RangeUsage,
     WaybillBook, WaybillCursor,
 };
-use surge_storage::{Cf, Engine, EngineError, WriteBatch};
+use surge_storage::{Engine, EngineError, WriteBatch};
 
 use crate::actions::{refusal, Ctx, MAX_BLOCKS};
 use crate::ids::order_id;
@@ -91,7 +92,7 @@ impl<E: Engine> ShardSm<E> {
             book.blocks.remove(at);
         }
         usage_mut(&mut book, block.range_id).bound += 1;
-        self.put(batch, Cf::OrderIndex, book_key, book.encode_to_vec());
+        self.put(batch, ORDER_INDEX, book_key, book.encode_to_vec());
         rec.holds.retain(|h| h.code != WAYBILL_HOLD);
         let new_job = OutboxJob {
             job_id: order_id(self.shard, ctx.index, ctx.pos as usize),
@@ -129,7 +130,7 @@ impl<E: Engine> ShardSm<E> {
         usage_mut(&mut book, rec.waybill_range).voided += 1;
         self.put(
             batch,
-            Cf::OrderIndex,
+            ORDER_INDEX,
             k::book(self.shard, rec.tenant_id, &rec.carrier),
             book.encode_to_vec(),
         );
@@ -158,7 +159,7 @@ impl<E: Engine> ShardSm<E> {
         });
         self.put(
             batch,
-            Cf::OrderIndex,
+            ORDER_INDEX,
             k::book(self.shard, add.tenant_id, &add.carrier),
             book.encode_to_vec(),
         );

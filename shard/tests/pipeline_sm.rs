@@ -13,6 +13,7 @@ use surge_proto::v1::{
     OrderAction, OrderRecord, OrderStatus as S, ShardCommand, SubmitBatch, SubmitItem,
     WaybillBlock,
 };
+use surge_shard::families::SHARD_FAMILIES;
 use surge_shard::{ActionOutcome, Applied, Done, RefuseCode, ShardSm, Stage, WAYBILL_HOLD};
 use surge_storage::{Engine, MemEngine, StateMachine, WriteBatch};
 
@@ -27,7 +28,7 @@ struct Shard {
 
 impl Shard {
     fn new() -> Shard {
-        let engine = Arc::new(MemEngine::default());
+        let engine = Arc::new(MemEngine::new(&SHARD_FAMILIES));
         Shard {
             sm: ShardSm::new(2, engine.clone()),
             engine,

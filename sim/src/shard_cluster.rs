@@ -21,7 +21,8 @@ use rand::{Rng, SeedableRng};
 use surge_raftstore::group_storage::stage_destroy;
 use surge_raftstore::raft::eraftpb::Message;
 use surge_raftstore::{
-    keys, logger, Cf, Engine, GroupStorage, MemEngine, Peer, RaftConfig, ReadyOutput, WriteBatch,
+    keys, logger, Cf, Engine, Family, GroupStorage, MemEngine, Peer, RaftConfig, ReadyOutput,
+    WriteBatch,
 };
 use surge_shard::{ShardOutput, ShardSm};
 
@@ -76,7 +77,7 @@ impl<P: Packet> ShardCluster<P> {
     /// Nodes `ids`, each with an empty engine and down: [`ShardCluster::start`] them.
     pub fn new(seed: u64, ids: &[u64], log_gc_threshold: u64, faults: Faults) -> Self {
         let node = || ShardNode {
-            engine: Arc::new(MemEngine::new()),
+            engine: Arc::new(MemEngine::new(&node_families())),
             peers: None,
             timeouts: BTreeMap::new(),
         };
@@ -174,7 +175,7 @@ impl<P: Packet> ShardCluster<P> {
         drop(peer);
         node.timeouts.remove(&shard);
         let mut batch = WriteBatch::default();
-        stage_destroy(u64::from(shard), &mut batch);
+        stage_destroy(node.engine.as_ref(), u64::from(shard), &mut batch);
         node.engine.write(&batch, true).expect("destroy");
         true
     }
@@ -303,8 +304,19 @@ impl<P: Packet> ShardCluster<P> {
 
     /// Every data row of `shard` on `id`: two replicas agree iff their dumps are equal.
     pub fn dump(&self, id: u64, shard: u32) -> Vec<(Cf, Vec<u8>, Vec<u8>)> {
-        self.rows(id, shard, &Cf::DATA)
+        let families = self.nodes[&id].engine.group_families();
+        self.rows(id, shard, &families)
     }
+
+    /// Every family a node's engine has, the Raft library's included.
+    pub fn all_families(&self) -> Vec<Cf> {
+        node_families().iter().map(|f| f.cf).collect()
+    }
+}
+
+/// What a node opens its engine with (as `surge_node::families` does).
+fn node_families() -> Vec<Family> {
+    surge_raftstore::families::process_families(&surge_shard::families::SHARD_FAMILIES)
 }
 
 /// Opens a replica from the engine, creating its initial state first if it has none.

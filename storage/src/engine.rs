@@ -4,82 +4,83 @@
 //! snapshots) is written once on top of it in surge-raftstore's `GroupStorage`, so the RocksDB engine and
 //! the in-memory engine behave identically and pass the same conformance suite.
 
-/// Column families, shared by every process (DESIGN.md §7). They share one WAL, so one
-/// [`WriteBatch`] is atomic across them.
+/// A column family. The families are declared by the layers that own them, not here: the Raft
+/// library declares its log and state families, the shard and metadata state machines their
+/// data families, and each process opens its engine with the list it needs ([`Family`]). Only
+/// [`Cf::META`], which every process's identity lives in, is declared by this crate. They
+/// share one WAL, so one [`WriteBatch`] is atomic across them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Cf {
-    /// `group | index` → `eraftpb::Entry`.
-    RaftLog,
-    /// `group` → `RaftLocalState` (HardState, ConfState, truncation point).
-    RaftState,
-    /// `group` → applied index, written with the state it covers.
-    ApplyState,
-    /// Process identity and coordinator metadata (`group | ...`).
-    Meta,
-    /// Shard epoch, peers and state.
-    ShardMeta,
-    /// `shard | order id` → order.
-    Orders,
-    /// Secondary order indexes.
-    OrderIndex,
-    /// `shard | seq` → print job.
-    Outbox,
+pub struct Cf {
+    code: u32,
+    name: &'static str,
 }
 
 impl Cf {
-    /// Every family, in a fixed order.
-    pub const ALL: [Cf; 8] = [
-        Cf::RaftLog,
-        Cf::RaftState,
-        Cf::ApplyState,
-        Cf::Meta,
-        Cf::ShardMeta,
-        Cf::Orders,
-        Cf::OrderIndex,
-        Cf::Outbox,
-    ];
+    /// Process identity, node-local records and the coordinator's metadata (`group | ...`).
+    pub const META: Cf = Cf::new(3, "meta");
 
-    /// The families that hold a group's state-machine data: what a snapshot carries.
-    pub const DATA: [Cf; 5] = [
-        Cf::Meta,
-        Cf::ShardMeta,
-        Cf::Orders,
-        Cf::OrderIndex,
-        Cf::Outbox,
-    ];
+    /// A family with a stable wire `code` (snapshot rows carry it) and its engine `name`.
+    /// Codes and names must be unique within one process's [`Family`] list.
+    pub const fn new(code: u32, name: &'static str) -> Cf {
+        Cf { code, name }
+    }
 
     /// The RocksDB column family name.
     pub fn name(self) -> &'static str {
-        match self {
-            Cf::RaftLog => "raft_log",
-            Cf::RaftState => "raft_state",
-            Cf::ApplyState => "apply_state",
-            Cf::Meta => "meta",
-            Cf::ShardMeta => "shard_meta",
-            Cf::Orders => "orders",
-            Cf::OrderIndex => "order_index",
-            Cf::Outbox => "outbox",
-        }
+        self.name
     }
 
     /// A stable number for the wire (snapshot rows).
     pub fn code(self) -> u32 {
-        match self {
-            Cf::RaftLog => 0,
-            Cf::RaftState => 1,
-            Cf::ApplyState => 2,
-            Cf::Meta => 3,
-            Cf::ShardMeta => 4,
-            Cf::Orders => 5,
-            Cf::OrderIndex => 6,
-            Cf::Outbox => 7,
+        self.code
+    }
+}
+
+/// How an engine should treat a family: hints, not semantics (the in-memory engine ignores
+/// them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tuning {
+    /// Written once, read rarely and deleted after compaction (a Raft log): never compressed,
+    /// large memtables.
+    Log,
+    /// Large and hot (orders and their indexes): large memtables, compressed below the top.
+    Bulk,
+    /// Everything else.
+    Small,
+}
+
+/// A column family as a process declares it when it opens its engine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Family {
+    pub cf: Cf,
+    /// Its rows are keyed `group | ...` and belong to one Raft group's state machine: a
+    /// snapshot carries them, and destroying a replica deletes them.
+    pub per_group: bool,
+    pub tuning: Tuning,
+}
+
+impl Family {
+    /// The families every process has, whatever else it declares: [`Cf::META`].
+    pub const META: Family = Family {
+        cf: Cf::META,
+        per_group: true,
+        tuning: Tuning::Small,
+    };
+}
+
+/// Checks a process's family list: codes and names unique.
+pub fn check_families(families: &[Family]) -> Result<(), EngineError> {
+    for (i, a) in families.iter().enumerate() {
+        for b in &families[i + 1..] {
+            if a.cf.code == b.cf.code || a.cf.name == b.cf.name {
+                return Err(EngineError::Backend(format!(
+                    "column families {} and {} share a code or a name",
+                    a.cf.name, b.cf.name
+                )));
+            }
         }
     }
-
-    /// The inverse of [`Cf::code`].
-    pub fn from_code(code: u32) -> Option<Cf> {
-        Cf::ALL.into_iter().find(|cf| cf.code() == code)
-    }
+    Ok(())
 }
 
 /// One write in a batch.
@@ -178,6 +179,27 @@ pub type ConsistentRead<'a> = dyn FnMut(&dyn ReadView) -> Result<(), EngineError
 
 /// An ordered key-value store with column families.
 pub trait Engine: Send + Sync + 'static {
+    /// The families this engine was opened with.
+    fn families(&self) -> &[Family];
+
+    /// The families whose rows belong to a group: what a snapshot carries and a destroyed
+    /// replica loses.
+    fn group_families(&self) -> Vec<Cf> {
+        self.families()
+            .iter()
+            .filter(|f| f.per_group)
+            .map(|f| f.cf)
+            .collect()
+    }
+
+    /// The declared family with wire code `code`.
+    fn family_of_code(&self, code: u32) -> Option<Cf> {
+        self.families()
+            .iter()
+            .map(|f| f.cf)
+            .find(|cf| cf.code() == code)
+    }
+
     fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, EngineError>;
 
     /// Visits keys in `[start, end)` in order until `visit` returns false.

@@ -6,22 +6,28 @@ use std::ops::Bound;
 use std::sync::Mutex;
 
 use crate::engine::{
-    Cf, ConsistentRead, Engine, EngineError, FamilyRow, KeyValue, ReadView, WriteBatch, WriteOp,
+    Cf, ConsistentRead, Engine, EngineError, Family, FamilyRow, KeyValue, ReadView, WriteBatch,
+    WriteOp,
 };
 
 type Table = BTreeMap<Vec<u8>, Vec<u8>>;
 
 /// An ordered map per column family behind one lock, so a batch is atomic.
-#[derive(Default)]
 pub struct MemEngine {
+    families: Vec<Family>,
     tables: Mutex<BTreeMap<Cf, Table>>,
     /// Staged replacements by name, one batch per family; like files, they survive a crash.
     staged: Mutex<(u64, HashMap<String, WriteBatch>)>,
 }
 
 impl MemEngine {
-    pub fn new() -> MemEngine {
-        MemEngine::default()
+    /// An empty engine with `families`, as a process declares them.
+    pub fn new(families: &[Family]) -> MemEngine {
+        MemEngine {
+            families: families.to_vec(),
+            tables: Mutex::default(),
+            staged: Mutex::default(),
+        }
     }
 
     fn with_tables<R>(&self, f: impl FnOnce(&mut BTreeMap<Cf, Table>) -> R) -> R {
@@ -40,6 +46,18 @@ impl MemEngine {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         f(&mut staged)
+    }
+
+    /// Refuses a family this engine was not opened with, as RocksDB does.
+    fn declared(&self, cf: Cf) -> Result<(), EngineError> {
+        if self.families.iter().any(|f| f.cf == cf) {
+            Ok(())
+        } else {
+            Err(EngineError::Backend(format!(
+                "column family {} missing",
+                cf.name()
+            )))
+        }
     }
 
     /// Staged replacements not yet ingested or discarded.
@@ -85,7 +103,12 @@ fn range(start: &[u8], end: &[u8]) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
 }
 
 impl Engine for MemEngine {
+    fn families(&self) -> &[Family] {
+        &self.families
+    }
+
     fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, EngineError> {
+        self.declared(cf)?;
         Ok(self.with_tables(|t| t.get(&cf).and_then(|table| table.get(key).cloned())))
     }
 
@@ -96,6 +119,7 @@ impl Engine for MemEngine {
         end: &[u8],
         visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<(), EngineError> {
+        self.declared(cf)?;
         if start >= end {
             return Ok(());
         }
@@ -166,6 +190,12 @@ impl Engine for MemEngine {
             return Err(EngineError::Backend(
                 "delete_range: end key comes before start key".into(),
             ));
+        }
+        for op in batch.ops() {
+            let (WriteOp::Put { cf, .. }
+            | WriteOp::Delete { cf, .. }
+            | WriteOp::DeleteRange { cf, .. }) = op;
+            self.declared(*cf)?;
         }
         self.with_tables(|t| {
             for op in batch.ops() {

@@ -129,7 +129,9 @@ async fn refusals_name_the_problem_and_change_nothing() {
     // A node whose data dir belongs to another cluster is refused and exits.
     let foreign = cluster.dir.path().join("foreign-node");
     {
-        let engine = surge_rocks::RocksEngine::open(&foreign.join("db")).expect("engine");
+        let engine =
+            surge_rocks::RocksEngine::open(&foreign.join("db"), &[surge_raftstore::Family::META])
+                .expect("engine");
         let id = Identity {
             kind: "node".into(),
             id: 0,

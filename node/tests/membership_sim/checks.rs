@@ -5,7 +5,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use surge_raftstore::raft::eraftpb::Message;
-use surge_raftstore::Cf;
 
 use crate::books::{check_orders, Membership};
 use crate::sim::Sim;
@@ -72,7 +71,10 @@ impl Sim {
     /// Invariant 2, on disk: a destroyed replica that was not re-added left no row.
     pub(crate) fn check_stays_removed(&self, id: u64, shard: u32) -> Result<(), String> {
         let runs = self.cluster.peer_ref(id, shard).is_some();
-        let rows = self.cluster.rows(id, shard, &Cf::ALL).len();
+        let rows = self
+            .cluster
+            .rows(id, shard, &self.cluster.all_families())
+            .len();
         if runs || rows > 0 {
             return Err(format!(
                 "node {id} destroyed shard {shard}, yet runs it ({runs}) or keeps {rows} rows"
@@ -126,7 +128,10 @@ impl Sim {
                 }
                 Some(_) => return Err(format!("shard {shard}: non-member {id} still runs it")),
                 None => {
-                    let rows = self.cluster.rows(id, shard, &Cf::ALL).len();
+                    let rows = self
+                        .cluster
+                        .rows(id, shard, &self.cluster.all_families())
+                        .len();
                     if rows > 0 {
                         return Err(format!("shard {shard}: non-member {id} keeps {rows} rows"));
                     }

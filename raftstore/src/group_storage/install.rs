@@ -7,7 +7,8 @@ use raft::eraftpb::Snapshot;
 use surge_proto::v1::SnapshotData;
 
 use super::{corrupt, GroupStorage};
-use crate::engine::{Cf, Engine, EngineError, WriteBatch};
+use crate::engine::{Engine, EngineError, WriteBatch};
+use crate::families::{RAFT_LOG, RAFT_STATE};
 use crate::keys;
 use crate::snapshot_staging::group_rows;
 
@@ -24,17 +25,18 @@ impl<E: Engine> GroupStorage<E> {
     ) -> Result<(), EngineError> {
         let meta = snap.get_metadata();
         let data = SnapshotData::decode(snap.data.as_ref())
-            .map_err(|e| corrupt(Cf::RaftState, &keys::state_key(self.group), e))?;
+            .map_err(|e| corrupt(RAFT_STATE, &keys::state_key(self.group), e))?;
         batch.delete_range(
-            Cf::RaftLog,
+            RAFT_LOG,
             keys::log_key(self.group, 0),
             keys::group_end(self.group),
         );
         if data.staged_files.is_empty() {
-            let rows = group_rows(self.group, data.rows)?;
+            let families = self.engine.group_families();
+            let rows = group_rows(&families, self.group, data.rows)?;
             let prefix = keys::group_prefix(self.group);
             let end = keys::group_end(self.group);
-            for cf in Cf::DATA {
+            for cf in families {
                 batch.delete_range(cf, prefix.to_vec(), end.clone());
             }
             for (cf, key, value) in rows {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use prost::Message as _;
 use surge_proto::v1::{SnapshotData, SnapshotRow};
+use surge_raftstore::families::RAFT_LOG;
 use surge_raftstore::group_storage::BOOTSTRAP_INDEX;
 use surge_raftstore::raft::eraftpb::Snapshot;
 use surge_raftstore::raft::Storage as _;
@@ -15,7 +16,7 @@ use surge_raftstore::{keys, Cf, Engine, GroupStorage, WriteBatch};
 
 use super::{
     append, entries_in, group_rows, hard_state, is_compacted, open, persist, put_row, read,
-    Harness, Rows,
+    Harness, Rows, ORDERS, OUTBOX,
 };
 
 /// The group the snapshot tests ship between engines, and its neighbours on either side.
@@ -31,10 +32,10 @@ fn snapshot_source<E: Engine>(engine: &Arc<E>) -> Snapshot {
     append(&mut source, &entries_in(3, 6, 2));
     persist(&mut source, |s, b| {
         s.stage_hard_state(&hard_state(2, 1, 6), b);
-        b.put(Cf::Meta, keys::data_key(SNAP, b"a"), b"1".to_vec());
-        b.put(Cf::Meta, keys::data_key(SNAP, b"b"), b"2".to_vec());
+        b.put(Cf::META, keys::data_key(SNAP, b"a"), b"1".to_vec());
+        b.put(Cf::META, keys::data_key(SNAP, b"b"), b"2".to_vec());
         b.put(
-            Cf::Orders,
+            ORDERS,
             keys::data_key(SNAP, b"order-9"),
             b"shipped".to_vec(),
         );
@@ -42,13 +43,13 @@ fn snapshot_source<E: Engine>(engine: &Arc<E>) -> Snapshot {
     });
     put_row(
         engine.as_ref(),
-        Cf::Meta,
+        Cf::META,
         keys::data_key(BELOW, b"a"),
         b"neighbour",
     );
     put_row(
         engine.as_ref(),
-        Cf::Meta,
+        Cf::META,
         keys::data_key(ABOVE, b""),
         b"neighbour",
     );
@@ -84,9 +85,9 @@ fn check_snapshot_contents(snap: &Snapshot) {
     assert_eq!(
         got,
         vec![
-            row(Cf::Meta, b"a", b"1"),
-            row(Cf::Meta, b"b", b"2"),
-            row(Cf::Orders, b"order-9", b"shipped")
+            row(Cf::META, b"a", b"1"),
+            row(Cf::META, b"b", b"2"),
+            row(ORDERS, b"order-9", b"shipped")
         ]
     );
 }
@@ -97,21 +98,21 @@ fn snapshot_target<E: Engine>(engine: &Arc<E>) -> BTreeMap<&'static str, Rows> {
     append(&mut stale, &entries_in(1, 8, 1));
     persist(&mut stale, |s, b| {
         s.stage_hard_state(&hard_state(1, 0, 3), b);
-        b.put(Cf::Meta, keys::data_key(SNAP, b"stale"), b"x".to_vec());
-        b.put(Cf::Outbox, keys::data_key(SNAP, b"job"), b"x".to_vec());
+        b.put(Cf::META, keys::data_key(SNAP, b"stale"), b"x".to_vec());
+        b.put(OUTBOX, keys::data_key(SNAP, b"job"), b"x".to_vec());
         s.stage_applied(3, b);
     });
     let mut below = open(engine, BELOW);
     append(&mut below, &entries_in(1, 3, 1));
     put_row(
         engine.as_ref(),
-        Cf::Meta,
+        Cf::META,
         keys::data_key(BELOW, b"z"),
         b"mine",
     );
     put_row(
         engine.as_ref(),
-        Cf::Meta,
+        Cf::META,
         keys::data_key(ABOVE, b"a"),
         b"mine",
     );
@@ -120,9 +121,9 @@ fn snapshot_target<E: Engine>(engine: &Arc<E>) -> BTreeMap<&'static str, Rows> {
 
 fn neighbour_rows<E: Engine>(engine: &E) -> BTreeMap<&'static str, Rows> {
     BTreeMap::from([
-        ("below meta", group_rows(engine, Cf::Meta, BELOW)),
-        ("below log", group_rows(engine, Cf::RaftLog, BELOW)),
-        ("above meta", group_rows(engine, Cf::Meta, ABOVE)),
+        ("below meta", group_rows(engine, Cf::META, BELOW)),
+        ("below log", group_rows(engine, RAFT_LOG, BELOW)),
+        ("above meta", group_rows(engine, Cf::META, ABOVE)),
     ])
 }
 
@@ -145,20 +146,20 @@ fn check_installed<E: Engine>(engine: &Arc<E>, storage: &GroupStorage<E>) {
         state.hard_state
     );
     assert_eq!(
-        group_rows(engine.as_ref(), Cf::RaftLog, SNAP),
+        group_rows(engine.as_ref(), RAFT_LOG, SNAP),
         vec![],
         "the old log is gone"
     );
     assert_eq!(
-        group_rows(engine.as_ref(), Cf::Meta, SNAP),
+        group_rows(engine.as_ref(), Cf::META, SNAP),
         vec![
             (keys::data_key(SNAP, b"a"), b"1".to_vec()),
             (keys::data_key(SNAP, b"b"), b"2".to_vec())
         ]
     );
-    assert_eq!(group_rows(engine.as_ref(), Cf::Orders, SNAP).len(), 1);
+    assert_eq!(group_rows(engine.as_ref(), ORDERS, SNAP).len(), 1);
     assert_eq!(
-        group_rows(engine.as_ref(), Cf::Outbox, SNAP),
+        group_rows(engine.as_ref(), OUTBOX, SNAP),
         vec![],
         "stale rows are gone"
     );
@@ -201,7 +202,7 @@ pub(super) fn snapshot_outside_group_rejected<H: Harness>(mut h: H) {
     let engine = h.engine();
     let data = SnapshotData {
         rows: vec![SnapshotRow {
-            cf: Cf::Meta.code(),
+            cf: Cf::META.code(),
             key: keys::data_key(ABOVE, b"x"),
             value: vec![],
         }],
@@ -230,7 +231,7 @@ fn staged<E: Engine>(engine: &Arc<E>, snap: &Snapshot) -> (Snapshot, Vec<String>
     assert!(staged.rows.is_empty(), "the rows are in files now");
     assert_eq!(
         staged.staged_files.len(),
-        Cf::DATA.len(),
+        engine.group_families().len(),
         "one file per data family, each clearing the group's range"
     );
     let mut out = snap.clone();
@@ -251,7 +252,7 @@ pub(super) fn staged_snapshot_replaces_group<H: Harness>(mut h: H, mut source: i
         s.stage_snapshot(&snap, b).expect("stage snapshot")
     });
     assert_eq!(
-        group_rows(engine.as_ref(), Cf::Outbox, SNAP).len(),
+        group_rows(engine.as_ref(), OUTBOX, SNAP).len(),
         1,
         "the data is untouched until the files are ingested"
     );
@@ -266,12 +267,12 @@ pub(super) fn staged_snapshot_replaces_group<H: Harness>(mut h: H, mut source: i
     );
     put_row(
         engine.as_ref(),
-        Cf::Orders,
+        ORDERS,
         keys::data_key(SNAP, b"order-10"),
         b"new",
     );
     engine.ingest_staged(&files).expect("replay is a no-op");
-    assert_eq!(group_rows(engine.as_ref(), Cf::Orders, SNAP).len(), 2);
+    assert_eq!(group_rows(engine.as_ref(), ORDERS, SNAP).len(), 2);
 }
 
 /// A process that stops after the Raft state naming the files is durable, and before they are
@@ -281,7 +282,7 @@ pub(super) fn staged_snapshot_finished_after_a_stop<H: Harness>(mut h: H) {
     let snap = snapshot_source(&engine);
     // The source group is this engine's SNAP: destroy it, then make the stale copy to replace.
     let mut batch = WriteBatch::default();
-    surge_raftstore::group_storage::stage_destroy(SNAP, &mut batch);
+    surge_raftstore::group_storage::stage_destroy(engine.as_ref(), SNAP, &mut batch);
     engine.write(&batch, true).unwrap();
     snapshot_target(&engine);
     let (snap, _) = staged(&engine, &snap);
@@ -313,14 +314,14 @@ pub(super) fn staging_refuses_bad_rows<H: Harness>(mut h: H) {
         (
             "a row of another group",
             SnapshotData {
-                rows: vec![row(Cf::Meta, SNAP), row(Cf::Meta, ABOVE)],
+                rows: vec![row(Cf::META, SNAP), row(Cf::META, ABOVE)],
                 ..Default::default()
             },
         ),
         (
             "a row in the Raft log family",
             SnapshotData {
-                rows: vec![row(Cf::RaftLog, SNAP)],
+                rows: vec![row(RAFT_LOG, SNAP)],
                 ..Default::default()
             },
         ),
@@ -337,6 +338,6 @@ pub(super) fn staging_refuses_bad_rows<H: Harness>(mut h: H) {
     // A name the engine did not make is refused (RocksDB) or unknown (memory): either way
     // nothing changes.
     let _ = engine.ingest_staged(&["../../etc/passwd".to_string()]);
-    assert!(group_rows(engine.as_ref(), Cf::Meta, SNAP).is_empty());
-    assert!(group_rows(engine.as_ref(), Cf::Meta, ABOVE).is_empty());
+    assert!(group_rows(engine.as_ref(), Cf::META, SNAP).is_empty());
+    assert!(group_rows(engine.as_ref(), Cf::META, ABOVE).is_empty());
 }

@@ -110,7 +110,9 @@ impl Cluster {
         };
         let voters: Vec<u64> = (1..=size).collect();
         for &id in &voters {
-            let engine = Arc::new(MemEngine::new());
+            let engine = Arc::new(MemEngine::new(
+                &surge_raftstore::families::process_families(&[]),
+            ));
             let mut storage = GroupStorage::open(engine.clone(), GROUP).expect("open storage");
             let mut batch = WriteBatch::default();
             storage.stage_bootstrap(&voters, 1, &mut batch);

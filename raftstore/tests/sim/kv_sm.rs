@@ -1,6 +1,6 @@
 //! [`KvSm`]: the smallest state machine that still exercises the durable apply path.
 //!
-//! Each command becomes one row `group | index → data` in `Cf::Meta`, written in the peer's
+//! Each command becomes one row `group | index → data` in `Cf::META`, written in the peer's
 //! apply batch together with the applied index. Because every command ever applied stays on
 //! disk, the rows are the full applied history: a restart or an installed snapshot rebuilds it
 //! exactly, and two replicas agree iff their row sets are equal.
@@ -47,7 +47,7 @@ impl KvSm {
         let start = keys::group_prefix(self.group);
         let end = keys::group_end(self.group);
         self.engine
-            .scan(Cf::Meta, &start, &end, &mut |key, value| {
+            .scan(Cf::META, &start, &end, &mut |key, value| {
                 let index = key[8..]
                     .try_into()
                     .map(u64::from_be_bytes)
@@ -70,7 +70,7 @@ impl StateMachine for KvSm {
             assert!(index > *last, "entry {index} applied after entry {last}");
         }
         batch.put(
-            Cf::Meta,
+            Cf::META,
             keys::data_key(self.group, &index.to_be_bytes()),
             data.to_vec(),
         );
