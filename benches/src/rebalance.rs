@@ -252,7 +252,7 @@ pub(crate) async fn run(args: RebalanceArgs) -> anyhow::Result<()> {
     let calls = steady.stop().await;
     sampler.abort();
     if let Some(path) = &args.timeline {
-        crate::timeline::write(path, &calls.log(), &samples, before_from)?;
+        crate::timeline::write(path, &calls, &samples, before_from)?;
     }
 
     let secs = during_to.duration_since(during_from).as_secs_f64();
@@ -389,8 +389,8 @@ fn print_report(r: &Report) {
         "steady intake", r.steady_rate_calls, r.steady_batch
     );
     println!(
-        "{:<10} {:>8} {:>10} {:>8} {:>8} {:>8} {:>8} {:>7}",
-        "phase", "seconds", "orders/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "failed"
+        "{:<10} {:>8} {:>10} {:>8} {:>8} {:>8} {:>8} {:>7} {:>8}",
+        "phase", "seconds", "orders/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "failed", "retried"
     );
     let phases = [
         ("before", &r.before),
@@ -399,7 +399,7 @@ fn print_report(r: &Report) {
     ];
     for (name, p) in phases {
         println!(
-            "{:<10} {:>8.1} {:>10.0} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>7}",
+            "{:<10} {:>8.1} {:>10.0} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>7} {:>8}",
             name,
             p.seconds,
             p.orders_per_second,
@@ -407,7 +407,8 @@ fn print_report(r: &Report) {
             p.latency.p90_ms,
             p.latency.p99_ms,
             p.latency.max_ms,
-            p.failed_calls
+            p.failed_calls,
+            p.retried_orders
         );
     }
     println!(

@@ -21,6 +21,9 @@ pub(crate) struct Phase {
     pub(crate) orders: u64,
     pub(crate) orders_per_second: f64,
     pub(crate) failed_calls: u64,
+    /// Orders the client sent again after a transient refusal (a leader change, a moved
+    /// replica), from its counter.
+    pub(crate) retried_orders: u64,
     pub(crate) latency: Summary,
     pub(crate) disk: DiskPhase,
 }
@@ -30,6 +33,8 @@ pub(crate) struct Phase {
 #[derive(Default)]
 pub(crate) struct Calls {
     log: Mutex<Vec<(Instant, Duration, u64, bool)>>,
+    /// The client's retry counter as each call ended: (when, retries so far).
+    retries: Mutex<Vec<(Instant, u64)>>,
 }
 
 impl Calls {
@@ -41,6 +46,27 @@ impl Calls {
 
     pub(crate) fn log(&self) -> Vec<(Instant, Duration, u64, bool)> {
         self.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    fn note_retries(&self, total: u64) {
+        if let Ok(mut r) = self.retries.lock() {
+            r.push((Instant::now(), total));
+        }
+    }
+
+    /// Retries the client counted between `from` and `to`.
+    pub(crate) fn retries_between(&self, from: Instant, to: Instant) -> u64 {
+        let Ok(r) = self.retries.lock() else {
+            return 0;
+        };
+        let upto = |t: Instant| {
+            r.iter()
+                .filter(|(at, _)| *at < t)
+                .map(|(_, n)| *n)
+                .max()
+                .unwrap_or(0)
+        };
+        upto(to).saturating_sub(upto(from))
     }
 
     pub(crate) fn phase(&self, from: Instant, to: Instant, disk: DiskPhase) -> Phase {
@@ -57,6 +83,7 @@ impl Calls {
             orders,
             orders_per_second: (orders as f64 / seconds.max(0.001)).round(),
             failed_calls: inside.iter().filter(|c| c.3).count() as u64,
+            retried_orders: self.retries_between(from, to),
             latency: summarize(&latencies),
             disk,
         }
@@ -138,6 +165,7 @@ async fn run(
             let at = Instant::now();
             let ok = submit(&client, orders).await;
             calls.push((at, at.elapsed(), batch as u64, !ok));
+            calls.note_retries(client.retries());
             drop(permit);
         });
         while inflight.try_join_next().is_some() {}

@@ -1,5 +1,6 @@
 //! One line per second of a bench's steady intake, as CSV: calls started that second, their
-//! p99 and worst latency, and the nodes' RocksDB background work sampled in it. A spike in the
+//! p99 and worst latency, the orders the client sent again, and the nodes' RocksDB background
+//! work sampled in it. A spike in the
 //! latency column next to a compaction or a write stall names the spike's cause.
 
 use std::io::Write;
@@ -10,14 +11,16 @@ use anyhow::Context;
 
 use crate::node_metrics::Samples;
 use crate::stats::summarize;
+use crate::steady::Calls;
 
-/// Writes the timeline of `calls` (start, latency, orders, failed) from `origin` to `path`.
+/// Writes the timeline of `log`'s calls from `origin` to `path`.
 pub(crate) fn write(
     path: &Path,
-    calls: &[(Instant, Duration, u64, bool)],
+    log: &Calls,
     samples: &Samples,
     origin: Instant,
 ) -> anyhow::Result<()> {
+    let calls = log.log();
     let last = calls
         .iter()
         .map(|c| c.0.saturating_duration_since(origin).as_secs())
@@ -28,7 +31,7 @@ pub(crate) fn write(
     );
     writeln!(
         out,
-        "second,calls,failed,p99_ms,max_ms,running_compactions,level0_files,pending_compaction_mib,nodes_delayed"
+        "second,calls,failed,p99_ms,max_ms,retried_orders,running_compactions,level0_files,pending_compaction_mib,nodes_delayed"
     )?;
     for second in 0..=last {
         let from = origin + Duration::from_secs(second);
@@ -41,10 +44,11 @@ pub(crate) fn write(
         let b = background.first().copied().unwrap_or_default();
         writeln!(
             out,
-            "{second},{},{failed},{},{},{},{},{:.0},{}",
+            "{second},{},{failed},{},{},{},{},{},{:.0},{}",
             inside.len(),
             latency.p99_ms,
             latency.max_ms,
+            log.retries_between(from, to),
             b.running_compactions,
             b.level0_files,
             b.pending_compaction_bytes / f64::from(1 << 20),

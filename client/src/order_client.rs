@@ -9,6 +9,7 @@
 //! retry after an ambiguous failure never creates a second order.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -85,6 +86,8 @@ pub struct OrderClient {
     next_seed: Mutex<usize>,
     /// Nodes that just failed at the connection level, with when: skipped for a while.
     unreachable: Mutex<HashMap<String, Instant>>,
+    /// Calls and batched orders sent again after a transient failure, since it was made.
+    retries: AtomicU64,
 }
 
 /// How long a node that refused connections is skipped when picking a node to ask.
@@ -126,6 +129,7 @@ impl OrderClient {
             call_timeout: Duration::from_secs(8),
             next_seed: Mutex::new(0),
             unreachable: Mutex::new(HashMap::new()),
+            retries: AtomicU64::new(0),
         })
     }
 
@@ -199,6 +203,17 @@ impl OrderClient {
     }
 
     /// Fetches the shard map from one node and caches it; no retry.
+    /// How many times this client sent something again after a transient failure (a leader
+    /// change, a moved replica, a node down): each retried call counts one, each order of a
+    /// batch sent again counts one. What a dashboard or a benchmark shows next to latency.
+    pub fn retries(&self) -> u64 {
+        self.retries.load(Ordering::Relaxed)
+    }
+
+    fn count_retried(&self, n: usize) {
+        self.retries.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
     pub async fn refresh(&self) -> Result<ShardMap, Status> {
         let address = self.any_node();
         let map = OrderServiceClient::new(self.channel(&address)?)
@@ -296,6 +311,7 @@ impl OrderClient {
                 Duration::ZERO
             };
             tries.again(status, pause).await?;
+            self.count_retried(1);
         }
     }
 

@@ -100,6 +100,7 @@ impl OrderClient {
             let _ = self.refresh().await;
             let pause = tries.backoff(1);
             tries.again(status, pause).await?;
+            self.count_retried(pending.len());
         }
         Ok(results.into_iter().flatten().collect())
     }
