@@ -52,11 +52,8 @@ async fn main() -> anyhow::Result<()> {
         file.zone = zone;
     }
     let config = file.validate()?;
-    let grpc = listeners
-        .take_or_bind("grpc_listen", 0, &config.grpc_listen)
-        .await?;
-    let http = listeners
-        .take_or_bind("http_listen", 1, &config.http_listen)
+    let (grpc, http) = listeners
+        .grpc_and_http(&config.grpc_listen, &config.http_listen)
         .await?;
     surge_node::server::run(config, grpc, http, surge_server::ops::shutdown_signal()).await?;
     Ok(())

@@ -92,6 +92,18 @@ impl Listeners {
         }
         TcpListener::from_std(std).map_err(inherited)
     }
+
+    /// Both listeners every process serves on, `grpc_listen` (fd 3) and `http_listen` (fd 4),
+    /// as `surgectl dev up` hands them over.
+    pub async fn grpc_and_http(
+        &mut self,
+        grpc: &str,
+        http: &str,
+    ) -> Result<(TcpListener, TcpListener), ListenError> {
+        let grpc = self.take_or_bind("grpc_listen", 0, grpc).await?;
+        let http = self.take_or_bind("http_listen", 1, http).await?;
+        Ok((grpc, http))
+    }
 }
 
 async fn bind(key: &str, address: &str) -> Result<TcpListener, ListenError> {
