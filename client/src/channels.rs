@@ -11,6 +11,9 @@ use tonic::Status;
 /// How long a connection attempt may take before the call fails over.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 
+/// Most channels one cache keeps.
+pub const MAX_CHANNELS: usize = 1024;
+
 /// Channels by `host:port`.
 pub struct ChannelCache {
     /// Names the addresses in errors: "coordinators", "nodes".
@@ -41,6 +44,13 @@ impl ChannelCache {
         })?;
         let channel =
             configure(endpoint.connect_timeout(CONNECT_TIMEOUT).tcp_nodelay(true)).connect_lazy();
+        // Addresses come from the network (shard maps, leader hints): the cache is bounded,
+        // and a full one forgets an arbitrary channel (it reconnects when next needed).
+        if channels.len() >= MAX_CHANNELS {
+            if let Some(old) = channels.keys().next().cloned() {
+                channels.remove(&old);
+            }
+        }
         channels.insert(address.to_string(), channel.clone());
         Ok(channel)
     }
@@ -62,5 +72,22 @@ mod tests {
             "{}",
             err.message()
         );
+    }
+
+    #[tokio::test]
+    async fn the_cache_stays_bounded_whatever_addresses_arrive() {
+        let cache = ChannelCache::new("nodes");
+        for port in 1..=(MAX_CHANNELS as u16 + 50) {
+            cache
+                .get(&format!("127.0.0.1:{port}"), |e| e)
+                .expect("channel");
+        }
+        assert_eq!(
+            cache.channels.lock().map(|c| c.len()).unwrap_or(0),
+            MAX_CHANNELS
+        );
+        // The latest address is always kept.
+        let last = format!("127.0.0.1:{}", MAX_CHANNELS as u16 + 50);
+        assert!(cache.channels.lock().is_ok_and(|c| c.contains_key(&last)));
     }
 }

@@ -23,7 +23,7 @@ use surge_grpc::v1::{
 use surge_proto::{auth, routing, LEADER_HINT_METADATA};
 use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
-use tonic::{Code, Request, Status};
+use tonic::{Request, Status};
 use tracing::debug;
 
 use crate::channels::ChannelCache;
@@ -43,13 +43,9 @@ struct Routes {
 }
 
 /// True for failures worth retrying on an order call: the node or the shard is not ready
-/// here or now. DEADLINE_EXCEEDED too, because intake is idempotent.
+/// here or now (the one rule of [`crate::retry::is_retryable`]; intake is idempotent).
 pub fn is_transient(status: &Status) -> bool {
-    matches!(
-        status.code(),
-        Code::Unavailable | Code::ResourceExhausted | Code::Cancelled | Code::DeadlineExceeded
-    ) || (status.code() == Code::Unknown
-        && (status.message().contains("transport") || status.message().contains("connection")))
+    crate::retry::is_retryable(status)
 }
 
 /// The shard of `order` under `routes`.
@@ -93,15 +89,10 @@ pub struct OrderClient {
 /// How long a node that refused connections is skipped when picking a node to ask.
 const UNREACHABLE_FOR: Duration = Duration::from_secs(3);
 
-/// True when the call never reached a serving node (refused, reset, timed out connecting).
+/// True when the call never reached a serving node (refused, reset, timed out connecting):
+/// the failure was made here, with the transport's error as its source.
 fn is_connection_error(status: &Status) -> bool {
-    matches!(
-        status.code(),
-        Code::Unavailable | Code::Unknown | Code::Cancelled
-    ) && hint(status).is_none()
-        && ["connect", "transport", "connection", "broken pipe", "dns"]
-            .iter()
-            .any(|w| status.message().to_ascii_lowercase().contains(w))
+    hint(status).is_none() && crate::retry::no_answer_cause(status).is_some()
 }
 
 impl OrderClient {
@@ -411,23 +402,27 @@ impl OrderClient {
 mod tests {
     use super::*;
 
+    /// A failure made here, as tonic makes one when a connection is refused.
+    fn refused() -> Status {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "tcp connect error");
+        Status::from_error(Box::new(io))
+    }
+
     #[test]
     fn transient_and_connection_failures_are_told_apart() {
         assert!(is_transient(&Status::unavailable("not the leader")));
-        assert!(is_transient(&Status::deadline_exceeded("slow")));
+        assert!(is_transient(&refused()));
         assert!(!is_transient(&Status::invalid_argument(
             "lines[0].quantity: ..."
         )));
         assert!(!is_transient(&Status::already_exists(
             "external_order_id: ..."
         )));
-        assert!(is_connection_error(&Status::unavailable(
-            "tcp connect error: refused"
-        )));
+        assert!(is_connection_error(&refused()));
         assert!(!is_connection_error(&Status::unavailable(
-            "not the shard leader; retry"
+            "tcp connect error, said a server"
         )));
-        let mut hinted = Status::unavailable("transport error");
+        let mut hinted = refused();
         hinted
             .metadata_mut()
             .insert(LEADER_HINT_METADATA, MetadataValue::from_static("n:1"));
@@ -440,11 +435,11 @@ mod tests {
     #[test]
     fn an_unreachable_node_is_skipped_for_a_while() {
         let c = OrderClient::new(vec!["a:1".into(), "b:1".into()], "k").expect("client");
-        c.note_connection("a:1", &Status::unavailable("tcp connect error"));
+        c.note_connection("a:1", &refused());
         for _ in 0..10 {
             assert_eq!(c.any_node(), "b:1");
         }
-        c.note_connection("b:1", &Status::unavailable("tcp connect error"));
+        c.note_connection("b:1", &refused());
         let picked: std::collections::BTreeSet<String> = (0..4).map(|_| c.any_node()).collect();
         assert_eq!(picked.len(), 2, "with every node down, all are tried");
     }

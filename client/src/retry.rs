@@ -2,8 +2,9 @@
 
 use std::time::Duration;
 
+use surge_grpc::{retryable_code, ApiError};
 use tokio::time::Instant;
-use tonic::{Code, Status};
+use tonic::Status;
 
 /// A bounded retry: exponential backoff between attempts, an attempt cap and a total deadline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,7 +87,9 @@ impl Tries {
 
     /// An attempt failed transiently with `status`: Err(status) if the policy's attempts or
     /// deadline are spent (the call answers that), else Ok after sleeping `pause`.
+    /// A pause the server asked for (`x-surge-retry-after-ms`) is kept if it is longer.
     pub async fn again(&mut self, status: Status, pause: Duration) -> Result<(), Status> {
+        let pause = pause.max(retry_after(&status).unwrap_or_default());
         self.attempt += 1;
         if self.attempt >= self.policy.max_attempts || self.waited() >= self.policy.deadline {
             return Err(status);
@@ -99,14 +102,25 @@ impl Tries {
 }
 
 /// True for failures that say "not here / not now" rather than "no": the same request may
-/// succeed on another coordinator or a moment later. Every surge admin call is idempotent
-/// or carries a token that makes it so.
+/// succeed on another process or a moment later. Every surge call is idempotent or carries a
+/// token that makes it so. A server's refusal is judged by its code alone
+/// ([`surge_grpc::retryable_code`]: UNAVAILABLE, RESOURCE_EXHAUSTED, ABORTED); a failure made
+/// here, where no server answered (a refused connection, a broken stream, a timeout), carries
+/// its cause as the status's source and is retried too. Never by a message's text.
 pub fn is_retryable(status: &Status) -> bool {
-    matches!(
-        status.code(),
-        Code::Unavailable | Code::ResourceExhausted | Code::Cancelled
-    ) || (status.code() == Code::Unknown && status.message().contains("transport"))
+    retryable_code(status.code()) || no_answer_cause(status).is_some()
 }
+
+/// The least pause a server asked for before a retry (`x-surge-retry-after-ms`), capped at
+/// [`MAX_RETRY_AFTER`] so a bad value cannot stall the caller.
+pub fn retry_after(status: &Status) -> Option<Duration> {
+    ApiError::from_status(status)
+        .retry_after
+        .map(|d| d.min(MAX_RETRY_AFTER))
+}
+
+/// The longest server-asked pause the client honours at once.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(5);
 
 /// Metadata key on the status a client gives up with when no address answered.
 pub const UNREACHABLE_METADATA: &str = "surge-unreachable";
@@ -158,9 +172,38 @@ mod tests {
     #[test]
     fn only_transient_codes_are_retried() {
         assert!(is_retryable(&Status::unavailable("x")));
+        assert!(is_retryable(&Status::resource_exhausted("x")));
+        assert!(is_retryable(&Status::aborted("epoch moved")));
         assert!(!is_retryable(&Status::invalid_argument("shards: 0")));
         assert!(!is_retryable(&Status::already_exists("init")));
         assert!(!is_retryable(&Status::failed_precondition("quorum")));
+        // The text does not matter: a server's INTERNAL saying "transport" is final.
+        assert!(!is_retryable(&Status::internal("transport error")));
+        assert!(!is_retryable(&Status::unknown("transport error")));
+        // A failure made here, with no server answer, is retried whatever its code.
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset");
+        assert!(is_retryable(&Status::from_error(Box::new(io))));
+    }
+
+    #[test]
+    fn a_server_asked_pause_is_read_and_capped() {
+        let s: Status = ApiError::overloaded("租户限流", Some(Duration::from_millis(300))).into();
+        assert_eq!(retry_after(&s), Some(Duration::from_millis(300)));
+        let s: Status = ApiError::overloaded("x", Some(Duration::from_secs(3600))).into();
+        assert_eq!(retry_after(&s), Some(MAX_RETRY_AFTER));
+        assert_eq!(retry_after(&Status::unavailable("x")), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn tries_wait_at_least_the_pause_the_server_asked_for() {
+        let mut tries = Tries::new(&RetryPolicy::default());
+        let s: Status = ApiError::overloaded("x", Some(Duration::from_millis(700))).into();
+        let before = Instant::now();
+        tries
+            .again(s, Duration::from_millis(50))
+            .await
+            .expect("retry");
+        assert_eq!(before.elapsed(), Duration::from_millis(700));
     }
 
     #[test]

@@ -19,11 +19,12 @@ use surge_grpc::v1::{
     RemoveNodeRequest, SetClusterConfigRequest, SetTenantRulesRequest, SetTenantRulesResponse,
     ShardDetail, TenantInfo, WaybillRangeStatus, WaybillStatusRequest, WaybillStatusResponse,
 };
+use surge_grpc::ApiError;
 use tonic::{Request, Response, Status};
 
-use crate::config::check_address;
 use crate::coordinator::{now_ms, Coordinator};
 use crate::dispatch::{forwarded, forwarded_within, hop, route, Route, FORWARD_MEMBERSHIP_TIMEOUT};
+use crate::error::check_address;
 use crate::membership;
 use crate::meta::{Command, Reply};
 use crate::meta_state::META_GROUP;
@@ -76,19 +77,21 @@ impl AdminService for AdminApi {
         }
         let req = request.into_inner();
         if req.shards == 0 || req.shards > MAX_SHARDS {
-            return Err(Status::invalid_argument(format!(
-                "shards: must be between 1 and {MAX_SHARDS}, got {}",
-                req.shards
-            )));
+            return Err(ApiError::invalid_argument(
+                "shards",
+                format!("must be between 1 and {MAX_SHARDS}, got {}", req.shards),
+            )
+            .into());
         }
         if req.replicas == 0 || req.replicas > MAX_REPLICAS {
-            return Err(Status::invalid_argument(format!(
-                "replicas: must be between 1 and {MAX_REPLICAS}, got {}",
-                req.replicas
-            )));
+            return Err(ApiError::invalid_argument(
+                "replicas",
+                format!("must be between 1 and {MAX_REPLICAS}, got {}", req.replicas),
+            )
+            .into());
         }
         if req.request_token.len() > 128 {
-            return Err(Status::invalid_argument("request_token: at most 128 bytes"));
+            return Err(ApiError::invalid_argument("request_token", "at most 128 bytes").into());
         }
         let cmd = Command::InitCluster {
             cluster_id: uuid::Uuid::new_v4().to_string(),
@@ -108,9 +111,7 @@ impl AdminService for AdminApi {
                     replicas: info.replicas,
                 }))
             }
-            other => Err(Status::internal(format!(
-                "unexpected reply to init: {other:?}"
-            ))),
+            other => Err(ApiError::internal(format!("unexpected reply to init: {other:?}")).into()),
         }
     }
 
@@ -219,13 +220,11 @@ impl AdminService for AdminApi {
         }
         let req = request.into_inner();
         if req.id == 0 {
-            return Err(Status::invalid_argument("id: must be greater than 0"));
+            return Err(ApiError::invalid_argument("id", "must be greater than 0").into());
         }
-        check_address("address", &req.address)
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        check_address("address", &req.address)?;
         if !req.http_address.is_empty() {
-            check_address("http_address", &req.http_address)
-                .map_err(|e| Status::invalid_argument(e.to_string()))?;
+            check_address("http_address", &req.http_address)?;
         }
         membership::add(&self.coordinator, req)
             .await
@@ -246,7 +245,7 @@ impl AdminService for AdminApi {
         }
         let req = request.into_inner();
         if req.id == 0 {
-            return Err(Status::invalid_argument("id: must be greater than 0"));
+            return Err(ApiError::invalid_argument("id", "must be greater than 0").into());
         }
         membership::remove(&self.coordinator, req.id)
             .await
@@ -281,9 +280,10 @@ impl AdminService for AdminApi {
                 name: req.name,
                 api_key,
             })),
-            other => Err(Status::internal(format!(
+            other => Err(ApiError::internal(format!(
                 "unexpected reply to create tenant: {other:?}"
-            ))),
+            ))
+            .into()),
         }
     }
 

@@ -3,6 +3,7 @@
 //! hand, cancel), drain and remove, run-time settings, and the rebalancing progress that
 //! `cluster status` shows.
 
+use surge_grpc::ApiError;
 use surge_proto::v1::{
     ClusterConfig, CreateOperatorRequest, ListOperatorsResponse, ListShardsResponse, NodeStatus,
     OperatorInfo, RebalanceProgress, SetClusterConfigRequest, ShardDetail, ShardReplica,
@@ -16,7 +17,7 @@ use crate::operator::{Operator, OperatorKind, Reason};
 use crate::shard_view::ShardView;
 
 fn unexpected(what: &str, reply: Reply) -> Status {
-    Status::internal(format!("unexpected reply to {what}: {reply:?}"))
+    ApiError::internal(format!("unexpected reply to {what}: {reply:?}")).into()
 }
 
 /// An operator as `surgectl operator list` shows it.
@@ -55,10 +56,10 @@ fn kind_of(req: &CreateOperatorRequest) -> Result<OperatorKind, Status> {
     let (from, to) = (req.from_node, req.to_node);
     let need = |field: &str, v: u64| {
         if v == 0 {
-            Err(Status::invalid_argument(format!(
-                "{field}: required for {}",
-                req.kind
-            )))
+            Err(ApiError::invalid_argument(
+                field,
+                format!("required for {}", req.kind),
+            ))
         } else {
             Ok(v)
         }
@@ -78,9 +79,8 @@ fn kind_of(req: &CreateOperatorRequest) -> Result<OperatorKind, Status> {
         "remove-replica" => Ok(OperatorKind::RemoveReplica {
             from: need("from_node", from)?,
         }),
-        other => Err(Status::invalid_argument(format!(
-            "kind: {other:?} is not one of move-replica, transfer-leader, add-replica, remove-replica"
-        ))),
+        other => Err(ApiError::invalid_argument("kind", format!("{other:?} is not one of move-replica, transfer-leader, add-replica, remove-replica"
+        )).into()),
     }
 }
 
@@ -93,8 +93,9 @@ fn check_manual(
     replicas: usize,
 ) -> Result<(), Status> {
     let up = |id: u64| nodes.iter().any(|n| n.id == id && n.state.takes_replicas());
-    let refuse =
-        |field: &str, why: String| Err(Status::failed_precondition(format!("{field}: {why}")));
+    let refuse = |field: &str, why: String| {
+        Err(ApiError::failed_precondition(format!("{field}: {why}")).into())
+    };
     match kind {
         OperatorKind::MoveReplica { to, .. } | OperatorKind::AddReplica { to } if !up(to) => {
             refuse(
@@ -134,10 +135,10 @@ fn check_manual(
             "to_node",
             format!("node {to} holds no voter of shard {}", shard.id),
         ),
-        _ if view.is_none() => Err(Status::unavailable(format!(
+        _ if view.is_none() => Err(ApiError::unavailable(format!(
             "shard {}: no recent report from its leader; retry shortly",
             shard.id
-        ))),
+        )).into()),
         _ => Ok(()),
     }
 }
@@ -282,10 +283,11 @@ impl Coordinator {
             .map_err(|e| self.map_request(e))?;
         match found {
             (Some(info), _, op) => Ok(self.shard_detail(&info, op)),
-            (None, count, _) => Err(Status::not_found(format!(
+            (None, count, _) => Err(ApiError::not_found(format!(
                 "id: no shard {id}; the cluster has shards 0 to {}",
                 count.saturating_sub(1)
-            ))),
+            ))
+            .into()),
         }
     }
 
@@ -327,10 +329,11 @@ impl Coordinator {
             .await
             .map_err(|e| self.map_request(e))?;
         let Some(info) = info else {
-            return Err(Status::not_found(format!(
+            return Err(ApiError::not_found(format!(
                 "shard: no shard {shard}; the cluster has shards 0 to {}",
                 count.saturating_sub(1)
-            )));
+            ))
+            .into());
         };
         let view = self.reports.fresh_view(shard);
         check_manual(kind, &info, &nodes, view.as_ref(), replicas)?;
@@ -369,7 +372,7 @@ impl Coordinator {
                 .await?
                 .into_iter()
                 .find(|n| n.id == id)
-                .ok_or_else(|| Status::not_found(format!("id: no node {id}"))),
+                .ok_or_else(|| ApiError::not_found(format!("id: no node {id}")).into()),
             other => Err(unexpected("node change", other)),
         }
     }

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use surge_grpc::ApiError;
 use surge_proto::v1::CoordinatorStatus;
 use surge_raftstore::raft::StateRole;
 use surge_raftstore::transport::SharedClusterId;
@@ -102,8 +103,8 @@ impl Coordinator {
         }
     }
 
-    pub fn map_request(&self, err: RequestError) -> Status {
-        error::from_request(err, |id| self.address_of(id))
+    pub fn map_request(&self, err: RequestError) -> ApiError {
+        err.into_api("the coordinator group", |id| self.address_of(id))
     }
 
     pub async fn local_view(&self) -> Result<LocalView, Status> {
@@ -113,7 +114,7 @@ impl Coordinator {
                 leader_id: p.leader_id(),
             })
             .await
-            .map_err(|e| self.map_request(e))
+            .map_err(|e| self.map_request(e).into())
     }
 
     /// A cached, lazily connected channel to `address`.
@@ -123,7 +124,7 @@ impl Coordinator {
             return Ok(c.clone());
         }
         let endpoint = Endpoint::from_shared(format!("http://{address}"))
-            .map_err(|e| Status::internal(format!("bad coordinator address {address}: {e}")))?
+            .map_err(|e| ApiError::internal(format!("bad coordinator address {address}: {e}")))?
             .connect_timeout(Duration::from_millis(500));
         let channel = endpoint.connect_lazy();
         channels.insert(address.to_string(), channel.clone());
@@ -132,13 +133,13 @@ impl Coordinator {
 
     /// Proposes a command stamped now and returns its reply.
     pub async fn propose(&self, cmd: Command) -> Result<Reply, Status> {
-        let data = serde_json::to_vec(&cmd).map_err(|e| Status::internal(e.to_string()))?;
+        let data = serde_json::to_vec(&cmd).map_err(ApiError::internal)?;
         let out: Output = self
             .handle
             .propose(META_GROUP, data)
             .await
             .map_err(|e| self.map_request(e))?;
-        out.map_err(error::from_meta)
+        Ok(out.map_err(error::from_meta)?)
     }
 
     /// This process's own view of the group, for `cluster status`.
@@ -170,7 +171,7 @@ impl Coordinator {
                 }
             })
             .await
-            .map_err(|e| self.map_request(e))
+            .map_err(|e| self.map_request(e).into())
     }
 
     /// Reloads the address book and cluster id from the local state machine.

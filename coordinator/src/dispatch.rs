@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use surge_grpc::ApiError;
 use tonic::{Request, Response, Status};
 
 use crate::coordinator::Coordinator;
@@ -26,19 +27,19 @@ pub async fn route<T>(c: &Coordinator, request: &Request<T>) -> Result<Route, St
         .then(|| c.address_of(view.leader_id))
         .flatten();
     let Some(addr) = leader_addr else {
-        return Err(crate::error::unavailable(
-            "no coordinator leader is known yet; retry shortly",
-            None,
-        ));
+        return Err(
+            ApiError::unavailable("no coordinator leader is known yet; retry shortly").into(),
+        );
     };
     if request.metadata().contains_key(FORWARDED_METADATA) {
-        return Err(crate::error::unavailable(
+        return Err(ApiError::not_leader(
             format!(
                 "not the leader; coordinator {} at {addr} is",
                 view.leader_id
             ),
             Some(&addr),
-        ));
+        )
+        .into());
     }
     Ok(Route::Forward(c.channel(&addr)?))
 }
@@ -50,10 +51,11 @@ pub const FORWARD_TIMEOUT: Duration = Duration::from_secs(7);
 /// become UNAVAILABLE, which callers retry, like the same failure at the leader itself.
 pub fn hop<T>(result: Result<Response<T>, Status>) -> Result<Response<T>, Status> {
     result.map_err(|s| match s.code() {
-        tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => crate::error::unavailable(
-            format!("the leader did not answer in time: {}", s.message()),
-            None,
-        ),
+        tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => ApiError::unavailable(format!(
+            "the leader did not answer in time: {}",
+            s.message()
+        ))
+        .into(),
         _ => s,
     })
 }

@@ -1,69 +1,46 @@
-//! The one place where coordinator errors become gRPC statuses.
+//! The coordinator state machine's refusals as the one error vocabulary ([`ApiError`]) answers
+//! them. Raft request failures map through [`surge_raftstore::RequestError::into_api`].
 
-use surge_proto::LEADER_HINT_METADATA;
-use surge_raftstore::RequestError;
-use tonic::{Code, Status};
+use surge_grpc::{ApiError, ErrorKind};
+use surge_server::config_file::ConfigError;
 
 use crate::meta::MetaError;
 
-/// An UNAVAILABLE status that names the leader's address when one is known.
-pub fn unavailable(message: impl Into<String>, leader_address: Option<&str>) -> Status {
-    let mut status = Status::unavailable(message);
-    if let Some(addr) = leader_address {
-        if let Ok(value) = addr.parse() {
-            status.metadata_mut().insert(LEADER_HINT_METADATA, value);
-        }
-    }
-    status
-}
-
-/// Maps a Raft request failure; `leader_address` resolves a leader id to its address.
-pub fn from_request(err: RequestError, leader_address: impl Fn(u64) -> Option<String>) -> Status {
-    match err {
-        RequestError::NotLeader { leader } => {
-            let addr = leader.and_then(&leader_address);
-            let message = match (leader, &addr) {
-                (Some(id), Some(a)) => format!("not the leader; coordinator {id} at {a} is"),
-                _ => "no coordinator leader is known yet; retry shortly".to_string(),
-            };
-            unavailable(message, addr.as_deref())
-        }
-        RequestError::Timeout => unavailable(
-            "no outcome within the request timeout; retrying is safe",
-            None,
-        ),
-        RequestError::Dropped => {
-            unavailable("the request was dropped by raft; retrying is safe", None)
-        }
-        RequestError::Busy => {
-            Status::resource_exhausted("the coordinator is overloaded; retry with backoff")
-        }
-        RequestError::Rejected(reason) => unavailable(reason, None),
-        RequestError::NoGroup(_) | RequestError::Stopped => {
-            Status::unavailable("the coordinator is shutting down")
-        }
-    }
-}
-
 /// Maps a state-machine refusal.
-pub fn from_meta(err: MetaError) -> Status {
-    let code = match &err {
+pub fn from_meta(err: MetaError) -> ApiError {
+    let message = err.to_string();
+    match &err {
         MetaError::AlreadyInitialized { .. } | MetaError::TenantExists { .. } => {
-            Code::AlreadyExists
+            ApiError::already_exists(message)
         }
-        MetaError::NotInitialized => Code::FailedPrecondition,
-        MetaError::UnknownNode(_) | MetaError::UnknownShard(_) | MetaError::UnknownTenant(_) => {
-            Code::NotFound
+        MetaError::UnknownNode(_)
+        | MetaError::UnknownShard(_)
+        | MetaError::UnknownTenant(_)
+        | MetaError::UnknownOperator(_) => ApiError::not_found(message),
+        MetaError::BadPlacement { .. } => invalid("replicas", message),
+        MetaError::RangeOverlap { .. } => invalid("from", message),
+        MetaError::BadRange { field, .. } | MetaError::BadSetting { field, .. } => {
+            invalid(field, message)
         }
-        MetaError::BadPlacement { .. } | MetaError::BadRange { .. } => Code::InvalidArgument,
-        MetaError::RangeOverlap { .. } => Code::InvalidArgument,
-        MetaError::StaleLease { .. } => Code::FailedPrecondition,
-        MetaError::Undecodable(_) => Code::Internal,
-        MetaError::UnknownOperator(_) => Code::NotFound,
-        MetaError::ShardBusy { .. }
+        MetaError::NotInitialized
+        | MetaError::StaleLease { .. }
+        | MetaError::ShardBusy { .. }
         | MetaError::DrainRefused { .. }
-        | MetaError::NodeHoldsReplicas { .. } => Code::FailedPrecondition,
-        MetaError::BadSetting { .. } => Code::InvalidArgument,
-    };
-    Status::new(code, err.to_string())
+        | MetaError::NodeHoldsReplicas { .. }
+        | MetaError::TooManyNodes { .. } => ApiError::failed_precondition(message),
+        MetaError::Undecodable(_) => ApiError::internal(message),
+    }
+}
+
+/// An InvalidArgument whose message (the MetaError's) already reads "field: reason".
+fn invalid(field: &str, message: String) -> ApiError {
+    ApiError::new(ErrorKind::InvalidArgument, message).with_field(field)
+}
+
+/// Checks that `value`, the request's field `key`, is a `host:port` address.
+pub fn check_address(key: &str, value: &str) -> Result<(), ApiError> {
+    surge_server::config_file::check_address(key, value).map_err(|e| match e {
+        ConfigError::Invalid { key, reason } => ApiError::invalid_argument(key, reason),
+        other => ApiError::invalid_argument(key, other),
+    })
 }

@@ -17,6 +17,7 @@ pub mod config;
 pub mod coordinator;
 pub mod dispatch;
 pub mod error;
+pub mod founding;
 pub mod membership;
 pub mod node_service;
 pub mod peer_service;

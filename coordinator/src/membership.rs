@@ -7,6 +7,7 @@
 
 use std::time::{Duration, Instant};
 
+use surge_grpc::ApiError;
 use surge_proto::v1::{AddCoordinatorRequest, MembershipResponse};
 use surge_raftstore::raft::eraftpb::{
     ConfChangeSingle, ConfChangeTransition, ConfChangeType, ConfChangeV2, ConfState,
@@ -84,7 +85,7 @@ async fn view(c: &Coordinator) -> Result<GroupView, Status> {
                 .collect(),
         })
         .await
-        .map_err(|e| c.map_request(e))
+        .map_err(|e| c.map_request(e).into())
 }
 
 async fn wait_joint_left(c: &Coordinator) -> Result<ConfState, Status> {
@@ -95,9 +96,10 @@ async fn wait_joint_left(c: &Coordinator) -> Result<ConfState, Status> {
             return Ok(v.cs);
         }
         if Instant::now() > deadline {
-            return Err(Status::unavailable(
+            return Err(ApiError::unavailable(
                 "the joint configuration was not left in time; the leader keeps trying",
-            ));
+            )
+            .into());
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -118,7 +120,7 @@ pub async fn add(
         address: req.address,
         http_address: req.http_address,
     };
-    let context = serde_json::to_vec(&info).map_err(|e| Status::internal(e.to_string()))?;
+    let context = serde_json::to_vec(&info).map_err(|e| ApiError::internal(e.to_string()))?;
     if !v.cs.learners.contains(&id) {
         info!(id, address = %info.address, "adding coordinator as a learner");
         let cc = change(
@@ -138,10 +140,7 @@ pub async fn add(
     loop {
         let v = view(c).await?;
         if !v.is_leader {
-            return Err(crate::error::unavailable(
-                "leadership changed during the add; retry",
-                None,
-            ));
+            return Err(ApiError::unavailable("leadership changed during the add; retry").into());
         }
         let matched = v
             .progress
@@ -152,11 +151,11 @@ pub async fn add(
             break;
         }
         if Instant::now() > deadline {
-            return Err(Status::deadline_exceeded(format!(
+            return Err(ApiError::unavailable(format!(
                 "id: coordinator {id} at {} did not catch up within {}s (it stays a learner); is it running with join = true?",
                 info.address,
                 CATCH_UP_TIMEOUT.as_secs()
-            )));
+            )).into());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -178,17 +177,18 @@ pub async fn remove(c: &Coordinator, id: u64) -> Result<MembershipResponse, Stat
     let v = view(c).await?;
     let is_voter = v.cs.voters.contains(&id);
     if !is_voter && !v.cs.learners.contains(&id) {
-        return Err(Status::not_found(format!(
+        return Err(ApiError::not_found(format!(
             "id: coordinator {id} is not a member (voters {:?})",
             v.cs.voters
-        )));
+        ))
+        .into());
     }
     if is_voter {
         let remaining: Vec<u64> = v.cs.voters.iter().copied().filter(|v| *v != id).collect();
         if remaining.is_empty() {
-            return Err(Status::failed_precondition(
-                "id: cannot remove the last coordinator",
-            ));
+            return Err(
+                ApiError::failed_precondition("id: cannot remove the last coordinator").into(),
+            );
         }
         let healthy = remaining
             .iter()
@@ -198,10 +198,10 @@ pub async fn remove(c: &Coordinator, id: u64) -> Result<MembershipResponse, Stat
             .count();
         let quorum = remaining.len() / 2 + 1;
         if healthy < quorum {
-            return Err(Status::failed_precondition(format!(
+            return Err(ApiError::failed_precondition(format!(
                 "id: removing coordinator {id} would leave {healthy} healthy of {} voters; a quorum needs {quorum}",
                 remaining.len()
-            )));
+            )).into());
         }
         if id == c.config.id {
             let target = v
@@ -220,10 +220,10 @@ pub async fn remove(c: &Coordinator, id: u64) -> Result<MembershipResponse, Stat
                     .transfer_leader(META_GROUP, target)
                     .map_err(|e| c.map_request(e))?;
             }
-            return Err(crate::error::unavailable(
+            return Err(ApiError::unavailable(
                 "this coordinator is the leader being removed; leadership is moving, retry",
-                None,
-            ));
+            )
+            .into());
         }
     }
     info!(id, "removing coordinator through a joint configuration");

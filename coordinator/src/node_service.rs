@@ -12,12 +12,13 @@ use surge_grpc::v1::{
     LeaseWaybillsResponse, NodeAddress, RegisterNodeRequest, RegisterNodeResponse,
     ShardInstruction, ShardRoute, ShardStatus, TenantKeys, TransferLeaderStep,
 };
+use surge_grpc::ApiError;
 use tonic::{Request, Response, Status};
 use tracing::{info, warn};
 
-use crate::config::check_address;
 use crate::coordinator::{now_ms, Coordinator};
 use crate::dispatch::{forwarded, hop, route, Route};
+use crate::error::check_address;
 use crate::meta::{Command, MetaError, NodeInfo, NodeState, Reply, ShardInfo};
 use crate::meta_state::META_GROUP;
 use crate::operator::{self, Instruction, Operator};
@@ -32,14 +33,14 @@ pub struct NodeApi {
 }
 
 fn invalid(field: &str, reason: impl std::fmt::Display) -> Status {
-    Status::invalid_argument(format!("{field}: {reason}"))
+    ApiError::invalid_argument(field, reason).into()
 }
 
 fn check_cluster(ours: Option<&str>, theirs: &str) -> Result<(), Status> {
     match ours {
-        Some(ours) if !theirs.is_empty() && ours != theirs => Err(Status::permission_denied(format!(
+        Some(ours) if !theirs.is_empty() && ours != theirs => Err(ApiError::permission_denied(format!(
             "cluster_id: the node's data dir belongs to cluster {theirs}, this is cluster {ours}; refusing it"
-        ))),
+        )).into()),
         _ => Ok(()),
     }
 }
@@ -113,11 +114,9 @@ impl NodeService for NodeApi {
                 format!("must be 1 to {MAX_INSTANCE_ID_LEN} bytes"),
             ));
         }
-        check_address("address", &req.address)
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        check_address("address", &req.address)?;
         if !req.http_address.is_empty() {
-            check_address("http_address", &req.http_address)
-                .map_err(|e| Status::invalid_argument(e.to_string()))?;
+            check_address("http_address", &req.http_address)?;
         }
         if req.zone.len() > MAX_ZONE_LEN {
             return Err(invalid("zone", format!("at most {MAX_ZONE_LEN} bytes")));
@@ -148,9 +147,9 @@ impl NodeService for NodeApi {
                     cluster_id,
                 }))
             }
-            other => Err(Status::internal(format!(
-                "unexpected reply to register: {other:?}"
-            ))),
+            other => {
+                Err(ApiError::internal(format!("unexpected reply to register: {other:?}")).into())
+            }
         }
     }
 
@@ -169,16 +168,22 @@ impl NodeService for NodeApi {
         let found = read_directory(c, node_id).await?;
         check_cluster(found.cluster.as_deref(), &req.cluster_id)?;
         let Some(node) = found.node.clone() else {
-            return Err(crate::error::from_meta(MetaError::UnknownNode(node_id)));
+            return Err(crate::error::from_meta(MetaError::UnknownNode(node_id)).into());
         };
         if node.state == NodeState::Removed {
-            return Err(Status::permission_denied(format!(
+            return Err(ApiError::permission_denied(format!(
                 "node_id: node {node_id} was removed from the cluster; wipe its data dir to join again as a new node"
-            )));
+            )).into());
         }
         c.reports.ingest(&req, now_ms());
         if let Ok(mut usage) = c.waybill_usage.lock() {
-            for r in req.replicas.iter().filter(|r| r.role == "leader") {
+            // Only shards of the table: the map is keyed by what a heartbeat says.
+            let shards = found.directory.shard_count;
+            for r in req
+                .replicas
+                .iter()
+                .filter(|r| r.role == "leader" && r.shard < shards)
+            {
                 let entry = usage.entry(r.shard).or_insert((0, Vec::new()));
                 if r.term >= entry.0 {
                     *entry = (r.term, r.waybills.clone());
@@ -188,8 +193,7 @@ impl NodeService for NodeApi {
         if !req.address.is_empty()
             && (req.address != node.address || req.http_address != node.http_address)
         {
-            check_address("address", &req.address)
-                .map_err(|e| Status::invalid_argument(e.to_string()))?;
+            check_address("address", &req.address)?;
             c.propose(Command::UpdateNodeAddress {
                 node_id,
                 address: req.address.clone(),
@@ -295,7 +299,7 @@ async fn read_directory(c: &Coordinator, node_id: u64) -> Result<Found, Status> 
             }
         })
         .await
-        .map_err(|e| c.map_request(e))
+        .map_err(|e| c.map_request(e).into())
 }
 
 /// Records every newer membership this node's leaders report (the shard's group is the

@@ -87,6 +87,21 @@ pub async fn run(
              from initial_peers, or set join = true to join a running quorum",
         ));
     }
+    if config.initialize && !config.join && !config.data_dir.join("db").exists() {
+        if let Some((peer, cluster_id)) =
+            crate::founding::running_cluster(config.id, &config.initial_peers).await
+        {
+            return Err(data_dir_error(
+                &config,
+                format!(
+                    "is empty, but coordinator {peer} already runs cluster {cluster_id}: this coordinator \
+                     lost its data and must not found the group again. Replace it: `surgectl coordinator \
+                     remove {}`, then start one with a new id and join = true, and `surgectl coordinator add` it",
+                    config.id
+                ),
+            ));
+        }
+    }
     let engine = open_checked(&config)?;
     let mut storage = GroupStorage::open(engine.clone(), META_GROUP)?;
     if !storage.is_initialized() && !config.join {

@@ -1,6 +1,7 @@
 //! What a tenant is named and keyed by: the name's and the API key's shape (checked before a
 //! tenant is created), fresh keys, and the SHA-256 hex that is all surge stores of a key.
 
+use surge_grpc::ApiError;
 use tonic::Status;
 
 /// Longest tenant name.
@@ -9,18 +10,22 @@ pub const MAX_TENANT_NAME: usize = 64;
 pub(crate) fn check_tenant_name(name: &str) -> Result<(), Status> {
     let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
     if name.is_empty() || name.len() > MAX_TENANT_NAME || !name.chars().all(ok_char) {
-        return Err(Status::invalid_argument(format!(
-            "name: 1 to {MAX_TENANT_NAME} characters of A-Z a-z 0-9 . _ -, got {name:?}"
-        )));
+        return Err(ApiError::invalid_argument(
+            "name",
+            format!("1 to {MAX_TENANT_NAME} characters of A-Z a-z 0-9 . _ -, got {name:?}"),
+        )
+        .into());
     }
     Ok(())
 }
 
 pub(crate) fn check_api_key(key: &str) -> Result<(), Status> {
     if !(16..=128).contains(&key.len()) || !key.chars().all(|c| c.is_ascii_graphic()) {
-        return Err(Status::invalid_argument(
-            "api_key: 16 to 128 printable ASCII characters without spaces",
-        ));
+        return Err(ApiError::invalid_argument(
+            "api_key",
+            "16 to 128 printable ASCII characters without spaces",
+        )
+        .into());
     }
     Ok(())
 }

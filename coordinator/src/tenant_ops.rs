@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use surge_grpc::ApiError;
 use surge_proto::v1::{
     AddWaybillRangeRequest, GetTenantRulesRequest, GetTenantRulesResponse, LeaseWaybillsRequest,
     LeaseWaybillsResponse, SetTenantRulesRequest, SetTenantRulesResponse, WaybillBlock,
@@ -19,14 +20,14 @@ use crate::waybills::WaybillRange;
 pub const MAX_RULES_BYTES: usize = 256 * 1024;
 
 fn unexpected(what: &str, reply: Reply) -> Status {
-    Status::internal(format!("unexpected reply to {what}: {reply:?}"))
+    ApiError::internal(format!("unexpected reply to {what}: {reply:?}")).into()
 }
 
 impl Coordinator {
     /// The tenant named `name` (linearizable read at the leader).
     async fn tenant_named(&self, name: &str) -> Result<TenantInfo, Status> {
         if name.is_empty() {
-            return Err(Status::invalid_argument("tenant: required"));
+            return Err(ApiError::invalid_argument("tenant", "required").into());
         }
         let wanted = name.to_string();
         self.handle
@@ -35,7 +36,7 @@ impl Coordinator {
             })
             .await
             .map_err(|e| self.map_request(e))?
-            .ok_or_else(|| Status::not_found(format!("tenant: no tenant named {name:?}")))
+            .ok_or_else(|| ApiError::not_found(format!("tenant: no tenant named {name:?}")).into())
     }
 
     pub async fn set_tenant_rules(
@@ -43,12 +44,14 @@ impl Coordinator {
         req: SetTenantRulesRequest,
     ) -> Result<SetTenantRulesResponse, Status> {
         if req.rules_toml.len() > MAX_RULES_BYTES {
-            return Err(Status::invalid_argument(format!(
-                "rules_toml: at most {MAX_RULES_BYTES} bytes"
-            )));
+            return Err(ApiError::invalid_argument(
+                "rules_toml",
+                format!("at most {MAX_RULES_BYTES} bytes"),
+            )
+            .into());
         }
         surge_rules::parse(&req.rules_toml)
-            .map_err(|e| Status::invalid_argument(format!("rules_toml: {e}")))?;
+            .map_err(|e| ApiError::invalid_argument("rules_toml", format!("{e}")))?;
         let tenant = self.tenant_named(&req.tenant).await?;
         let cmd = Command::SetTenantRules {
             tenant_id: tenant.id,
@@ -83,16 +86,20 @@ impl Coordinator {
         let rules = surge_rules::parse(&tenant.rules_toml).unwrap_or_default();
         if rules.carrier(&req.carrier).is_none() {
             let known: Vec<&str> = rules.carriers.iter().map(|c| c.name.as_str()).collect();
-            return Err(Status::invalid_argument(format!(
-                "carrier: unknown carrier {:?} for tenant {}; its rules declare {}",
-                req.carrier,
-                req.tenant,
-                if known.is_empty() {
-                    "none (set them with `surgectl tenant rules set`)".to_string()
-                } else {
-                    known.join(", ")
-                }
-            )));
+            return Err(ApiError::invalid_argument(
+                "carrier",
+                format!(
+                    "unknown carrier {:?} for tenant {}; its rules declare {}",
+                    req.carrier,
+                    req.tenant,
+                    if known.is_empty() {
+                        "none (set them with `surgectl tenant rules set`)".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            )
+            .into());
         }
         crate::waybills::check_range(&req.carrier, &req.prefix, req.from, req.to)
             .map_err(crate::error::from_meta)?;

@@ -33,9 +33,14 @@ fn write_config(
 }
 
 fn run_to_exit(config: &Path) -> Output {
+    run_to_exit_with(config, &[])
+}
+
+fn run_to_exit_with(config: &Path, args: &[&str]) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_surge-coordinator"))
         .arg("--config")
         .arg(config)
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -117,6 +122,28 @@ async fn a_data_dir_of_another_coordinator_or_cluster_is_refused() {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
+    // A coordinator of the same group that lost its disk, started with --initialize as on
+    // the first day (compose does), must not found the group again.
+    let lost = dir.path().join("lost-disk");
+    let lost_grpc = free_port();
+    let peer = format!("[[initial_peers]]\nid = 1\naddress = \"127.0.0.1:{grpc}\"\n");
+    let twin = write_config(dir.path(), "c2-lost.toml", 2, &lost, &peer, lost_grpc);
+    let out = run_to_exit_with(&twin, &["--initialize"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "a lost-disk coordinator founded the group again"
+    );
+    assert!(
+        stderr.contains(&format!("coordinator 1 already runs cluster {cluster_id}"))
+            && stderr.contains("coordinator remove 2"),
+        "{stderr}"
+    );
+    assert!(
+        !lost.join("db").exists(),
+        "a refused start created the data dir"
+    );
+
     let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
     let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
     let _ = child.wait();

@@ -5,6 +5,10 @@
 //! servers and clients name one module. The pure crates (the shard and metadata state machines)
 //! depend on `surge-proto` alone and never link tonic.
 
+pub mod error;
+
+pub use error::{retryable_code, retryable_wire, ApiError, ErrorKind};
+
 /// The `surge.v1` package: every message of `surge-proto`, and the services.
 #[allow(unreachable_pub, clippy::all, clippy::unwrap_used)]
 pub mod v1 {

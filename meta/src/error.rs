@@ -44,4 +44,6 @@ pub enum MetaError {
     NodeHoldsReplicas { node: u64, replicas: usize },
     #[error("{field}: {reason}")]
     BadSetting { field: String, reason: String },
+    #[error("instance_id: the cluster already has {limit} nodes, the most it admits; remove nodes first")]
+    TooManyNodes { limit: usize },
 }

@@ -40,6 +40,9 @@ pub struct Settings {
 
 /// Bounds `surgectl cluster set max-down-time` accepts.
 pub const MIN_MAX_DOWN_TIME_MS: u64 = 1_000;
+/// Most nodes (not removed) a cluster admits: registrations come from the network, so the
+/// node table they grow is bounded.
+pub const MAX_NODES: usize = 1024;
 pub const MAX_MAX_DOWN_TIME_MS: u64 = 7 * 24 * 3_600_000;
 
 /// Cluster metadata, replicated through the coordinators' Raft group.

@@ -82,6 +82,27 @@ fn registration_is_idempotent_per_instance_and_survives_reload(
 }
 
 #[test]
+fn the_node_table_is_bounded_but_a_known_instance_still_registers(
+) -> Result<(), Box<dyn std::error::Error>> {
+    let mut sm = MetaState::load(Arc::new(MemEngine::new(&[Family::META])))?;
+    apply(&mut sm, init("t"))?;
+    for n in 0..MAX_NODES {
+        apply(&mut sm, register(&format!("节点-{n}")))?;
+    }
+    assert_eq!(
+        apply(&mut sm, register("one-too-many")),
+        Err(MetaError::TooManyNodes { limit: MAX_NODES })
+    );
+    // A restart of a registered node is answered as before.
+    assert!(matches!(
+        apply(&mut sm, register("节点-7"))?,
+        Reply::Registered { node_id: 8, .. }
+    ));
+    assert_eq!(sm.nodes.len(), MAX_NODES);
+    Ok(())
+}
+
+#[test]
 fn a_tenant_is_created_once_and_a_retry_with_its_key_succeeds(
 ) -> Result<(), Box<dyn std::error::Error>> {
     let engine = Arc::new(MemEngine::new(&[Family::META]));

@@ -4,6 +4,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use prost::Message as _;
+use surge_grpc::ApiError;
 use surge_proto::v1::shard_command::Command as ShardCmd;
 use surge_proto::v1::{ActionBatch, OrderAction, ShardCommand};
 use surge_raftstore::RequestError;
@@ -50,8 +51,8 @@ pub async fn propose(
 /// A refused action as the caller sees it.
 pub fn refusal_status(code: RefuseCode, message: String) -> Status {
     match code {
-        RefuseCode::NotFound => Status::not_found(message),
-        RefuseCode::FailedPrecondition => Status::failed_precondition(message),
+        RefuseCode::NotFound => ApiError::not_found(message).into(),
+        RefuseCode::FailedPrecondition => ApiError::failed_precondition(message).into(),
     }
 }
 
@@ -59,5 +60,5 @@ pub fn refusal_status(code: RefuseCode, message: String) -> Status {
 pub fn single(mut outcomes: Vec<ActionOutcome>) -> Result<ActionOutcome, Status> {
     outcomes
         .pop()
-        .ok_or_else(|| Status::internal("no outcome for the action"))
+        .ok_or_else(|| ApiError::internal("no outcome for the action").into())
 }

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use surge_grpc::ApiError;
 use surge_proto::{auth, FORWARDED_METADATA, LEADER_HINT_METADATA};
 use surge_raftstore::RequestError;
 use tonic::metadata::MetadataValue;
@@ -43,11 +44,10 @@ pub(crate) fn with_leader<T>(mut response: Response<T>, address: Option<&str>) -
     response
 }
 
-pub(crate) fn with_hint(mut status: Status, address: Option<&str>) -> Status {
-    if let Some(value) = address.and_then(|a| MetadataValue::try_from(a).ok()) {
-        status.metadata_mut().insert(LEADER_HINT_METADATA, value);
-    }
-    status
+/// The refusal of a call that reached a node which does not lead its shard and may not
+/// forward it: the caller goes to `address`.
+pub(crate) fn not_leader(address: &str) -> ApiError {
+    ApiError::not_leader("not the shard leader; retry at the leader", Some(address))
 }
 
 /// A forwarded call's failure as this node answers it. If the leader never answered (it is
@@ -62,10 +62,11 @@ pub(crate) fn forward_failed(status: Status, leader: &str) -> Status {
     if reached {
         status
     } else {
-        Status::unavailable(format!(
+        ApiError::unavailable(format!(
             "the shard leader at {leader} did not answer ({}); retry",
             status.message()
         ))
+        .into()
     }
 }
 
@@ -114,11 +115,8 @@ impl OrderApi {
                     .inc();
                 Ok(Route::Forward { address, channel })
             }
-            Target::Remote { address } => Err(with_hint(
-                Status::unavailable("not the shard leader; retry at the leader"),
-                Some(&address),
-            )),
-            Target::Unknown => Err(self.unavailable(shard)),
+            Target::Remote { address } => Err(not_leader(&address).into()),
+            Target::Unknown => Err(self.unavailable(shard).into()),
         }
     }
 
@@ -146,33 +144,14 @@ impl OrderApi {
         request
     }
 
-    pub(crate) fn unavailable(&self, shard: u32) -> Status {
-        Status::unavailable(format!(
+    pub(crate) fn unavailable(&self, shard: u32) -> ApiError {
+        ApiError::unavailable(format!(
             "shard {shard} has no known leader right now; retry"
         ))
     }
 
-    pub(crate) fn map_request(&self, err: RequestError) -> Status {
-        match err {
-            RequestError::NotLeader { leader } => {
-                let address = leader.and_then(|l| self.address_of(l));
-                with_hint(
-                    Status::unavailable("not the shard leader; retry at the leader"),
-                    address.as_deref(),
-                )
-            }
-            RequestError::Timeout => Status::unavailable(
-                "no answer within the deadline; the outcome is unknown, and a retry with the same external order id is safe",
-            ),
-            RequestError::Dropped => {
-                Status::unavailable("the proposal was dropped by a leader change; retry")
-            }
-            RequestError::NoGroup(g) => {
-                Status::unavailable(format!("shard {g} has no replica on this node; retry"))
-            }
-            RequestError::Busy => Status::resource_exhausted("too many requests in flight; retry"),
-            RequestError::Stopped => Status::unavailable("the node is stopping; retry elsewhere"),
-            RequestError::Rejected(m) => Status::internal(m),
-        }
+    /// A Raft request's failure on `shard`, naming the leader's address when known.
+    pub(crate) fn map_request(&self, shard: u32, err: RequestError) -> ApiError {
+        err.into_api(&format!("shard {shard}"), |l| self.address_of(l))
     }
 }

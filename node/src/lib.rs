@@ -19,6 +19,7 @@ pub mod membership;
 pub mod metrics;
 pub mod order_actions;
 pub mod order_api;
+pub mod order_events;
 pub mod order_service;
 pub mod pipeline;
 pub mod print_service;

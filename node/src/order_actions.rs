@@ -2,35 +2,22 @@
 //! stream. Each action goes to the shard leader (forwarded once, like intake) and is applied
 //! from the shard's log; see `surge_shard::actions`.
 
-use std::collections::BTreeMap;
-use std::pin::Pin;
-use std::time::Duration;
-
 use surge_grpc::v1::order_action::Kind;
 use surge_grpc::v1::order_service_client::OrderServiceClient;
 use surge_grpc::v1::{
     CancelAnswer, CancelOrderRequest, CancelOrderResponse, ConfirmPackedRequest,
     ConfirmShippedRequest, Empty, GetLabelRequest, HoldEntry, LabelDocument, LabelFormat,
-    OrderAction, OrderActionResponse, OrderEvent, PlaceHoldRequest, ReadEventsRequest,
-    ReadEventsResponse, ReleaseHoldRequest, WatchOrdersRequest, WatchOrdersResponse,
+    OrderAction, OrderActionResponse, PlaceHoldRequest, ReleaseHoldRequest,
 };
+use surge_grpc::ApiError;
 use surge_shard::{shard_of, view_of, ActionOutcome, CARRIER_HOLD, WAYBILL_HOLD};
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use crate::actions::{self, refusal_status, ProposeError};
-use crate::dispatch::{forward_failed, is_forwarded, with_leader, Route, Target};
+use crate::dispatch::{forward_failed, with_leader, Route};
 use crate::order_api::OrderApi;
 use crate::order_service::field_error;
 
-pub type WatchStream =
-    Pin<Box<dyn tokio_stream::Stream<Item = Result<WatchOrdersResponse, Status>> + Send>>;
-
-/// Most events per `ReadEvents` answer and per shard in one watch poll.
-const EVENTS_PER_READ: u32 = 500;
-/// How often an idle watch looks for new events.
-const WATCH_POLL: Duration = Duration::from_millis(200);
 /// Most bytes of a reason or detail.
 const MAX_REASON: usize = 256;
 
@@ -56,41 +43,6 @@ fn check_code(code: &str) -> Result<(), Status> {
     }
 }
 
-/// A watch position: per shard, the last (index, pos) delivered. Encoded
-/// `"<shard>.<index>.<pos>,..."` over the shards that have one.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct WatchCursor(pub BTreeMap<u32, (u64, u32)>);
-
-impl WatchCursor {
-    pub fn encode(&self) -> String {
-        self.0
-            .iter()
-            .map(|(s, (i, p))| format!("{s}.{i}.{p}"))
-            .collect::<Vec<_>>()
-            .join(",")
-    }
-
-    pub fn decode(text: &str) -> Option<WatchCursor> {
-        let mut map = BTreeMap::new();
-        for part in text.split(',').filter(|p| !p.is_empty()) {
-            let mut it = part.split('.');
-            let shard = it.next()?.parse().ok()?;
-            let index = it.next()?.parse().ok()?;
-            let pos = it.next()?.parse().ok()?;
-            if it.next().is_some() {
-                return None;
-            }
-            map.insert(shard, (index, pos));
-        }
-        Some(WatchCursor(map))
-    }
-
-    pub fn advance(&mut self, e: &OrderEvent) {
-        let at = self.0.entry(e.shard).or_default();
-        *at = (*at).max((e.index, e.pos));
-    }
-}
-
 impl OrderApi {
     /// The shard of an order id, or INVALID_ARGUMENT naming `order_id`.
     pub(crate) fn shard_of_id(&self, order_id: &str) -> Result<u32, Status> {
@@ -112,8 +64,8 @@ impl OrderApi {
     ) -> Result<ActionOutcome, Status> {
         match actions::propose(&self.handle, shard, vec![action]).await {
             Ok(outcomes) => actions::single(outcomes),
-            Err(ProposeError::Request(e)) => Err(self.map_request(e)),
-            Err(ProposeError::Apply(m)) => Err(Status::internal(m)),
+            Err(ProposeError::Request(e)) => Err(self.map_request(shard, e).into()),
+            Err(ProposeError::Apply(m)) => Err(ApiError::internal(m).into()),
         }
     }
 
@@ -127,10 +79,11 @@ impl OrderApi {
                 changed: done.changed,
                 order: Some(view_of(done.record)),
             }),
-            ActionOutcome::TooLate(rec) => Err(Status::failed_precondition(format!(
+            ActionOutcome::TooLate(rec) => Err(ApiError::failed_precondition(format!(
                 "order {} has shipped",
                 rec.order_id
-            ))),
+            ))
+            .into()),
             ActionOutcome::Refused { code, message } => Err(refusal_status(code, message)),
         }
     }
@@ -308,20 +261,22 @@ impl OrderApi {
                     .await?
                     .flatten()
                     .ok_or_else(|| {
-                        Status::not_found(format!("order_id: no order {}", req.order_id))
+                        ApiError::not_found(format!("order_id: no order {}", req.order_id))
                     })?;
                 if rec.waybill.is_empty() {
-                    return Err(Status::failed_precondition(format!(
+                    return Err(ApiError::failed_precondition(format!(
                         "order {} has no waybill yet ({:?})",
                         rec.order_id,
                         rec.status()
-                    )));
+                    ))
+                    .into());
                 }
                 if rec.waybill_voided || rec.intercepted {
-                    return Err(Status::failed_precondition(format!(
+                    return Err(ApiError::failed_precondition(format!(
                         "order {}: waybill {} is voided (the order was cancelled); no label",
                         rec.order_id, rec.waybill
-                    )));
+                    ))
+                    .into());
                 }
                 let rules = self
                     .directory
@@ -345,151 +300,6 @@ impl OrderApi {
                 .await
                 .map_err(|s| forward_failed(s, &address))
                 .map(|r| with_leader(r, Some(&address))),
-        }
-    }
-
-    /// Events of one shard after `after`: from a local replica (any replica holds a prefix of
-    /// the shard's events in log order, so this never skips one), else from the shard's leader.
-    async fn shard_events<U>(
-        &self,
-        original: &Request<U>,
-        tenant: u64,
-        shard: u32,
-        after: (u64, u32),
-    ) -> Result<Vec<OrderEvent>, Status> {
-        let group = u64::from(shard);
-        if self.handle.status(group).is_some() {
-            let events = self
-                .handle
-                .inspect(group, move |peer| {
-                    peer.sm.events(tenant, after, EVENTS_PER_READ as usize)
-                })
-                .await
-                .map_err(|e| self.map_request(e))?
-                .map_err(|e| Status::internal(e.to_string()))?;
-            return events.map_err(|t| {
-                Status::out_of_range(format!(
-                    "cursor: shard {shard}'s events before {}.{} are past retention and were deleted; start again from an empty cursor",
-                    t.below.0, t.below.1
-                ))
-            });
-        }
-        if is_forwarded(original) {
-            return Err(self.unavailable(shard));
-        }
-        let Target::Remote { address } = self.target(shard) else {
-            return Err(self.unavailable(shard));
-        };
-        let req = ReadEventsRequest {
-            shard,
-            after_index: after.0,
-            after_pos: after.1,
-            limit: EVENTS_PER_READ,
-        };
-        OrderServiceClient::new(self.channel(&address)?)
-            .read_events(self.forward_request(original, req))
-            .await
-            .map(|r| r.into_inner().events)
-            .map_err(|s| forward_failed(s, &address))
-    }
-
-    pub(crate) async fn read_events_call(
-        &self,
-        request: Request<ReadEventsRequest>,
-    ) -> Result<Response<ReadEventsResponse>, Status> {
-        let tenant = self.tenant(&request).await?;
-        let req = *request.get_ref();
-        if req.shard >= self.shard_count() {
-            return Err(field_error("shard", format!("no shard {}", req.shard)));
-        }
-        let events = self
-            .shard_events(
-                &request,
-                tenant,
-                req.shard,
-                (req.after_index, req.after_pos),
-            )
-            .await?;
-        Ok(Response::new(ReadEventsResponse { events }))
-    }
-
-    pub(crate) async fn watch_orders_call(
-        &self,
-        request: Request<WatchOrdersRequest>,
-    ) -> Result<Response<WatchStream>, Status> {
-        let tenant = self.tenant(&request).await?;
-        let mut cursor = WatchCursor::decode(&request.get_ref().cursor)
-            .ok_or_else(|| field_error("cursor", "not a cursor this service issued"))?;
-        let (tx, rx) = mpsc::channel(8);
-        let api = self.clone();
-        // A bare request carrying only the caller's key, for the reads this stream makes.
-        let mut probe = Request::new(());
-        if let Some(v) = request.metadata().get(surge_proto::auth::AUTHORIZATION) {
-            probe
-                .metadata_mut()
-                .insert(surge_proto::auth::AUTHORIZATION, v.clone());
-        }
-        tokio::spawn(async move {
-            loop {
-                let mut events = Vec::new();
-                for shard in 0..api.shard_count() {
-                    let after = cursor.0.get(&shard).copied().unwrap_or_default();
-                    // A shard that cannot be read now is read on a later poll, from the same
-                    // position: the stream waits rather than skipping. A cursor past retention
-                    // ends the stream: resuming would skip deleted events.
-                    match api.shard_events(&probe, tenant, shard, after).await {
-                        Ok(found) => events.extend(found),
-                        Err(s) if s.code() == tonic::Code::OutOfRange => {
-                            let _ = tx.send(Err(s)).await;
-                            return;
-                        }
-                        Err(_) => {}
-                    }
-                }
-                if events.is_empty() {
-                    if tx.is_closed() {
-                        return;
-                    }
-                    tokio::time::sleep(WATCH_POLL).await;
-                    continue;
-                }
-                for e in &events {
-                    cursor.advance(e);
-                }
-                let msg = WatchOrdersResponse {
-                    events,
-                    cursor: cursor.encode(),
-                };
-                if tx.send(Ok(msg)).await.is_err() {
-                    return;
-                }
-            }
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn watch_cursors_round_trip_and_only_move_forward() {
-        let mut c = WatchCursor::default();
-        assert_eq!(c.encode(), "");
-        let e = |shard, index, pos| OrderEvent {
-            shard,
-            index,
-            pos,
-            ..OrderEvent::default()
-        };
-        c.advance(&e(3, 10, 2));
-        c.advance(&e(0, 7, 0));
-        c.advance(&e(3, 9, 5));
-        assert_eq!(c.encode(), "0.7.0,3.10.2");
-        assert_eq!(WatchCursor::decode(&c.encode()), Some(c));
-        for bad in ["x", "1.2", "1.2.3.4", "a.b.c"] {
-            assert_eq!(WatchCursor::decode(bad), None, "{bad}");
         }
     }
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use surge_client::channels::ChannelCache;
+use surge_grpc::ApiError;
 use surge_proto::auth;
 use tonic::transport::Channel;
 use tonic::{Request, Status};
@@ -47,14 +48,14 @@ impl OrderApi {
     /// heartbeat and look again once the directory changed (bounded wait), then refuse.
     pub(crate) async fn tenant<T>(&self, request: &Request<T>) -> Result<u64, Status> {
         let Some(value) = request.metadata().get(auth::AUTHORIZATION) else {
-            return Err(Status::unauthenticated(
+            return Err(ApiError::unauthenticated(
                 "authorization: missing; send `authorization: Bearer <api key>`",
-            ));
+            )
+            .into());
         };
-        let key =
-            value.to_str().ok().and_then(auth::bearer).ok_or_else(|| {
-                Status::unauthenticated("authorization: expected `Bearer <api key>`")
-            })?;
+        let key = value.to_str().ok().and_then(auth::bearer).ok_or_else(|| {
+            ApiError::unauthenticated("authorization: expected `Bearer <api key>`")
+        })?;
         if let Some(tenant) = self.lookup_key(key)? {
             return Ok(tenant);
         }
@@ -63,18 +64,19 @@ impl OrderApi {
         self.refresh.wanted.notify_one();
         let _ = tokio::time::timeout(KEY_REFRESH_WAIT, version.changed()).await;
         self.lookup_key(key)?
-            .ok_or_else(|| Status::unauthenticated("authorization: unknown API key"))
+            .ok_or_else(|| ApiError::unauthenticated("authorization: unknown API key").into())
     }
 
     fn lookup_key(&self, key: &str) -> Result<Option<u64>, Status> {
         let dir = self
             .directory
             .read()
-            .map_err(|_| Status::internal("directory lock poisoned"))?;
+            .map_err(|_| ApiError::internal("directory lock poisoned"))?;
         if !dir.is_loaded() {
-            return Err(Status::unavailable(
+            return Err(ApiError::unavailable(
                 "this node has not heard from the coordinators yet; retry",
-            ));
+            )
+            .into());
         }
         Ok(dir.tenant_of_key(key))
     }

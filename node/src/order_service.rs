@@ -21,59 +21,42 @@ use surge_grpc::v1::{
     SubmitBatch, SubmitItem, SubmitOrderRequest, SubmitOrderResponse, SubmitOrdersRequest,
     SubmitOrdersResponse, SubmitResult, WatchOrdersRequest,
 };
+use surge_grpc::ApiError;
+use surge_proto::limits::{self, MAX_REPLY_BYTES};
 use surge_proto::{routing, validate};
 use surge_shard::{view_of, Applied, Cursor, ItemOutcome, ShardSm};
-use tonic::metadata::MetadataValue;
 use tonic::{Code, Request, Response, Status};
 
 use crate::actions::now_ms;
-use crate::dispatch::{forward_failed, is_forwarded, with_hint, with_leader, Route, Target};
+use crate::dispatch::{forward_failed, is_forwarded, not_leader, with_leader, Route, Target};
 use crate::metrics::{self, OrderMetrics};
 use crate::order_api::OrderApi;
 
 mod grpc;
 
-/// On ALREADY_EXISTS: the order that already holds the external id.
-pub const EXISTING_ORDER_METADATA: &str = "x-surge-existing-order";
 /// Most orders listed per page.
 pub const MAX_PAGE: u32 = 1000;
 const DEFAULT_PAGE: u32 = 100;
+
 fn invalid(e: validate::FieldError) -> Status {
-    Status::invalid_argument(e.to_string())
+    ApiError::invalid_argument(e.field, e.reason).into()
 }
 
 pub(crate) fn field_error(field: &str, reason: impl Into<String>) -> Status {
-    Status::invalid_argument(format!("{field}: {}", reason.into()))
+    ApiError::invalid_argument(field, reason.into()).into()
 }
 
 fn payload_hash(order: &Order) -> Vec<u8> {
     Sha256::digest(order.encode_to_vec()).to_vec()
 }
 
-fn conflict_status(platform: &str, external_id: &str, existing: &str) -> Status {
-    with_existing(
-        Status::already_exists(format!(
-            "external_order_id: ({platform}, {external_id}) is already order {existing}, with a different payload"
-        )),
-        existing,
-    )
-}
-
-/// Names the order that holds an external id, in metadata as well as in the message.
-fn with_existing(mut status: Status, existing: &str) -> Status {
-    if let Ok(v) = MetadataValue::try_from(existing) {
-        status.metadata_mut().insert(EXISTING_ORDER_METADATA, v);
-    }
-    status
-}
-
-fn rejection(status: &Status, field: &str, existing: &str) -> Rejection {
-    Rejection {
-        code: format!("{:?}", status.code()),
-        message: status.message().to_string(),
-        field: field.to_string(),
-        existing_order_id: existing.to_string(),
-    }
+/// An external id that already names another order with a different payload.
+fn conflict(platform: &str, external_id: &str, existing: &str) -> ApiError {
+    ApiError::already_exists(format!(
+        "external_order_id: ({platform}, {external_id}) is already order {existing}, with a different payload"
+    ))
+    .with_field("external_order_id")
+    .with_existing_order(existing)
 }
 
 impl OrderApi {
@@ -102,10 +85,10 @@ impl OrderApi {
             .handle
             .propose(u64::from(shard), cmd.encode_to_vec())
             .await
-            .map_err(|e| self.map_request(e))?;
-        match outcome.map_err(Status::internal)? {
+            .map_err(|e| self.map_request(shard, e))?;
+        match outcome.map_err(ApiError::internal)? {
             Applied::Submitted(items) => Ok(items),
-            other => Err(Status::internal(format!("unexpected answer {other:?}"))),
+            other => Err(ApiError::internal(format!("unexpected answer {other:?}")).into()),
         }
     }
 
@@ -130,11 +113,9 @@ impl OrderApi {
                     .zip(ids.iter())
                     .map(|(o, (platform, ext))| match o {
                         ItemOutcome::Accepted(a) => Ok(a),
-                        ItemOutcome::Conflict { existing_order_id } => Err(rejection(
-                            &conflict_status(platform, ext, &existing_order_id),
-                            "external_order_id",
-                            &existing_order_id,
-                        )),
+                        ItemOutcome::Conflict { existing_order_id } => {
+                            Err(conflict(platform, ext, &existing_order_id).rejection())
+                        }
                     })
                     .collect())
             }
@@ -147,11 +128,10 @@ impl OrderApi {
                     .map_err(|s| forward_failed(s, &address))?
                     .into_inner();
                 let mut out = vec![
-                    Err(Rejection {
-                        code: "UNAVAILABLE".into(),
-                        message: "no result from the shard leader; retry".into(),
-                        ..Rejection::default()
-                    });
+                    Err(ApiError::unavailable(
+                        "no result from the shard leader; retry"
+                    )
+                    .rejection());
                     n
                 ];
                 for r in resp.results {
@@ -171,9 +151,7 @@ impl OrderApi {
     fn shard_of_order(&self, tenant: u64, order: &Order) -> Result<u32, Status> {
         let count = self.shard_count();
         if count == 0 {
-            return Err(Status::unavailable(
-                "the shard map is not loaded yet; retry",
-            ));
+            return Err(ApiError::unavailable("the shard map is not loaded yet; retry").into());
         }
         let key = if order.routing_key.is_empty() {
             &order.external_order_id
@@ -205,8 +183,8 @@ impl OrderApi {
         };
         match result {
             Ok(Ok(r)) => Ok(Some(r)),
-            Ok(Err(e)) => Err(Status::internal(e.to_string())),
-            Err(e) => Err(self.map_request(e)),
+            Ok(Err(e)) => Err(ApiError::internal(e.to_string()).into()),
+            Err(e) => Err(self.map_request(shard, e).into()),
         }
     }
 
@@ -223,6 +201,8 @@ impl OrderApi {
         Ok(found.flatten().map(view_of))
     }
 
+    /// One shard's orders of a `ListOrders` page, in (accepted_at_ms, order_id) order, and
+    /// whether the shard has more that were cut to keep the reply under the byte limit.
     async fn list_shard<U>(
         &self,
         original: &Request<U>,
@@ -231,7 +211,7 @@ impl OrderApi {
         req: &ListOrdersRequest,
         after: Option<Cursor>,
         limit: usize,
-    ) -> Result<Vec<OrderView>, Status> {
+    ) -> Result<(Vec<OrderView>, bool), Status> {
         match self.route(original, shard, "list")? {
             Route::Local => {
                 let status = req.status();
@@ -242,7 +222,9 @@ impl OrderApi {
                     })
                     .await?
                     .unwrap_or_default();
-                Ok(found.into_iter().map(view_of).collect())
+                let mut views: Vec<OrderView> = found.into_iter().map(view_of).collect();
+                let cut = !limits::fit(&mut views, MAX_REPLY_BYTES).is_empty();
+                Ok((views, cut))
             }
             Route::Forward { channel, .. } => {
                 let mut sub = req.clone();
@@ -250,11 +232,13 @@ impl OrderApi {
                 sub.page_size = limit as u32;
                 sub.page_token = after.map(|c| c.encode()).unwrap_or_default();
                 let request = self.forward_request(original, sub);
-                Ok(OrderServiceClient::new(channel)
+                let page = OrderServiceClient::new(channel)
                     .list_orders(request)
                     .await?
-                    .into_inner()
-                    .orders)
+                    .into_inner();
+                // Fewer than asked for, with a next page: the leader cut it by bytes.
+                let cut = !page.next_page_token.is_empty() && page.orders.len() < limit;
+                Ok((page.orders, cut))
             }
         }
     }

@@ -16,6 +16,7 @@ use surge_grpc::v1::{
     AckJobsRequest, AckJobsResponse, Empty, JobAck, JobDone, JobLease, OrderAction, PrintJob,
     ReprintRequest, ReprintResponse, SubscribeRequest,
 };
+use surge_grpc::ApiError;
 use surge_shard::ActionOutcome;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -222,8 +223,10 @@ impl PrintApi {
                             ActionOutcome::Refused { message, .. } => message,
                         })
                         .collect()),
-                    Err(actions::ProposeError::Request(e)) => Err(self.api.map_request(e)),
-                    Err(actions::ProposeError::Apply(m)) => Err(Status::internal(m)),
+                    Err(actions::ProposeError::Request(e)) => {
+                        Err(self.api.map_request(shard, e).into())
+                    }
+                    Err(actions::ProposeError::Apply(m)) => Err(ApiError::internal(m).into()),
                 }
             }
             Ok(Route::Forward { address, channel }) => {
@@ -387,7 +390,7 @@ impl PrintService for PrintApi {
                         }))
                     }
                     ActionOutcome::TooLate(_) => {
-                        Err(Status::failed_precondition("the order has shipped"))
+                        Err(ApiError::failed_precondition("the order has shipped").into())
                     }
                     ActionOutcome::Refused { code, message } => Err(refusal_status(code, message)),
                 }
@@ -399,7 +402,7 @@ impl PrintService for PrintApi {
                         .await
                         .map_err(|s| forward_failed(s, &address))
                 }
-                Route::Local => Err(Status::unavailable("leadership moved; retry")),
+                Route::Local => Err(ApiError::unavailable("leadership moved; retry").into()),
             },
         }
     }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use surge_grpc::v1::replica_service_server::ReplicaService;
 use surge_grpc::v1::{ReplicaDigestRequest, ReplicaDigestResponse};
+use surge_grpc::ApiError;
 use surge_raftstore::digest::group_digest;
 use surge_rocks::RocksEngine;
 use tonic::{Request, Response, Status};
@@ -25,17 +26,18 @@ impl ReplicaService for ReplicaApi {
     ) -> Result<Response<ReplicaDigestResponse>, Status> {
         let shard = request.get_ref().shard;
         if !self.replicas.live().iter().any(|m| m.shard == shard) {
-            return Err(Status::not_found(format!(
+            return Err(ApiError::not_found(format!(
                 "shard: node {} holds no replica of shard {shard}",
                 self.node_id
-            )));
+            ))
+            .into());
         }
         let engine = self.engine.clone();
         let digest =
             tokio::task::spawn_blocking(move || group_digest(engine.as_ref(), u64::from(shard)))
                 .await
-                .map_err(|e| Status::internal(e.to_string()))?
-                .map_err(|e| Status::internal(e.to_string()))?;
+                .map_err(|e| ApiError::internal(e.to_string()))?
+                .map_err(|e| ApiError::internal(e.to_string()))?;
         Ok(Response::new(ReplicaDigestResponse {
             node_id: self.node_id,
             shard,

@@ -233,9 +233,9 @@ impl Replicas {
             let meta = meta.clone();
             tokio::task::spawn_blocking(move || open_peer(&engine, node_id, &meta, &config))
                 .await
-                .map_err(|e| RequestError::Rejected(e.to_string()))?
+                .map_err(|e| RequestError::Failed(e.to_string()))?
         };
-        let peer = opened.map_err(|e| RequestError::Rejected(e.to_string()))?;
+        let peer = opened.map_err(|e| RequestError::Failed(e.to_string()))?;
         self.handle.create(peer).await?;
         info!(shard = meta.shard, epoch = meta.epoch, replicas = ?meta.replicas, "replica created");
         self.remember(meta);

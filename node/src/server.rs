@@ -243,7 +243,11 @@ async fn serve(
         tonic::transport::Server::builder()
             .add_service(health)
             .add_service(reflection)
-            .add_service(OrderServiceServer::from_arc(orders))
+            .add_service(
+                // A full batch of the largest orders is a valid request (surge_proto::limits).
+                OrderServiceServer::from_arc(orders)
+                    .max_decoding_message_size(surge_proto::limits::MAX_REQUEST_BYTES),
+            )
             .add_service(PrintServiceServer::new(prints))
             .add_service(ReplicaServiceServer::new(replica_api))
             .add_service(raft_service.into_server())

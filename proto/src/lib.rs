@@ -16,11 +16,21 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/surge_descriptor.bin"));
 
 pub mod auth;
+pub mod limits;
 pub mod routing;
 pub mod validate;
 
 /// Metadata key under which a non-leader names the leader it knows, so a caller can retry there.
 pub const LEADER_HINT_METADATA: &str = "x-surge-leader";
+
+/// Metadata key on RESOURCE_EXHAUSTED: wait at least this many milliseconds before retrying.
+pub const RETRY_AFTER_METADATA: &str = "x-surge-retry-after-ms";
+
+/// Metadata key on INVALID_ARGUMENT: the refused field, e.g. `order.lines[0].quantity`.
+pub const FIELD_METADATA: &str = "x-surge-field";
+
+/// Metadata key on ALREADY_EXISTS for an external order id: the order that already holds it.
+pub const EXISTING_ORDER_METADATA: &str = "x-surge-existing-order";
 
 /// Metadata marking a call one server already forwarded to another (a node to a shard's
 /// leader, a coordinator to the Raft leader): it is never forwarded again.

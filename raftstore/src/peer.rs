@@ -139,9 +139,23 @@ impl<E: Engine, S: StateMachine> Peer<E, S> {
         &self.engine
     }
 
-    /// Records that replica `from` was just heard from.
+    /// Records that replica `from` was just heard from. Only members are recorded, so the
+    /// map stays as small as the configuration whatever ids arrive over the network.
     pub fn note_heard(&mut self, from: u64) {
-        self.last_heard.insert(from, Instant::now());
+        let cs = self.conf_state();
+        let member = [
+            &cs.voters,
+            &cs.learners,
+            &cs.voters_outgoing,
+            &cs.learners_next,
+        ]
+        .iter()
+        .any(|ids| ids.contains(&from));
+        if member {
+            self.last_heard.insert(from, Instant::now());
+        } else {
+            self.last_heard.remove(&from);
+        }
     }
 
     /// True if replica `id` was heard from within `within`.

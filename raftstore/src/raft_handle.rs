@@ -5,16 +5,18 @@
 //! [`RequestError::Busy`]. Every waiter has a deadline.
 
 use std::collections::HashMap;
-use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::mpsc::TrySendError;
 use std::time::Duration;
 
 use protobuf::Message as _;
 use raft::eraftpb::{ConfChangeV2, ConfState, Message};
+use surge_grpc::ApiError;
 use tokio::sync::oneshot;
 
 use crate::engine::{Engine, WriteBatch};
 use crate::group_status::{GroupStats, GroupStatus, StatusBoard};
 use crate::peer::Peer;
+use crate::raft_loop::inbox::{InboxSender, Lane};
 use crate::state_machine::StateMachine;
 
 /// Why a request did not get an answer from the state machine.
@@ -32,9 +34,65 @@ pub enum RequestError {
     Busy,
     #[error("the raft loop has stopped")]
     Stopped,
+    /// Refused because of something concurrent that will pass (an epoch that moved on,
+    /// another membership change in flight): the same request may succeed when retried.
     #[error("{0}")]
-    Rejected(String),
+    Conflict(String),
+    /// Refused for good: the same request will be refused again (a leader asked to remove
+    /// itself, a group that already runs here).
+    #[error("{0}")]
+    Refused(String),
+    /// The loop or its storage failed serving it.
+    #[error("{0}")]
+    Failed(String),
 }
+
+impl RequestError {
+    /// True when the same request may succeed later or elsewhere.
+    pub fn retryable(&self) -> bool {
+        !matches!(self, RequestError::Refused(_) | RequestError::Failed(_))
+    }
+
+    /// The refusal a service answers with, the one mapping of every server: `what` names the
+    /// group for a person ("shard 3", "the coordinator group"); `address_of` resolves
+    /// [`RequestError::NotLeader`]'s leader id to the address a caller should go to.
+    pub fn into_api(self, what: &str, address_of: impl FnOnce(u64) -> Option<String>) -> ApiError {
+        match self {
+            RequestError::NotLeader { leader } => match leader.and_then(address_of) {
+                Some(address) => ApiError::not_leader(
+                    format!("this process does not lead {what}; the leader is at {address}"),
+                    Some(&address),
+                ),
+                None => ApiError::unavailable(format!(
+                    "{what} has no known leader right now; retry shortly"
+                )),
+            },
+            RequestError::Timeout => ApiError::unavailable(format!(
+                "{what} gave no outcome within the deadline; the outcome is unknown and a retry is safe"
+            )),
+            RequestError::Dropped => ApiError::unavailable(format!(
+                "{what} dropped the proposal (leadership moved); retry"
+            )),
+            RequestError::NoGroup(_) => {
+                ApiError::unavailable(format!("{what} has no replica on this process; retry"))
+            }
+            RequestError::Busy => ApiError::overloaded(
+                format!("{what} has too many requests in flight; retry"),
+                Some(BUSY_RETRY_AFTER),
+            ),
+            RequestError::Stopped => {
+                ApiError::unavailable("this process is stopping; retry elsewhere")
+            }
+            RequestError::Conflict(m) => ApiError::aborted(format!("{what}: {m}")),
+            RequestError::Refused(m) => ApiError::failed_precondition(format!("{what}: {m}")),
+            RequestError::Failed(m) => ApiError::internal(format!("{what}: {m}")),
+        }
+    }
+}
+
+/// The pause a caller refused [`RequestError::Busy`] is told to wait: about the time the loop
+/// takes to drain a full queue.
+pub const BUSY_RETRY_AFTER: Duration = Duration::from_millis(100);
 
 /// Where the loop sends outbound Raft messages.
 pub trait MessageSink: Send + Sync + 'static {
@@ -118,9 +176,30 @@ pub enum LoopMsg<E: Engine, S: StateMachine> {
     Stop,
 }
 
+impl<E: Engine, S: StateMachine> LoopMsg<E, S> {
+    /// The inbox lane: what keeps groups alive goes apart from callers' requests, so a full
+    /// client lane never delays a heartbeat.
+    fn lane(&self) -> Lane {
+        match self {
+            LoopMsg::Raft { .. }
+            | LoopMsg::Unreachable { .. }
+            | LoopMsg::SnapshotStatus { .. }
+            | LoopMsg::TransferLeader { .. }
+            | LoopMsg::Create { .. }
+            | LoopMsg::Destroy { .. }
+            | LoopMsg::Stop => Lane::Peer,
+            LoopMsg::Propose { .. }
+            | LoopMsg::ConfChange { .. }
+            | LoopMsg::Read { .. }
+            | LoopMsg::Inspect { .. }
+            | LoopMsg::Stats { .. } => Lane::Client,
+        }
+    }
+}
+
 /// The async side of the loop; cheap to clone.
 pub struct RaftHandle<E: Engine, S: StateMachine> {
-    pub(crate) tx: SyncSender<LoopMsg<E, S>>,
+    pub(crate) tx: InboxSender<LoopMsg<E, S>>,
     pub(crate) timeout: Duration,
     pub(crate) board: StatusBoard,
 }
@@ -137,7 +216,8 @@ impl<E: Engine, S: StateMachine> Clone for RaftHandle<E, S> {
 
 impl<E: Engine, S: StateMachine> RaftHandle<E, S> {
     fn enqueue(&self, msg: LoopMsg<E, S>) -> Result<(), RequestError> {
-        match self.tx.try_send(msg) {
+        let lane = msg.lane();
+        match self.tx.try_send(lane, msg) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(_)) => Err(RequestError::Busy),
             Err(TrySendError::Disconnected(_)) => Err(RequestError::Stopped),
@@ -171,7 +251,7 @@ impl<E: Engine, S: StateMachine> RaftHandle<E, S> {
         self.conf_change_at(group, cc, None).await
     }
 
-    /// [`RaftHandle::conf_change`], refused (`Rejected`) unless the group is at membership
+    /// [`RaftHandle::conf_change`], refused (`Conflict`) unless the group is at membership
     /// epoch `epoch` when the loop gets to it.
     pub async fn conf_change_at(
         &self,
@@ -308,7 +388,7 @@ impl<E: Engine, S: StateMachine> RaftHandle<E, S> {
 
     /// Asks the loop to stop after the current round.
     pub fn stop(&self) {
-        let _ = self.tx.send(LoopMsg::Stop);
+        let _ = self.tx.send(Lane::Peer, LoopMsg::Stop);
     }
 }
 

@@ -7,7 +7,6 @@
 //! replica's late messages never reach raft-rs.
 
 use std::collections::HashMap;
-use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,10 +25,11 @@ use crate::pending::{Pending, PendingRead, Waiter};
 use crate::raft_handle::{LoopMsg, MessageSink, RaftHandle, RequestError};
 use crate::state_machine::StateMachine;
 
+pub(crate) mod inbox;
 mod membership;
 mod ready;
 
-/// Capacity of the loop's inbox.
+/// Capacity of each lane of the loop's inbox (Raft traffic, client requests).
 pub const INBOX_CAPACITY: usize = 16 * 1024;
 /// At most this many inbox messages are handled between two Ready rounds.
 const DRAIN_LIMIT: usize = 4096;
@@ -51,7 +51,7 @@ const SLOW_ROUND: Duration = Duration::from_millis(100);
 /// The loop: owns every peer of the process.
 pub struct RaftLoop<E: Engine, S: StateMachine> {
     peers: HashMap<u64, Peer<E, S>>,
-    inbox: Receiver<LoopMsg<E, S>>,
+    inbox: inbox::Inbox<LoopMsg<E, S>>,
     sink: Arc<dyn MessageSink>,
     config: RaftConfig,
     next_ctx: u64,
@@ -72,7 +72,7 @@ impl<E: Engine, S: StateMachine> RaftLoop<E, S> {
         sink: Arc<dyn MessageSink>,
         config: RaftConfig,
     ) -> (RaftLoop<E, S>, RaftHandle<E, S>) {
-        let (tx, inbox) = sync_channel(INBOX_CAPACITY);
+        let (inbox, tx) = inbox::inbox(INBOX_CAPACITY);
         let board = StatusBoard::default();
         let handle = RaftHandle {
             tx,
@@ -99,6 +99,8 @@ impl<E: Engine, S: StateMachine> RaftLoop<E, S> {
     /// Runs until every handle is dropped or `Stop` arrives; an error is fatal for the process.
     pub fn run(mut self) -> Result<(), PeerError> {
         let mut next_tick = Instant::now() + self.config.tick;
+        let mut batch = Vec::with_capacity(DRAIN_LIMIT);
+        let mut backlog = false;
         for peer in self.peers.values() {
             publish(peer, &self.board);
         }
@@ -106,25 +108,21 @@ impl<E: Engine, S: StateMachine> RaftLoop<E, S> {
             // A peer can still hold a Ready after a round (e.g. it proposed leaving a joint
             // configuration): then only poll the inbox.
             let pending_ready = self.peers.values().any(|p| p.node.has_ready());
-            let wait = if pending_ready {
+            let wait = if pending_ready || backlog {
                 Duration::ZERO
             } else {
                 next_tick.saturating_duration_since(Instant::now())
             };
-            match self.inbox.recv_timeout(wait) {
-                Ok(LoopMsg::Stop) => return Ok(()),
-                Ok(msg) => {
-                    self.handle_msg(msg);
-                    for _ in 0..DRAIN_LIMIT {
-                        match self.inbox.try_recv() {
-                            Ok(LoopMsg::Stop) => return Ok(()),
-                            Ok(msg) => self.handle_msg(msg),
-                            Err(_) => break,
-                        }
-                    }
+            if !self.inbox.wait(wait) {
+                return Ok(());
+            }
+            batch.clear();
+            backlog = self.inbox.drain(DRAIN_LIMIT, &mut batch);
+            for msg in batch.drain(..) {
+                if let LoopMsg::Stop = msg {
+                    return Ok(());
                 }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+                self.handle_msg(msg);
             }
             let now = Instant::now();
             if now >= next_tick {
@@ -233,7 +231,7 @@ impl<E: Engine, S: StateMachine> RaftLoop<E, S> {
             LoopMsg::Create { peer, reply } => {
                 let group = peer.group();
                 if self.peers.contains_key(&group) {
-                    let _ = reply.send(Err(RequestError::Rejected(format!(
+                    let _ = reply.send(Err(RequestError::Refused(format!(
                         "group {group} already runs here"
                     ))));
                     return;
@@ -356,7 +354,7 @@ impl<E: Engine, S: StateMachine> RaftLoop<E, S> {
         drop(peer);
         write_timed(engine.as_ref(), &batch, true).map_err(|e| {
             error!(group, error = %e, "destroying a replica failed");
-            RequestError::Rejected(e.to_string())
+            RequestError::Failed(e.to_string())
         })
     }
 

@@ -7,6 +7,7 @@ use prost::Message as _;
 use raft::eraftpb::Message;
 use surge_grpc::v1::raft_transport_server::RaftTransport;
 use surge_grpc::v1::{RaftBatch, RaftDone, SnapshotChunk};
+use surge_grpc::ApiError;
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, warn};
@@ -88,15 +89,16 @@ impl RaftTransportService {
     fn check(&self, cluster_id: &str, from_store: u64, to_store: u64) -> Result<(), Status> {
         let ours = read_cluster_id(&self.cluster_id);
         if !ours.is_empty() && !cluster_id.is_empty() && ours != cluster_id {
-            return Err(Status::failed_precondition(format!(
+            return Err(ApiError::failed_precondition(format!(
                 "cluster_id: peer {from_store} belongs to cluster {cluster_id}, this process to cluster {ours}"
-            )));
+            )).into());
         }
         if to_store != self.self_store {
-            return Err(Status::failed_precondition(format!(
+            return Err(ApiError::failed_precondition(format!(
                 "to_store: message addressed to {to_store} reached {}",
                 self.self_store
-            )));
+            ))
+            .into());
         }
         Ok(())
     }
@@ -152,41 +154,47 @@ impl RaftTransport for RaftTransportService {
     ) -> Result<Response<RaftDone>, Status> {
         let mut stream = request.into_inner();
         let Some(first) = stream.next().await else {
-            return Err(Status::invalid_argument("snapshot: empty stream"));
+            return Err(ApiError::invalid_argument("snapshot", "empty stream").into());
         };
         let first = first?;
         self.check(&first.cluster_id, first.from_store, first.to_store)?;
         let Ok(_permit) = self.receiving.clone().try_acquire_owned() else {
-            return Err(Status::resource_exhausted(format!(
-                "snapshot: {RECEIVING_AT_ONCE} snapshots are being received here; resend later"
-            )));
+            return Err(ApiError::overloaded(
+                format!(
+                    "snapshot: {RECEIVING_AT_ONCE} snapshots are being received here; resend later"
+                ),
+                None,
+            )
+            .into());
         };
         let _flow = InFlight::start("receiving");
         let group = first.group_id;
         let epoch = first.epoch;
         let mut msg = decode_message(&first.message)
-            .map_err(|e| Status::invalid_argument(format!("message: undecodable: {e}")))?;
+            .map_err(|e| ApiError::invalid_argument("message", format!("undecodable: {e}")))?;
         if msg.get_msg_type() != raft::eraftpb::MessageType::MsgSnapshot {
-            return Err(Status::invalid_argument("message: not a MsgSnapshot"));
+            return Err(ApiError::invalid_argument("message", "not a MsgSnapshot").into());
         }
         let mut data = first.data;
         let mut last = first.last;
         while !last {
             let Some(chunk) = stream.next().await else {
-                return Err(Status::aborted(
-                    "snapshot: stream ended before the last chunk",
-                ));
+                return Err(
+                    ApiError::aborted("snapshot: stream ended before the last chunk").into(),
+                );
             };
             let chunk = chunk?;
             if chunk.group_id != group {
-                return Err(Status::invalid_argument(
-                    "group_id: changed within a snapshot",
-                ));
+                return Err(
+                    ApiError::invalid_argument("group_id", "changed within a snapshot").into(),
+                );
             }
             if data.len() + chunk.data.len() > MAX_SNAPSHOT_BYTES {
-                return Err(Status::resource_exhausted(format!(
-                    "snapshot: larger than {MAX_SNAPSHOT_BYTES} bytes"
-                )));
+                return Err(ApiError::overloaded(
+                    format!("snapshot: larger than {MAX_SNAPSHOT_BYTES} bytes"),
+                    None,
+                )
+                .into());
             }
             data.extend_from_slice(&chunk.data);
             last = chunk.last;
@@ -197,11 +205,13 @@ impl RaftTransport for RaftTransportService {
             .with_label_values(&["received"])
             .inc_by(data.len() as u64);
         let decoded = surge_grpc::v1::SnapshotData::decode(data.as_slice())
-            .map_err(|e| Status::invalid_argument(format!("snapshot: undecodable: {e}")))?;
+            .map_err(|e| ApiError::invalid_argument("snapshot", format!("undecodable: {e}")))?;
         if !decoded.staged_files.is_empty() {
-            return Err(Status::invalid_argument(
-                "staged_files: only the receiving process sets them",
-            ));
+            return Err(ApiError::invalid_argument(
+                "staged_files",
+                "only the receiving process sets them",
+            )
+            .into());
         }
         let staged = match &self.staging {
             Some(staging) => {
@@ -209,10 +219,10 @@ impl RaftTransport for RaftTransportService {
                 let started = std::time::Instant::now();
                 let staged = tokio::task::spawn_blocking(move || staging.stage(group, decoded))
                     .await
-                    .map_err(|e| Status::internal(format!("snapshot staging: {e}")))?
+                    .map_err(|e| ApiError::internal(format!("snapshot staging: {e}")))?
                     .map_err(|e| {
                         warn!(group, error = %e, "snapshot not staged");
-                        Status::unavailable(format!("snapshot: could not be staged: {e}"))
+                        ApiError::unavailable(format!("snapshot: could not be staged: {e}"))
                     })?;
                 debug!(
                     group,
@@ -239,9 +249,11 @@ impl RaftTransport for RaftTransportService {
             if let (Some(staging), Some(staged)) = (&self.staging, &staged) {
                 staging.discard(staged);
             }
-            Err(Status::resource_exhausted(
+            Err(ApiError::overloaded(
                 "the raft loop is busy; resend the snapshot",
-            ))
+                Some(crate::raft_handle::BUSY_RETRY_AFTER),
+            )
+            .into())
         }
     }
 }

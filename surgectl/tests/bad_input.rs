@@ -10,6 +10,7 @@ use surge_grpc::v1::admin_service_client::AdminServiceClient;
 use surge_grpc::v1::node_service_client::NodeServiceClient;
 use surge_grpc::v1::order_service_client::OrderServiceClient;
 use surge_grpc::v1::submit_result::Outcome;
+use surge_grpc::v1::ErrorCode;
 use surge_grpc::v1::{
     CreateTenantRequest, GetOrderRequest, HeartbeatRequest, InitClusterRequest, ListOrdersRequest,
     ListTenantsRequest, Order, RemoveCoordinatorRequest, SubmitOrderRequest, SubmitOrdersRequest,
@@ -348,7 +349,8 @@ async fn bad_orders_are_refused_by_field_and_store_nothing(
     assert_eq!(results.len(), 3);
     match &results[1].outcome {
         Some(Outcome::Rejected(r)) => {
-            assert_eq!(r.code, "InvalidArgument");
+            assert_eq!(r.code, ErrorCode::InvalidArgument as i32);
+            assert!(!surge_grpc::retryable_wire(r.code), "a bad field is final");
             assert_eq!(r.field, "orders[1].lines[0].quantity", "{r:?}");
         }
         other => panic!("batch item 1: {other:?}"),

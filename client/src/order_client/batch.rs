@@ -1,7 +1,10 @@
 //! [`OrderClient::submit_batch`]: a batch split by leader node, each part retried until every
 //! order is accepted or refused for good, under the client's one retry loop.
 
+use surge_grpc::retryable_wire;
+
 use super::*;
+use crate::retry::MAX_RETRY_AFTER;
 
 impl OrderClient {
     /// Submits a batch: one call per leader node, each order retried until accepted, refused
@@ -34,6 +37,7 @@ impl OrderClient {
                 }
             });
             let mut again = Vec::new();
+            let mut asked_pause = Duration::ZERO;
             let mut last_error = None;
             for (address, idx, result) in futures::future::join_all(calls).await {
                 match result {
@@ -44,7 +48,10 @@ impl OrderClient {
                             };
                             let transient = match &r.outcome {
                                 Some(Outcome::Rejected(rej)) => {
-                                    rej.code == "Unavailable" || rej.code == "ResourceExhausted"
+                                    let pause = Duration::from_millis(rej.retry_after_ms)
+                                        .min(MAX_RETRY_AFTER);
+                                    asked_pause = asked_pause.max(pause);
+                                    retryable_wire(rej.code)
                                 }
                                 Some(Outcome::Accepted(_)) => {
                                     // Forwarded orders name their shard's leader.
@@ -98,7 +105,7 @@ impl OrderClient {
                 ))
             });
             let _ = self.refresh().await;
-            let pause = tries.backoff(1);
+            let pause = tries.backoff(1).max(asked_pause);
             tries.again(status, pause).await?;
             self.count_retried(pending.len());
         }

@@ -57,6 +57,14 @@ impl<E: Engine> MetaState<E> {
                 cluster_id,
             });
         }
+        let members = self
+            .nodes
+            .values()
+            .filter(|n| n.state != NodeState::Removed)
+            .count();
+        if members >= MAX_NODES {
+            return Err(MetaError::TooManyNodes { limit: MAX_NODES });
+        }
         let node_id = self.next_node_id;
         self.next_node_id += 1;
         let node = NodeInfo {

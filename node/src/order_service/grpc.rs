@@ -1,6 +1,8 @@
 //! The `OrderService` methods: each checks its request, finds the shard and either serves it
 //! here (the leader), forwards it once to the leader, or answers with a hint.
 
+use surge_grpc::ErrorKind;
+
 use super::*;
 
 #[tonic::async_trait]
@@ -33,15 +35,12 @@ impl OrderService for OrderApi {
                     });
                     Ok(with_leader(response, leader.as_deref()))
                 }
-                Some(Err(rej)) if rej.code == "AlreadyExists" => {
-                    OrderMetrics::get().rejected("conflict");
-                    Err(with_existing(
-                        Status::already_exists(rej.message),
-                        &rej.existing_order_id,
-                    ))
+                Some(Err(rej)) => {
+                    let refusal = ApiError::from_rejection(&rej);
+                    OrderMetrics::get().rejected(rejected_label(refusal.kind));
+                    Err(refusal.into())
                 }
-                Some(Err(rej)) => Err(Status::unavailable(rej.message)),
-                None => Err(Status::internal("no result for the order")),
+                None => Err(ApiError::internal("no result for the order").into()),
             }
         }
         .await;
@@ -75,11 +74,11 @@ impl OrderService for OrderApi {
             for (i, order) in orders.iter().enumerate() {
                 if let Err(e) = validate::order(order) {
                     OrderMetrics::get().rejected("invalid");
-                    let field = format!("orders[{i}].{}", e.field);
-                    let status = Status::invalid_argument(format!("{field}: {}", e.reason));
+                    let refusal =
+                        ApiError::invalid_argument(format!("orders[{i}].{}", e.field), e.reason);
                     results[i] = Some(SubmitResult {
                         index: i as u32,
-                        outcome: Some(Outcome::Rejected(rejection(&status, &field, ""))),
+                        outcome: Some(Outcome::Rejected(refusal.rejection())),
                         leader: String::new(),
                     });
                     continue;
@@ -100,7 +99,7 @@ impl OrderService for OrderApi {
                 let outcomes = match outcome {
                     Ok(o) => o.into_iter().map(Some).collect::<Vec<_>>(),
                     Err(status) => {
-                        let rej = rejection(&status, "", "");
+                        let rej = ApiError::from_status(&status).rejection();
                         indexes.iter().map(|_| Some(Err(rej.clone()))).collect()
                     }
                 };
@@ -111,11 +110,8 @@ impl OrderService for OrderApi {
                             Outcome::Accepted(a)
                         }
                         Some(Err(rej)) => {
-                            OrderMetrics::get().rejected(if rej.code == "AlreadyExists" {
-                                "conflict"
-                            } else {
-                                "unavailable"
-                            });
+                            let kind = ApiError::from_rejection(&rej).kind;
+                            OrderMetrics::get().rejected(rejected_label(kind));
                             Outcome::Rejected(rej)
                         }
                         None => continue,
@@ -166,17 +162,14 @@ impl OrderService for OrderApi {
                         .await
                         .map(|r| with_leader(r, Some(&address)));
                 }
-                (false, Target::Remote { address }) => {
-                    return Err(with_hint(
-                        Status::unavailable("not the shard leader; retry at the leader"),
-                        Some(&address),
-                    ))
-                }
-                (false, Target::Unknown) => return Err(self.unavailable(shard)),
+                (false, Target::Remote { address }) => return Err(not_leader(&address).into()),
+                (false, Target::Unknown) => return Err(self.unavailable(shard).into()),
             };
             found
                 .map(|order| Response::new(GetOrderResponse { order: Some(order) }))
-                .ok_or_else(|| Status::not_found(format!("order_id: no order {}", req.order_id)))
+                .ok_or_else(|| {
+                    ApiError::not_found(format!("order_id: no order {}", req.order_id)).into()
+                })
         }
         .await;
         observe("GetOrder", started, &result);
@@ -219,10 +212,11 @@ impl OrderService for OrderApi {
                             })
                         })
                         .ok_or_else(|| {
-                            Status::not_found(format!(
+                            ApiError::not_found(format!(
                                 "external_order_id: no order ({}, {})",
                                 req.platform, req.external_order_id
                             ))
+                            .into()
                         })
                 }
                 Target::Remote { address } if !is_forwarded(&request) => {
@@ -236,11 +230,8 @@ impl OrderService for OrderApi {
                         .await
                         .map(|r| with_leader(r, Some(&address)))
                 }
-                Target::Remote { address } => Err(with_hint(
-                    Status::unavailable("not the shard leader; retry at the leader"),
-                    Some(&address),
-                )),
-                Target::Unknown => Err(self.unavailable(shard)),
+                Target::Remote { address } => Err(not_leader(&address).into()),
+                Target::Unknown => Err(self.unavailable(shard).into()),
             }
         }
         .await;
@@ -297,14 +288,27 @@ impl OrderService for OrderApi {
                 }
             });
             let mut merged = Vec::new();
+            // A shard cut short by bytes has more orders after its last one, so nothing past
+            // the earliest such last order may be in this page.
+            let mut bound: Option<(u64, String)> = None;
             for r in futures::future::join_all(calls).await {
-                merged.extend(r?);
+                let (orders, cut) = r?;
+                if let Some(last) = orders.last().filter(|_| cut) {
+                    let key = (last.accepted_at_ms, last.order_id.clone());
+                    bound = Some(bound.map_or(key.clone(), |b| b.min(key)));
+                }
+                merged.extend(orders);
             }
             merged.sort_by(|a, b| {
                 (a.accepted_at_ms, &a.order_id).cmp(&(b.accepted_at_ms, &b.order_id))
             });
-            let more = merged.len() > page;
+            let mut more = bound.is_some();
+            if let Some((at, id)) = &bound {
+                merged.retain(|o| (o.accepted_at_ms, &o.order_id) <= (*at, id));
+            }
+            more |= merged.len() > page;
             merged.truncate(page);
+            more |= !limits::fit(&mut merged, MAX_REPLY_BYTES).is_empty();
             let next_page_token = match merged.last() {
                 Some(last) if more || merged.len() == page => Cursor {
                     at_ms: last.accepted_at_ms,
@@ -331,7 +335,7 @@ impl OrderService for OrderApi {
         let dir = self
             .directory
             .read()
-            .map_err(|_| Status::internal("directory lock poisoned"))?
+            .map_err(|_| ApiError::internal("directory lock poisoned"))?
             .clone();
         let mut shards: Vec<ShardRoute> = dir
             .shards
@@ -425,7 +429,7 @@ impl OrderService for OrderApi {
         result
     }
 
-    type WatchOrdersStream = crate::order_actions::WatchStream;
+    type WatchOrdersStream = crate::order_events::WatchStream;
 
     async fn watch_orders(
         &self,
@@ -439,5 +443,14 @@ impl OrderService for OrderApi {
         request: Request<ReadEventsRequest>,
     ) -> Result<Response<ReadEventsResponse>, Status> {
         self.read_events_call(request).await
+    }
+}
+
+/// The `rejected` metric's reason for a refused order.
+fn rejected_label(kind: ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::AlreadyExists => "conflict",
+        ErrorKind::InvalidArgument => "invalid",
+        _ => "unavailable",
     }
 }

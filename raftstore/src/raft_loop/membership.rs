@@ -31,7 +31,7 @@ impl<E: Engine, S: StateMachine> RaftLoop<E, S> {
             return;
         }
         if let Some(want) = epoch.filter(|e| *e != peer.epoch()) {
-            let _ = reply.send(Err(RequestError::Rejected(format!(
+            let _ = reply.send(Err(RequestError::Conflict(format!(
                 "epoch: group {group} is at membership epoch {}, the change was meant for {want}",
                 peer.epoch()
             ))));
@@ -48,7 +48,7 @@ impl<E: Engine, S: StateMachine> RaftLoop<E, S> {
         if demotes_self {
             // raft-rs 0.7 panics committing entries after a leader removed itself (TiKV
             // refuses this too): leadership moves first.
-            let _ = reply.send(Err(RequestError::Rejected(
+            let _ = reply.send(Err(RequestError::Refused(
                 "a leader does not remove or demote itself; transfer leadership first".into(),
             )));
             return;
@@ -56,7 +56,7 @@ impl<E: Engine, S: StateMachine> RaftLoop<E, S> {
         if peer.node.raft.has_pending_conf()
             || !peer.conf_state().voters_outgoing.is_empty() && !cc.changes.is_empty()
         {
-            let _ = reply.send(Err(RequestError::Rejected(
+            let _ = reply.send(Err(RequestError::Conflict(
                 "another membership change is in progress; retry when it completes".into(),
             )));
             return;
@@ -64,7 +64,10 @@ impl<E: Engine, S: StateMachine> RaftLoop<E, S> {
         let result = peer
             .node
             .propose_conf_change(ctx.to_be_bytes().to_vec(), cc);
-        let result = result.map_err(|e| RequestError::Rejected(e.to_string()));
+        let result = result.map_err(|e| match e {
+            raft::Error::ProposalDropped => RequestError::Dropped,
+            e => RequestError::Refused(e.to_string()),
+        });
         self.track(group, ctx, deadline, Waiter::ConfChange(reply), result);
     }
 
