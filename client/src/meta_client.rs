@@ -67,7 +67,11 @@ impl MetaClient {
         }
     }
 
+    /// Tries `address` first next time. A hint naming an address this client was not given
+    /// is ignored: it is the leader's other port (a coordinator names its client port to
+    /// operators and its peer port to nodes), and any coordinator forwards to the leader.
     fn prefer(&self, address: Option<String>) {
+        let address = address.filter(|a| self.addresses.contains(a));
         if let Ok(mut p) = self.preferred.lock() {
             *p = address;
         }

@@ -99,7 +99,11 @@ pub async fn verify(
         .await?
         .nodes
         .into_iter()
-        .map(|n| (n.id, n.address))
+        // ReplicaService is on each node's peer port (nodes from before the split: `address`).
+        .map(|n| match n.peer_address.is_empty() {
+            true => (n.id, n.address),
+            false => (n.id, n.peer_address),
+        })
         .collect();
     let channels = ChannelCache::new("nodes");
     let mut out = Vec::new();

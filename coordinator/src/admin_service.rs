@@ -26,7 +26,7 @@ use crate::coordinator::{now_ms, Coordinator};
 use crate::dispatch::{forwarded, forwarded_within, hop, route, Route, FORWARD_MEMBERSHIP_TIMEOUT};
 use crate::error::check_address;
 use crate::membership;
-use crate::meta::{Command, Reply};
+use crate::meta::{Command, CoordinatorInfo, Reply};
 use crate::meta_state::META_GROUP;
 use crate::node_service::shard_status;
 use crate::tenant_keys::{check_api_key, check_tenant_name, key_hash, new_api_key};
@@ -44,14 +44,22 @@ impl AdminApi {
         self.coordinator.node_statuses().await
     }
 
-    async fn peer_status(&self, id: u64, address: String) -> CoordinatorStatus {
+    /// Coordinator `id`'s own status, asked at its peer port.
+    async fn peer_status(&self, id: u64, info: Option<CoordinatorInfo>) -> CoordinatorStatus {
+        let info = info.unwrap_or(CoordinatorInfo {
+            id,
+            address: String::new(),
+            http_address: String::new(),
+            peer_address: String::new(),
+        });
         let unreachable = CoordinatorStatus {
             id,
-            address: address.clone(),
+            address: info.address.clone(),
+            peer_address: info.peer().to_string(),
             role: "unreachable".into(),
             ..Default::default()
         };
-        let Ok(channel) = self.coordinator.channel(&address) else {
+        let Ok(channel) = self.coordinator.channel(info.peer()) else {
             return unreachable;
         };
         let mut client = CoordinatorPeerServiceClient::new(channel);
@@ -159,12 +167,8 @@ impl AdminService for AdminApi {
             if id == c.config.id {
                 coordinators.push(c.local_status().await?);
             } else {
-                let addr = members
-                    .get(&id)
-                    .map(|m| m.address.clone())
-                    .or_else(|| c.address_of(id))
-                    .unwrap_or_default();
-                lookups.push(self.peer_status(id, addr));
+                let info = members.get(&id).cloned().or_else(|| c.info_of(id));
+                lookups.push(self.peer_status(id, info));
             }
         }
         coordinators.extend(join_all(lookups).await);
@@ -223,6 +227,7 @@ impl AdminService for AdminApi {
             return Err(ApiError::invalid_argument("id", "must be greater than 0").into());
         }
         check_address("address", &req.address)?;
+        check_address("peer_address", &req.peer_address)?;
         if !req.http_address.is_empty() {
             check_address("http_address", &req.http_address)?;
         }

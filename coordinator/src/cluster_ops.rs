@@ -175,6 +175,7 @@ impl Coordinator {
                         .get(&n.id)
                         .map_or(-1.0, |t| t.elapsed().as_secs_f64()),
                     http_address: n.http_address.clone(),
+                    peer_address: n.peer().to_string(),
                     replica_count: replicas as u32,
                     leader_count: leaders.get(&n.id).copied().unwrap_or(0) as u32,
                     size_bytes: figures.used_bytes,

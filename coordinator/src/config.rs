@@ -9,6 +9,7 @@ use serde::Deserialize;
 use surge_raftstore::RaftConfig;
 use surge_server::config_file::{self, invalid};
 pub use surge_server::config_file::{check_address, ConfigError};
+use surge_server::listeners::ListenAddresses;
 
 use crate::meta::CoordinatorInfo;
 
@@ -17,8 +18,10 @@ use crate::meta::CoordinatorInfo;
 #[serde(deny_unknown_fields)]
 pub struct PeerFile {
     pub id: u64,
-    /// gRPC address other processes use to reach it.
+    /// Its client port (AdminService), as operators and surgectl reach it.
     pub address: String,
+    /// Its peer port (NodeService, Raft), as nodes and the other coordinators reach it.
+    pub peer_address: String,
     /// HTTP (metrics) address; informational.
     #[serde(default)]
     pub http_address: String,
@@ -90,13 +93,19 @@ pub struct ConfigFile {
     pub id: u64,
     /// RocksDB and identity live here.
     pub data_dir: PathBuf,
-    /// gRPC listen address (AdminService, NodeService, RaftTransport, health, reflection).
+    /// Client gRPC listen address: AdminService, health, reflection.
     pub grpc_listen: String,
+    /// Peer gRPC listen address: NodeService (the nodes' calls), the coordinators' Raft
+    /// traffic and status calls, health. Never shared with clients.
+    pub peer_listen: String,
     /// HTTP listen address for /metrics, /healthz and /readyz.
     pub http_listen: String,
-    /// Address others use to reach this gRPC server; defaults to `grpc_listen`.
+    /// Address operators use to reach the client port; defaults to `grpc_listen`.
     #[serde(default)]
     pub advertise_address: Option<String>,
+    /// Address nodes and coordinators use to reach the peer port; defaults to `peer_listen`.
+    #[serde(default)]
+    pub advertise_peer: Option<String>,
     /// Pins the cluster this data dir must belong to (refuses to start otherwise).
     #[serde(default)]
     pub cluster_id: Option<String>,
@@ -125,8 +134,10 @@ pub struct Config {
     pub id: u64,
     pub data_dir: PathBuf,
     pub grpc_listen: String,
+    pub peer_listen: String,
     pub http_listen: String,
     pub advertise_address: String,
+    pub advertise_peer: String,
     pub advertise_http: String,
     pub cluster_id: Option<String>,
     pub join: bool,
@@ -138,6 +149,13 @@ pub struct Config {
     pub initial_peers: Vec<CoordinatorInfo>,
     pub raft: RaftConfig,
     pub scheduler: SchedulerConfig,
+}
+
+impl Config {
+    /// The three addresses this coordinator listens on.
+    pub fn listen_addresses(&self) -> ListenAddresses {
+        ListenAddresses::new(&self.grpc_listen, &self.peer_listen, &self.http_listen)
+    }
 }
 
 impl ConfigFile {
@@ -155,8 +173,10 @@ impl ConfigFile {
             id,
             data_dir,
             grpc_listen,
+            peer_listen,
             http_listen,
             advertise_address,
+            advertise_peer,
             cluster_id,
             join,
             node_down_after_secs,
@@ -171,9 +191,18 @@ impl ConfigFile {
             return Err(invalid("data_dir", "must not be empty"));
         }
         check_address("grpc_listen", &grpc_listen)?;
+        check_address("peer_listen", &peer_listen)?;
         check_address("http_listen", &http_listen)?;
+        if peer_listen == grpc_listen && !peer_listen.ends_with(":0") {
+            return Err(invalid(
+                "peer_listen",
+                "must differ from grpc_listen: peer traffic never shares the client port",
+            ));
+        }
         let advertise_address = advertise_address.unwrap_or_else(|| grpc_listen.clone());
         check_address("advertise_address", &advertise_address)?;
+        let advertise_peer = advertise_peer.unwrap_or_else(|| peer_listen.clone());
+        check_address("advertise_peer", &advertise_peer)?;
         if let Some(cid) = &cluster_id {
             if cid.trim().is_empty() {
                 return Err(invalid("cluster_id", "must not be empty when set"));
@@ -201,10 +230,12 @@ impl ConfigFile {
                 ));
             }
             check_address(&format!("initial_peers[{i}].address"), &p.address)?;
+            check_address(&format!("initial_peers[{i}].peer_address"), &p.peer_address)?;
             peers.push(CoordinatorInfo {
                 id: p.id,
                 address: p.address,
                 http_address: p.http_address,
+                peer_address: p.peer_address,
             });
         }
         if !join && !seen.contains(&id) {
@@ -273,8 +304,10 @@ impl ConfigFile {
             id,
             data_dir,
             grpc_listen,
+            peer_listen,
             http_listen,
             advertise_address,
+            advertise_peer,
             advertise_http,
             cluster_id,
             join,
@@ -306,15 +339,18 @@ mod tests {
         id = 1
         data_dir = "/tmp/c1"
         grpc_listen = "127.0.0.1:7001"
+        peer_listen = "127.0.0.1:7011"
         http_listen = "127.0.0.1:7101"
 
         [[initial_peers]]
         id = 1
         address = "127.0.0.1:7001"
+        peer_address = "127.0.0.1:7011"
 
         [[initial_peers]]
         id = 2
         address = "127.0.0.1:7002"
+        peer_address = "127.0.0.1:7012"
     "#;
 
     fn check(text: &str) -> Result<Config, ConfigError> {
@@ -329,6 +365,8 @@ mod tests {
         assert_eq!(c.scheduler.max_down_time, Duration::from_secs(300));
         assert_eq!(c.scheduler.max_operators, 16);
         assert_eq!(c.advertise_address, "127.0.0.1:7001");
+        assert_eq!(c.advertise_peer, "127.0.0.1:7011");
+        assert_eq!(c.initial_peers[1].peer(), "127.0.0.1:7012");
         Ok(())
     }
 
@@ -345,6 +383,21 @@ mod tests {
                 "initial_peers[1].address",
             ),
             (GOOD.replace("id = 2", "id = 1"), "initial_peers[1].id"),
+            (
+                GOOD.replace("peer_address = \"127.0.0.1:7012\"", ""),
+                "peer_address",
+            ),
+            (
+                GOOD.replace("\"127.0.0.1:7012\"", "\"x\""),
+                "initial_peers[1].peer_address",
+            ),
+            (
+                GOOD.replace(
+                    "peer_listen = \"127.0.0.1:7011\"",
+                    "peer_listen = \"127.0.0.1:7001\"",
+                ),
+                "peer_listen",
+            ),
             (GOOD.replace("grpc_listen", "grpc_lisen"), "grpc_lisen"),
             (
                 format!("{GOOD}\n[raft]\nelection_ticks = 1\n"),

@@ -88,11 +88,25 @@ impl Coordinator {
         }
     }
 
+    /// Coordinator `id`'s client port (AdminService), as operators and hints name it.
     pub fn address_of(&self, id: u64) -> Option<String> {
         self.book
             .read()
             .ok()
             .and_then(|b| b.get(&id).map(|c| c.address.clone()))
+    }
+
+    /// Coordinator `id`'s addresses, as the book has them.
+    pub fn info_of(&self, id: u64) -> Option<CoordinatorInfo> {
+        self.book.read().ok().and_then(|b| b.get(&id).cloned())
+    }
+
+    /// Coordinator `id`'s peer port (NodeService, status calls).
+    pub fn peer_address_of(&self, id: u64) -> Option<String> {
+        self.book
+            .read()
+            .ok()
+            .and_then(|b| b.get(&id).map(|c| c.peer().to_string()))
     }
 
     /// When this process became the leader, or now if it does not lead.
@@ -147,6 +161,7 @@ impl Coordinator {
         let id = self.config.id;
         let address = self.config.advertise_address.clone();
         let http_address = self.config.advertise_http.clone();
+        let peer_address = self.config.advertise_peer.clone();
         self.handle
             .inspect(META_GROUP, move |p| {
                 let cs = p.conf_state();
@@ -168,6 +183,7 @@ impl Coordinator {
                     applied_index: p.applied_index(),
                     voter,
                     http_address,
+                    peer_address,
                 }
             })
             .await

@@ -17,16 +17,31 @@ pub enum Route {
     Forward(tonic::transport::Channel),
 }
 
-/// Decides whether this coordinator serves a call or forwards it to the leader.
+/// Decides whether this coordinator serves an AdminService call or forwards it to the
+/// leader's client port.
 pub async fn route<T>(c: &Coordinator, request: &Request<T>) -> Result<Route, Status> {
+    route_to(c, request, false).await
+}
+
+/// [`route`] for a NodeService call: forwarded to the leader's peer port.
+pub async fn route_peer<T>(c: &Coordinator, request: &Request<T>) -> Result<Route, Status> {
+    route_to(c, request, true).await
+}
+
+async fn route_to<T>(c: &Coordinator, request: &Request<T>, peer: bool) -> Result<Route, Status> {
     let view = c.local_view().await?;
     if view.is_leader {
         return Ok(Route::Local);
     }
-    let leader_addr = (view.leader_id != 0)
-        .then(|| c.address_of(view.leader_id))
-        .flatten();
-    let Some(addr) = leader_addr else {
+    // A caller of either port is told, and forwarded to, the leader's same port.
+    let address = |id| match peer {
+        true => c.peer_address_of(id),
+        false => c.address_of(id),
+    };
+    let Some(addr) = (view.leader_id != 0)
+        .then(|| address(view.leader_id))
+        .flatten()
+    else {
         return Err(
             ApiError::unavailable("no coordinator leader is known yet; retry shortly").into(),
         );

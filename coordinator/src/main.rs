@@ -26,6 +26,9 @@ struct Args {
     /// Overrides `http_listen`.
     #[arg(long)]
     http_listen: Option<String>,
+    /// Overrides `peer_listen`.
+    #[arg(long)]
+    peer_listen: Option<String>,
     /// Overrides `join`.
     #[arg(long)]
     join: bool,
@@ -59,13 +62,13 @@ async fn main() -> anyhow::Result<()> {
     if let Some(addr) = args.http_listen {
         file.http_listen = addr;
     }
+    if let Some(addr) = args.peer_listen {
+        file.peer_listen = addr;
+    }
     file.join |= args.join;
     let mut config = file.validate()?;
     config.initialize = args.initialize;
-    let (grpc, http) = listeners
-        .grpc_and_http(&config.grpc_listen, &config.http_listen)
-        .await?;
-    surge_coordinator::server::run(config, grpc, http, surge_server::ops::shutdown_signal())
-        .await?;
+    let bound = listeners.take_all(&config.listen_addresses()).await?;
+    surge_coordinator::server::run(config, bound, surge_server::ops::shutdown_signal()).await?;
     Ok(())
 }

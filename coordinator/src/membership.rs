@@ -119,6 +119,7 @@ pub async fn add(
         id,
         address: req.address,
         http_address: req.http_address,
+        peer_address: req.peer_address,
     };
     let context = serde_json::to_vec(&info).map_err(|e| ApiError::internal(e.to_string()))?;
     if !v.cs.learners.contains(&id) {

@@ -17,7 +17,7 @@ use tonic::{Request, Response, Status};
 use tracing::{info, warn};
 
 use crate::coordinator::{now_ms, Coordinator};
-use crate::dispatch::{forwarded, hop, route, Route};
+use crate::dispatch::{forwarded, hop, route_peer, Route};
 use crate::error::check_address;
 use crate::meta::{Command, MetaError, NodeInfo, NodeState, Reply, ShardInfo};
 use crate::meta_state::META_GROUP;
@@ -102,7 +102,7 @@ impl NodeService for NodeApi {
         &self,
         request: Request<RegisterNodeRequest>,
     ) -> Result<Response<RegisterNodeResponse>, Status> {
-        if let Route::Forward(ch) = route(&self.coordinator, &request).await? {
+        if let Route::Forward(ch) = route_peer(&self.coordinator, &request).await? {
             return hop(NodeServiceClient::new(ch)
                 .register_node(forwarded(request.into_inner()))
                 .await);
@@ -115,6 +115,7 @@ impl NodeService for NodeApi {
             ));
         }
         check_address("address", &req.address)?;
+        check_address("peer_address", &req.peer_address)?;
         if !req.http_address.is_empty() {
             check_address("http_address", &req.http_address)?;
         }
@@ -132,6 +133,7 @@ impl NodeService for NodeApi {
             instance_id: req.instance_id,
             address: req.address,
             http_address: req.http_address,
+            peer_address: req.peer_address,
             zone: req.zone,
             at_ms: now_ms(),
         };
@@ -157,7 +159,7 @@ impl NodeService for NodeApi {
         &self,
         request: Request<HeartbeatRequest>,
     ) -> Result<Response<HeartbeatResponse>, Status> {
-        if let Route::Forward(ch) = route(&self.coordinator, &request).await? {
+        if let Route::Forward(ch) = route_peer(&self.coordinator, &request).await? {
             return hop(NodeServiceClient::new(ch)
                 .heartbeat(forwarded(request.into_inner()))
                 .await);
@@ -191,13 +193,18 @@ impl NodeService for NodeApi {
             }
         }
         if !req.address.is_empty()
-            && (req.address != node.address || req.http_address != node.http_address)
+            && !req.peer_address.is_empty()
+            && (req.address != node.address
+                || req.http_address != node.http_address
+                || req.peer_address != node.peer_address)
         {
             check_address("address", &req.address)?;
+            check_address("peer_address", &req.peer_address)?;
             c.propose(Command::UpdateNodeAddress {
                 node_id,
                 address: req.address.clone(),
                 http_address: req.http_address.clone(),
+                peer_address: req.peer_address.clone(),
             })
             .await?;
         }
@@ -234,7 +241,7 @@ impl NodeService for NodeApi {
         &self,
         request: Request<LeaseWaybillsRequest>,
     ) -> Result<Response<LeaseWaybillsResponse>, Status> {
-        if let Route::Forward(ch) = route(&self.coordinator, &request).await? {
+        if let Route::Forward(ch) = route_peer(&self.coordinator, &request).await? {
             return hop(NodeServiceClient::new(ch)
                 .lease_waybills(forwarded(request.into_inner()))
                 .await);
@@ -269,6 +276,7 @@ async fn read_directory(c: &Coordinator, node_id: u64) -> Result<Found, Status> 
                     .map(|n| NodeAddress {
                         id: n.id,
                         address: n.address.clone(),
+                        peer_address: n.peer().to_string(),
                     })
                     .collect(),
                 tenants: sm

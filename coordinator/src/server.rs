@@ -10,8 +10,8 @@ use surge_raftstore::transport::{start_loop, Inbound, RaftTransportService};
 use surge_raftstore::{logger, Engine, GroupStorage, Peer, WriteBatch};
 use surge_rocks::RocksEngine;
 use surge_server::identity::{self, Identity};
+use surge_server::listeners::Bound;
 use surge_server::ops::{health_and_reflection, serve_http, stop_within_grace, Readiness};
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
 use tracing::{error, info};
@@ -76,10 +76,14 @@ fn open_checked(config: &Config) -> Result<Arc<RocksEngine>, ServerError> {
 /// Runs a coordinator until `shutdown` resolves or the Raft loop fails.
 pub async fn run(
     config: Config,
-    grpc: TcpListener,
-    http: TcpListener,
+    bound: Bound,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    let Bound {
+        grpc,
+        peer: peer_port,
+        http,
+    } = bound;
     if !config.join && !config.initialize && !config.data_dir.join("db").exists() {
         return Err(data_dir_error(
             &config,
@@ -151,7 +155,7 @@ pub async fn run(
             resolver_book
                 .read()
                 .ok()
-                .and_then(|b| b.get(&peer).map(|c| (peer, c.address.clone())))
+                .and_then(|b| b.get(&peer).map(|c| (peer, c.peer().to_string())))
         }),
         vec![peer],
         config.raft.clone(),
@@ -173,6 +177,10 @@ pub async fn run(
     reporter
         .set_serving::<surge_grpc::v1::node_service_server::NodeServiceServer<NodeApi>>()
         .await;
+    let (peer_reporter, peer_health, _) = health_and_reflection();
+    peer_reporter
+        .set_serving::<surge_grpc::v1::node_service_server::NodeServiceServer<NodeApi>>()
+        .await;
     let inbound_handle = handle.clone();
     let raft_service = RaftTransportService::new(
         config.id,
@@ -188,6 +196,7 @@ pub async fn run(
         }),
     )
     .with_staging(EngineStaging::new(engine.clone()));
+    // The client port: what operators call.
     let mut grpc_stop = stop_rx.clone();
     let grpc_server = tonic::transport::Server::builder()
         .add_service(health)
@@ -197,6 +206,13 @@ pub async fn run(
                 coordinator: coordinator.clone(),
             }),
         )
+        .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), async move {
+            let _ = grpc_stop.changed().await;
+        });
+    // The peer port: nodes and the other coordinators.
+    let mut peer_stop = stop_rx.clone();
+    let peer_server = tonic::transport::Server::builder()
+        .add_service(peer_health)
         .add_service(surge_grpc::v1::node_service_server::NodeServiceServer::new(
             NodeApi {
                 coordinator: coordinator.clone(),
@@ -210,17 +226,18 @@ pub async fn run(
             ),
         )
         .add_service(raft_service.into_server())
-        .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), async move {
-            let _ = grpc_stop.changed().await;
+        .serve_with_incoming_shutdown(TcpListenerStream::new(peer_port), async move {
+            let _ = peer_stop.changed().await;
         });
     let mut http_stop = stop_rx.clone();
     let http_server = serve_http(http, ready.clone(), async move {
         let _ = http_stop.changed().await;
     });
     let scheduler = tokio::spawn(crate::scheduler::run(coordinator, ready, stop_rx));
-    info!(id = config.id, grpc = %config.advertise_address, http = %config.http_listen, "coordinator serving");
+    info!(id = config.id, grpc = %config.advertise_address, peer = %config.advertise_peer, http = %config.http_listen, "coordinator serving");
 
     let grpc_task = tokio::spawn(grpc_server);
+    let peer_task = tokio::spawn(peer_server);
     let http_task = tokio::spawn(http_server);
     let loop_watch = tokio::task::spawn_blocking(move || loop_thread.join());
     let outcome = tokio::select! {
@@ -233,8 +250,10 @@ pub async fn run(
     };
     let _ = stop_tx.send(true);
     handle.stop();
-    if let Some(Err(e)) = stop_within_grace(grpc_task).await {
-        error!(error = %e, "gRPC server stopped with an error");
+    for (port, task) in [("client", grpc_task), ("peer", peer_task)] {
+        if let Some(Err(e)) = stop_within_grace(task).await {
+            error!(port, error = %e, "gRPC server stopped with an error");
+        }
     }
     let _ = stop_within_grace(http_task).await;
     let _ = scheduler.await;

@@ -21,11 +21,11 @@ fn write_config(
     id: u64,
     data_dir: &Path,
     extra: &str,
-    grpc: u16,
+    (grpc, peer): (u16, u16),
 ) -> std::path::PathBuf {
     let path = dir.join(name);
     let text = format!(
-        "id = {id}\ndata_dir = {data_dir:?}\ngrpc_listen = \"127.0.0.1:{grpc}\"\nhttp_listen = \"127.0.0.1:{}\"\n{extra}\n[[initial_peers]]\nid = {id}\naddress = \"127.0.0.1:{grpc}\"\n",
+        "id = {id}\ndata_dir = {data_dir:?}\ngrpc_listen = \"127.0.0.1:{grpc}\"\npeer_listen = \"127.0.0.1:{peer}\"\nhttp_listen = \"127.0.0.1:{}\"\n{extra}\n[[initial_peers]]\nid = {id}\naddress = \"127.0.0.1:{grpc}\"\npeer_address = \"127.0.0.1:{peer}\"\n",
         free_port()
     );
     std::fs::write(&path, text).expect("config");
@@ -61,7 +61,8 @@ fn a_malformed_config_is_refused_with_the_key_named() {
     let dir = tempfile::tempdir().expect("dir");
     let cases = [
         ("id = 1\ndata_dir = \"d\"\ngrpc_listen = \"127.0.0.1:1\"\nhttp_listen = \"127.0.0.1:2\"\ngrpc_lisen = \"x\"\n", "grpc_lisen"),
-        ("id = 1\ndata_dir = \"d\"\ngrpc_listen = \"nowhere\"\nhttp_listen = \"127.0.0.1:2\"\n", "grpc_listen"),
+        ("id = 1\ndata_dir = \"d\"\ngrpc_listen = \"nowhere\"\npeer_listen = \"127.0.0.1:3\"\nhttp_listen = \"127.0.0.1:2\"\n", "grpc_listen"),
+        ("id = 1\ndata_dir = \"d\"\ngrpc_listen = \"127.0.0.1:1\"\nhttp_listen = \"127.0.0.1:2\"\n", "peer_listen"),
         ("id = \"one\"\n", "id"),
     ];
     for (text, key) in cases {
@@ -82,8 +83,8 @@ fn a_malformed_config_is_refused_with_the_key_named() {
 async fn a_data_dir_of_another_coordinator_or_cluster_is_refused() {
     let dir = tempfile::tempdir().expect("dir");
     let data = dir.path().join("data");
-    let grpc = free_port();
-    let config = write_config(dir.path(), "c1.toml", 1, &data, "", grpc);
+    let (grpc, peer_port) = (free_port(), free_port());
+    let config = write_config(dir.path(), "c1.toml", 1, &data, "", (grpc, peer_port));
     // Without --initialize an empty data dir is refused: only a first start founds the group.
     let out = run_to_exit(&config);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -125,9 +126,9 @@ async fn a_data_dir_of_another_coordinator_or_cluster_is_refused() {
     // A coordinator of the same group that lost its disk, started with --initialize as on
     // the first day (compose does), must not found the group again.
     let lost = dir.path().join("lost-disk");
-    let lost_grpc = free_port();
-    let peer = format!("[[initial_peers]]\nid = 1\naddress = \"127.0.0.1:{grpc}\"\n");
-    let twin = write_config(dir.path(), "c2-lost.toml", 2, &lost, &peer, lost_grpc);
+    let ports = (free_port(), free_port());
+    let peer = format!("[[initial_peers]]\nid = 1\naddress = \"127.0.0.1:{grpc}\"\npeer_address = \"127.0.0.1:{peer_port}\"\n");
+    let twin = write_config(dir.path(), "c2-lost.toml", 2, &lost, &peer, ports);
     let out = run_to_exit_with(&twin, &["--initialize"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -148,7 +149,8 @@ async fn a_data_dir_of_another_coordinator_or_cluster_is_refused() {
     let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
     let _ = child.wait();
 
-    let as_other_id = write_config(dir.path(), "c2.toml", 2, &data, "", free_port());
+    let ports = (free_port(), free_port());
+    let as_other_id = write_config(dir.path(), "c2.toml", 2, &data, "", ports);
     let out = run_to_exit(&as_other_id);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
@@ -160,7 +162,7 @@ async fn a_data_dir_of_another_coordinator_or_cluster_is_refused() {
         1,
         &data,
         "cluster_id = \"some-other-cluster\"\n",
-        free_port(),
+        (free_port(), free_port()),
     );
     let out = run_to_exit(&pinned);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -177,7 +179,7 @@ async fn a_data_dir_of_another_coordinator_or_cluster_is_refused() {
         1,
         &data,
         &format!("cluster_id = {cluster_id:?}\n"),
-        grpc,
+        (grpc, peer_port),
     );
     let mut child = Command::new(env!("CARGO_BIN_EXE_surge-coordinator"))
         .arg("--config")

@@ -19,8 +19,29 @@ pub struct ClusterInfo {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CoordinatorInfo {
     pub id: u64,
+    /// The client port: AdminService.
     pub address: String,
     pub http_address: String,
+    /// The peer port: NodeService, the other coordinators' Raft traffic. Empty in records
+    /// written before the ports were split, which served both on `address`.
+    #[serde(default)]
+    pub peer_address: String,
+}
+
+/// A peer port, or for a record from before the ports were split, the one port it had.
+fn peer_or_client<'a>(peer: &'a str, client: &'a str) -> &'a str {
+    if peer.is_empty() {
+        client
+    } else {
+        peer
+    }
+}
+
+impl CoordinatorInfo {
+    /// Where nodes and the other coordinators reach it.
+    pub fn peer(&self) -> &str {
+        peer_or_client(&self.peer_address, &self.address)
+    }
 }
 
 /// A node's standing. Up and Down follow heartbeats; Draining, Removable and Removed follow
@@ -65,12 +86,24 @@ impl NodeState {
 pub struct NodeInfo {
     pub id: u64,
     pub instance_id: String,
+    /// The client port: OrderService, PrintService.
     pub address: String,
     pub http_address: String,
+    /// The peer port: Raft, forwarded calls, snapshots. Empty in records written before the
+    /// ports were split, which served both on `address`.
+    #[serde(default)]
+    pub peer_address: String,
     pub zone: String,
     pub state: NodeState,
     pub registered_at_ms: u64,
     pub state_changed_at_ms: u64,
+}
+
+impl NodeInfo {
+    /// Where the other nodes reach it.
+    pub fn peer(&self) -> &str {
+        peer_or_client(&self.peer_address, &self.address)
+    }
 }
 
 /// A shard's membership as of its epoch. The shard's own Raft group is the truth: its
@@ -144,6 +177,8 @@ pub enum Command {
         instance_id: String,
         address: String,
         http_address: String,
+        #[serde(default)]
+        peer_address: String,
         zone: String,
         at_ms: u64,
     },
@@ -151,6 +186,8 @@ pub enum Command {
         node_id: u64,
         address: String,
         http_address: String,
+        #[serde(default)]
+        peer_address: String,
     },
     SetNodeState {
         node_id: u64,

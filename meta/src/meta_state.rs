@@ -119,13 +119,18 @@ impl<E: Engine> MetaState<E> {
                 instance_id,
                 address,
                 http_address,
+                peer_address,
                 zone,
                 at_ms,
-            } => self.register_node(instance_id, address, http_address, zone, at_ms, batch),
+            } => {
+                let addresses = [address, http_address, peer_address];
+                self.register_node(instance_id, addresses, zone, at_ms, batch)
+            }
             Command::UpdateNodeAddress {
                 node_id,
                 address,
                 http_address,
+                peer_address,
             } => {
                 let node = self
                     .nodes
@@ -133,6 +138,7 @@ impl<E: Engine> MetaState<E> {
                     .ok_or(MetaError::UnknownNode(node_id))?;
                 node.address = address;
                 node.http_address = http_address;
+                node.peer_address = peer_address;
                 put_json(batch, id_key(NODE_PREFIX, node_id), node);
                 Ok(Reply::Done)
             }

@@ -28,6 +28,7 @@ fn register(instance: &str) -> Command {
         instance_id: instance.into(),
         address: "127.0.0.1:1".into(),
         http_address: String::new(),
+        peer_address: "127.0.0.1:2".into(),
         zone: "z".into(),
         at_ms: 6,
     }

@@ -172,6 +172,7 @@ mod tests {
             instance_id: format!("i{id}"),
             address: format!("127.0.0.1:{}", 7200 + id),
             http_address: String::new(),
+            peer_address: String::new(),
             zone: String::new(),
             state,
             registered_at_ms: 0,

@@ -7,23 +7,31 @@ use std::time::Duration;
 use serde::Deserialize;
 use surge_server::config_file::{self, invalid};
 pub use surge_server::config_file::{check_address, ConfigError};
+use surge_server::listeners::ListenAddresses;
 
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {
     /// RocksDB and the node's identity live here.
     pub data_dir: PathBuf,
-    /// gRPC listen address (orders, printing, peer Raft traffic, health, reflection).
+    /// Client gRPC listen address: OrderService, PrintService (merchants' ERPs, print
+    /// stations), health, reflection.
     pub grpc_listen: String,
+    /// Peer gRPC listen address: Raft traffic, snapshots, calls forwarded from other nodes,
+    /// health. Never shared with clients.
+    pub peer_listen: String,
     /// HTTP listen address for /metrics, /healthz and /readyz.
     pub http_listen: String,
-    /// Address others use to reach this node; defaults to `grpc_listen`.
+    /// Address clients use to reach the client port; defaults to `grpc_listen`.
     #[serde(default)]
     pub advertise_address: Option<String>,
+    /// Address other nodes use to reach the peer port; defaults to `peer_listen`.
+    #[serde(default)]
+    pub advertise_peer: Option<String>,
     /// Failure-domain label; replicas of a shard go to distinct zones where possible.
     #[serde(default)]
     pub zone: String,
-    /// Coordinator gRPC addresses.
+    /// The coordinators' peer ports (their NodeService).
     pub coordinators: Vec<String>,
     /// Heartbeat period.
     #[serde(default = "default_heartbeat_ms")]
@@ -46,14 +54,23 @@ fn default_heartbeat_ms() -> u64 {
 pub struct Config {
     pub data_dir: PathBuf,
     pub grpc_listen: String,
+    pub peer_listen: String,
     pub http_listen: String,
     pub advertise_address: String,
+    pub advertise_peer: String,
     pub advertise_http: String,
     pub zone: String,
     pub coordinators: Vec<String>,
     pub heartbeat_interval: Duration,
     /// Raft timers (DESIGN.md §8), identical on every node.
     pub raft: surge_raftstore::RaftConfig,
+}
+
+impl Config {
+    /// The three addresses this node listens on.
+    pub fn listen_addresses(&self) -> ListenAddresses {
+        ListenAddresses::new(&self.grpc_listen, &self.peer_listen, &self.http_listen)
+    }
 }
 
 impl ConfigFile {
@@ -69,8 +86,10 @@ impl ConfigFile {
         let ConfigFile {
             data_dir,
             grpc_listen,
+            peer_listen,
             http_listen,
             advertise_address,
+            advertise_peer,
             zone,
             coordinators,
             heartbeat_interval_ms,
@@ -80,9 +99,18 @@ impl ConfigFile {
             return Err(invalid("data_dir", "must not be empty"));
         }
         check_address("grpc_listen", &grpc_listen)?;
+        check_address("peer_listen", &peer_listen)?;
         check_address("http_listen", &http_listen)?;
+        if peer_listen == grpc_listen && !peer_listen.ends_with(":0") {
+            return Err(invalid(
+                "peer_listen",
+                "must differ from grpc_listen: peer traffic never shares the client port",
+            ));
+        }
         let advertise_address = advertise_address.unwrap_or_else(|| grpc_listen.clone());
         check_address("advertise_address", &advertise_address)?;
+        let advertise_peer = advertise_peer.unwrap_or_else(|| peer_listen.clone());
+        check_address("advertise_peer", &advertise_peer)?;
         if zone.len() > 64 {
             return Err(invalid("zone", "at most 64 bytes"));
         }
@@ -111,8 +139,10 @@ impl ConfigFile {
             data_dir,
             advertise_http: http_listen.clone(),
             grpc_listen,
+            peer_listen,
             http_listen,
             advertise_address,
+            advertise_peer,
             zone,
             coordinators,
             heartbeat_interval: Duration::from_millis(heartbeat_interval_ms),
@@ -131,6 +161,7 @@ mod tests {
     const GOOD: &str = r#"
         data_dir = "/tmp/n1"
         grpc_listen = "127.0.0.1:7201"
+        peer_listen = "127.0.0.1:7501"
         http_listen = "127.0.0.1:7301"
         zone = "zone-a"
         coordinators = ["127.0.0.1:7001"]
@@ -145,6 +176,8 @@ mod tests {
         let c = check(GOOD)?;
         assert_eq!(c.heartbeat_interval, Duration::from_secs(1));
         assert_eq!(c.raft.snapshot_bytes_per_sec, 100 << 20);
+        assert_eq!(c.advertise_address, "127.0.0.1:7201");
+        assert_eq!(c.advertise_peer, "127.0.0.1:7501");
         Ok(())
     }
 
@@ -162,6 +195,11 @@ mod tests {
                 "heartbeat_interval_ms",
             ),
             (GOOD.replace("127.0.0.1:7301", "7301"), "http_listen"),
+            (
+                GOOD.replace("127.0.0.1:7501", "127.0.0.1:7201"),
+                "peer_listen",
+            ),
+            (GOOD.replace("peer_listen", "peer_lisen"), "peer_lisen"),
             (
                 format!("{GOOD}\nsnapshot_max_bytes_per_sec = 10\n"),
                 "snapshot_max_bytes_per_sec",

@@ -18,7 +18,10 @@ use tracing::warn;
 pub struct Directory {
     pub shard_count: u32,
     pub shards: HashMap<u32, ShardRoute>,
+    /// Node id → client port.
     pub nodes: HashMap<u64, String>,
+    /// Node id → peer port.
+    pub peers: HashMap<u64, String>,
     /// SHA-256 hex of an API key → tenant id.
     pub keys: HashMap<String, u64>,
     /// Tenant id → name.
@@ -88,6 +91,18 @@ impl Directory {
             .iter()
             .map(|n| (n.id, n.address.clone()))
             .collect();
+        // Nodes from before the ports were split serve both on `address`.
+        let peers = resp
+            .nodes
+            .iter()
+            .map(|n| {
+                let peer = match n.peer_address.is_empty() {
+                    true => &n.address,
+                    false => &n.peer_address,
+                };
+                (n.id, peer.clone())
+            })
+            .collect();
         let keys = resp
             .tenants
             .iter()
@@ -97,6 +112,7 @@ impl Directory {
             shard_count: resp.shard_count,
             shards,
             nodes,
+            peers,
             keys,
             names: resp
                 .tenants
@@ -116,8 +132,14 @@ impl Directory {
         self.keys.get(&key_digest(api_key)).copied()
     }
 
+    /// Node `node`'s client port (OrderService, PrintService), as callers are told it.
     pub fn address(&self, node: u64) -> Option<&str> {
         self.nodes.get(&node).map(String::as_str)
+    }
+
+    /// Node `node`'s peer port (Raft, forwarded calls, snapshots).
+    pub fn peer_address(&self, node: u64) -> Option<&str> {
+        self.peers.get(&node).map(String::as_str)
     }
 }
 
@@ -159,6 +181,7 @@ mod tests {
             nodes: vec![NodeAddress {
                 id: 2,
                 address: "127.0.0.1:7201".into(),
+                peer_address: "127.0.0.1:7501".into(),
             }],
             tenants: vec![TenantKeys {
                 id: 5,

@@ -21,7 +21,12 @@ const FORWARD_TIMEOUT: Duration = Duration::from_secs(7);
 /// Where a shard's calls go from this node.
 pub(crate) enum Target {
     Local,
-    Remote { address: String },
+    /// At the leader: `address` is its client port (what callers are told), `peer` its peer
+    /// port (where this node forwards).
+    Remote {
+        address: String,
+        peer: String,
+    },
     Unknown,
 }
 
@@ -91,7 +96,12 @@ impl OrderApi {
             return Target::Unknown;
         }
         match self.address_of(leader) {
-            Some(address) => Target::Remote { address },
+            Some(address) => Target::Remote {
+                peer: self
+                    .peer_address_of(leader)
+                    .unwrap_or_else(|| address.clone()),
+                address,
+            },
             None => Target::Unknown,
         }
     }
@@ -107,15 +117,15 @@ impl OrderApi {
     ) -> Result<Route, Status> {
         match self.target(shard) {
             Target::Local => Ok(Route::Local),
-            Target::Remote { address } if !is_forwarded(request) => {
-                let channel = self.channel(&address)?;
+            Target::Remote { address, peer } if !is_forwarded(request) => {
+                let channel = self.channel(&peer)?;
                 OrderMetrics::get()
                     .forwarded
                     .with_label_values(&[call])
                     .inc();
                 Ok(Route::Forward { address, channel })
             }
-            Target::Remote { address } => Err(not_leader(&address).into()),
+            Target::Remote { address, .. } => Err(not_leader(&address).into()),
             Target::Unknown => Err(self.unavailable(shard).into()),
         }
     }
@@ -124,7 +134,7 @@ impl OrderApi {
     /// told it with the answer, so its next call goes straight there.
     pub(crate) fn forwards_to<U>(&self, original: &Request<U>, shard: u32) -> Option<String> {
         match self.target(shard) {
-            Target::Remote { address } if !is_forwarded(original) => Some(address),
+            Target::Remote { address, .. } if !is_forwarded(original) => Some(address),
             _ => None,
         }
     }

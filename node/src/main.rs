@@ -22,6 +22,9 @@ struct Args {
     /// Overrides `http_listen`.
     #[arg(long)]
     http_listen: Option<String>,
+    /// Overrides `peer_listen`.
+    #[arg(long)]
+    peer_listen: Option<String>,
     /// Overrides `zone`.
     #[arg(long)]
     zone: Option<String>,
@@ -48,13 +51,14 @@ async fn main() -> anyhow::Result<()> {
     if let Some(addr) = args.http_listen {
         file.http_listen = addr;
     }
+    if let Some(addr) = args.peer_listen {
+        file.peer_listen = addr;
+    }
     if let Some(zone) = args.zone {
         file.zone = zone;
     }
     let config = file.validate()?;
-    let (grpc, http) = listeners
-        .grpc_and_http(&config.grpc_listen, &config.http_listen)
-        .await?;
-    surge_node::server::run(config, grpc, http, surge_server::ops::shutdown_signal()).await?;
+    let bound = listeners.take_all(&config.listen_addresses()).await?;
+    surge_node::server::run(config, bound, surge_server::ops::shutdown_signal()).await?;
     Ok(())
 }

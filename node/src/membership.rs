@@ -98,6 +98,7 @@ pub async fn register(
             instance_id: identity.instance_id.clone(),
             address: config.advertise_address.clone(),
             http_address: config.advertise_http.clone(),
+            peer_address: config.advertise_peer.clone(),
             zone: config.zone.clone(),
             cluster_id: identity.cluster_id.clone(),
         };
@@ -320,6 +321,7 @@ pub async fn heartbeat_loop(
             cluster_id: ctx.identity.cluster_id.clone(),
             address: ctx.config.advertise_address.clone(),
             http_address: ctx.config.advertise_http.clone(),
+            peer_address: ctx.config.advertise_peer.clone(),
             replicas,
             stats: Some(stats),
         };
@@ -371,6 +373,7 @@ pub async fn apply_directory(
             };
             let changed = d.shard_count != fresh.shard_count
                 || d.nodes != fresh.nodes
+                || d.peers != fresh.peers
                 || d.keys != fresh.keys
                 || d.shards.len() != fresh.shards.len()
                 || versions(&d) != versions(&fresh);

@@ -93,6 +93,15 @@ impl OrderApi {
             .map(str::to_string)
     }
 
+    /// Node `node`'s peer port, where calls are forwarded to it.
+    pub(crate) fn peer_address_of(&self, node: u64) -> Option<String> {
+        self.directory
+            .read()
+            .ok()?
+            .peer_address(node)
+            .map(str::to_string)
+    }
+
     pub(crate) fn channel(&self, address: &str) -> Result<Channel, Status> {
         self.channels.get(address, |e| e)
     }

@@ -119,7 +119,7 @@ impl OrderApi {
         if is_forwarded(original) {
             return Err(self.unavailable(shard).into());
         }
-        let Target::Remote { address } = self.target(shard) else {
+        let Target::Remote { address, peer } = self.target(shard) else {
             return Err(self.unavailable(shard).into());
         };
         let req = ReadEventsRequest {
@@ -128,7 +128,7 @@ impl OrderApi {
             after_pos: after.1,
             limit: EVENTS_PER_READ,
         };
-        OrderServiceClient::new(self.channel(&address)?)
+        OrderServiceClient::new(self.channel(&peer)?)
             .read_events(self.forward_request(original, req))
             .await
             .map(|r| r.into_inner().events)

@@ -396,12 +396,10 @@ impl PrintService for PrintApi {
                 }
             }
             _ => match self.api.route(&request, shard, "lease")? {
-                Route::Forward { address, .. } => {
-                    PrintServiceClient::new(self.api.channel(&address)?)
-                        .reprint(self.api.forward_request(&request, req))
-                        .await
-                        .map_err(|s| forward_failed(s, &address))
-                }
+                Route::Forward { address, channel } => PrintServiceClient::new(channel)
+                    .reprint(self.api.forward_request(&request, req))
+                    .await
+                    .map_err(|s| forward_failed(s, &address)),
                 Route::Local => Err(ApiError::unavailable("leadership moved; retry").into()),
             },
         }

@@ -12,6 +12,7 @@ use surge_raftstore::snapshot_staging::EngineStaging;
 use surge_raftstore::transport::{start_loop, Inbound, RaftTransportService};
 use surge_rocks::RocksEngine;
 use surge_server::identity::{self, Identity};
+use surge_server::listeners::Bound;
 use surge_server::ops::{health_and_reflection, serve_http, stop_within_grace, Readiness};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -84,10 +85,10 @@ fn open_checked(config: &Config) -> Result<(Arc<RocksEngine>, Identity), ServerE
 /// on a restart), since the peer transport and the order service need it.
 pub async fn run(
     config: Config,
-    grpc: TcpListener,
-    http: TcpListener,
+    bound: Bound,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    let Bound { grpc, peer, http } = bound;
     let (engine, identity) = open_checked(&config)?;
     let client = Arc::new(
         MetaClient::new(config.coordinators.clone())
@@ -111,7 +112,7 @@ pub async fn run(
         engine,
         client,
         identity,
-        grpc,
+        (grpc, peer),
         ready.clone(),
         stop_rx.clone(),
     ));
@@ -137,7 +138,7 @@ async fn serve(
     engine: Arc<RocksEngine>,
     client: Arc<MetaClient>,
     identity: Identity,
-    grpc: TcpListener,
+    (grpc, peer_port): (TcpListener, TcpListener),
     ready: Readiness,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), ServerError> {
@@ -167,7 +168,7 @@ async fn serve(
         cluster_id.clone(),
         Arc::new(move |_group, peer| {
             let dir = resolver_dir.read().ok()?;
-            dir.address(peer).map(|a| (peer, a.to_string()))
+            dir.peer_address(peer).map(|a| (peer, a.to_string()))
         }),
         peers,
         config.raft.clone(),
@@ -203,6 +204,10 @@ async fn serve(
     let (reporter, health, reflection) = health_and_reflection();
     reporter.set_serving::<OrderServiceServer<OrderApi>>().await;
     reporter.set_serving::<PrintServiceServer<PrintApi>>().await;
+    let (peer_reporter, peer_health, _) = health_and_reflection();
+    peer_reporter
+        .set_serving::<ReplicaServiceServer<ReplicaApi>>()
+        .await;
     let inbound_handle = handle.clone();
     let notified = replicas.clone();
     let raft_service = RaftTransportService::new(
@@ -238,24 +243,36 @@ async fn serve(
         engine: engine.clone(),
         replicas: replicas.clone(),
     };
+    // A full batch of the largest orders is a valid request (surge_proto::limits).
+    let orders_server = OrderServiceServer::from_arc(orders)
+        .max_decoding_message_size(surge_proto::limits::MAX_REQUEST_BYTES);
+    let prints_server = PrintServiceServer::from_arc(Arc::new(prints));
+    // The client port: merchants' ERPs and print stations.
     let mut grpc_stop = stop.clone();
     let grpc_task = tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(health)
             .add_service(reflection)
-            .add_service(
-                // A full batch of the largest orders is a valid request (surge_proto::limits).
-                OrderServiceServer::from_arc(orders)
-                    .max_decoding_message_size(surge_proto::limits::MAX_REQUEST_BYTES),
-            )
-            .add_service(PrintServiceServer::new(prints))
-            .add_service(ReplicaServiceServer::new(replica_api))
-            .add_service(raft_service.into_server())
+            .add_service(orders_server.clone())
+            .add_service(prints_server.clone())
             .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), async move {
                 let _ = grpc_stop.changed().await;
             }),
     );
-    info!(node_id, grpc = %config.advertise_address, "node serving");
+    // The peer port: Raft, snapshots, and calls other nodes forward to this one as leader.
+    let mut peer_stop = stop.clone();
+    let peer_task = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(peer_health)
+            .add_service(orders_server)
+            .add_service(prints_server)
+            .add_service(ReplicaServiceServer::new(replica_api))
+            .add_service(raft_service.into_server())
+            .serve_with_incoming_shutdown(TcpListenerStream::new(peer_port), async move {
+                let _ = peer_stop.changed().await;
+            }),
+    );
+    info!(node_id, grpc = %config.advertise_address, peer = %config.advertise_peer, "node serving");
 
     let ctx = HeartbeatContext {
         config,
@@ -283,8 +300,10 @@ async fn serve(
     };
     handle.stop();
     pipeline_task.abort();
-    if let Some(Err(e)) = stop_within_grace(grpc_task).await {
-        warn!(error = %e, "gRPC server stopped with an error");
+    for (port, task) in [("client", grpc_task), ("peer", peer_task)] {
+        if let Some(Err(e)) = stop_within_grace(task).await {
+            warn!(port, error = %e, "gRPC server stopped with an error");
+        }
     }
     outcome
 }

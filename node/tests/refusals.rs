@@ -28,7 +28,7 @@ fn run_to_exit(args: &[&str]) -> std::process::Output {
 fn bad_configs_and_foreign_data_dirs_are_refused() {
     let dir = tempfile::tempdir().expect("dir");
     let config = dir.path().join("node.toml");
-    std::fs::write(&config, "data_dir = \"d\"\ngrpc_listen = \"127.0.0.1:0\"\nhttp_listen = \"127.0.0.1:0\"\ncoordinators = []\n")
+    std::fs::write(&config, "data_dir = \"d\"\ngrpc_listen = \"127.0.0.1:0\"\npeer_listen = \"127.0.0.1:0\"\nhttp_listen = \"127.0.0.1:0\"\ncoordinators = []\n")
         .expect("write");
     let out = run_to_exit(&["--config", config.to_str().expect("utf8")]);
     assert!(!out.status.success());
@@ -51,7 +51,7 @@ fn bad_configs_and_foreign_data_dirs_are_refused() {
     std::fs::write(
         &config,
         format!(
-            "data_dir = {data:?}\ngrpc_listen = \"127.0.0.1:0\"\nhttp_listen = \"127.0.0.1:0\"\ncoordinators = [\"127.0.0.1:1\"]\n"
+            "data_dir = {data:?}\ngrpc_listen = \"127.0.0.1:0\"\npeer_listen = \"127.0.0.1:0\"\nhttp_listen = \"127.0.0.1:0\"\ncoordinators = [\"127.0.0.1:1\"]\n"
         ),
     )
     .expect("write");

@@ -3,7 +3,7 @@
 //!
 //! Handing over is socket activation in systemd's convention: the sockets arrive as fds 3,
 //! 4, ..., `LISTEN_FDS` says how many, and `LISTEN_FDNAMES` (colon-separated) may name them
-//! by config key (`grpc_listen:http_listen`); unnamed, they go by position. `surgectl dev up
+//! by config key (`grpc_listen:http_listen:peer_listen`); unnamed, they go by position. `surgectl dev up
 //! --base-port 0` binds every port this way before any process starts, so each port is known
 //! to the peers and is never free for another program to take. A later start from the same
 //! config, with no sockets handed over, binds the same address by number.
@@ -93,17 +93,42 @@ impl Listeners {
         TcpListener::from_std(std).map_err(inherited)
     }
 
-    /// Both listeners every process serves on, `grpc_listen` (fd 3) and `http_listen` (fd 4),
-    /// as `surgectl dev up` hands them over.
-    pub async fn grpc_and_http(
-        &mut self,
-        grpc: &str,
-        http: &str,
-    ) -> Result<(TcpListener, TcpListener), ListenError> {
-        let grpc = self.take_or_bind("grpc_listen", 0, grpc).await?;
-        let http = self.take_or_bind("http_listen", 1, http).await?;
-        Ok((grpc, http))
+    /// The three listeners every process serves on, as `surgectl dev up` hands them over:
+    /// `grpc_listen` (fd 3, the client port), `http_listen` (fd 4) and `peer_listen` (fd 5,
+    /// the peer port).
+    pub async fn take_all(&mut self, addresses: &ListenAddresses) -> Result<Bound, ListenError> {
+        Ok(Bound {
+            grpc: self.take_or_bind("grpc_listen", 0, &addresses.grpc).await?,
+            http: self.take_or_bind("http_listen", 1, &addresses.http).await?,
+            peer: self.take_or_bind("peer_listen", 2, &addresses.peer).await?,
+        })
     }
+}
+
+/// Where a process listens, from its config.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListenAddresses {
+    pub grpc: String,
+    pub peer: String,
+    pub http: String,
+}
+
+impl ListenAddresses {
+    pub fn new(grpc: &str, peer: &str, http: &str) -> ListenAddresses {
+        ListenAddresses {
+            grpc: grpc.into(),
+            peer: peer.into(),
+            http: http.into(),
+        }
+    }
+}
+
+/// A process's listening sockets: the client port, the peer port and HTTP.
+#[derive(Debug)]
+pub struct Bound {
+    pub grpc: TcpListener,
+    pub peer: TcpListener,
+    pub http: TcpListener,
 }
 
 async fn bind(key: &str, address: &str) -> Result<TcpListener, ListenError> {

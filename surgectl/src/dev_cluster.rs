@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 
 use serde::{Deserialize, Serialize};
 
-use crate::listener_pair::{ListenerPair, ACTIVATION_VARS};
+use crate::held_listeners::{HeldListeners, ACTIVATION_VARS};
 
 /// One process of the dev cluster.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -17,8 +17,12 @@ pub struct ProcessEntry {
     pub name: String,
     /// Coordinator id, or the node's ordinal in the dev cluster.
     pub id: u64,
+    /// The client port (AdminService, or OrderService and PrintService).
     pub grpc_address: String,
     pub http_address: String,
+    /// The peer port (NodeService and Raft, or Raft and forwarded calls).
+    #[serde(default)]
+    pub peer_address: String,
     pub pid: u32,
     pub data_dir: PathBuf,
     pub config: PathBuf,
@@ -62,10 +66,19 @@ impl ClusterFile {
         std::fs::rename(tmp, Self::path(dir))
     }
 
+    /// The coordinators' client ports, as surgectl calls them.
     pub fn coordinator_addresses(&self) -> Vec<String> {
         self.coordinators
             .iter()
             .map(|c| c.grpc_address.clone())
+            .collect()
+    }
+
+    /// The coordinators' peer ports, as nodes call them.
+    pub fn coordinator_peer_addresses(&self) -> Vec<String> {
+        self.coordinators
+            .iter()
+            .map(|c| c.peer_address.clone())
             .collect()
     }
 }
@@ -79,7 +92,10 @@ pub fn spawn(entry: &ProcessEntry) -> std::io::Result<Child> {
 /// Starts `entry`'s command, handing it `listeners` (which must be bound to the addresses of
 /// its config) when given. This process's copies of them are closed once the child has
 /// started.
-pub fn spawn_with(entry: &ProcessEntry, listeners: Option<ListenerPair>) -> std::io::Result<Child> {
+pub fn spawn_with(
+    entry: &ProcessEntry,
+    listeners: Option<HeldListeners>,
+) -> std::io::Result<Child> {
     let (program, args) = entry
         .command
         .split_first()

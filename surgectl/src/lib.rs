@@ -2,8 +2,8 @@
 //! station agent ([`station`]), the local development cluster's description
 //! ([`dev_cluster`]), which tests and benches also use to find, kill and restart processes,
 //! and the listening sockets `dev` binds for its processes and hands to them
-//! ([`listener_pair`]).
+//! ([`held_listeners`]).
 
 pub mod dev_cluster;
-pub mod listener_pair;
+pub mod held_listeners;
 pub mod station;

@@ -44,8 +44,20 @@ async fn refusals_name_the_problem_and_change_nothing() {
         err.message()
     );
 
-    // A heartbeat from a node id nobody registered.
+    // NodeService is not served on the client port: only on the peer port.
     let err = client
+        .call(|ch| async move {
+            NodeServiceClient::new(ch)
+                .heartbeat(HeartbeatRequest::default())
+                .await
+        })
+        .await
+        .expect_err("NodeService on the client port");
+    assert_eq!(err.code(), Code::Unimplemented, "{err:?}");
+
+    // A heartbeat from a node id nobody registered.
+    let err = cluster
+        .peer_client()
         .call(|ch| async move {
             let req = HeartbeatRequest {
                 node_id: 999,
@@ -151,6 +163,8 @@ async fn refusals_name_the_problem_and_change_nothing() {
         "--grpc-listen".into(),
         "127.0.0.1:0".into(),
         "--http-listen".into(),
+        "127.0.0.1:0".into(),
+        "--peer-listen".into(),
         "127.0.0.1:0".into(),
     ]);
     let mut child = surgectl::dev_cluster::spawn(&node).expect("start foreign node");

@@ -15,6 +15,7 @@ async fn commit_marker(client: &surge_client::MetaClient, n: usize) -> u64 {
     let req = RegisterNodeRequest {
         instance_id: format!("marker-{n}"),
         address: format!("127.0.0.1:{}", 1000 + n),
+        peer_address: format!("127.0.0.1:{}", 2000 + n),
         http_address: String::new(),
         zone: "marker".into(),
         cluster_id: String::new(),
@@ -33,9 +34,10 @@ async fn commit_marker(client: &surge_client::MetaClient, n: usize) -> u64 {
 async fn leader_kill_fails_over_and_the_restarted_coordinator_catches_up() {
     let mut cluster = DevCluster::start(8);
     let client = cluster.client();
+    let nodes = cluster.peer_client();
     let mut markers = Vec::new();
     for round in 0..3 {
-        markers.push(commit_marker(&client, round).await);
+        markers.push(commit_marker(&nodes, round).await);
         let before = status(&client).await.expect("status");
         let leader = before.leader_id;
         let entry = cluster.coordinator(leader).clone();
@@ -83,7 +85,7 @@ async fn leader_kill_fails_over_and_the_restarted_coordinator_catches_up() {
             .map(|c| c.commit_index)
             .max()
             .unwrap_or(0);
-        let address = entry.grpc_address.clone();
+        let address = entry.peer_address.clone();
         eventually(
             Duration::from_secs(20),
             "the restarted coordinator to catch up",

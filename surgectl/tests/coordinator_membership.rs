@@ -9,23 +9,24 @@ use std::time::Duration;
 use common::{eventually, local_status, status, DevCluster};
 use surge_grpc::v1::admin_service_client::AdminServiceClient;
 use surge_grpc::v1::{AddCoordinatorRequest, RemoveCoordinatorRequest};
-use surgectl::listener_pair::ListenerPair;
+use surgectl::held_listeners::HeldListeners;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_coordinator_is_added_and_removed_through_joint_consensus() {
     let mut cluster = DevCluster::start(4);
     // Its ports, chosen by the OS and held until the process takes them over.
-    let listeners = ListenerPair::bind_loopback().expect("listeners");
+    let listeners = HeldListeners::bind_loopback().expect("listeners");
     let grpc = listeners.grpc_address().expect("address");
     let http = listeners.http_address().expect("address");
+    let peer = listeners.peer_address().expect("address");
     let mut config = format!(
-        "id = 4\ndata_dir = {:?}\ngrpc_listen = \"{grpc}\"\nhttp_listen = \"{http}\"\njoin = true\n",
+        "id = 4\ndata_dir = {:?}\ngrpc_listen = \"{grpc}\"\npeer_listen = \"{peer}\"\nhttp_listen = \"{http}\"\njoin = true\n",
         cluster.dir.path().join("coordinator-4")
     );
     for c in &cluster.file.coordinators {
         config.push_str(&format!(
-            "\n[[initial_peers]]\nid = {}\naddress = \"{}\"\n",
-            c.id, c.grpc_address
+            "\n[[initial_peers]]\nid = {}\naddress = \"{}\"\npeer_address = \"{}\"\n",
+            c.id, c.grpc_address, c.peer_address
         ));
     }
     let config_path = cluster.dir.path().join("coordinator-4.toml");
@@ -35,6 +36,7 @@ async fn a_coordinator_is_added_and_removed_through_joint_consensus() {
     entry.id = 4;
     entry.grpc_address = grpc.clone();
     entry.http_address = http.clone();
+    entry.peer_address = peer.clone();
     entry.log = cluster.dir.path().join("logs/coordinator-4.log");
     entry.command[2] = config_path.display().to_string();
     cluster.file.coordinators.push(entry);
@@ -48,6 +50,7 @@ async fn a_coordinator_is_added_and_removed_through_joint_consensus() {
                 id: 4,
                 address: grpc.clone(),
                 http_address: http.clone(),
+                peer_address: peer.clone(),
             };
             async move { AdminServiceClient::new(ch).add_coordinator(req).await }
         })
@@ -63,7 +66,7 @@ async fn a_coordinator_is_added_and_removed_through_joint_consensus() {
         .map(|c| c.commit_index)
         .max()
         .unwrap_or(0);
-    let address = grpc.clone();
+    let address = peer.clone();
     eventually(
         Duration::from_secs(20),
         "coordinator 4 to apply the whole log",

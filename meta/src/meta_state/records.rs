@@ -41,8 +41,7 @@ impl<E: Engine> MetaState<E> {
     pub(super) fn register_node(
         &mut self,
         instance_id: String,
-        address: String,
-        http_address: String,
+        [address, http_address, peer_address]: [String; 3],
         zone: String,
         at_ms: u64,
         batch: &mut WriteBatch,
@@ -72,6 +71,7 @@ impl<E: Engine> MetaState<E> {
             instance_id: instance_id.clone(),
             address,
             http_address,
+            peer_address,
             zone,
             state: NodeState::Up,
             registered_at_ms: at_ms,

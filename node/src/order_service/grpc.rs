@@ -151,18 +151,18 @@ impl OrderService for OrderApi {
                     self.get_order_here(tenant, shard, req.order_id.clone(), req.stale_ok)
                         .await?
                 }
-                (false, Target::Remote { address }) if !is_forwarded(&request) => {
+                (false, Target::Remote { address, peer }) if !is_forwarded(&request) => {
                     OrderMetrics::get()
                         .forwarded
                         .with_label_values(&["get"])
                         .inc();
                     let fwd = self.forward_request(&request, req.clone());
-                    return OrderServiceClient::new(self.channel(&address)?)
+                    return OrderServiceClient::new(self.channel(&peer)?)
                         .get_order(fwd)
                         .await
                         .map(|r| with_leader(r, Some(&address)));
                 }
-                (false, Target::Remote { address }) => return Err(not_leader(&address).into()),
+                (false, Target::Remote { address, .. }) => return Err(not_leader(&address).into()),
                 (false, Target::Unknown) => return Err(self.unavailable(shard).into()),
             };
             found
@@ -219,18 +219,18 @@ impl OrderService for OrderApi {
                             .into()
                         })
                 }
-                Target::Remote { address } if !is_forwarded(&request) => {
+                Target::Remote { address, peer } if !is_forwarded(&request) => {
                     OrderMetrics::get()
                         .forwarded
                         .with_label_values(&["get"])
                         .inc();
                     let fwd = self.forward_request(&request, req);
-                    OrderServiceClient::new(self.channel(&address)?)
+                    OrderServiceClient::new(self.channel(&peer)?)
                         .get_order_by_external_id(fwd)
                         .await
                         .map(|r| with_leader(r, Some(&address)))
                 }
-                Target::Remote { address } => Err(not_leader(&address).into()),
+                Target::Remote { address, .. } => Err(not_leader(&address).into()),
                 Target::Unknown => Err(self.unavailable(shard).into()),
             }
         }
@@ -354,9 +354,11 @@ impl OrderService for OrderApi {
         let mut nodes: Vec<NodeAddress> = dir
             .nodes
             .iter()
+            // Clients get the client ports only: peer ports are for cluster members.
             .map(|(id, address)| NodeAddress {
                 id: *id,
                 address: address.clone(),
+                peer_address: String::new(),
             })
             .collect();
         nodes.sort_by_key(|n| n.id);

@@ -14,7 +14,7 @@ use surge_client::{MetaClient, RetryPolicy};
 use surge_grpc::v1::coordinator_peer_service_client::CoordinatorPeerServiceClient;
 use surge_grpc::v1::{ClusterStatusResponse, CoordinatorStatus, LocalStatusRequest};
 use surgectl::dev_cluster::{self, ClusterFile, ProcessEntry};
-use surgectl::listener_pair::ListenerPair;
+use surgectl::held_listeners::HeldListeners;
 
 pub fn bin_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_surgectl"))
@@ -87,6 +87,17 @@ impl DevCluster {
             })
     }
 
+    /// A client of the coordinators' peer ports (NodeService), as a node calls them.
+    pub fn peer_client(&self) -> MetaClient {
+        MetaClient::new(self.file.coordinator_peer_addresses())
+            .expect("client")
+            .with_call_timeout(Duration::from_secs(2))
+            .with_policy(RetryPolicy {
+                deadline: Duration::from_secs(20),
+                ..RetryPolicy::default()
+            })
+    }
+
     pub fn coordinator(&self, id: u64) -> &ProcessEntry {
         self.file
             .coordinators
@@ -141,7 +152,7 @@ impl DevCluster {
 
     /// Starts the process of entry `name` (killed, or added to `file` by the test), handing
     /// it `listeners` (bound to the addresses of its config) when given.
-    pub fn start_process(&mut self, name: &str, listeners: Option<ListenerPair>) {
+    pub fn start_process(&mut self, name: &str, listeners: Option<HeldListeners>) {
         let entry = self
             .file
             .coordinators
@@ -214,7 +225,7 @@ pub async fn status(client: &MetaClient) -> Result<ClusterStatusResponse, tonic:
     client.cluster_status().await
 }
 
-/// A coordinator's own view, asked directly (never forwarded).
+/// A coordinator's own view, asked directly at its peer port `address` (never forwarded).
 pub async fn local_status(address: &str) -> Option<CoordinatorStatus> {
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
         .ok()?

@@ -66,17 +66,11 @@ pub(crate) async fn node_list(coordinators: &[String], format: Format) -> anyhow
 pub(crate) async fn coordinator_add(
     coordinators: &[String],
     format: Format,
-    id: u64,
-    address: String,
-    http_address: String,
+    req: AddCoordinatorRequest,
 ) -> anyhow::Result<()> {
     let resp = membership_client(coordinators)?
         .call(|ch| {
-            let req = AddCoordinatorRequest {
-                id,
-                address: address.clone(),
-                http_address: http_address.clone(),
-            };
+            let req = req.clone();
             async move { AdminServiceClient::new(ch).add_coordinator(req).await }
         })
         .await

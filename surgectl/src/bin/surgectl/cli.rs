@@ -160,9 +160,12 @@ pub(crate) enum CoordinatorCmd {
     Add {
         #[arg(long)]
         id: u64,
-        /// Its gRPC address.
+        /// Its client port (AdminService), as `grpc_listen` or `advertise_address`.
         #[arg(long)]
         address: String,
+        /// Its peer port (NodeService, Raft), as `peer_listen` or `advertise_peer`.
+        #[arg(long)]
+        peer_address: String,
         /// Its HTTP address.
         #[arg(long, default_value = "")]
         http_address: String,

@@ -11,10 +11,10 @@ use anyhow::{bail, Context};
 use surge_client::{MetaClient, RetryPolicy};
 use surge_proto::v1::{ClusterStatusResponse, NodeState};
 use surgectl::dev_cluster::{self, ClusterFile, ProcessEntry};
-use surgectl::listener_pair::ListenerPair;
+use surgectl::held_listeners::HeldListeners;
 
 use crate::dev_children::Children;
-use crate::dev_configs::{coordinator_config, entry, node_config, zone_of};
+use crate::dev_configs::{coordinator_config, entry, node_config, zone_of, PeerLine};
 use crate::dev_ports::Ports;
 use crate::output::{print_status, Format};
 
@@ -66,7 +66,7 @@ fn node_entry(
     zone: &str,
     coordinators: &[String],
     snapshot_rate: Option<u64>,
-) -> anyhow::Result<(ProcessEntry, Option<ListenerPair>)> {
+) -> anyhow::Result<(ProcessEntry, Option<HeldListeners>)> {
     let mut own = ports.node(n)?;
     let config = node_config(dir, n, &own, zone, coordinators, snapshot_rate);
     let binary = crate::sibling_binary("surge-node")?;
@@ -111,7 +111,7 @@ async fn wait_for(
 }
 
 /// Listeners bound for processes not started yet, by process name.
-type Held = BTreeMap<String, ListenerPair>;
+type Held = BTreeMap<String, HeldListeners>;
 
 /// Starts every process and initializes the cluster; answers the status once all nodes are
 /// up and every shard is placed.
@@ -213,9 +213,14 @@ pub(crate) async fn up(args: UpArgs, format: Format) -> anyhow::Result<()> {
     for id in 1..=args.coordinator_count {
         coordinators.push((id, ports.coordinator(id)?));
     }
-    let peers: Vec<(u64, String, String)> = coordinators
+    let peers: Vec<PeerLine> = coordinators
         .iter()
-        .map(|(id, e)| (*id, e.grpc.clone(), e.http.clone()))
+        .map(|(id, e)| PeerLine {
+            id: *id,
+            grpc: e.grpc.clone(),
+            http: e.http.clone(),
+            peer: e.peer.clone(),
+        })
         .collect();
     for (id, mut own) in coordinators {
         let config = coordinator_config(&dir, id, &own, &peers, args.max_snapshots_per_node);
@@ -225,7 +230,7 @@ pub(crate) async fn up(args: UpArgs, format: Format) -> anyhow::Result<()> {
         }
         file.coordinators.push(e);
     }
-    let coordinator_addrs = file.coordinator_addresses();
+    let coordinator_addrs = file.coordinator_peer_addresses();
     let snapshot_rate = args.snapshot_mib_per_sec.map(|m| m << 20);
     for n in 1..=args.node_count {
         let zone = zone_of(n);
@@ -299,7 +304,7 @@ pub(crate) async fn add_node(args: AddNodeArgs, format: Format) -> anyhow::Resul
         n,
         ports,
         &zone,
-        &file.coordinator_addresses(),
+        &file.coordinator_peer_addresses(),
         file.snapshot_bytes_per_sec,
     )?;
     let child =

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use surgectl::dev_cluster::{self, ProcessEntry};
-use surgectl::listener_pair::ListenerPair;
+use surgectl::held_listeners::HeldListeners;
 
 /// Children this command owns, and pids of nodes added later; stopped when dropped.
 #[derive(Default)]
@@ -20,7 +20,7 @@ impl Children {
     pub(crate) fn start(
         &mut self,
         e: &mut ProcessEntry,
-        listeners: Option<ListenerPair>,
+        listeners: Option<HeldListeners>,
     ) -> anyhow::Result<()> {
         let child = dev_cluster::spawn_with(e, listeners)
             .with_context(|| format!("starting {}", e.name))?;

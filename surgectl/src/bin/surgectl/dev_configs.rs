@@ -20,23 +20,33 @@ pub(crate) fn zone_of(n: u64) -> String {
     }
 }
 
-/// Coordinator `id`'s config; `peers` are every coordinator's (id, gRPC, HTTP) addresses.
+/// A coordinator's id and addresses, as another coordinator's config names it.
+pub(crate) struct PeerLine {
+    pub(crate) id: u64,
+    pub(crate) grpc: String,
+    pub(crate) http: String,
+    pub(crate) peer: String,
+}
+
+/// Coordinator `id`'s config; `peers` are every coordinator's addresses.
 pub(crate) fn coordinator_config(
     dir: &Path,
     id: u64,
     own: &Endpoints,
-    peers: &[(u64, String, String)],
+    peers: &[PeerLine],
     max_snapshots_per_node: Option<u32>,
 ) -> String {
     let mut text = format!(
-        "# written by surgectl dev up\nid = {id}\ndata_dir = {:?}\ngrpc_listen = \"{}\"\nhttp_listen = \"{}\"\n",
+        "# written by surgectl dev up\nid = {id}\ndata_dir = {:?}\ngrpc_listen = \"{}\"\npeer_listen = \"{}\"\nhttp_listen = \"{}\"\n",
         dir.join(format!("coordinator-{id}")),
         own.grpc,
+        own.peer,
         own.http,
     );
-    for (peer, grpc, http) in peers {
+    for p in peers {
         text.push_str(&format!(
-            "\n[[initial_peers]]\nid = {peer}\naddress = \"{grpc}\"\nhttp_address = \"{http}\"\n",
+            "\n[[initial_peers]]\nid = {}\naddress = \"{}\"\npeer_address = \"{}\"\nhttp_address = \"{}\"\n",
+            p.id, p.grpc, p.peer, p.http,
         ));
     }
     if let Some(n) = max_snapshots_per_node {
@@ -45,7 +55,7 @@ pub(crate) fn coordinator_config(
     text
 }
 
-/// Node `n`'s config.
+/// Node `n`'s config; `coordinators` are their peer ports.
 pub(crate) fn node_config(
     dir: &Path,
     n: u64,
@@ -56,9 +66,10 @@ pub(crate) fn node_config(
 ) -> String {
     let list: Vec<String> = coordinators.iter().map(|c| format!("{c:?}")).collect();
     let mut text = format!(
-        "# written by surgectl dev\ndata_dir = {:?}\ngrpc_listen = \"{}\"\nhttp_listen = \"{}\"\nzone = \"{zone}\"\ncoordinators = [{}]\n",
+        "# written by surgectl dev\ndata_dir = {:?}\ngrpc_listen = \"{}\"\npeer_listen = \"{}\"\nhttp_listen = \"{}\"\nzone = \"{zone}\"\ncoordinators = [{}]\n",
         dir.join(format!("node-{n}")),
         own.grpc,
+        own.peer,
         own.http,
         list.join(", "),
     );
@@ -87,6 +98,7 @@ pub(crate) fn entry(
         id,
         grpc_address: own.grpc.clone(),
         http_address: own.http.clone(),
+        peer_address: own.peer.clone(),
         pid: 0,
         data_dir: dir.join(&name),
         config: config_path.clone(),

@@ -21,6 +21,7 @@ mod watch;
 use std::path::PathBuf;
 
 use clap::Parser;
+use surge_proto::v1::AddCoordinatorRequest;
 
 use crate::cli::*;
 
@@ -85,9 +86,16 @@ async fn main() -> std::process::ExitCode {
         Command::Coordinator(CoordinatorCmd::Add {
             id,
             address,
+            peer_address,
             http_address,
         }) => {
-            admin::coordinator_add(&cli.coordinators, cli.output, id, address, http_address).await
+            let req = AddCoordinatorRequest {
+                id,
+                address,
+                http_address,
+                peer_address,
+            };
+            admin::coordinator_add(&cli.coordinators, cli.output, req).await
         }
         Command::Coordinator(CoordinatorCmd::Remove { id }) => {
             admin::coordinator_remove(&cli.coordinators, cli.output, id).await
