@@ -73,6 +73,10 @@ fn open_checked(config: &Config) -> Result<Arc<RocksEngine>, ServerError> {
     Ok(engine)
 }
 
+/// The longest an operator's call waits for its answer: above the 60 s a coordinator add
+/// may wait for the learner to catch up.
+const ADMIN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// Runs a coordinator until `shutdown` resolves or the Raft loop fails.
 pub async fn run(
     config: Config,
@@ -198,7 +202,7 @@ pub async fn run(
     .with_staging(EngineStaging::new(engine.clone()));
     // The client port: what operators call.
     let mut grpc_stop = stop_rx.clone();
-    let grpc_server = tonic::transport::Server::builder()
+    let grpc_server = surge_server::ops::client_server(ADMIN_DEADLINE)
         .add_service(health)
         .add_service(reflection)
         .add_service(
@@ -211,7 +215,7 @@ pub async fn run(
         });
     // The peer port: nodes and the other coordinators.
     let mut peer_stop = stop_rx.clone();
-    let peer_server = tonic::transport::Server::builder()
+    let peer_server = surge_server::ops::peer_server()
         .add_service(peer_health)
         .add_service(surge_grpc::v1::node_service_server::NodeServiceServer::new(
             NodeApi {

@@ -133,6 +133,10 @@ pub async fn run(
     outcome
 }
 
+/// The longest a client call waits for its answer on this node (intake waits at most the
+/// Raft request timeout, a forwarded call 7 s).
+const CLIENT_DEADLINE: Duration = Duration::from_secs(30);
+
 async fn serve(
     config: Config,
     engine: Arc<RocksEngine>,
@@ -250,7 +254,7 @@ async fn serve(
     // The client port: merchants' ERPs and print stations.
     let mut grpc_stop = stop.clone();
     let grpc_task = tokio::spawn(
-        tonic::transport::Server::builder()
+        surge_server::ops::client_server(CLIENT_DEADLINE)
             .add_service(health)
             .add_service(reflection)
             .add_service(orders_server.clone())
@@ -262,7 +266,7 @@ async fn serve(
     // The peer port: Raft, snapshots, and calls other nodes forward to this one as leader.
     let mut peer_stop = stop.clone();
     let peer_task = tokio::spawn(
-        tonic::transport::Server::builder()
+        surge_server::ops::peer_server()
             .add_service(peer_health)
             .add_service(orders_server)
             .add_service(prints_server)

@@ -103,6 +103,28 @@ pub fn init_tracing() {
 /// never finish on their own, so graceful shutdown is bounded and then cut.
 pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// Concurrent calls one client connection may have open on a client port: enough for any
+/// ERP's pipelining, and a bound on what one connection can hold of a process.
+pub const CLIENT_STREAMS_PER_CONNECTION: u32 = 256;
+
+/// Concurrent calls one connection may have open on a peer port: the Raft stream, snapshots
+/// and every call one node forwards to another multiplex on it.
+pub const PEER_STREAMS_PER_CONNECTION: u32 = 1024;
+
+/// A tonic server for a client port: bounded streams per connection and a deadline on every
+/// call's answer (a streamed answer's stream runs on; a caller's shorter `grpc-timeout` wins).
+pub fn client_server(deadline: std::time::Duration) -> tonic::transport::Server {
+    tonic::transport::Server::builder()
+        .max_concurrent_streams(CLIENT_STREAMS_PER_CONNECTION)
+        .timeout(deadline)
+}
+
+/// A tonic server for a peer port: bounded streams per connection. No server deadline: the
+/// Raft stream is long-lived by design and snapshot streams carry their own limits.
+pub fn peer_server() -> tonic::transport::Server {
+    tonic::transport::Server::builder().max_concurrent_streams(PEER_STREAMS_PER_CONNECTION)
+}
+
 /// Waits up to [`SHUTDOWN_GRACE`] for a server task, then aborts it.
 pub async fn stop_within_grace<T>(task: tokio::task::JoinHandle<T>) -> Option<T> {
     let abort = task.abort_handle();
