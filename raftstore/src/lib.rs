@@ -22,6 +22,7 @@ pub mod config;
 pub mod digest;
 pub mod epoch;
 pub mod families;
+pub mod forged;
 pub mod group_status;
 pub mod group_storage;
 pub mod logger;

@@ -269,6 +269,19 @@ impl<E: Engine, S: StateMachine> RaftLoop<E, S> {
         };
         match verdict {
             Verdict::Accept => {
+                let last_index = peer.node.raft.raft_log.last_index();
+                // Counted, not logged: a flood of them must not flood the log too.
+                if let Some(reason) = crate::forged::impossible(&message, last_index) {
+                    refused.with_label_values(&[reason]).inc();
+                    debug!(
+                        group,
+                        from = message.from,
+                        commit = message.commit,
+                        last_index,
+                        "impossible raft message refused"
+                    );
+                    return;
+                }
                 peer.note_heard(message.from);
                 if let Err(e) = peer.node.step(message) {
                     debug!(group, error = %e, "raft message not stepped");
