@@ -1,0 +1,47 @@
+//! A label of an arbitrary order (any receiver text, any lengths): PDF and ZPL render, and the
+//! ZPL parses back.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use prost::Message as _;
+use surge_label::{check_zpl, pdf, sorting_code, zpl, Label};
+use surge_proto::v1::Order;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(order) = Order::decode(data) else {
+        return;
+    };
+    // A label is printed only once a waybill from a registered range is bound: letters and
+    // digits, never empty. Every other field is free text.
+    let waybill: String = order
+        .external_order_id
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect();
+    if waybill.is_empty() {
+        return;
+    }
+    let receiver = order.receiver.clone().unwrap_or_default();
+    let label = Label {
+        carrier: order.shop.clone(),
+        waybill,
+        sorting_code: sorting_code(&receiver),
+        sender: Default::default(),
+        receiver,
+        order_ref: format!("{} / {}", order.platform, order.external_order_id),
+        parcel_index: 1,
+        parcel_count: 1,
+        weight_grams: order
+            .lines
+            .iter()
+            .map(|l| l.weight_grams)
+            .fold(0i64, i64::saturating_add),
+        reprint: order.lines.len() as u32,
+    };
+    let _ = pdf(&label);
+    let text = zpl(&label);
+    assert!(
+        check_zpl(&text).is_ok(),
+        "rendered ZPL does not parse: {text:?}"
+    );
+});
