@@ -1,7 +1,8 @@
 //! Messages that no correct peer sends and that raft-rs 0.7 does not survive. A heartbeat
 //! carries `min(leader commit, the follower's match index)`, so its commit never passes the
 //! follower's last index; one that does would make `RaftLog::commit_to` call `fatal!` and
-//! stop the process. Such a message (forged, or from a corrupt peer) is refused and counted
+//! stop the process; so would a (pre-)vote without a term (found by the `raft_batch` fuzz
+//! target). Such a message (forged, or from a corrupt peer) is refused and counted
 //! before it reaches raft-rs. Appends need no check: raft-rs commits `min(commit, last new
 //! index)` and ignores appends below its commit index.
 
@@ -10,8 +11,20 @@ use raft::eraftpb::{Message, MessageType};
 /// Why `message` must not reach a replica whose log ends at `last_index`, if it must not:
 /// the reason is the `surge_raft_refused_messages_total` label.
 pub fn impossible(message: &Message, last_index: u64) -> Option<&'static str> {
-    let heartbeat = message.get_msg_type() == MessageType::MsgHeartbeat;
-    (heartbeat && message.commit > last_index).then_some("impossible_commit")
+    let kind = message.get_msg_type();
+    if kind == MessageType::MsgHeartbeat && message.commit > last_index {
+        return Some("impossible_commit");
+    }
+    // A (pre-)vote always names the term it campaigns for; answering one without a term
+    // makes raft-rs stop the process ("term should be set when sending").
+    let campaign = matches!(
+        kind,
+        MessageType::MsgRequestVote
+            | MessageType::MsgRequestPreVote
+            | MessageType::MsgRequestVoteResponse
+            | MessageType::MsgRequestPreVoteResponse
+    );
+    (campaign && message.term == 0).then_some("no_term")
 }
 
 #[cfg(test)]
@@ -42,6 +55,17 @@ mod tests {
     }
 
     #[test]
+    fn a_vote_without_a_term_is_refused() {
+        for kind in [MessageType::MsgRequestPreVote, MessageType::MsgRequestVote] {
+            let mut m = message(kind, 0);
+            m.term = 0;
+            assert_eq!(impossible(&m, 40), Some("no_term"), "{kind:?}");
+            m.term = 3;
+            assert_eq!(impossible(&m, 40), None, "{kind:?}");
+        }
+    }
+
+    #[test]
     fn other_messages_are_left_to_raft() {
         // raft-rs commits min(commit, last new index) on an append: safe at any value.
         assert_eq!(
@@ -54,23 +78,31 @@ mod tests {
         );
     }
 
-    /// The raft-rs behaviour this guards against: a follower stepping such a heartbeat
-    /// panics (fatal!). If raft-rs ever stops panicking, this test says the guard may go.
-    #[test]
-    fn raft_rs_panics_on_the_message_the_guard_refuses() {
-        use raft::storage::MemStorage;
-        use raft::{Config, RawNode};
+    fn follower() -> raft::RawNode<raft::storage::MemStorage> {
         let logger = slog::Logger::root(slog::Discard, slog::o!());
-        let storage = MemStorage::new_with_conf_state((vec![1, 2], vec![]));
-        let config = Config {
+        let storage = raft::storage::MemStorage::new_with_conf_state((vec![1, 2], vec![]));
+        let config = raft::Config {
             id: 1,
-            ..Config::default()
+            ..raft::Config::default()
         };
-        let mut node = RawNode::new(&config, storage, &logger).expect("raw node");
+        raft::RawNode::new(&config, storage, &logger).expect("raw node")
+    }
+
+    /// The raft-rs behaviour this guards against: a follower stepping such a message panics
+    /// (fatal!). If raft-rs ever stops panicking, these tests say the guard may go.
+    #[test]
+    fn raft_rs_panics_on_the_messages_the_guard_refuses() {
+        let mut node = follower();
         let last = node.raft.raft_log.last_index();
-        let forged = message(MessageType::MsgHeartbeat, last + 1_000);
-        assert_eq!(impossible(&forged, last), Some("impossible_commit"));
-        let stepped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| node.step(forged)));
-        assert!(stepped.is_err(), "raft-rs took a commit past its log");
+        let mut pre_vote = message(MessageType::MsgRequestPreVote, 0);
+        pre_vote.term = 0;
+        for forged in [message(MessageType::MsgHeartbeat, last + 1_000), pre_vote] {
+            assert!(impossible(&forged, last).is_some());
+            let mut node = follower();
+            let stepped =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| node.step(forged)));
+            assert!(stepped.is_err(), "raft-rs took it");
+        }
+        let _ = node.step(message(MessageType::MsgHeartbeat, last));
     }
 }

@@ -78,24 +78,12 @@ impl DevCluster {
     }
 
     pub fn client(&self) -> MetaClient {
-        MetaClient::new(self.file.coordinator_addresses())
-            .expect("client")
-            .with_call_timeout(Duration::from_secs(2))
-            .with_policy(RetryPolicy {
-                deadline: Duration::from_secs(20),
-                ..RetryPolicy::default()
-            })
+        meta_client(self.file.coordinator_addresses())
     }
 
     /// A client of the coordinators' peer ports (NodeService), as a node calls them.
     pub fn peer_client(&self) -> MetaClient {
-        MetaClient::new(self.file.coordinator_peer_addresses())
-            .expect("client")
-            .with_call_timeout(Duration::from_secs(2))
-            .with_policy(RetryPolicy {
-                deadline: Duration::from_secs(20),
-                ..RetryPolicy::default()
-            })
+        meta_client(self.file.coordinator_peer_addresses())
     }
 
     pub fn coordinator(&self, id: u64) -> &ProcessEntry {
@@ -223,6 +211,17 @@ pub fn exited(pid: u32) -> bool {
 
 pub async fn status(client: &MetaClient) -> Result<ClusterStatusResponse, tonic::Status> {
     client.cluster_status().await
+}
+
+/// A coordinator client over `addresses`, patient enough for elections.
+fn meta_client(addresses: Vec<String>) -> MetaClient {
+    MetaClient::new(addresses)
+        .expect("client")
+        .with_call_timeout(Duration::from_secs(2))
+        .with_policy(RetryPolicy {
+            deadline: Duration::from_secs(20),
+            ..RetryPolicy::default()
+        })
 }
 
 /// A coordinator's own view, asked directly at its peer port `address` (never forwarded).
