@@ -124,7 +124,13 @@ async fn batches_and_pages_as_large_as_the_limits_allow_go_through() {
     let want: BTreeSet<String> = orders.iter().map(|o| o.external_order_id.clone()).collect();
     let deadline = Instant::now() + Duration::from_secs(60);
     let pages = loop {
-        let (seen, pages) = list_approved(&mut raw, &auth).await;
+        let listed = list_approved(&mut raw, &auth).await;
+        let Some((seen, pages)) = listed else {
+            // Not now (a leader moving): list again.
+            assert!(Instant::now() < deadline, "no complete listing in time");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            continue;
+        };
         let unique: BTreeSet<String> = seen.iter().cloned().collect();
         assert_eq!(unique.len(), seen.len(), "an order listed twice");
         if unique == want {
@@ -141,11 +147,13 @@ async fn batches_and_pages_as_large_as_the_limits_allow_go_through() {
     println!("{ORDERS} orders listed in {pages} pages");
 }
 
-/// Every APPROVED order's external id, in pages of up to 1000, and the number of pages.
+/// Every APPROVED order's external id, in pages of up to 1000, and the number of pages; None
+/// when a page was refused "not now" (a retryable code). Any other failure, such as a page
+/// over the client's 4 MiB receive limit (OUT_OF_RANGE), fails the test.
 async fn list_approved(
     raw: &mut OrderServiceClient<tonic::transport::Channel>,
     auth: &MetadataValue<tonic::metadata::Ascii>,
-) -> (Vec<String>, usize) {
+) -> Option<(Vec<String>, usize)> {
     let mut token = String::new();
     let mut seen = Vec::new();
     for pages in 1..=100 {
@@ -156,15 +164,18 @@ async fn list_approved(
             ..Default::default()
         });
         call.metadata_mut().insert("authorization", auth.clone());
-        // Decoding fails here if a page passes the default 4 MiB limit.
-        let page = raw.list_orders(call).await.expect("a page").into_inner();
+        let page = match raw.list_orders(call).await {
+            Ok(page) => page.into_inner(),
+            Err(status) if surge_grpc::retryable_code(status.code()) => return None,
+            Err(status) => panic!("a page: {status:?}"),
+        };
         seen.extend(
             page.orders
                 .into_iter()
                 .filter_map(|v| v.order.map(|o| o.external_order_id)),
         );
         if page.next_page_token.is_empty() {
-            return (seen, pages);
+            return Some((seen, pages));
         }
         token = page.next_page_token;
     }
