@@ -27,7 +27,7 @@ use tonic::{Request, Status};
 use tracing::debug;
 
 use crate::channels::ChannelCache;
-use crate::retry::{RetryPolicy, Tries};
+use crate::retry::{is_retryable, RetryPolicy, Tries};
 
 mod batch;
 mod calls;
@@ -40,12 +40,6 @@ struct Routes {
     /// Shard → leader address, when known.
     leaders: HashMap<u32, String>,
     nodes: Vec<String>,
-}
-
-/// True for failures worth retrying on an order call: the node or the shard is not ready
-/// here or now (the one rule of [`crate::retry::is_retryable`]; intake is idempotent).
-pub fn is_transient(status: &Status) -> bool {
-    crate::retry::is_retryable(status)
 }
 
 /// The shard of `order` under `routes`.
@@ -290,7 +284,7 @@ impl OrderClient {
         loop {
             let status = match f().await {
                 Ok(v) => return Ok(v),
-                Err(status) if is_transient(&status) => status,
+                Err(status) if is_retryable(&status) => status,
                 Err(status) => return Err(status),
             };
             debug!(code = ?status.code(), message = status.message(), attempt = tries.attempt(), "retrying");
@@ -345,7 +339,7 @@ impl OrderClient {
                         self.note_failure(shard, &status);
                         // The shard may have moved: a stale map is refreshed on the first
                         // refusal that names no leader.
-                        if hint(&status).is_none() && is_transient(&status) {
+                        if hint(&status).is_none() && is_retryable(&status) {
                             let _ = self.refresh().await;
                         }
                         Err(status)
@@ -410,12 +404,12 @@ mod tests {
 
     #[test]
     fn transient_and_connection_failures_are_told_apart() {
-        assert!(is_transient(&Status::unavailable("not the leader")));
-        assert!(is_transient(&refused()));
-        assert!(!is_transient(&Status::invalid_argument(
+        assert!(is_retryable(&Status::unavailable("not the leader")));
+        assert!(is_retryable(&refused()));
+        assert!(!is_retryable(&Status::invalid_argument(
             "lines[0].quantity: ..."
         )));
-        assert!(!is_transient(&Status::already_exists(
+        assert!(!is_retryable(&Status::already_exists(
             "external_order_id: ..."
         )));
         assert!(is_connection_error(&refused()));

@@ -83,7 +83,7 @@ impl OrderClient {
                             }
                         }
                     }
-                    Err(status) if is_transient(&status) => {
+                    Err(status) if is_retryable(&status) => {
                         self.note_connection(&address, &status);
                         for &i in &idx {
                             self.note_failure(Some(shards[i]), &status);

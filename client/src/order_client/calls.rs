@@ -27,7 +27,7 @@ impl OrderClient {
                     Err(status) => {
                         self.note_connection(&address, &status);
                         self.note_failure(Some(shard), &status);
-                        if hint(&status).is_none() && is_transient(&status) {
+                        if hint(&status).is_none() && is_retryable(&status) {
                             let _ = self.refresh().await;
                         }
                         Err(status)
