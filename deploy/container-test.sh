@@ -36,11 +36,18 @@ for lib in $(ldd "$bin/surge-coordinator" "$bin/surge-node" "$bin/surgectl" | aw
   cp -L "$lib" "$ctx/rootfs$lib"
 done
 cp Dockerfile "$ctx/"
+# The cluster's CA and one certificate per container, valid for its compose host name; the
+# operator's for surgectl. Mounted read-only at /etc/surge/certs.
+export SURGE_CERTS="$ctx/certs"
+"$bin/surgectl" cert init --dir "$SURGE_CERTS" --cluster container-test --coordinators 0 --nodes 0 >/dev/null
+for c in 1 2 3; do "$bin/surgectl" cert issue --dir "$SURGE_CERTS" --coordinator "$c" --host "coordinator-$c" >/dev/null; done
+for n in 1 2 3 4; do "$bin/surgectl" cert issue --dir "$SURGE_CERTS" --node "node-$n" --host "node-$n" >/dev/null; done
 docker build -q -t surge:dev "$ctx" >/dev/null
 
 "${compose[@]}" up -d
-ctl() { docker exec "$(cid coordinator-1)" /usr/local/bin/surgectl --coordinators coordinator-1:7000,coordinator-2:7000,coordinator-3:7000 "$@"; }
-ctl_from() { local c=$1; shift; docker exec "$(cid "$c")" /usr/local/bin/surgectl --coordinators coordinator-1:7000,coordinator-2:7000,coordinator-3:7000 "$@"; }
+tls=(-e SURGE_CA=/etc/surge/certs/ca.pem -e SURGE_CERT=/etc/surge/certs/operator-surgectl.pem -e SURGE_KEY=/etc/surge/certs/operator-surgectl.key)
+ctl() { docker exec "${tls[@]}" "$(cid coordinator-1)" /usr/local/bin/surgectl --coordinators coordinator-1:7000,coordinator-2:7000,coordinator-3:7000 "$@"; }
+ctl_from() { local c=$1; shift; docker exec "${tls[@]}" "$(cid "$c")" /usr/local/bin/surgectl --coordinators coordinator-1:7000,coordinator-2:7000,coordinator-3:7000 "$@"; }
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 
 wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
@@ -150,4 +157,7 @@ docker kill "$(cid node-2)" >/dev/null
 healed() { ctl -o json cluster status | json "all(len(s['replicas'])==3 and $gone not in s['replicas'] for s in d['shards']) and d['rebalance']['balanced']" | grep -q True; }
 wait_for 240 "node-2's replicas rebuilt on the other nodes" healed
 ctl shard verify | tail -n 3
-echo "container-test: 8 passed, 0 failed"
+insecure=$(ctl -o json cluster status | json "sum(1 for p in d['coordinators'] + d['nodes'] if p['insecure'])")
+[ "$insecure" = 0 ] || { echo "container-test: $insecure processes run in plaintext" >&2; exit 1; }
+echo "container-test: every process on mutual TLS"
+echo "container-test: 9 passed, 0 failed"

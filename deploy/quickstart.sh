@@ -8,6 +8,7 @@
 # while a node is killed with -9 mid-run; that node stays down and its replicas are rebuilt on
 # the other nodes; a PDF/PNG label preview, and a summary that no order was lost and no label or
 # waybill doubled. Then it stops everything.
+# Every port runs TLS (peer ports mutual TLS) with certificates dev up makes.
 # SURGE_DEV_DIR picks the working directory (default: a fresh temp dir).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +26,10 @@ for _ in $(seq 1 600); do
   sleep 0.2
 done
 [ -f "$dir/cluster.json" ] || { echo "cluster did not come up; see $dir/logs" >&2; exit 1; }
+# dev up made a cluster CA and a certificate per process: mutual TLS between them, TLS on
+# the client ports. surgectl calls with the operator certificate it made.
+export SURGE_CA="$dir/certs/ca.pem" SURGE_CERT="$dir/certs/operator-surgectl.pem" SURGE_KEY="$dir/certs/operator-surgectl.key"
+echo "== TLS on every port; certificates in $dir/certs"
 echo "== the cluster"
 $ctl cluster status
 leader=$($ctl -o json cluster status | python3 -c 'import json,sys; print(json.load(sys.stdin)["leader_id"])')

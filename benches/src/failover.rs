@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use nix::sys::signal::Signal;
 use surge_client::{MetaClient, RetryPolicy};
+use surge_grpc::tls::Transport;
 use surge_grpc::v1::coordinator_peer_service_client::CoordinatorPeerServiceClient;
 use surge_grpc::v1::{ClusterStatusResponse, LocalStatusRequest};
 use surgectl::dev_cluster::{self, ClusterFile};
@@ -77,8 +78,9 @@ async fn status(client: &MetaClient) -> Result<ClusterStatusResponse, tonic::Sta
     client.cluster_status().await
 }
 
-async fn applied_index(address: &str) -> Option<u64> {
-    let ch = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+async fn applied_index(transport: &Transport, address: &str) -> Option<u64> {
+    let ch = transport
+        .endpoint(address)
         .ok()?
         .timeout(Duration::from_millis(500))
         .connect()
@@ -107,6 +109,7 @@ pub(crate) async fn coordinator(
     // Short per-call timeouts: a call stuck on the dead leader must not hide the new one.
     let client = MetaClient::new(file.coordinator_addresses())
         .map_err(|s| anyhow::anyhow!(s.message().to_string()))?
+        .with_transport(file.transport()?)
         .with_call_timeout(Duration::from_millis(500))
         .with_policy(RetryPolicy {
             first_backoff: Duration::from_millis(20),
@@ -165,7 +168,8 @@ pub(crate) async fn coordinator(
         }
         restarted.push(child);
         let caught_up = Instant::now();
-        while applied_index(&entry.grpc_address)
+        // LocalStatus is on the peer port (CoordinatorPeerService).
+        while applied_index(client.transport(), &entry.peer_address)
             .await
             .is_none_or(|a| a < target)
         {

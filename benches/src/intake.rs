@@ -21,7 +21,7 @@ use surge_proto::routing;
 use surgectl::dev_cluster::{self, ClusterFile};
 use tokio::sync::Semaphore;
 
-use crate::failover::start_cluster;
+use crate::failover::start_cluster_with;
 use crate::stats::{summarize, Summary};
 
 /// What to run.
@@ -36,12 +36,16 @@ pub(crate) struct IntakeArgs {
     pub(crate) shards: u32,
     pub(crate) base_port: u16,
     pub(crate) api_key: Option<String>,
+    /// A cluster this command starts runs in plaintext.
+    pub(crate) insecure: bool,
 }
 
 #[derive(Debug, Serialize)]
 struct Report {
     workload: &'static str,
     mode: String,
+    /// "tls" or "plaintext".
+    transport: &'static str,
     clients: usize,
     batch: usize,
     seconds: f64,
@@ -64,7 +68,8 @@ struct KillReport {
 /// Creates a tenant for the run and returns its API key.
 async fn bench_tenant(file: &ClusterFile) -> anyhow::Result<String> {
     let meta = MetaClient::new(file.coordinator_addresses())
-        .map_err(|s| anyhow::anyhow!(s.message().to_string()))?;
+        .map_err(|s| anyhow::anyhow!(s.message().to_string()))?
+        .with_transport(file.transport()?);
     let key = format!("sk-bench-{}", uuid_like());
     let name = format!("bench-{}", uuid_like());
     meta.call(|ch| {
@@ -235,7 +240,11 @@ pub(crate) async fn run(args: IntakeArgs) -> anyhow::Result<()> {
     let (dir, own) = match &args.cluster_dir {
         Some(d) => (d.clone(), None),
         None => {
-            let (d, own) = start_cluster(args.base_port, args.shards)?;
+            let extra = match args.insecure {
+                true => vec!["--insecure".to_string()],
+                false => Vec::new(),
+            };
+            let (d, own) = start_cluster_with(args.base_port, args.shards, &extra)?;
             (d, Some(own))
         }
     };
@@ -247,6 +256,7 @@ pub(crate) async fn run(args: IntakeArgs) -> anyhow::Result<()> {
     let nodes: Vec<String> = file.nodes.iter().map(|n| n.grpc_address.clone()).collect();
     let client = OrderClient::new(nodes.clone(), &api_key)
         .map_err(|s| anyhow::anyhow!(s.message().to_string()))?
+        .with_transport(file.client_transport()?)
         .with_call_timeout(Duration::from_secs(2))
         .with_policy(RetryPolicy {
             first_backoff: Duration::from_millis(20),
@@ -266,6 +276,7 @@ pub(crate) async fn run(args: IntakeArgs) -> anyhow::Result<()> {
     }
     let probe = OrderClient::new(nodes, &api_key)
         .map_err(|s| anyhow::anyhow!(s.message().to_string()))?
+        .with_transport(file.client_transport()?)
         .with_call_timeout(Duration::from_millis(300))
         .with_policy(RetryPolicy {
             first_backoff: Duration::from_millis(10),
@@ -367,6 +378,11 @@ pub(crate) async fn run(args: IntakeArgs) -> anyhow::Result<()> {
     let report = Report {
         workload: "intake",
         mode,
+        transport: if file.transport()?.is_tls() {
+            "tls"
+        } else {
+            "plaintext"
+        },
         clients: args.clients,
         batch: args.batch,
         seconds: (elapsed * 10.0).round() / 10.0,
@@ -380,6 +396,7 @@ pub(crate) async fn run(args: IntakeArgs) -> anyhow::Result<()> {
     };
     println!();
     println!("{:<34} {}", "mode", report.mode);
+    println!("{:<34} {}", "transport", report.transport);
     println!(
         "{:<34} {}",
         "orders per call",

@@ -79,7 +79,8 @@ carriers = ["SF"]
 
 async fn bench_tenant(file: &ClusterFile, orders: u64) -> anyhow::Result<String> {
     let meta = MetaClient::new(file.coordinator_addresses())
-        .map_err(|s| anyhow::anyhow!(s.message().to_string()))?;
+        .map_err(|s| anyhow::anyhow!(s.message().to_string()))?
+        .with_transport(file.transport()?);
     let id = uuid::Uuid::new_v4().simple().to_string();
     let (name, key) = (format!("labels-{}", &id[..12]), format!("sk-bench-{id}"));
     let create = CreateTenantRequest {
@@ -194,7 +195,9 @@ pub(crate) async fn run(args: LabelArgs) -> anyhow::Result<()> {
     let key = bench_tenant(&file, args.orders).await?;
     let nodes: Vec<String> = file.nodes.iter().map(|n| n.grpc_address.clone()).collect();
     let client = Arc::new(
-        OrderClient::new(nodes, &key).map_err(|s| anyhow::anyhow!(s.message().to_string()))?,
+        OrderClient::new(nodes, &key)
+            .map_err(|s| anyhow::anyhow!(s.message().to_string()))?
+            .with_transport(file.client_transport()?),
     );
     client
         .shard_map()

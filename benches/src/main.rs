@@ -141,6 +141,9 @@ enum Command {
         /// An existing tenant's API key; a bench tenant is created when absent.
         #[arg(long, env = "SURGE_API_KEY")]
         api_key: Option<String>,
+        /// Start the cluster in plaintext (`dev up --insecure`), to measure what TLS costs.
+        #[arg(long)]
+        insecure: bool,
     },
 }
 
@@ -218,6 +221,7 @@ async fn main() -> anyhow::Result<()> {
             shards,
             base_port,
             api_key,
+            insecure,
         } => {
             intake::run(intake::IntakeArgs {
                 cluster_dir,
@@ -229,6 +233,7 @@ async fn main() -> anyhow::Result<()> {
                 shards,
                 base_port,
                 api_key,
+                insecure,
             })
             .await
         }

@@ -77,7 +77,8 @@ struct Report {
 
 async fn tenant(file: &ClusterFile) -> anyhow::Result<String> {
     let meta = MetaClient::new(file.coordinator_addresses())
-        .map_err(|s| anyhow::anyhow!(s.message().to_string()))?;
+        .map_err(|s| anyhow::anyhow!(s.message().to_string()))?
+        .with_transport(file.transport()?);
     let id = uuid::Uuid::new_v4().simple();
     let (key, name) = (format!("sk-bench-{id}"), format!("rebalance-{id}"));
     meta.call(|ch| {
@@ -180,6 +181,7 @@ pub(crate) async fn run(args: RebalanceArgs) -> anyhow::Result<()> {
     let client = Arc::new(
         OrderClient::new(nodes, &key)
             .map_err(|s| anyhow::anyhow!(s.message().to_string()))?
+            .with_transport(file.client_transport()?)
             .with_policy(RetryPolicy {
                 first_backoff: Duration::from_millis(20),
                 max_backoff: Duration::from_millis(200),
@@ -189,7 +191,8 @@ pub(crate) async fn run(args: RebalanceArgs) -> anyhow::Result<()> {
             }),
     );
     let meta = MetaClient::new(file.coordinator_addresses())
-        .map_err(|s| anyhow::anyhow!(s.message().to_string()))?;
+        .map_err(|s| anyhow::anyhow!(s.message().to_string()))?
+        .with_transport(file.transport()?);
     let ready_by = Instant::now() + Duration::from_secs(60);
     loop {
         match client.refresh().await {

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use surge_grpc::tls::Transport;
 use tonic::transport::{Channel, Endpoint};
 use tonic::Status;
 
@@ -18,15 +19,23 @@ pub const MAX_CHANNELS: usize = 1024;
 pub struct ChannelCache {
     /// Names the addresses in errors: "coordinators", "nodes".
     what: &'static str,
+    /// TLS verified against the cluster CA, or plaintext.
+    transport: Transport,
     channels: Mutex<HashMap<String, Channel>>,
 }
 
 impl ChannelCache {
-    pub fn new(what: &'static str) -> ChannelCache {
+    pub fn new(what: &'static str, transport: Transport) -> ChannelCache {
         ChannelCache {
             what,
+            transport,
             channels: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The transport new channels use.
+    pub fn transport(&self) -> &Transport {
+        &self.transport
     }
 
     /// The channel to `address`, created with `configure` on first use.
@@ -39,7 +48,7 @@ impl ChannelCache {
         if let Some(c) = channels.get(address) {
             return Ok(c.clone());
         }
-        let endpoint = Endpoint::from_shared(format!("http://{address}")).map_err(|e| {
+        let endpoint: Endpoint = self.transport.endpoint(address).map_err(|e| {
             Status::invalid_argument(format!("{}: bad address {address:?}: {e}", self.what))
         })?;
         let channel =
@@ -62,7 +71,7 @@ mod tests {
 
     #[tokio::test]
     async fn one_channel_per_address_and_bad_addresses_are_named() {
-        let cache = ChannelCache::new("nodes");
+        let cache = ChannelCache::new("nodes", Transport::Plaintext);
         assert!(cache.get("127.0.0.1:1", |e| e).is_ok());
         assert!(cache.get("127.0.0.1:1", |e| e).is_ok());
         assert_eq!(cache.channels.lock().map(|c| c.len()).unwrap_or(0), 1);
@@ -76,7 +85,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_cache_stays_bounded_whatever_addresses_arrive() {
-        let cache = ChannelCache::new("nodes");
+        let cache = ChannelCache::new("nodes", Transport::Plaintext);
         for port in 1..=(MAX_CHANNELS as u16 + 50) {
             cache
                 .get(&format!("127.0.0.1:{port}"), |e| e)

@@ -4,6 +4,7 @@ use std::future::Future;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use surge_grpc::tls::Transport;
 use surge_grpc::v1::admin_service_client::AdminServiceClient;
 use surge_grpc::v1::{
     ClusterStatusRequest, ClusterStatusResponse, InitClusterRequest, InitClusterResponse,
@@ -37,10 +38,21 @@ impl MetaClient {
         Ok(MetaClient {
             addresses,
             preferred: Mutex::new(None),
-            channels: ChannelCache::new("coordinators"),
+            channels: ChannelCache::new("coordinators", Transport::Plaintext),
             policy: RetryPolicy::default(),
             call_timeout: Duration::from_secs(5),
         })
+    }
+
+    /// Calls over `transport` (TLS verified against the cluster CA) instead of plaintext.
+    pub fn with_transport(mut self, transport: Transport) -> MetaClient {
+        self.channels = ChannelCache::new("coordinators", transport);
+        self
+    }
+
+    /// The transport this client calls over.
+    pub fn transport(&self) -> &Transport {
+        self.channels.transport()
     }
 
     pub fn with_policy(mut self, policy: RetryPolicy) -> MetaClient {

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use surge_grpc::tls::Transport;
 use surge_grpc::v1::order_service_client::OrderServiceClient;
 use surge_grpc::v1::submit_result::Outcome;
 use surge_grpc::v1::{
@@ -103,7 +104,7 @@ impl OrderClient {
             seeds,
             authorization,
             routes: RwLock::new(Routes::default()),
-            channels: ChannelCache::new("nodes"),
+            channels: ChannelCache::new("nodes", Transport::Plaintext),
             policy: RetryPolicy {
                 first_backoff: Duration::from_millis(25),
                 max_backoff: Duration::from_millis(400),
@@ -116,6 +117,17 @@ impl OrderClient {
             unreachable: Mutex::new(HashMap::new()),
             retries: AtomicU64::new(0),
         })
+    }
+
+    /// Calls over `transport` (TLS verified against the cluster CA) instead of plaintext.
+    pub fn with_transport(mut self, transport: Transport) -> OrderClient {
+        self.channels = ChannelCache::new("nodes", transport);
+        self
+    }
+
+    /// The transport this client calls over.
+    pub fn transport(&self) -> &Transport {
+        self.channels.transport()
     }
 
     pub fn with_policy(mut self, policy: RetryPolicy) -> OrderClient {

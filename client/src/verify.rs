@@ -105,7 +105,8 @@ pub async fn verify(
             false => (n.id, n.peer_address),
         })
         .collect();
-    let channels = ChannelCache::new("nodes");
+    // ReplicaService is on peer ports: the caller's certificate must be the cluster's.
+    let channels = ChannelCache::new("nodes", meta.transport().clone());
     let mut out = Vec::new();
     for shard in shards
         .iter()
@@ -147,9 +148,12 @@ pub fn judge(answers: &[(u64, Result<ReplicaDigestResponse, Status>)]) -> Verdic
                 indexes.insert(*node, d.applied_index);
             }
             Err(s) => {
+                // A refused connection or TLS handshake says why only in its source.
+                let cause =
+                    crate::retry::no_answer_cause(s).map_or(String::new(), |c| format!(" ({c})"));
                 return Verdict::Unsettled {
-                    reason: format!("node {node}: {}", s.message()),
-                }
+                    reason: format!("node {node}: {}{cause}", s.message()),
+                };
             }
         }
     }

@@ -182,6 +182,8 @@ impl Coordinator {
                     disk_capacity_bytes: figures.disk_capacity,
                     disk_available_bytes: figures.disk_available,
                     learner_count: learners as u32,
+                    insecure: n.certificate_name.is_empty(),
+                    certificate_name: n.certificate_name.clone(),
                 }
             })
             .collect())

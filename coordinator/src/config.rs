@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+use surge_grpc::tls::{Role, Transport};
 use surge_raftstore::RaftConfig;
-use surge_server::config_file::{self, invalid};
+use surge_server::config_file::{self, invalid, TlsSection};
 pub use surge_server::config_file::{check_address, ConfigError};
 use surge_server::listeners::ListenAddresses;
 
@@ -122,6 +123,13 @@ pub struct ConfigFile {
     pub raft: RaftFile,
     #[serde(default)]
     pub scheduler: SchedulerFile,
+    /// The cluster CA and this coordinator's certificate (`surgectl cert`, identity
+    /// `coordinator/ID`).
+    #[serde(default)]
+    pub tls: Option<TlsSection>,
+    /// Plaintext on every port, without certificates; only ever by this explicit choice.
+    #[serde(default)]
+    pub insecure: bool,
 }
 
 fn default_node_down_after_secs() -> u64 {
@@ -149,12 +157,24 @@ pub struct Config {
     pub initial_peers: Vec<CoordinatorInfo>,
     pub raft: RaftConfig,
     pub scheduler: SchedulerConfig,
+    /// None with `insecure = true`.
+    pub tls: Option<TlsSection>,
 }
 
 impl Config {
     /// The three addresses this coordinator listens on.
     pub fn listen_addresses(&self) -> ListenAddresses {
         ListenAddresses::new(&self.grpc_listen, &self.peer_listen, &self.http_listen)
+    }
+
+    /// The coordinator's TLS (its certificate must name `coordinator/ID`), or plaintext; a
+    /// bad file is an error naming its key.
+    pub fn transport(&self) -> Result<Transport, ConfigError> {
+        config_file::load_transport(
+            self.tls.as_ref(),
+            Role::Coordinator,
+            Some(&self.id.to_string()),
+        )
     }
 }
 
@@ -183,6 +203,8 @@ impl ConfigFile {
             initial_peers,
             raft,
             scheduler,
+            tls,
+            insecure,
         } = self;
         if id == 0 {
             return Err(invalid("id", "must be greater than 0"));
@@ -300,6 +322,8 @@ impl ConfigFile {
             .find(|p| p.id == id && !p.http_address.is_empty())
             .map(|p| p.http_address.clone())
             .unwrap_or_else(|| http_listen.clone());
+        // Last, so a wrong key above is named first.
+        config_file::check_transport(tls.as_ref(), insecure)?;
         Ok(Config {
             id,
             data_dir,
@@ -327,6 +351,7 @@ impl ConfigFile {
                 max_operators,
                 max_snapshots_per_node,
             },
+            tls,
         })
     }
 }
@@ -341,6 +366,7 @@ mod tests {
         grpc_listen = "127.0.0.1:7001"
         peer_listen = "127.0.0.1:7011"
         http_listen = "127.0.0.1:7101"
+        insecure = true
 
         [[initial_peers]]
         id = 1
@@ -383,6 +409,11 @@ mod tests {
                 "initial_peers[1].address",
             ),
             (GOOD.replace("id = 2", "id = 1"), "initial_peers[1].id"),
+            (GOOD.replace("insecure = true", ""), "tls: missing"),
+            (
+                format!("{GOOD}\n[tls]\nca = \"ca.pem\"\ncert = \"c.pem\"\nkey = \"c.key\"\n"),
+                "insecure: is true, yet [tls] is set",
+            ),
             (
                 GOOD.replace("peer_address = \"127.0.0.1:7012\"", ""),
                 "peer_address",

@@ -5,13 +5,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use surge_grpc::tls::Transport;
 use surge_grpc::ApiError;
 use surge_proto::v1::CoordinatorStatus;
 use surge_raftstore::raft::StateRole;
 use surge_raftstore::transport::SharedClusterId;
 use surge_raftstore::{RaftHandle, RequestError};
 use surge_rocks::RocksEngine;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic::Status;
 
 use crate::config::Config;
@@ -51,6 +52,8 @@ pub struct Coordinator {
     pub progress: Mutex<Progress>,
     /// Shard → waybill usage its leader last reported (with its term); not state.
     pub waybill_usage: Mutex<HashMap<u32, (u64, Vec<surge_proto::v1::RangeUsage>)>>,
+    /// TLS with this coordinator's certificate, or plaintext (`insecure = true`).
+    pub transport: Transport,
     channels: Mutex<HashMap<String, Channel>>,
 }
 
@@ -74,8 +77,10 @@ impl Coordinator {
         handle: MetaHandle,
         book: AddressBook,
         cluster_id: SharedClusterId,
+        transport: Transport,
     ) -> Coordinator {
         Coordinator {
+            transport,
             config,
             handle,
             book,
@@ -137,7 +142,9 @@ impl Coordinator {
         if let Some(c) = channels.get(address) {
             return Ok(c.clone());
         }
-        let endpoint = Endpoint::from_shared(format!("http://{address}"))
+        let endpoint = self
+            .transport
+            .endpoint(address)
             .map_err(|e| ApiError::internal(format!("bad coordinator address {address}: {e}")))?
             .connect_timeout(Duration::from_millis(500));
         let channel = endpoint.connect_lazy();
@@ -162,6 +169,7 @@ impl Coordinator {
         let address = self.config.advertise_address.clone();
         let http_address = self.config.advertise_http.clone();
         let peer_address = self.config.advertise_peer.clone();
+        let insecure = !self.transport.is_tls();
         self.handle
             .inspect(META_GROUP, move |p| {
                 let cs = p.conf_state();
@@ -184,6 +192,7 @@ impl Coordinator {
                     voter,
                     http_address,
                     peer_address,
+                    insecure,
                 }
             })
             .await

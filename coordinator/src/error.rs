@@ -29,6 +29,7 @@ pub fn from_meta(err: MetaError) -> ApiError {
         | MetaError::NodeHoldsReplicas { .. }
         | MetaError::TooManyNodes { .. } => ApiError::failed_precondition(message),
         MetaError::Undecodable(_) => ApiError::internal(message),
+        MetaError::CertificateMismatch { .. } => ApiError::permission_denied(message),
     }
 }
 

@@ -7,9 +7,9 @@
 
 use std::time::Duration;
 
+use surge_grpc::tls::Transport;
 use surge_grpc::v1::admin_service_client::AdminServiceClient;
 use surge_grpc::v1::ClusterStatusRequest;
-use tonic::transport::Endpoint;
 use tracing::{info, warn};
 
 use crate::meta::CoordinatorInfo;
@@ -18,9 +18,13 @@ use crate::meta::CoordinatorInfo;
 const ASK_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The id of the cluster some other initial peer reports as running and initialized, if any.
-pub async fn running_cluster(me: u64, peers: &[CoordinatorInfo]) -> Option<(u64, String)> {
+pub async fn running_cluster(
+    me: u64,
+    peers: &[CoordinatorInfo],
+    transport: &Transport,
+) -> Option<(u64, String)> {
     for peer in peers.iter().filter(|p| p.id != me) {
-        let Ok(endpoint) = Endpoint::from_shared(format!("http://{}", peer.address)) else {
+        let Ok(endpoint) = transport.endpoint(&peer.address) else {
             continue;
         };
         let endpoint = endpoint.connect_timeout(ASK_TIMEOUT).timeout(ASK_TIMEOUT);

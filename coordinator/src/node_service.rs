@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use surge_grpc::tls::{Caller, Role};
 use surge_grpc::v1::node_service_client::NodeServiceClient;
 use surge_grpc::v1::node_service_server::NodeService;
 use surge_grpc::v1::shard_instruction::Kind as InstructionKind;
@@ -34,6 +35,41 @@ pub struct NodeApi {
 
 fn invalid(field: &str, reason: impl std::fmt::Display) -> Status {
     ApiError::invalid_argument(field, reason).into()
+}
+
+/// The node certificate a NodeService call speaks for: the caller's own, or, from a
+/// coordinator forwarding the call, the one it names. Empty in plaintext.
+fn node_certificate(caller: &Caller, forwarded_name: &str) -> Result<String, Status> {
+    match caller {
+        Caller::Plaintext => Ok(forwarded_name.to_string()),
+        Caller::Peer(id) if id.role == Role::Node => Ok(id.name.clone()),
+        Caller::Peer(id) if id.role == Role::Coordinator => Ok(forwarded_name.to_string()),
+        _ => Err(ApiError::permission_denied(format!(
+            "certificate: {} is no node; NodeService takes node certificates only",
+            caller.describe()
+        ))
+        .into()),
+    }
+}
+
+/// Refuses a heartbeat whose certificate is not the one `node` registered with.
+fn check_bound(node: &NodeInfo, certificate: &str) -> Result<(), Status> {
+    if node.certificate_name == certificate {
+        return Ok(());
+    }
+    let bound = match node.certificate_name.as_str() {
+        "" => "no certificate (it registered in plaintext)".to_string(),
+        name => format!("certificate {name:?}"),
+    };
+    let presented = match certificate {
+        "" => "none".to_string(),
+        name => format!("{name:?}"),
+    };
+    Err(ApiError::permission_denied(format!(
+        "node_id: node {} is bound to {bound}; this call presented {presented}",
+        node.id
+    ))
+    .into())
 }
 
 fn check_cluster(ours: Option<&str>, theirs: &str) -> Result<(), Status> {
@@ -102,9 +138,13 @@ impl NodeService for NodeApi {
         &self,
         request: Request<RegisterNodeRequest>,
     ) -> Result<Response<RegisterNodeResponse>, Status> {
+        let certificate =
+            node_certificate(&Caller::of(&request), &request.get_ref().certificate_name)?;
         if let Route::Forward(ch) = route_peer(&self.coordinator, &request).await? {
+            let mut req = request.into_inner();
+            req.certificate_name = certificate;
             return hop(NodeServiceClient::new(ch)
-                .register_node(forwarded(request.into_inner()))
+                .register_node(forwarded(req))
                 .await);
         }
         let req = request.into_inner();
@@ -136,6 +176,7 @@ impl NodeService for NodeApi {
             peer_address: req.peer_address,
             zone: req.zone,
             at_ms: now_ms(),
+            certificate_name: certificate,
         };
         match c.propose(cmd).await? {
             Reply::Registered {
@@ -159,10 +200,12 @@ impl NodeService for NodeApi {
         &self,
         request: Request<HeartbeatRequest>,
     ) -> Result<Response<HeartbeatResponse>, Status> {
+        let certificate =
+            node_certificate(&Caller::of(&request), &request.get_ref().certificate_name)?;
         if let Route::Forward(ch) = route_peer(&self.coordinator, &request).await? {
-            return hop(NodeServiceClient::new(ch)
-                .heartbeat(forwarded(request.into_inner()))
-                .await);
+            let mut req = request.into_inner();
+            req.certificate_name = certificate;
+            return hop(NodeServiceClient::new(ch).heartbeat(forwarded(req)).await);
         }
         let req = request.into_inner();
         let c = &self.coordinator;
@@ -177,6 +220,7 @@ impl NodeService for NodeApi {
                 "node_id: node {node_id} was removed from the cluster; wipe its data dir to join again as a new node"
             )).into());
         }
+        check_bound(&node, &certificate)?;
         c.reports.ingest(&req, now_ms());
         if let Ok(mut usage) = c.waybill_usage.lock() {
             // Only shards of the table: the map is keyed by what a heartbeat says.
@@ -241,6 +285,7 @@ impl NodeService for NodeApi {
         &self,
         request: Request<LeaseWaybillsRequest>,
     ) -> Result<Response<LeaseWaybillsResponse>, Status> {
+        node_certificate(&Caller::of(&request), "")?;
         if let Route::Forward(ch) = route_peer(&self.coordinator, &request).await? {
             return hop(NodeServiceClient::new(ch)
                 .lease_waybills(forwarded(request.into_inner()))
@@ -277,6 +322,7 @@ async fn read_directory(c: &Coordinator, node_id: u64) -> Result<Found, Status> 
                         id: n.id,
                         address: n.address.clone(),
                         peer_address: n.peer().to_string(),
+                        certificate_name: n.certificate_name.clone(),
                     })
                     .collect(),
                 tenants: sm

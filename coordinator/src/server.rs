@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::{Arc, RwLock};
 
+use surge_grpc::tls::{require, Caller, Role};
 use surge_raftstore::snapshot_staging::EngineStaging;
 use surge_raftstore::transport::{start_loop, Inbound, RaftTransportService};
 use surge_raftstore::{logger, Engine, GroupStorage, Peer, WriteBatch};
@@ -14,6 +15,7 @@ use surge_server::listeners::Bound;
 use surge_server::ops::{health_and_reflection, serve_http, stop_within_grace, Readiness};
 use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::interceptor::InterceptedService;
 use tracing::{error, info};
 
 use crate::admin_service::AdminApi;
@@ -88,6 +90,10 @@ pub async fn run(
         peer: peer_port,
         http,
     } = bound;
+    let transport = config
+        .transport()
+        .map_err(|e| ServerError::Serve(e.to_string()))?;
+    surge_server::ops::report_transport(&transport);
     if !config.join && !config.initialize && !config.data_dir.join("db").exists() {
         return Err(data_dir_error(
             &config,
@@ -97,7 +103,7 @@ pub async fn run(
     }
     if config.initialize && !config.join && !config.data_dir.join("db").exists() {
         if let Some((peer, cluster_id)) =
-            crate::founding::running_cluster(config.id, &config.initial_peers).await
+            crate::founding::running_cluster(config.id, &config.initial_peers, &transport).await
         {
             return Err(data_dir_error(
                 &config,
@@ -154,6 +160,7 @@ pub async fn run(
     let resolver_book = book.clone();
     let (handle, loop_thread) = start_loop(
         config.id,
+        transport.clone(),
         cluster_id.clone(),
         Arc::new(move |_group, peer| {
             resolver_book
@@ -170,6 +177,7 @@ pub async fn run(
         handle.clone(),
         book,
         cluster_id.clone(),
+        transport.clone(),
     ));
     let (stop_tx, stop_rx) = watch::channel(false);
     let ready = Readiness::default();
@@ -199,10 +207,17 @@ pub async fn run(
             Inbound::Tombstone { .. } => true,
         }),
     )
-    .with_staging(EngineStaging::new(engine.clone()));
+    .with_staging(EngineStaging::new(engine.clone()))
+    // Coordinator N's certificate speaks for store N, and no other.
+    .with_sender_check(Arc::new(|caller: &Caller, from_store| match caller {
+        Caller::Plaintext => true,
+        Caller::Peer(id) => id.coordinator_id() == Some(from_store),
+        Caller::Anonymous => false,
+    }));
     // The client port: what operators call.
     let mut grpc_stop = stop_rx.clone();
-    let grpc_server = surge_server::ops::client_server(ADMIN_DEADLINE)
+    let grpc_server = surge_server::ops::client_server(&transport, ADMIN_DEADLINE)
+        .map_err(ServerError::Serve)?
         .add_service(health)
         .add_service(reflection)
         .add_service(
@@ -215,21 +230,30 @@ pub async fn run(
         });
     // The peer port: nodes and the other coordinators.
     let mut peer_stop = stop_rx.clone();
-    let peer_server = surge_server::ops::peer_server()
+    let peer_server = surge_server::ops::peer_server(&transport)
+        .map_err(ServerError::Serve)?
         .add_service(peer_health)
-        .add_service(surge_grpc::v1::node_service_server::NodeServiceServer::new(
-            NodeApi {
+        .add_service(InterceptedService::new(
+            surge_grpc::v1::node_service_server::NodeServiceServer::new(NodeApi {
                 coordinator: coordinator.clone(),
-            },
+            }),
+            require(&[Role::Node, Role::Coordinator], "NodeService"),
         ))
-        .add_service(
+        .add_service(InterceptedService::new(
             surge_grpc::v1::coordinator_peer_service_server::CoordinatorPeerServiceServer::new(
                 PeerApi {
                     coordinator: coordinator.clone(),
                 },
             ),
-        )
-        .add_service(raft_service.into_server())
+            require(
+                &[Role::Coordinator, Role::Operator],
+                "CoordinatorPeerService",
+            ),
+        ))
+        .add_service(InterceptedService::new(
+            raft_service.into_server(),
+            require(&[Role::Coordinator], "RaftTransport"),
+        ))
         .serve_with_incoming_shutdown(TcpListenerStream::new(peer_port), async move {
             let _ = peer_stop.changed().await;
         });

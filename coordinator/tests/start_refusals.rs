@@ -25,7 +25,7 @@ fn write_config(
 ) -> std::path::PathBuf {
     let path = dir.join(name);
     let text = format!(
-        "id = {id}\ndata_dir = {data_dir:?}\ngrpc_listen = \"127.0.0.1:{grpc}\"\npeer_listen = \"127.0.0.1:{peer}\"\nhttp_listen = \"127.0.0.1:{}\"\n{extra}\n[[initial_peers]]\nid = {id}\naddress = \"127.0.0.1:{grpc}\"\npeer_address = \"127.0.0.1:{peer}\"\n",
+        "id = {id}\ndata_dir = {data_dir:?}\ngrpc_listen = \"127.0.0.1:{grpc}\"\npeer_listen = \"127.0.0.1:{peer}\"\nhttp_listen = \"127.0.0.1:{}\"\ninsecure = true\n{extra}\n[[initial_peers]]\nid = {id}\naddress = \"127.0.0.1:{grpc}\"\npeer_address = \"127.0.0.1:{peer}\"\n",
         free_port()
     );
     std::fs::write(&path, text).expect("config");

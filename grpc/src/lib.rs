@@ -6,6 +6,7 @@
 //! depend on `surge-proto` alone and never link tonic.
 
 pub mod error;
+pub mod tls;
 
 pub use error::{retryable_code, retryable_wire, ApiError, ErrorKind};
 

@@ -46,4 +46,10 @@ pub enum MetaError {
     BadSetting { field: String, reason: String },
     #[error("instance_id: the cluster already has {limit} nodes, the most it admits; remove nodes first")]
     TooManyNodes { limit: usize },
+    #[error("certificate: node {node} is bound to certificate {bound:?}, not {presented:?}")]
+    CertificateMismatch {
+        node: u64,
+        bound: String,
+        presented: String,
+    },
 }

@@ -97,6 +97,11 @@ pub struct NodeInfo {
     pub state: NodeState,
     pub registered_at_ms: u64,
     pub state_changed_at_ms: u64,
+    /// The name of the node certificate it registered with; its Raft messages, heartbeats
+    /// and forwarded calls are accepted only over a connection with that certificate. Empty
+    /// when it registered in plaintext (`insecure = true`).
+    #[serde(default)]
+    pub certificate_name: String,
 }
 
 impl NodeInfo {
@@ -181,6 +186,9 @@ pub enum Command {
         peer_address: String,
         zone: String,
         at_ms: u64,
+        /// The caller's certificate name (empty in plaintext).
+        #[serde(default)]
+        certificate_name: String,
     },
     UpdateNodeAddress {
         node_id: u64,

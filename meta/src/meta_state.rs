@@ -122,9 +122,11 @@ impl<E: Engine> MetaState<E> {
                 peer_address,
                 zone,
                 at_ms,
+                certificate_name,
             } => {
                 let addresses = [address, http_address, peer_address];
-                self.register_node(instance_id, addresses, zone, at_ms, batch)
+                let who = (instance_id, certificate_name);
+                self.register_node(who, addresses, zone, at_ms, batch)
             }
             Command::UpdateNodeAddress {
                 node_id,

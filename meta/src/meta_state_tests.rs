@@ -31,6 +31,7 @@ fn register(instance: &str) -> Command {
         peer_address: "127.0.0.1:2".into(),
         zone: "z".into(),
         at_ms: 6,
+        certificate_name: format!("cert-{instance}"),
     }
 }
 
@@ -53,6 +54,41 @@ fn init_runs_once_and_a_retry_with_the_same_token_succeeds(
         })
     );
     assert_eq!(sm.shards.len(), 4);
+    Ok(())
+}
+
+#[test]
+fn another_certificate_cannot_take_a_registration_over() -> Result<(), Box<dyn std::error::Error>> {
+    let mut sm = MetaState::load(Arc::new(MemEngine::new(&[Family::META])))?;
+    apply(&mut sm, init("t"))?;
+    let first = apply(&mut sm, register("a"))?;
+    let Command::RegisterNode {
+        instance_id,
+        address,
+        http_address,
+        peer_address,
+        zone,
+        at_ms,
+        ..
+    } = register("a")
+    else {
+        unreachable!("register makes a RegisterNode")
+    };
+    let stolen = Command::RegisterNode {
+        instance_id,
+        address,
+        http_address,
+        peer_address,
+        zone,
+        at_ms,
+        certificate_name: "node-4".into(),
+    };
+    assert!(matches!(
+        apply(&mut sm, stolen),
+        Err(MetaError::CertificateMismatch { ref bound, .. }) if bound == "cert-a"
+    ));
+    // The rightful certificate still gets its id.
+    assert_eq!(apply(&mut sm, register("a"))?, first);
     Ok(())
 }
 

@@ -177,6 +177,7 @@ mod tests {
             state,
             registered_at_ms: 0,
             state_changed_at_ms: 0,
+            certificate_name: String::new(),
         }
     }
 

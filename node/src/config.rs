@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
-use surge_server::config_file::{self, invalid};
+use surge_grpc::tls::{Role, Transport};
+use surge_server::config_file::{self, invalid, TlsSection};
 pub use surge_server::config_file::{check_address, ConfigError};
 use surge_server::listeners::ListenAddresses;
 
@@ -40,6 +41,12 @@ pub struct ConfigFile {
     /// off it never starve intake of disk and network.
     #[serde(default = "default_snapshot_rate")]
     pub snapshot_max_bytes_per_sec: u64,
+    /// The cluster CA and this node's certificate (`surgectl cert issue --node NAME`).
+    #[serde(default)]
+    pub tls: Option<TlsSection>,
+    /// Plaintext on every port, without certificates; only ever by this explicit choice.
+    #[serde(default)]
+    pub insecure: bool,
 }
 
 fn default_snapshot_rate() -> u64 {
@@ -64,12 +71,20 @@ pub struct Config {
     pub heartbeat_interval: Duration,
     /// Raft timers (DESIGN.md §8), identical on every node.
     pub raft: surge_raftstore::RaftConfig,
+    /// None with `insecure = true`.
+    pub tls: Option<TlsSection>,
 }
 
 impl Config {
     /// The three addresses this node listens on.
     pub fn listen_addresses(&self) -> ListenAddresses {
         ListenAddresses::new(&self.grpc_listen, &self.peer_listen, &self.http_listen)
+    }
+
+    /// The node's TLS (any node identity: its id is bound to it when it registers), or
+    /// plaintext; a bad file is an error naming its key.
+    pub fn transport(&self) -> Result<Transport, ConfigError> {
+        config_file::load_transport(self.tls.as_ref(), Role::Node, None)
     }
 }
 
@@ -94,6 +109,8 @@ impl ConfigFile {
             coordinators,
             heartbeat_interval_ms,
             snapshot_max_bytes_per_sec,
+            tls,
+            insecure,
         } = self;
         if data_dir.as_os_str().is_empty() {
             return Err(invalid("data_dir", "must not be empty"));
@@ -135,6 +152,8 @@ impl ConfigFile {
                 "must be at least 1048576 (1 MiB/s)",
             ));
         }
+        // Last, so a wrong key above is named first.
+        config_file::check_transport(tls.as_ref(), insecure)?;
         Ok(Config {
             data_dir,
             advertise_http: http_listen.clone(),
@@ -150,6 +169,7 @@ impl ConfigFile {
                 snapshot_bytes_per_sec: snapshot_max_bytes_per_sec,
                 ..surge_raftstore::RaftConfig::default()
             },
+            tls,
         })
     }
 }
@@ -163,6 +183,7 @@ mod tests {
         grpc_listen = "127.0.0.1:7201"
         peer_listen = "127.0.0.1:7501"
         http_listen = "127.0.0.1:7301"
+        insecure = true
         zone = "zone-a"
         coordinators = ["127.0.0.1:7001"]
     "#;
@@ -200,6 +221,11 @@ mod tests {
                 "peer_listen",
             ),
             (GOOD.replace("peer_listen", "peer_lisen"), "peer_lisen"),
+            (GOOD.replace("insecure = true", ""), "tls: missing"),
+            (
+                format!("{GOOD}\n[tls]\nca = \"ca.pem\"\ncert = \"c.pem\"\nkey = \"c.key\"\n"),
+                "insecure: is true, yet [tls] is set",
+            ),
             (
                 format!("{GOOD}\nsnapshot_max_bytes_per_sec = 10\n"),
                 "snapshot_max_bytes_per_sec",

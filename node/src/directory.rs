@@ -22,6 +22,9 @@ pub struct Directory {
     pub nodes: HashMap<u64, String>,
     /// Node id → peer port.
     pub peers: HashMap<u64, String>,
+    /// Node id → the name in its certificate, bound when it registered (empty: none, the
+    /// cluster runs in plaintext).
+    pub certificates: HashMap<u64, String>,
     /// SHA-256 hex of an API key → tenant id.
     pub keys: HashMap<String, u64>,
     /// Tenant id → name.
@@ -103,6 +106,11 @@ impl Directory {
                 (n.id, peer.clone())
             })
             .collect();
+        let certificates = resp
+            .nodes
+            .iter()
+            .map(|n| (n.id, n.certificate_name.clone()))
+            .collect();
         let keys = resp
             .tenants
             .iter()
@@ -113,6 +121,7 @@ impl Directory {
             shards,
             nodes,
             peers,
+            certificates,
             keys,
             names: resp
                 .tenants
@@ -140,6 +149,14 @@ impl Directory {
     /// Node `node`'s peer port (Raft, forwarded calls, snapshots).
     pub fn peer_address(&self, node: u64) -> Option<&str> {
         self.peers.get(&node).map(String::as_str)
+    }
+
+    /// Whether a certificate named `name` speaks for node `node`: the name the coordinators
+    /// bound to the node when it registered.
+    pub fn certificate_is(&self, node: u64, name: &str) -> bool {
+        self.certificates
+            .get(&node)
+            .is_some_and(|bound| !bound.is_empty() && bound == name)
     }
 }
 
@@ -182,6 +199,7 @@ mod tests {
                 id: 2,
                 address: "127.0.0.1:7201".into(),
                 peer_address: "127.0.0.1:7501".into(),
+                certificate_name: "node-2".into(),
             }],
             tenants: vec![TenantKeys {
                 id: 5,
@@ -199,6 +217,12 @@ mod tests {
         assert_eq!(dir.names.get(&5).map(String::as_str), Some("acme"));
         assert_eq!(dir.tenant_of_key("sk-other"), None);
         assert_eq!(dir.address(2), Some("127.0.0.1:7201"));
+        assert!(dir.certificate_is(2, "node-2"));
+        assert!(
+            !dir.certificate_is(2, "node-4"),
+            "another node's certificate"
+        );
+        assert!(!dir.certificate_is(3, "node-2"), "an unknown node");
         assert!(dir.is_loaded());
         Ok(())
     }

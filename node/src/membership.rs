@@ -101,6 +101,9 @@ pub async fn register(
             peer_address: config.advertise_peer.clone(),
             zone: config.zone.clone(),
             cluster_id: identity.cluster_id.clone(),
+            // Named by the certificate this call presents; set only by a coordinator that
+            // forwards the call.
+            certificate_name: String::new(),
         };
         let result = client
             .call(|ch| {
@@ -324,6 +327,7 @@ pub async fn heartbeat_loop(
             peer_address: ctx.config.advertise_peer.clone(),
             replicas,
             stats: Some(stats),
+            certificate_name: String::new(),
         };
         let result = ctx
             .client

@@ -33,13 +33,14 @@ impl OrderApi {
         handle: ShardHandle,
         directory: SharedDirectory,
         refresh: DirectoryRefresh,
+        transport: surge_grpc::tls::Transport,
     ) -> OrderApi {
         OrderApi {
             node_id,
             handle,
             directory,
             refresh,
-            channels: Arc::new(ChannelCache::new("nodes")),
+            channels: Arc::new(ChannelCache::new("nodes", transport)),
         }
     }
 

@@ -5,6 +5,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use surge_client::{MetaClient, RetryPolicy};
+use surge_grpc::tls::{require, Caller, Role, Transport};
 use surge_grpc::v1::order_service_server::OrderServiceServer;
 use surge_grpc::v1::print_service_server::PrintServiceServer;
 use surge_grpc::v1::replica_service_server::ReplicaServiceServer;
@@ -17,6 +18,7 @@ use surge_server::ops::{health_and_reflection, serve_http, stop_within_grace, Re
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::interceptor::InterceptedService;
 use tracing::{info, warn};
 
 use crate::config::Config;
@@ -89,10 +91,15 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let Bound { grpc, peer, http } = bound;
+    let transport = config
+        .transport()
+        .map_err(|e| ServerError::Serve(e.to_string()))?;
+    surge_server::ops::report_transport(&transport);
     let (engine, identity) = open_checked(&config)?;
     let client = Arc::new(
         MetaClient::new(config.coordinators.clone())
             .map_err(|s| ServerError::Serve(s.message().to_string()))?
+            .with_transport(transport.clone())
             .with_policy(RetryPolicy {
                 deadline: Duration::from_secs(3),
                 ..RetryPolicy::default()
@@ -111,7 +118,7 @@ pub async fn run(
         config.clone(),
         engine,
         client,
-        identity,
+        (identity, transport),
         (grpc, peer),
         ready.clone(),
         stop_rx.clone(),
@@ -133,6 +140,18 @@ pub async fn run(
     outcome
 }
 
+/// A node certificate speaks for the node id the coordinators bound it to at registration,
+/// and for no other.
+fn sender_check(directory: SharedDirectory) -> surge_raftstore::transport::SenderCheck {
+    Arc::new(move |caller: &Caller, from_store| match caller {
+        Caller::Plaintext => true,
+        Caller::Peer(id) if id.role == Role::Node => directory
+            .read()
+            .is_ok_and(|d| d.certificate_is(from_store, &id.name)),
+        _ => false,
+    })
+}
+
 /// The longest a client call waits for its answer on this node (intake waits at most the
 /// Raft request timeout, a forwarded call 7 s).
 const CLIENT_DEADLINE: Duration = Duration::from_secs(30);
@@ -141,7 +160,8 @@ async fn serve(
     config: Config,
     engine: Arc<RocksEngine>,
     client: Arc<MetaClient>,
-    identity: Identity,
+    // Who this node is: its data dir's identity, and its certificate (or plaintext).
+    (identity, transport): (Identity, Transport),
     (grpc, peer_port): (TcpListener, TcpListener),
     ready: Readiness,
     mut stop: watch::Receiver<bool>,
@@ -169,6 +189,7 @@ async fn serve(
     let resolver_dir = directory.clone();
     let (handle, loop_thread) = start_loop(
         node_id,
+        transport.clone(),
         cluster_id.clone(),
         Arc::new(move |_group, peer| {
             let dir = resolver_dir.read().ok()?;
@@ -195,6 +216,7 @@ async fn serve(
             wanted: wanted.clone(),
             version: version_rx,
         },
+        transport.clone(),
     ));
     let prints = PrintApi::new(orders.clone());
     let usage: UsageBoard = Arc::default();
@@ -241,7 +263,8 @@ async fn serve(
             }
         }),
     )
-    .with_staging(EngineStaging::new(engine.clone()));
+    .with_staging(EngineStaging::new(engine.clone()))
+    .with_sender_check(sender_check(directory.clone()));
     let replica_api = ReplicaApi {
         node_id,
         engine: engine.clone(),
@@ -254,7 +277,8 @@ async fn serve(
     // The client port: merchants' ERPs and print stations.
     let mut grpc_stop = stop.clone();
     let grpc_task = tokio::spawn(
-        surge_server::ops::client_server(CLIENT_DEADLINE)
+        surge_server::ops::client_server(&transport, CLIENT_DEADLINE)
+            .map_err(ServerError::Serve)?
             .add_service(health)
             .add_service(reflection)
             .add_service(orders_server.clone())
@@ -266,12 +290,25 @@ async fn serve(
     // The peer port: Raft, snapshots, and calls other nodes forward to this one as leader.
     let mut peer_stop = stop.clone();
     let peer_task = tokio::spawn(
-        surge_server::ops::peer_server()
+        surge_server::ops::peer_server(&transport)
+            .map_err(ServerError::Serve)?
             .add_service(peer_health)
-            .add_service(orders_server)
-            .add_service(prints_server)
-            .add_service(ReplicaServiceServer::new(replica_api))
-            .add_service(raft_service.into_server())
+            .add_service(InterceptedService::new(
+                orders_server,
+                require(&[Role::Node], "OrderService on the peer port"),
+            ))
+            .add_service(InterceptedService::new(
+                prints_server,
+                require(&[Role::Node], "PrintService on the peer port"),
+            ))
+            .add_service(InterceptedService::new(
+                ReplicaServiceServer::new(replica_api),
+                require(&[Role::Node, Role::Operator], "ReplicaService"),
+            ))
+            .add_service(InterceptedService::new(
+                raft_service.into_server(),
+                require(&[Role::Node], "RaftTransport"),
+            ))
             .serve_with_incoming_shutdown(TcpListenerStream::new(peer_port), async move {
                 let _ = peer_stop.changed().await;
             }),

@@ -51,7 +51,7 @@ fn bad_configs_and_foreign_data_dirs_are_refused() {
     std::fs::write(
         &config,
         format!(
-            "data_dir = {data:?}\ngrpc_listen = \"127.0.0.1:0\"\npeer_listen = \"127.0.0.1:0\"\nhttp_listen = \"127.0.0.1:0\"\ncoordinators = [\"127.0.0.1:1\"]\n"
+            "data_dir = {data:?}\ngrpc_listen = \"127.0.0.1:0\"\npeer_listen = \"127.0.0.1:0\"\nhttp_listen = \"127.0.0.1:0\"\ncoordinators = [\"127.0.0.1:1\"]\ninsecure = true\n"
         ),
     )
     .expect("write");

@@ -282,6 +282,11 @@ impl<E: Engine, S: StateMachine> RaftLoop<E, S> {
                     );
                     return;
                 }
+                // raft-rs answers or ignores a message of an older term and never applies it;
+                // counted so a forged or lagging sender shows.
+                if message.term != 0 && message.term < peer.node.raft.term {
+                    refused.with_label_values(&["stale_term"]).inc();
+                }
                 peer.note_heard(message.from);
                 if let Err(e) = peer.node.step(message) {
                     debug!(group, error = %e, "raft message not stepped");

@@ -12,6 +12,7 @@ use std::time::Duration;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use protobuf::Message as _;
 use raft::eraftpb::Message;
+use surge_grpc::tls::Transport;
 use surge_grpc::v1::raft_transport_client::RaftTransportClient;
 use surge_grpc::v1::{RaftBatch, RaftEnvelope, SnapshotChunk};
 use tokio::sync::mpsc;
@@ -25,7 +26,7 @@ use crate::raft_handle::{MessageSink, RaftHandle};
 use crate::raft_loop::RaftLoop;
 use crate::state_machine::StateMachine;
 
-pub use crate::transport_service::{Inbound, InboundFn, RaftTransportService};
+pub use crate::transport_service::{Inbound, InboundFn, RaftTransportService, SenderCheck};
 use crate::wire::{read_cluster_id, InFlight};
 pub use crate::wire::{
     snapshots_in_flight, SharedClusterId, MAX_RAFT_BATCH_BYTES, MAX_SNAPSHOT_BYTES,
@@ -61,6 +62,8 @@ pub struct GrpcTransport {
 
 struct Inner {
     self_store: u64,
+    /// TLS with this process's certificate (peer ports are mutual TLS), or plaintext.
+    tls: Transport,
     cluster_id: SharedClusterId,
     resolver: Resolver,
     unreachable: UnreachableFn,
@@ -82,8 +85,10 @@ fn pacer(bytes_per_sec: u64) -> DefaultDirectRateLimiter {
 }
 
 impl GrpcTransport {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         self_store: u64,
+        tls: Transport,
         cluster_id: SharedClusterId,
         resolver: Resolver,
         unreachable: UnreachableFn,
@@ -94,6 +99,7 @@ impl GrpcTransport {
         GrpcTransport {
             inner: Arc::new(Inner {
                 self_store,
+                tls,
                 cluster_id,
                 resolver,
                 unreachable,
@@ -185,6 +191,7 @@ impl MessageSink for GrpcTransport {
 /// whose unreachable-peer and snapshot reports go back to that loop.
 pub fn start_loop<E: Engine, S: StateMachine>(
     self_store: u64,
+    tls: Transport,
     cluster_id: SharedClusterId,
     resolver: Resolver,
     peers: Vec<Peer<E, S>>,
@@ -197,6 +204,7 @@ pub fn start_loop<E: Engine, S: StateMachine>(
     let (unreachable, snapshot) = (cell.clone(), cell.clone());
     let transport = GrpcTransport::new(
         self_store,
+        tls,
         cluster_id,
         resolver,
         Arc::new(move |group, peer| {
@@ -232,7 +240,9 @@ async fn send_snapshot(
     let _flow = InFlight::start("sending");
     let data = msg.mut_snapshot().take_data();
     let head = msg.write_to_bytes().map_err(|e| e.to_string())?;
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+    let channel = inner
+        .tls
+        .endpoint(address)
         .map_err(|e| e.to_string())?
         .connect_timeout(Duration::from_secs(1))
         .connect()
@@ -310,7 +320,7 @@ async fn stream_to(inner: Arc<Inner>, store: u64, mut rx: mpsc::Receiver<RaftEnv
             (inner.unreachable)(first.group_id, first.to_peer);
             continue;
         };
-        let endpoint = match tonic::transport::Endpoint::from_shared(format!("http://{addr}")) {
+        let endpoint = match inner.tls.endpoint(&addr) {
             // Keepalives notice a black-holed peer in seconds, not at the kernel's TCP timeout.
             Ok(e) => e
                 .connect_timeout(Duration::from_secs(1))

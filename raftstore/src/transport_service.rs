@@ -5,6 +5,7 @@
 
 use prost::Message as _;
 use raft::eraftpb::Message;
+use surge_grpc::tls::Caller;
 use surge_grpc::v1::raft_transport_server::RaftTransport;
 use surge_grpc::v1::{RaftBatch, RaftDone, SnapshotChunk};
 use surge_grpc::ApiError;
@@ -41,6 +42,10 @@ pub enum Inbound {
 /// Called for everything that arrives; false if it was dropped (the loop is full).
 pub type InboundFn = std::sync::Arc<dyn Fn(Inbound) -> bool + Send + Sync>;
 
+/// Whether the connection's caller may speak as store `from_store` (its certificate's
+/// identity is bound to that store).
+pub type SenderCheck = std::sync::Arc<dyn Fn(&Caller, u64) -> bool + Send + Sync>;
+
 /// Snapshots received at once; more are refused (the sender's raft retries later), so
 /// whole snapshots buffered in memory stay bounded.
 const RECEIVING_AT_ONCE: usize = 4;
@@ -54,6 +59,8 @@ pub struct RaftTransportService {
     /// Writes received snapshots' rows aside before they reach the raft loop; None: the rows
     /// travel in the message and the loop writes them.
     staging: Option<std::sync::Arc<dyn SnapshotStaging>>,
+    /// None: any sender (a test of the library itself).
+    senders: Option<SenderCheck>,
 }
 
 impl RaftTransportService {
@@ -68,6 +75,33 @@ impl RaftTransportService {
             inbound,
             receiving: std::sync::Arc::new(tokio::sync::Semaphore::new(RECEIVING_AT_ONCE)),
             staging: None,
+            senders: None,
+        }
+    }
+
+    /// Refuses batches and snapshots whose `from_store` the connection's certificate does not
+    /// speak for, and messages inside a batch whose sender is not that store.
+    pub fn with_sender_check(mut self, check: SenderCheck) -> RaftTransportService {
+        self.senders = Some(check);
+        self
+    }
+
+    /// Refused, counted and logged (rarely: a forger retries fast) when `caller` may not send
+    /// as `from_store`.
+    fn check_sender(&self, caller: &Caller, from_store: u64) -> Result<(), Status> {
+        match &self.senders {
+            Some(check) if !check(caller, from_store) => {
+                RaftMetrics::get()
+                    .refused
+                    .with_label_values(&["wrong_sender"])
+                    .inc();
+                Err(ApiError::permission_denied(format!(
+                    "from_store: {} may not send as store {from_store}",
+                    caller.describe()
+                ))
+                .into())
+            }
+            _ => Ok(()),
         }
     }
 
@@ -110,9 +144,19 @@ impl RaftTransport for RaftTransportService {
         &self,
         request: Request<Streaming<RaftBatch>>,
     ) -> Result<Response<RaftDone>, Status> {
+        let caller = Caller::of(&request);
         let mut stream = request.into_inner();
+        let mut allowed = None;
         while let Some(batch) = stream.next().await {
             let batch = batch?;
+            // One stream speaks for one store; the check runs again if it changes.
+            if allowed != Some(batch.from_store) {
+                if let Err(status) = self.check_sender(&caller, batch.from_store) {
+                    warn!(from = batch.from_store, caller = %caller.describe(), "raft batch refused: wrong sender");
+                    return Err(status);
+                }
+                allowed = Some(batch.from_store);
+            }
             if let Err(status) = self.check(&batch.cluster_id, batch.from_store, batch.to_store) {
                 warn!(
                     from = batch.from_store,
@@ -122,6 +166,13 @@ impl RaftTransport for RaftTransportService {
                 return Err(status);
             }
             for env in batch.messages {
+                if env.from_peer != batch.from_store {
+                    RaftMetrics::get()
+                        .refused
+                        .with_label_values(&["wrong_sender"])
+                        .inc();
+                    continue;
+                }
                 if env.tombstone {
                     (self.inbound)(Inbound::Tombstone {
                         group: env.group_id,
@@ -132,6 +183,12 @@ impl RaftTransport for RaftTransportService {
                     continue;
                 }
                 match decode_message(&env.message) {
+                    Ok(message) if message.from != batch.from_store => {
+                        RaftMetrics::get()
+                            .refused
+                            .with_label_values(&["wrong_sender"])
+                            .inc();
+                    }
                     Ok(message) => {
                         (self.inbound)(Inbound::Message {
                             group: env.group_id,
@@ -152,11 +209,13 @@ impl RaftTransport for RaftTransportService {
         &self,
         request: Request<Streaming<SnapshotChunk>>,
     ) -> Result<Response<RaftDone>, Status> {
+        let caller = Caller::of(&request);
         let mut stream = request.into_inner();
         let Some(first) = stream.next().await else {
             return Err(ApiError::invalid_argument("snapshot", "empty stream").into());
         };
         let first = first?;
+        self.check_sender(&caller, first.from_store)?;
         self.check(&first.cluster_id, first.from_store, first.to_store)?;
         let Ok(_permit) = self.receiving.clone().try_acquire_owned() else {
             return Err(ApiError::overloaded(
@@ -172,6 +231,17 @@ impl RaftTransport for RaftTransportService {
         let epoch = first.epoch;
         let mut msg = decode_message(&first.message)
             .map_err(|e| ApiError::invalid_argument("message", format!("undecodable: {e}")))?;
+        if msg.from != first.from_store {
+            RaftMetrics::get()
+                .refused
+                .with_label_values(&["wrong_sender"])
+                .inc();
+            return Err(ApiError::permission_denied(format!(
+                "message: sent by {}, yet the stream is from store {}",
+                msg.from, first.from_store
+            ))
+            .into());
+        }
         if msg.get_msg_type() != raft::eraftpb::MessageType::MsgSnapshot {
             return Err(ApiError::invalid_argument("message", "not a MsgSnapshot").into());
         }

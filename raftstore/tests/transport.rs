@@ -62,6 +62,7 @@ fn sender_paced(cluster: &str, address: String, bytes_per_sec: u64) -> (GrpcTran
     let done = outcomes.clone();
     let transport = GrpcTransport::new(
         1,
+        surge_grpc::tls::Transport::Plaintext,
         Arc::new(RwLock::new(cluster.to_string())),
         Arc::new(move |_group, peer| Some((peer, address.clone()))),
         Arc::new(|_, _| {}),

@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use surge_grpc::tls::{ClusterTls, Role, Transport};
 
 /// A configuration problem, naming the file or the key.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +59,60 @@ pub fn load<T: DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
         source,
     })?;
     parse(path, &text)
+}
+
+/// A process's `[tls]` section: the cluster CA and its own certificate and key (PEM files
+/// made by `surgectl cert`).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// Checks that a config asks for exactly one transport: `[tls]`, or plaintext with an
+/// explicit `insecure = true` — never both, never neither.
+pub fn check_transport(tls: Option<&TlsSection>, insecure: bool) -> Result<(), ConfigError> {
+    match (tls, insecure) {
+        (Some(_), true) => Err(invalid("insecure", "is true, yet [tls] is set: choose one")),
+        (None, false) => Err(invalid(
+            "tls",
+            "missing: set [tls] ca, cert and key (made by `surgectl cert init`), or insecure = true to run in plaintext",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Loads the transport of a checked config (plaintext when `tls` is None). The certificate
+/// must name `role` (and, when given, `name`).
+pub fn load_transport(
+    tls: Option<&TlsSection>,
+    role: Role,
+    name: Option<&str>,
+) -> Result<Transport, ConfigError> {
+    let Some(tls) = tls else {
+        return Ok(Transport::Plaintext);
+    };
+    let loaded = ClusterTls::load(&tls.ca, Some((tls.cert.as_path(), tls.key.as_path())))
+        .map_err(|e| invalid("tls", e.to_string()))?;
+    let own = loaded
+        .own_identity()
+        .ok_or_else(|| invalid("tls.cert", "names no identity"))?;
+    if own.role != role || name.is_some_and(|n| n != own.name) {
+        let wanted = match name {
+            Some(n) => format!("{}/{n}", role.as_str()),
+            None => format!("{}/NAME", role.as_str()),
+        };
+        return Err(invalid(
+            "tls.cert",
+            format!(
+                "{} is the certificate of {own}, not of {wanted}",
+                tls.cert.display()
+            ),
+        ));
+    }
+    Ok(Transport::tls(loaded))
 }
 
 /// The example files `dir/{prefix}*.toml`, sorted.

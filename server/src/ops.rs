@@ -11,6 +11,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use prometheus::Encoder;
+use surge_grpc::tls::Transport;
 
 /// Readiness as the process judges it (e.g. "a Raft leader is known", "registered").
 #[derive(Clone, Default)]
@@ -111,18 +112,54 @@ pub const CLIENT_STREAMS_PER_CONNECTION: u32 = 256;
 /// and every call one node forwards to another multiplex on it.
 pub const PEER_STREAMS_PER_CONNECTION: u32 = 1024;
 
-/// A tonic server for a client port: bounded streams per connection and a deadline on every
-/// call's answer (a streamed answer's stream runs on; a caller's shorter `grpc-timeout` wins).
-pub fn client_server(deadline: std::time::Duration) -> tonic::transport::Server {
-    tonic::transport::Server::builder()
-        .max_concurrent_streams(CLIENT_STREAMS_PER_CONNECTION)
-        .timeout(deadline)
+/// How long a TLS handshake may take before the connection is dropped.
+const TLS_HANDSHAKE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A tonic server for a client port: TLS with the server certificate (clients verify it;
+/// they present none), bounded streams per connection and a deadline on every call's answer
+/// (a streamed answer's stream runs on; a caller's shorter `grpc-timeout` wins).
+pub fn client_server(
+    transport: &Transport,
+    deadline: std::time::Duration,
+) -> Result<tonic::transport::Server, String> {
+    transport.serve(
+        tonic::transport::Server::builder()
+            .max_concurrent_streams(CLIENT_STREAMS_PER_CONNECTION)
+            .timeout(deadline),
+        false,
+        TLS_HANDSHAKE,
+    )
 }
 
-/// A tonic server for a peer port: bounded streams per connection. No server deadline: the
-/// Raft stream is long-lived by design and snapshot streams carry their own limits.
-pub fn peer_server() -> tonic::transport::Server {
-    tonic::transport::Server::builder().max_concurrent_streams(PEER_STREAMS_PER_CONNECTION)
+/// A tonic server for a peer port: mutual TLS (a client certificate from the cluster CA or no
+/// connection), bounded streams per connection. No server deadline: the Raft stream is
+/// long-lived by design and snapshot streams carry their own limits.
+pub fn peer_server(transport: &Transport) -> Result<tonic::transport::Server, String> {
+    transport.serve(
+        tonic::transport::Server::builder().max_concurrent_streams(PEER_STREAMS_PER_CONNECTION),
+        true,
+        TLS_HANDSHAKE,
+    )
+}
+
+/// Says how this process talks: a warning at start, and `surge_transport_insecure` (1 for
+/// plaintext) in /metrics, when it runs with `insecure = true`.
+pub fn report_transport(transport: &Transport) {
+    let gauge = prometheus::IntGauge::new(
+        "surge_transport_insecure",
+        "1 when this process runs without TLS (insecure = true), 0 with TLS",
+    );
+    if let Ok(gauge) = gauge {
+        gauge.set(i64::from(!transport.is_tls()));
+        // Registered once per process; a second server in one test process keeps the first.
+        let _ = prometheus::register(Box::new(gauge));
+    }
+    if !transport.is_tls() {
+        tracing::warn!(
+            "insecure = true: peer and client ports run in PLAINTEXT, without certificates; \
+             anyone who reaches a port can read and forge traffic"
+        );
+    }
 }
 
 /// Waits up to [`SHUTDOWN_GRACE`] for a server task, then aborts it.

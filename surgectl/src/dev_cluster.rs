@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use serde::{Deserialize, Serialize};
+use surge_grpc::tls::{ClusterTls, PeerIdentity, Role, TlsError, Transport};
 
 use crate::held_listeners::{HeldListeners, ACTIVATION_VARS};
 
@@ -44,6 +45,10 @@ pub struct ClusterFile {
     /// The nodes' snapshot rate, when `dev up` set one (added nodes get it too).
     #[serde(default)]
     pub snapshot_bytes_per_sec: Option<u64>,
+    /// The cluster's certificate directory (`surgectl cert init`); None when it runs with
+    /// `insecure = true`.
+    #[serde(default)]
+    pub certs: Option<PathBuf>,
 }
 
 impl ClusterFile {
@@ -72,6 +77,30 @@ impl ClusterFile {
             .iter()
             .map(|c| c.grpc_address.clone())
             .collect()
+    }
+
+    /// How surgectl, tests and benches call this cluster: TLS with the operator certificate
+    /// `surgectl cert init` made (`operator-surgectl`), or plaintext.
+    pub fn transport(&self) -> Result<Transport, TlsError> {
+        self.transport_as(&PeerIdentity::new(Role::Operator, "surgectl"))
+    }
+
+    /// TLS with `identity`'s certificate from the cluster's directory, or plaintext.
+    pub fn transport_as(&self, identity: &PeerIdentity) -> Result<Transport, TlsError> {
+        let Some(dir) = &self.certs else {
+            return Ok(Transport::Plaintext);
+        };
+        let (cert, key) = crate::certs::paths(dir, identity);
+        ClusterTls::load(&dir.join(crate::certs::CA_CERT), Some((&cert, &key))).map(Transport::tls)
+    }
+
+    /// TLS that verifies the servers but presents no certificate (as a merchant's ERP calls
+    /// the client ports), or plaintext.
+    pub fn client_transport(&self) -> Result<Transport, TlsError> {
+        let Some(dir) = &self.certs else {
+            return Ok(Transport::Plaintext);
+        };
+        ClusterTls::load(&dir.join(crate::certs::CA_CERT), None).map(Transport::tls)
     }
 
     /// The coordinators' peer ports, as nodes call them.

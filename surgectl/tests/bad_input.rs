@@ -266,7 +266,7 @@ async fn bad_orders_are_refused_by_field_and_store_nothing(
     .await
     .expect("second tenant");
     let nodes: Vec<String> = cluster.node_addresses();
-    let client = OrderClient::new(nodes.clone(), KEY).expect("client");
+    let client = cluster.order_client(nodes.clone(), KEY);
     let client = &client;
     eventually(
         Duration::from_secs(60),
@@ -331,7 +331,9 @@ async fn bad_orders_are_refused_by_field_and_store_nothing(
             "payment_state:",
         ),
     ];
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", nodes[0]))
+    let channel = client
+        .transport()
+        .endpoint(&nodes[0])
         .expect("endpoint")
         .connect()
         .await
@@ -462,7 +464,9 @@ async fn bad_orders_are_refused_by_field_and_store_nothing(
         .filter_map(|o| o.order.as_ref().map(|o| o.external_order_id.clone()))
         .collect();
     assert_eq!(listed.len(), 3, "{ext:?}");
-    let other = OrderClient::new(nodes, other_key).expect("client");
+    let other = OrderClient::new(nodes, other_key)
+        .expect("client")
+        .with_transport(client.transport().clone());
     let theirs = common::list_settled(&other).await;
     assert!(theirs.is_empty(), "tenant isolation: {theirs:?}");
 }

@@ -19,6 +19,7 @@ async fn commit_marker(client: &surge_client::MetaClient, n: usize) -> u64 {
         http_address: String::new(),
         zone: "marker".into(),
         cluster_id: String::new(),
+        certificate_name: String::new(),
     };
     client
         .call(|ch| {
@@ -86,13 +87,15 @@ async fn leader_kill_fails_over_and_the_restarted_coordinator_catches_up() {
             .max()
             .unwrap_or(0);
         let address = entry.peer_address.clone();
+        let transport = cluster.transport();
         eventually(
             Duration::from_secs(20),
             "the restarted coordinator to catch up",
             || {
                 let address = address.clone();
+                let transport = transport.clone();
                 async move {
-                    local_status(&address)
+                    local_status(&transport, &address)
                         .await
                         .is_some_and(|s| s.applied_index >= target)
                 }

@@ -7,6 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::{eventually, local_status, status, DevCluster};
+use surge_grpc::tls::PeerIdentity;
 use surge_grpc::v1::admin_service_client::AdminServiceClient;
 use surge_grpc::v1::{AddCoordinatorRequest, RemoveCoordinatorRequest};
 use surgectl::held_listeners::HeldListeners;
@@ -29,6 +30,7 @@ async fn a_coordinator_is_added_and_removed_through_joint_consensus() {
             c.id, c.grpc_address, c.peer_address
         ));
     }
+    config.push_str(&cluster.tls_table(&PeerIdentity::coordinator(4)));
     let config_path = cluster.dir.path().join("coordinator-4.toml");
     std::fs::write(&config_path, config).expect("config");
     let mut entry = cluster.file.coordinators[0].clone();
@@ -67,13 +69,15 @@ async fn a_coordinator_is_added_and_removed_through_joint_consensus() {
         .max()
         .unwrap_or(0);
     let address = peer.clone();
+    let transport = cluster.transport();
     eventually(
         Duration::from_secs(20),
         "coordinator 4 to apply the whole log",
         || {
             let address = address.clone();
+            let transport = transport.clone();
             async move {
-                local_status(&address)
+                local_status(&transport, &address)
                     .await
                     .is_some_and(|s| s.voter && s.applied_index >= target)
             }

@@ -359,7 +359,7 @@ async fn checkpoint(meta: &MetaClient, client: &OrderClient, w: &Workload, what:
 }
 
 /// Refusals of bad operator input; each names its field, and nothing changes.
-async fn bad_input_is_refused(meta: &MetaClient) {
+async fn bad_input_is_refused(cluster: &DevCluster, meta: &MetaClient) {
     // Compared before and after: let the scheduler finish what it is doing first.
     eventually(
         Duration::from_secs(120),
@@ -398,7 +398,8 @@ async fn bad_input_is_refused(meta: &MetaClient) {
         assert_eq!(err.code(), Code::InvalidArgument);
         assert!(err.message().contains(field), "{}", err.message());
     }
-    let garbage = std::process::Command::new(env!("CARGO_BIN_EXE_surgectl"))
+    let garbage = cluster
+        .surgectl()
         .args(["cluster", "set", "max-down-time", "soon"])
         .output()
         .expect("surgectl");
@@ -484,7 +485,9 @@ async fn every_order_on_every_replica(
         }
     }
     let reads = asks.len();
-    let client = OrderClient::new(by_node.values().cloned().collect(), key).expect("client");
+    let client = OrderClient::new(by_node.values().cloned().collect(), key)
+        .expect("client")
+        .with_transport(meta.transport().clone());
     let client = &client;
     let failed: Vec<String> = futures::stream::iter(asks)
         .map(|(node, address, order_id)| async move {
@@ -524,7 +527,7 @@ async fn nodes_join_drain_and_heal_while_orders_flow() {
     for (carrier, prefix) in [("SF", "SF"), ("ZTO", "ZT")] {
         common::add_range(&meta, TENANT, carrier, prefix, (1, 500_000)).await;
     }
-    let client = Arc::new(OrderClient::new(cluster.node_addresses(), &key).expect("client"));
+    let client = Arc::new(cluster.order_client(cluster.node_addresses(), &key));
     common::wait_for_intake(&client).await;
     cluster.wait_for_rules(TENANT, 1).await;
     let labels = cluster.dir.path().join("labels");
@@ -578,7 +581,7 @@ async fn nodes_join_drain_and_heal_while_orders_flow() {
     .await;
     remove(&meta, node2).await.expect("remove node-2");
     checkpoint(&meta, &client, &work, "after scale-out and drain").await;
-    bad_input_is_refused(&meta).await;
+    bad_input_is_refused(&cluster, &meta).await;
 
     // Self-heal: node-3 dies for good; after max-down-time its replicas are rebuilt on the
     // three other up nodes — and the coordinator leader dies while that happens.

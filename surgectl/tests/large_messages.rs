@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::{admin, eventually, wait_for_intake, DevCluster};
 use prost::Message as _;
-use surge_client::{sample, OrderClient};
+use surge_client::sample;
 use surge_grpc::v1::order_service_client::OrderServiceClient;
 use surge_grpc::v1::submit_result::Outcome;
 use surge_grpc::v1::{
@@ -71,7 +71,7 @@ async fn batches_and_pages_as_large_as_the_limits_allow_go_through() {
     )
     .await
     .expect("tenant");
-    let client = OrderClient::new(cluster.node_addresses(), &key).expect("client");
+    let client = cluster.order_client(cluster.node_addresses(), &key);
     wait_for_intake(&client).await;
 
     let orders: Vec<Order> = (0..ORDERS).map(large_order).collect();
@@ -86,7 +86,9 @@ async fn batches_and_pages_as_large_as_the_limits_allow_go_through() {
 
     // One batch, to one node, with a plain tonic client.
     let node = cluster.node_addresses()[0].clone();
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{node}"))
+    let channel = cluster
+        .client_transport()
+        .endpoint(&node)
         .expect("endpoint")
         .timeout(Duration::from_secs(30))
         .connect_lazy();

@@ -4,6 +4,7 @@
 mod common;
 
 use common::DevCluster;
+use surge_grpc::tls::Transport;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
@@ -12,16 +13,17 @@ use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
 use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 use tonic_reflection::pb::v1::ServerReflectionRequest;
 
-async fn channel(address: &str) -> tonic::transport::Channel {
-    tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+async fn channel(transport: &Transport, address: &str) -> tonic::transport::Channel {
+    transport
+        .endpoint(address)
         .expect("uri")
         .connect()
         .await
         .expect("connect")
 }
 
-async fn services(address: &str) -> Vec<String> {
-    let mut client = ServerReflectionClient::new(channel(address).await);
+async fn services(transport: &Transport, address: &str) -> Vec<String> {
+    let mut client = ServerReflectionClient::new(channel(transport, address).await);
     let request = ServerReflectionRequest {
         host: String::new(),
         message_request: Some(MessageRequest::ListServices(String::new())),
@@ -47,6 +49,8 @@ async fn services(address: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_process_serves_metrics_health_and_reflection() {
     let cluster = DevCluster::start(4);
+    // As a merchant's client calls: the cluster CA, no certificate of its own.
+    let tls = cluster.client_transport();
     for p in cluster.file.coordinators.iter().chain(&cluster.file.nodes) {
         assert_eq!(
             common::http_get(&p.http_address, "/healthz").await.0,
@@ -60,7 +64,7 @@ async fn every_process_serves_metrics_health_and_reflection() {
             "{} /readyz",
             p.name
         );
-        let mut health = HealthClient::new(channel(&p.grpc_address).await);
+        let mut health = HealthClient::new(channel(&tls, &p.grpc_address).await);
         let status = health
             .check(HealthCheckRequest {
                 service: String::new(),
@@ -73,7 +77,7 @@ async fn every_process_serves_metrics_health_and_reflection() {
             "{}",
             p.name
         );
-        let names = services(&p.grpc_address).await;
+        let names = services(&tls, &p.grpc_address).await;
         assert!(
             names.iter().any(|n| n == "grpc.health.v1.Health"),
             "{}: {names:?}",
@@ -86,7 +90,7 @@ async fn every_process_serves_metrics_health_and_reflection() {
         .expect("status")
         .leader_id;
     let coordinator = cluster.coordinator(leader);
-    let names = services(&coordinator.grpc_address).await;
+    let names = services(&tls, &coordinator.grpc_address).await;
     assert!(
         names.iter().any(|n| n == "surge.v1.AdminService"),
         "{names:?}"
@@ -104,6 +108,8 @@ async fn every_process_serves_metrics_health_and_reflection() {
         "surge_raft_fsync_seconds_bucket",
         "surge_coordinator_nodes{state=\"up\"} 3",
         "surge_coordinator_voters_heard",
+        // TLS is on: dev up made certificates.
+        "surge_transport_insecure 0",
     ] {
         assert!(
             metrics.contains(family),
@@ -112,7 +118,8 @@ async fn every_process_serves_metrics_health_and_reflection() {
     }
     let (_, node_metrics) = common::http_get(&cluster.file.nodes[0].http_address, "/metrics").await;
     assert!(
-        node_metrics.contains("surge_node_assigned_replicas"),
+        node_metrics.contains("surge_node_assigned_replicas")
+            && node_metrics.contains("surge_transport_insecure 0"),
         "{node_metrics}"
     );
 }

@@ -38,8 +38,9 @@ pub async fn create_tenant(meta: &MetaClient, name: &str) -> String {
     key
 }
 
-fn channel(address: &str) -> tonic::transport::Channel {
-    tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+fn channel(transport: &surge_grpc::tls::Transport, address: &str) -> tonic::transport::Channel {
+    transport
+        .endpoint(address)
         .expect("endpoint")
         .timeout(Duration::from_secs(2))
         .connect_lazy()
@@ -110,7 +111,7 @@ async fn forwarded_answers_name_the_leader(client: &OrderClient, key: &str) {
                         });
                         let auth = MetadataValue::try_from(format!("Bearer {key}")).expect("key");
                         request.metadata_mut().insert("authorization", auth);
-                        OrderServiceClient::new(channel(&at))
+                        OrderServiceClient::new(channel(client.transport(), &at))
                             .submit_orders(request)
                             .await
                             .ok()
@@ -142,16 +143,17 @@ async fn forwarded_answers_name_the_leader(client: &OrderClient, key: &str) {
                 });
                 let auth = MetadataValue::try_from(format!("Bearer {key}")).expect("key");
                 get.metadata_mut().insert("authorization", auth);
-                let read_hint = OrderServiceClient::new(channel(&other.address))
-                    .get_order(get)
-                    .await
-                    .ok()
-                    .and_then(|r| {
-                        r.metadata()
-                            .get(surge_proto::LEADER_HINT_METADATA)
-                            .and_then(|v| v.to_str().ok())
-                            .map(str::to_string)
-                    });
+                let read_hint =
+                    OrderServiceClient::new(channel(client.transport(), &other.address))
+                        .get_order(get)
+                        .await
+                        .ok()
+                        .and_then(|r| {
+                            r.metadata()
+                                .get(surge_proto::LEADER_HINT_METADATA)
+                                .and_then(|v| v.to_str().ok())
+                                .map(str::to_string)
+                        });
                 accepted(&at_leader)
                     && via_other[0].leader == leader
                     && at_leader[0].leader.is_empty()
@@ -177,12 +179,13 @@ async fn acknowledged_orders_survive_node_kills_and_a_full_restart() {
     let client = Arc::new(
         OrderClient::new(nodes.clone(), &key)
             .expect("client")
+            .with_transport(cluster.client_transport())
             .with_call_timeout(Duration::from_secs(2)),
     );
     common::wait_for_intake(&client).await;
     // In a tenant of its own, so the orders counted below are only the acknowledged ones.
     let other_key = create_tenant(&meta, "forwarding").await;
-    let other = OrderClient::new(nodes.clone(), &other_key).expect("client");
+    let other = cluster.order_client(nodes.clone(), &other_key);
     forwarded_answers_name_the_leader(&other, &other_key).await;
 
     // 16 clients submit single orders for 20 s; every acknowledgement is recorded.
@@ -281,8 +284,10 @@ async fn acknowledged_orders_survive_node_kills_and_a_full_restart() {
         .iter()
         .map(|s| (s.id, s.replicas.clone()))
         .collect();
-    let channels: HashMap<u64, tonic::transport::Channel> =
-        addresses.iter().map(|(id, a)| (*id, channel(a))).collect();
+    let channels: HashMap<u64, tonic::transport::Channel> = addresses
+        .iter()
+        .map(|(id, a)| (*id, channel(client.transport(), a)))
+        .collect();
     let check_all = |acked: HashMap<String, Acceptance>| {
         let key = key.clone();
         let channels = channels.clone();

@@ -64,7 +64,8 @@ async fn printer() -> (String, Arc<Mutex<Vec<String>>>) {
 fn station(cluster: &DevCluster, key: &str, name: &str, sink: &[&str]) -> Child {
     let nodes: Vec<String> = cluster.node_addresses();
     let log = std::fs::File::create(cluster.dir.path().join(format!("{name}.log"))).expect("log");
-    Command::new(env!("CARGO_BIN_EXE_surgectl"))
+    cluster
+        .surgectl()
         .args(["-o", "json", "--nodes", &nodes.join(","), "station", "run"])
         .args([
             "--tenant",
@@ -266,7 +267,7 @@ async fn exhausted_ranges_hold_orders_until_numbers_arrive(
     let key = common::tenant_with_rules(meta, "tiny", rules).await;
     common::add_range(meta, "tiny", "ZTO", "TINY", (1, 5)).await;
     cluster.wait_for_rules("tiny", 1).await;
-    let client = OrderClient::new(nodes.to_vec(), &key).expect("client");
+    let client = cluster.order_client(nodes.to_vec(), &key);
     let mut ids = Vec::new();
     for n in 1..=12u64 {
         // Orders without a remark (n % 10 != 0), so review passes.
@@ -349,8 +350,8 @@ async fn labels_print_once_across_leader_kills_and_nothing_is_lost() {
     let key = setup(&meta).await;
     let nodes: Vec<String> = cluster.node_addresses();
     let client = Arc::new(
-        OrderClient::new(nodes.clone(), &key)
-            .expect("client")
+        cluster
+            .order_client(nodes.clone(), &key)
             .with_call_timeout(Duration::from_secs(3)),
     );
     common::wait_for_intake(&client).await;
@@ -358,7 +359,8 @@ async fn labels_print_once_across_leader_kills_and_nothing_is_lost() {
 
     bad_input_changes_nothing(&meta, &client).await;
     // A station started for another tenant than its key's refuses to run.
-    let wrong = Command::new(env!("CARGO_BIN_EXE_surgectl"))
+    let wrong = cluster
+        .surgectl()
         .args(["--nodes", &nodes.join(","), "station", "run"])
         .args([
             "--tenant",

@@ -40,7 +40,7 @@ impl<E: Engine> MetaState<E> {
 
     pub(super) fn register_node(
         &mut self,
-        instance_id: String,
+        (instance_id, certificate_name): (String, String),
         [address, http_address, peer_address]: [String; 3],
         zone: String,
         at_ms: u64,
@@ -51,6 +51,20 @@ impl<E: Engine> MetaState<E> {
         };
         let cluster_id = cluster.cluster_id.clone();
         if let Some(&node_id) = self.instances.get(&instance_id) {
+            // A data dir's instance id is no credential: the certificate it first came with
+            // is, and another node's certificate cannot take the registration over.
+            let bound = self
+                .nodes
+                .get(&node_id)
+                .map(|n| n.certificate_name.clone())
+                .unwrap_or_default();
+            if !bound.is_empty() && bound != certificate_name {
+                return Err(MetaError::CertificateMismatch {
+                    node: node_id,
+                    bound,
+                    presented: certificate_name,
+                });
+            }
             return Ok(Reply::Registered {
                 node_id,
                 cluster_id,
@@ -76,6 +90,7 @@ impl<E: Engine> MetaState<E> {
             state: NodeState::Up,
             registered_at_ms: at_ms,
             state_changed_at_ms: at_ms,
+            certificate_name,
         };
         put_json(batch, id_key(NODE_PREFIX, node_id), &node);
         put_json(batch, named_key(INSTANCE_PREFIX, &instance_id), &node_id);

@@ -359,6 +359,7 @@ impl OrderService for OrderApi {
                 id: *id,
                 address: address.clone(),
                 peer_address: String::new(),
+                certificate_name: String::new(),
             })
             .collect();
         nodes.sort_by_key(|n| n.id);

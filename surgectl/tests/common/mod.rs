@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use surge_client::{MetaClient, RetryPolicy};
+use surge_grpc::tls::{PeerIdentity, Role, Transport};
 use surge_grpc::v1::coordinator_peer_service_client::CoordinatorPeerServiceClient;
 use surge_grpc::v1::{ClusterStatusResponse, CoordinatorStatus, LocalStatusRequest};
 use surgectl::dev_cluster::{self, ClusterFile, ProcessEntry};
@@ -78,12 +79,76 @@ impl DevCluster {
     }
 
     pub fn client(&self) -> MetaClient {
-        meta_client(self.file.coordinator_addresses())
+        meta_client(self.file.coordinator_addresses()).with_transport(self.transport())
     }
 
-    /// A client of the coordinators' peer ports (NodeService), as a node calls them.
+    /// How the operator calls the cluster: TLS with the `operator/surgectl` certificate.
+    pub fn transport(&self) -> Transport {
+        self.file
+            .transport()
+            .expect("the dev cluster's certificates")
+    }
+
+    /// TLS as a merchant's ERP has it: the cluster CA to check servers by, no certificate.
+    pub fn client_transport(&self) -> Transport {
+        self.file
+            .client_transport()
+            .expect("the dev cluster's certificates")
+    }
+
+    /// TLS with a certificate for `identity`, issued from the dev cluster's CA on first use.
+    pub fn transport_as(&self, identity: &PeerIdentity) -> Transport {
+        let certs = self.file.certs.as_deref().expect("a dev cluster with TLS");
+        let (cert, key) = surgectl::certs::paths(certs, identity);
+        if !(cert.exists() && key.exists()) {
+            surgectl::certs::issue(certs, identity, &[]).expect("issue a certificate");
+        }
+        self.file
+            .transport_as(identity)
+            .expect("the issued certificate")
+    }
+
+    /// `surgectl` with the operator's certificate in its environment (`SURGE_CA`,
+    /// `SURGE_CERT`, `SURGE_KEY`), as `dev up` tells operators to export them.
+    pub fn surgectl(&self) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_surgectl"));
+        if let Some(certs) = &self.file.certs {
+            let (cert, key) =
+                surgectl::certs::paths(certs, &PeerIdentity::new(Role::Operator, "surgectl"));
+            command
+                .env("SURGE_CA", certs.join(surgectl::certs::CA_CERT))
+                .env("SURGE_CERT", cert)
+                .env("SURGE_KEY", key);
+        }
+        command
+    }
+
+    /// A config's `[tls]` table for `identity` (its certificate issued on first use); it goes
+    /// last in the file.
+    pub fn tls_table(&self, identity: &PeerIdentity) -> String {
+        let _ = self.transport_as(identity);
+        let certs = self.file.certs.as_deref().expect("a dev cluster with TLS");
+        let (cert, key) = surgectl::certs::paths(certs, identity);
+        format!(
+            "\n[tls]\nca = {:?}\ncert = {:?}\nkey = {:?}\n",
+            certs.join(surgectl::certs::CA_CERT),
+            cert,
+            key
+        )
+    }
+
+    /// An order client of `nodes` with `key`, over TLS as merchants call.
+    pub fn order_client(&self, nodes: Vec<String>, key: &str) -> surge_client::OrderClient {
+        surge_client::OrderClient::new(nodes, key)
+            .expect("client")
+            .with_transport(self.client_transport())
+    }
+
+    /// A client of the coordinators' peer ports (NodeService), as a node calls them: with a
+    /// node certificate of its own (`node-probe`), bound to no real node.
     pub fn peer_client(&self) -> MetaClient {
         meta_client(self.file.coordinator_peer_addresses())
+            .with_transport(self.transport_as(&PeerIdentity::new(Role::Node, "node-probe")))
     }
 
     pub fn coordinator(&self, id: u64) -> &ProcessEntry {
@@ -224,9 +289,11 @@ fn meta_client(addresses: Vec<String>) -> MetaClient {
         })
 }
 
-/// A coordinator's own view, asked directly at its peer port `address` (never forwarded).
-pub async fn local_status(address: &str) -> Option<CoordinatorStatus> {
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+/// A coordinator's own view, asked directly at its peer port `address` (never forwarded),
+/// over `transport` (an operator's or a coordinator's certificate).
+pub async fn local_status(transport: &Transport, address: &str) -> Option<CoordinatorStatus> {
+    let channel = transport
+        .endpoint(address)
         .ok()?
         .connect_timeout(Duration::from_millis(300))
         .timeout(Duration::from_millis(800))

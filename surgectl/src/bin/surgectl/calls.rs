@@ -1,19 +1,66 @@
 //! What every command shares to reach the cluster: the clients, and how a failed call reads.
 
-use anyhow::Context as _;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use anyhow::{bail, Context as _};
 use surge_client::retry::{is_unreachable, UNREACHABLE_METADATA};
 use surge_client::{MetaClient, OrderClient};
+use surge_grpc::tls::{ClusterTls, Transport};
 use surge_grpc::v1::admin_service_client::AdminServiceClient;
 use tonic::transport::Channel;
 
+/// How this run calls the cluster, from `--ca`, `--cert`, `--key` and `--insecure`; set once
+/// at start.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct TransportArgs {
+    pub(crate) ca: Option<PathBuf>,
+    pub(crate) cert_and_key: Option<(PathBuf, PathBuf)>,
+    pub(crate) insecure: bool,
+}
+
+static TRANSPORT: OnceLock<TransportArgs> = OnceLock::new();
+
+/// Records this run's transport flags (once, before any call).
+pub(crate) fn set_transport(args: TransportArgs) {
+    let _ = TRANSPORT.set(args);
+}
+
+/// TLS verified against `--ca` (with `--cert` presented when given), or plaintext with
+/// `--insecure`. Read when a command first calls the cluster, so commands that call nothing
+/// (`dev up`, `cert`) need neither.
+pub(crate) fn transport() -> anyhow::Result<Transport> {
+    let args = TRANSPORT.get().cloned().unwrap_or_default();
+    if args.insecure {
+        return Ok(Transport::Plaintext);
+    }
+    let Some(ca) = args.ca else {
+        bail!(
+            "--ca: missing; the cluster serves TLS: pass --ca CA.pem (or SURGE_CA; `surgectl dev up` \
+             prints the exports), or --insecure for a cluster that runs with insecure = true"
+        );
+    };
+    let tls = ClusterTls::load(
+        &ca,
+        args.cert_and_key
+            .as_ref()
+            .map(|(c, k)| (c.as_path(), k.as_path())),
+    )?;
+    Ok(Transport::tls(tls))
+}
+
 /// A client of the coordinators at `coordinators`.
 pub(crate) fn meta_client(coordinators: &[String]) -> anyhow::Result<MetaClient> {
-    MetaClient::new(coordinators.to_vec()).map_err(|s| anyhow::anyhow!(s.message().to_string()))
+    Ok(MetaClient::new(coordinators.to_vec())
+        .map_err(|s| anyhow::anyhow!(s.message().to_string()))?
+        .with_transport(transport()?))
 }
 
 /// An order client that finds the cluster through the nodes at `nodes`.
 pub(crate) fn order_client(nodes: &[String], api_key: &str) -> anyhow::Result<OrderClient> {
-    OrderClient::new(nodes.to_vec(), api_key).map_err(|s| anyhow::anyhow!(s.message().to_string()))
+    Ok(OrderClient::new(nodes.to_vec(), api_key)
+        .map_err(|s| anyhow::anyhow!(s.message().to_string()))?
+        .with_transport(transport()?))
 }
 
 /// A failed call as a person reads it: the message and its code; when nothing answered at

@@ -37,6 +37,19 @@ pub(crate) struct Cli {
     /// A tenant's API key, for order calls.
     #[arg(long, global = true, env = "SURGE_API_KEY", hide_env_values = true)]
     pub(crate) api_key: Option<String>,
+    /// The cluster CA (PEM) the servers' certificates are checked against.
+    #[arg(long, global = true, env = "SURGE_CA")]
+    pub(crate) ca: Option<PathBuf>,
+    /// An operator certificate (PEM) from the cluster CA, for peer-port calls
+    /// (`shard verify`); with --key.
+    #[arg(long, global = true, env = "SURGE_CERT", requires = "key")]
+    pub(crate) cert: Option<PathBuf>,
+    /// The key of --cert.
+    #[arg(long, global = true, env = "SURGE_KEY", requires = "cert")]
+    pub(crate) key: Option<PathBuf>,
+    /// Call in plaintext, for a cluster that runs with `insecure = true`.
+    #[arg(long, global = true, env = "SURGE_INSECURE", conflicts_with = "ca")]
+    pub(crate) insecure: bool,
     #[command(subcommand)]
     pub(crate) command: Command,
 }
@@ -76,6 +89,49 @@ pub(crate) enum Command {
     /// A local development cluster on loopback.
     #[command(subcommand)]
     Dev(DevCmd),
+    /// The cluster's certificates: a CA, and one per coordinator, node and operator.
+    #[command(subcommand)]
+    Cert(CertCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum CertCmd {
+    /// Makes a cluster CA in DIR, and certificates for coordinators 1..=N, nodes
+    /// node-1..=node-M and the operator `surgectl`.
+    Init {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 3)]
+        coordinators: u64,
+        #[arg(long, default_value_t = 3)]
+        nodes: u64,
+        /// A DNS name or IP address the processes are reached at, besides localhost and
+        /// 127.0.0.1; repeat for more.
+        #[arg(long = "host")]
+        hosts: Vec<String>,
+        /// The cluster's name, in the CA's common name.
+        #[arg(long, default_value = "surge")]
+        cluster: String,
+    },
+    /// Issues one more certificate from the CA in DIR: for a new node, coordinator or
+    /// operator.
+    #[command(group(clap::ArgGroup::new("who").required(true)))]
+    Issue {
+        #[arg(long)]
+        dir: PathBuf,
+        /// A node's name (its id is bound to it when it registers), e.g. node-4.
+        #[arg(long, group = "who")]
+        node: Option<String>,
+        /// A coordinator's id.
+        #[arg(long, group = "who")]
+        coordinator: Option<u64>,
+        /// An operator's name, for peer-port reads (`shard verify`).
+        #[arg(long, group = "who")]
+        operator: Option<String>,
+        /// A DNS name or IP address it is reached at, besides localhost; repeat for more.
+        #[arg(long = "host")]
+        hosts: Vec<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use surge_client::{MetaClient, RetryPolicy};
+use surge_grpc::tls::{PeerIdentity, Role};
 use surge_proto::v1::{ClusterStatusResponse, NodeState};
 use surgectl::dev_cluster::{self, ClusterFile, ProcessEntry};
 use surgectl::held_listeners::HeldListeners;
@@ -46,6 +47,10 @@ pub(crate) struct UpArgs {
     /// `scheduler.max_snapshots_per_node`); the coordinator default when absent.
     #[arg(long)]
     max_snapshots_per_node: Option<u32>,
+    /// Run every port in plaintext (`insecure = true`), without certificates. By default dev
+    /// up makes a cluster CA and a certificate per process in DIR/certs.
+    #[arg(long)]
+    insecure: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -66,12 +71,47 @@ fn node_entry(
     zone: &str,
     coordinators: &[String],
     snapshot_rate: Option<u64>,
+    certs: Option<&Path>,
 ) -> anyhow::Result<(ProcessEntry, Option<HeldListeners>)> {
     let mut own = ports.node(n)?;
-    let config = node_config(dir, n, &own, zone, coordinators, snapshot_rate);
+    if let Some(certs) = certs {
+        ensure_certificate(certs, &PeerIdentity::new(Role::Node, format!("node-{n}")))?;
+    }
+    let config = node_config(dir, n, &own, zone, coordinators, snapshot_rate, certs);
     let binary = crate::sibling_binary("surge-node")?;
     let e = entry(dir, "node", n, &binary, config, &own)?;
     Ok((e, own.listeners.take()))
+}
+
+/// Issues `identity`'s certificate from the CA in `certs` unless it is there already.
+fn ensure_certificate(certs: &Path, identity: &PeerIdentity) -> anyhow::Result<()> {
+    let (cert, key) = surgectl::certs::paths(certs, identity);
+    if !(cert.exists() && key.exists()) {
+        surgectl::certs::issue(certs, identity, &[])
+            .with_context(|| format!("issuing the certificate of {identity}"))?;
+    }
+    Ok(())
+}
+
+/// The dev cluster's CA (made on first use of `dir`) and the certificates of its
+/// coordinators and operator; nodes get theirs as they are added.
+fn ensure_certificates(certs: &Path, coordinators: u64) -> anyhow::Result<()> {
+    if !certs.join(surgectl::certs::CA_CERT).exists() {
+        surgectl::certs::init_ca(certs, "dev")
+            .with_context(|| format!("making the cluster CA in {}", certs.display()))?;
+    }
+    for id in 1..=coordinators {
+        ensure_certificate(certs, &PeerIdentity::coordinator(id))?;
+    }
+    ensure_certificate(certs, &PeerIdentity::new(Role::Operator, "surgectl"))
+}
+
+/// The client of a dev cluster's coordinators, over its transport.
+fn dev_meta_client(file: &ClusterFile) -> anyhow::Result<MetaClient> {
+    let transport = file.transport().context("the dev cluster's certificates")?;
+    Ok(MetaClient::new(file.coordinator_addresses())
+        .map_err(|s| anyhow::anyhow!(s.message().to_string()))?
+        .with_transport(transport))
 }
 
 async fn status(client: &MetaClient) -> Result<ClusterStatusResponse, tonic::Status> {
@@ -134,12 +174,10 @@ async fn start_all(
             c.pid = first.pid;
         }
     }
-    let client = MetaClient::new(file.coordinator_addresses())
-        .map_err(|s| anyhow::anyhow!(s.message().to_string()))?
-        .with_policy(RetryPolicy {
-            deadline: Duration::from_secs(3),
-            ..RetryPolicy::default()
-        });
+    let client = dev_meta_client(file)?.with_policy(RetryPolicy {
+        deadline: Duration::from_secs(3),
+        ..RetryPolicy::default()
+    });
     let first = wait_for(
         &client,
         children,
@@ -206,6 +244,10 @@ pub(crate) async fn up(args: UpArgs, format: Format) -> anyhow::Result<()> {
         .with_context(|| format!("creating {}", args.dir.display()))?;
     let dir = args.dir.canonicalize()?;
     let ports = Ports::from_base(args.base_port);
+    let certs = (!args.insecure).then(|| dir.join("certs"));
+    if let Some(certs) = &certs {
+        ensure_certificates(certs, args.coordinator_count)?;
+    }
     // Every address is known (and, when the OS chose it, bound) before anything starts.
     let mut held = Held::new();
     let mut file = ClusterFile::default();
@@ -223,7 +265,14 @@ pub(crate) async fn up(args: UpArgs, format: Format) -> anyhow::Result<()> {
         })
         .collect();
     for (id, mut own) in coordinators {
-        let config = coordinator_config(&dir, id, &own, &peers, args.max_snapshots_per_node);
+        let config = coordinator_config(
+            &dir,
+            id,
+            &own,
+            &peers,
+            args.max_snapshots_per_node,
+            certs.as_deref(),
+        );
         let e = entry(&dir, "coordinator", id, &coordinator_bin, config, &own)?;
         if let Some(listeners) = own.listeners.take() {
             held.insert(e.name.clone(), listeners);
@@ -234,7 +283,15 @@ pub(crate) async fn up(args: UpArgs, format: Format) -> anyhow::Result<()> {
     let snapshot_rate = args.snapshot_mib_per_sec.map(|m| m << 20);
     for n in 1..=args.node_count {
         let zone = zone_of(n);
-        let (e, listeners) = node_entry(&dir, n, ports, &zone, &coordinator_addrs, snapshot_rate)?;
+        let (e, listeners) = node_entry(
+            &dir,
+            n,
+            ports,
+            &zone,
+            &coordinator_addrs,
+            snapshot_rate,
+            certs.as_deref(),
+        )?;
         if let Some(listeners) = listeners {
             held.insert(e.name.clone(), listeners);
         }
@@ -242,6 +299,7 @@ pub(crate) async fn up(args: UpArgs, format: Format) -> anyhow::Result<()> {
     }
     file.base_port = ports.base_port();
     file.snapshot_bytes_per_sec = snapshot_rate;
+    file.certs = certs.clone();
 
     let mut children = Children::default();
     // Ctrl-C or SIGTERM while starting still stops every child (they are dropped with
@@ -259,6 +317,20 @@ pub(crate) async fn up(args: UpArgs, format: Format) -> anyhow::Result<()> {
         println!();
         println!("cluster file: {}", ClusterFile::path(&dir).display());
         println!("logs:         {}", dir.join("logs").display());
+        match &certs {
+            Some(certs) => {
+                let (cert, key) =
+                    surgectl::certs::paths(certs, &PeerIdentity::new(Role::Operator, "surgectl"));
+                println!("certificates: {} (TLS on every port)", certs.display());
+                println!(
+                    "for other shells: export SURGE_CA={} SURGE_CERT={} SURGE_KEY={}",
+                    certs.join(surgectl::certs::CA_CERT).display(),
+                    cert.display(),
+                    key.display()
+                );
+            }
+            None => println!("transport:    PLAINTEXT (--insecure): pass --insecure to surgectl"),
+        }
     }
     if args.exit_when_ready {
         children.stop();
@@ -306,6 +378,7 @@ pub(crate) async fn add_node(args: AddNodeArgs, format: Format) -> anyhow::Resul
         &zone,
         &file.coordinator_peer_addresses(),
         file.snapshot_bytes_per_sec,
+        file.certs.as_deref(),
     )?;
     let child =
         dev_cluster::spawn_with(&e, listeners).with_context(|| format!("starting {}", e.name))?;
@@ -315,8 +388,7 @@ pub(crate) async fn add_node(args: AddNodeArgs, format: Format) -> anyhow::Resul
     let address = e.grpc_address.clone();
     file.nodes.push(e);
     file.save(&dir)?;
-    let client = MetaClient::new(file.coordinator_addresses())
-        .map_err(|s| anyhow::anyhow!(s.message().to_string()))?;
+    let client = dev_meta_client(&file)?;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Ok(s) = status(&client).await {

@@ -8,6 +8,7 @@
 use std::path::Path;
 
 use anyhow::Context;
+use surge_grpc::tls::{PeerIdentity, Role};
 use surgectl::dev_cluster::ProcessEntry;
 
 use crate::dev_ports::Endpoints;
@@ -18,6 +19,36 @@ pub(crate) fn zone_of(n: u64) -> String {
         Ok(k @ 1..=26) => format!("zone-{}", (b'a' + k - 1) as char),
         _ => format!("zone-{n}"),
     }
+}
+
+/// A process's transport: a `[tls]` table naming the CA and `identity`'s certificate in
+/// `certs` (it goes last in the file), or without certificates `insecure = true` (a top-level
+/// key, so it goes before any table).
+fn with_transport(
+    mut top: String,
+    tables: &str,
+    certs: Option<&Path>,
+    identity: &PeerIdentity,
+) -> String {
+    match certs {
+        None => {
+            top.push_str(
+                "# no certificates (dev up --insecure): plaintext on every port\ninsecure = true\n",
+            );
+            top.push_str(tables);
+        }
+        Some(dir) => {
+            let (cert, key) = surgectl::certs::paths(dir, identity);
+            top.push_str(tables);
+            top.push_str(&format!(
+                "\n[tls]\nca = {:?}\ncert = {:?}\nkey = {:?}\n",
+                dir.join(surgectl::certs::CA_CERT),
+                cert,
+                key
+            ));
+        }
+    }
+    top
 }
 
 /// A coordinator's id and addresses, as another coordinator's config names it.
@@ -35,14 +66,16 @@ pub(crate) fn coordinator_config(
     own: &Endpoints,
     peers: &[PeerLine],
     max_snapshots_per_node: Option<u32>,
+    certs: Option<&Path>,
 ) -> String {
-    let mut text = format!(
+    let top = format!(
         "# written by surgectl dev up\nid = {id}\ndata_dir = {:?}\ngrpc_listen = \"{}\"\npeer_listen = \"{}\"\nhttp_listen = \"{}\"\n",
         dir.join(format!("coordinator-{id}")),
         own.grpc,
         own.peer,
         own.http,
     );
+    let mut text = String::new();
     for p in peers {
         text.push_str(&format!(
             "\n[[initial_peers]]\nid = {}\naddress = \"{}\"\npeer_address = \"{}\"\nhttp_address = \"{}\"\n",
@@ -52,7 +85,7 @@ pub(crate) fn coordinator_config(
     if let Some(n) = max_snapshots_per_node {
         text.push_str(&format!("\n[scheduler]\nmax_snapshots_per_node = {n}\n"));
     }
-    text
+    with_transport(top, &text, certs, &PeerIdentity::coordinator(id))
 }
 
 /// Node `n`'s config; `coordinators` are their peer ports.
@@ -63,6 +96,7 @@ pub(crate) fn node_config(
     zone: &str,
     coordinators: &[String],
     snapshot_rate: Option<u64>,
+    certs: Option<&Path>,
 ) -> String {
     let list: Vec<String> = coordinators.iter().map(|c| format!("{c:?}")).collect();
     let mut text = format!(
@@ -76,7 +110,12 @@ pub(crate) fn node_config(
     if let Some(rate) = snapshot_rate {
         text.push_str(&format!("snapshot_max_bytes_per_sec = {rate}\n"));
     }
-    text
+    with_transport(
+        text,
+        "",
+        certs,
+        &PeerIdentity::new(Role::Node, format!("node-{n}")),
+    )
 }
 
 /// Writes `config` to `DIR/{kind}-{id}.toml` and answers the process's entry (pid 0: not

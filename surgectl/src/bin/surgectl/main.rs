@@ -2,6 +2,7 @@
 
 mod admin;
 mod calls;
+mod cert_cmd;
 mod cli;
 mod dev;
 mod dev_children;
@@ -28,6 +29,11 @@ use crate::cli::*;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    calls::set_transport(calls::TransportArgs {
+        ca: cli.ca.clone(),
+        cert_and_key: cli.cert.clone().zip(cli.key.clone()),
+        insecure: cli.insecure,
+    });
     let result = match cli.command {
         Command::Cluster(ClusterCmd::Init { shards, replicas }) => {
             admin::init(&cli.coordinators, cli.output, shards, replicas).await
@@ -219,6 +225,20 @@ async fn main() -> std::process::ExitCode {
         },
         Command::Dev(DevCmd::Up(args)) => dev::up(args, cli.output).await,
         Command::Dev(DevCmd::AddNode(args)) => dev::add_node(args, cli.output).await,
+        Command::Cert(CertCmd::Init {
+            dir,
+            coordinators,
+            nodes,
+            hosts,
+            cluster,
+        }) => cert_cmd::init(cli.output, &dir, &cluster, (coordinators, nodes), &hosts),
+        Command::Cert(CertCmd::Issue {
+            dir,
+            node,
+            coordinator,
+            operator,
+            hosts,
+        }) => cert_cmd::issue(cli.output, &dir, (node, coordinator, operator), &hosts),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -21,6 +21,7 @@ struct CoordinatorJson<'a> {
     commit_index: u64,
     applied_index: u64,
     voter: bool,
+    insecure: bool,
 }
 
 #[derive(Serialize)]
@@ -36,6 +37,8 @@ struct NodeJson<'a> {
     size_bytes: u64,
     disk_capacity_bytes: u64,
     disk_available_bytes: u64,
+    certificate: &'a str,
+    insecure: bool,
 }
 
 #[derive(Serialize)]
@@ -86,6 +89,8 @@ fn node_json(n: &NodeStatus) -> NodeJson<'_> {
         size_bytes: n.size_bytes,
         disk_capacity_bytes: n.disk_capacity_bytes,
         disk_available_bytes: n.disk_available_bytes,
+        certificate: &n.certificate_name,
+        insecure: n.insecure,
     }
 }
 
@@ -218,6 +223,7 @@ pub(crate) fn print_status(format: Format, s: &ClusterStatusResponse) {
                     commit_index: c.commit_index,
                     applied_index: c.applied_index,
                     voter: c.voter,
+                    insecure: c.insecure,
                 })
                 .collect(),
             nodes: s.nodes.iter().map(node_json).collect(),
@@ -247,6 +253,24 @@ pub(crate) fn print_status(format: Format, s: &ClusterStatusResponse) {
                 ));
             } else {
                 emit("cluster not initialized (run `surgectl cluster init`)");
+            }
+            let plaintext: Vec<String> = s
+                .coordinators
+                .iter()
+                .filter(|c| c.insecure)
+                .map(|c| format!("coordinator {}", c.id))
+                .chain(
+                    s.nodes
+                        .iter()
+                        .filter(|n| n.insecure)
+                        .map(|n| format!("node {}", n.id)),
+                )
+                .collect();
+            if !plaintext.is_empty() {
+                emit(&format!(
+                    "WARNING: insecure = true: {} run in PLAINTEXT, without certificates",
+                    plaintext.join(", ")
+                ));
             }
             emit("");
             let rows: Vec<Vec<String>> = s
