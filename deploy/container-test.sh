@@ -39,7 +39,7 @@ cp Dockerfile "$ctx/"
 # The cluster's CA and one certificate per container, valid for its compose host name; the
 # operator's for surgectl. Mounted read-only at /etc/surge/certs.
 export SURGE_CERTS="$ctx/certs"
-"$bin/surgectl" cert init --dir "$SURGE_CERTS" --cluster container-test --coordinators 0 --nodes 0 >/dev/null
+"$bin/surgectl" cert init --dir "$SURGE_CERTS" --cluster container-test --coordinator-count 0 --node-count 0 >/dev/null
 for c in 1 2 3; do "$bin/surgectl" cert issue --dir "$SURGE_CERTS" --coordinator "$c" --host "coordinator-$c" >/dev/null; done
 for n in 1 2 3 4; do "$bin/surgectl" cert issue --dir "$SURGE_CERTS" --node "node-$n" --host "node-$n" >/dev/null; done
 docker build -q -t surge:dev "$ctx" >/dev/null

@@ -13,8 +13,9 @@ use common::{eventually, http_get, metric, DevCluster};
 use protobuf::Message as _;
 use raft::eraftpb::{Message, MessageType};
 use surge_grpc::tls::{PeerIdentity, Role, Transport};
+use surge_grpc::v1::node_service_client::NodeServiceClient;
 use surge_grpc::v1::raft_transport_client::RaftTransportClient;
-use surge_grpc::v1::{ListShardsRequest, RaftBatch, RaftEnvelope, ShardDetail};
+use surge_grpc::v1::{HeartbeatRequest, ListShardsRequest, RaftBatch, RaftEnvelope, ShardDetail};
 use tonic::Code;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
@@ -134,7 +135,34 @@ async fn peer_ports_take_only_cluster_certificates_speaking_for_themselves() {
         .await
         .expect_err("TLS without a client certificate on a peer port");
     let foreign = tempfile::tempdir().expect("temp dir");
-    surgectl::certs::init(foreign.path(), "another cluster", 0, 3, &[]).expect("foreign CA");
+    // Made as an operator makes them: `surgectl cert init`, then `cert issue` for one more.
+    for args in [
+        vec![
+            "cert",
+            "init",
+            "--coordinator-count",
+            "0",
+            "--node-count",
+            "2",
+        ],
+        vec![
+            "cert",
+            "issue",
+            "--node",
+            "node-3",
+            "--host",
+            "node3.example",
+        ],
+    ] {
+        let out = cluster
+            .surgectl()
+            .args(&args)
+            .arg("--dir")
+            .arg(foreign.path())
+            .output()
+            .expect("surgectl cert");
+        assert!(out.status.success(), "{args:?}: {out:?}");
+    }
     let (cert, key) =
         surgectl::certs::paths(foreign.path(), &PeerIdentity::new(Role::Node, "node-3"));
     let foreign_cert = surge_grpc::tls::ClusterTls::load(
@@ -150,6 +178,39 @@ async fn peer_ports_take_only_cluster_certificates_speaking_for_themselves() {
     health(&Transport::tls(foreign_cert), peer)
         .await
         .expect_err("a certificate another CA signed");
+
+    // A node certificate cannot heartbeat for another node (which would rewrite its
+    // addresses and draw its forwarded calls), nor can an operator's call NodeService.
+    let err = cluster
+        .peer_client()
+        .call(|ch| async move {
+            let req = HeartbeatRequest {
+                node_id: id(other),
+                cluster_id: String::new(),
+                ..HeartbeatRequest::default()
+            };
+            NodeServiceClient::new(ch).heartbeat(req).await
+        })
+        .await
+        .expect_err("node-probe's certificate heartbeating as node 1");
+    assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
+    assert!(
+        err.message().contains("bound to certificate"),
+        "{}",
+        err.message()
+    );
+    let operator = surge_client::MetaClient::new(cluster.file.coordinator_peer_addresses())
+        .expect("client")
+        .with_transport(cluster.transport());
+    let err = operator
+        .call(|ch| async move {
+            NodeServiceClient::new(ch)
+                .heartbeat(HeartbeatRequest::default())
+                .await
+        })
+        .await
+        .expect_err("an operator certificate on NodeService");
+    assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
 
     // An operator certificate may read (shard verify) but not speak Raft.
     let err = send(

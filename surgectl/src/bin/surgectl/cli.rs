@@ -102,9 +102,9 @@ pub(crate) enum CertCmd {
         #[arg(long)]
         dir: PathBuf,
         #[arg(long, default_value_t = 3)]
-        coordinators: u64,
+        coordinator_count: u64,
         #[arg(long, default_value_t = 3)]
-        nodes: u64,
+        node_count: u64,
         /// A DNS name or IP address the processes are reached at, besides localhost and
         /// 127.0.0.1; repeat for more.
         #[arg(long = "host")]

@@ -227,11 +227,17 @@ async fn main() -> std::process::ExitCode {
         Command::Dev(DevCmd::AddNode(args)) => dev::add_node(args, cli.output).await,
         Command::Cert(CertCmd::Init {
             dir,
-            coordinators,
-            nodes,
+            coordinator_count,
+            node_count,
             hosts,
             cluster,
-        }) => cert_cmd::init(cli.output, &dir, &cluster, (coordinators, nodes), &hosts),
+        }) => cert_cmd::init(
+            cli.output,
+            &dir,
+            &cluster,
+            (coordinator_count, node_count),
+            &hosts,
+        ),
         Command::Cert(CertCmd::Issue {
             dir,
             node,
