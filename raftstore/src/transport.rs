@@ -26,7 +26,10 @@ use crate::raft_handle::{MessageSink, RaftHandle};
 use crate::raft_loop::RaftLoop;
 use crate::state_machine::StateMachine;
 
-pub use crate::transport_service::{Inbound, InboundFn, RaftTransportService, SenderCheck};
+pub use crate::transport_service::{
+    Inbound, InboundFn, RaftTransportService, SenderCheck, SNAPSHOT_CHUNK_IDLE,
+    SNAPSHOT_RECEIVE_LIMIT,
+};
 use crate::wire::{read_cluster_id, InFlight};
 pub use crate::wire::{
     snapshots_in_flight, SharedClusterId, MAX_RAFT_BATCH_BYTES, MAX_SNAPSHOT_BYTES,

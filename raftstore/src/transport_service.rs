@@ -50,6 +50,12 @@ pub type SenderCheck = std::sync::Arc<dyn Fn(&Caller, u64) -> bool + Send + Sync
 /// whole snapshots buffered in memory stay bounded.
 const RECEIVING_AT_ONCE: usize = 4;
 
+/// How long a snapshot stream may go without a chunk, and how long it may take in all (the
+/// sender gives up after `transport::SNAPSHOT_TIMEOUT`, 300 s); past either it is dropped, so
+/// a sender that stalls cannot hold one of the receiving permits (and its buffer) for ever.
+pub const SNAPSHOT_CHUNK_IDLE: std::time::Duration = std::time::Duration::from_secs(30);
+pub const SNAPSHOT_RECEIVE_LIMIT: std::time::Duration = std::time::Duration::from_secs(330);
+
 /// The receiving side of the peer transport.
 pub struct RaftTransportService {
     self_store: u64,
@@ -61,6 +67,8 @@ pub struct RaftTransportService {
     staging: Option<std::sync::Arc<dyn SnapshotStaging>>,
     /// None: any sender (a test of the library itself).
     senders: Option<SenderCheck>,
+    /// [`SNAPSHOT_CHUNK_IDLE`] and [`SNAPSHOT_RECEIVE_LIMIT`], unless a test sets them.
+    snapshot_deadlines: (std::time::Duration, std::time::Duration),
 }
 
 impl RaftTransportService {
@@ -76,7 +84,18 @@ impl RaftTransportService {
             receiving: std::sync::Arc::new(tokio::sync::Semaphore::new(RECEIVING_AT_ONCE)),
             staging: None,
             senders: None,
+            snapshot_deadlines: (SNAPSHOT_CHUNK_IDLE, SNAPSHOT_RECEIVE_LIMIT),
         }
+    }
+
+    /// Drops a snapshot stream that goes `idle` without a chunk, or runs longer than `whole`.
+    pub fn with_snapshot_deadlines(
+        mut self,
+        idle: std::time::Duration,
+        whole: std::time::Duration,
+    ) -> RaftTransportService {
+        self.snapshot_deadlines = (idle, whole);
+        self
     }
 
     /// Refuses batches and snapshots whose `from_store` the connection's certificate does not
@@ -247,8 +266,22 @@ impl RaftTransport for RaftTransportService {
         }
         let mut data = first.data;
         let mut last = first.last;
+        let (idle, whole) = self.snapshot_deadlines;
+        let give_up = tokio::time::Instant::now() + whole;
         while !last {
-            let Some(chunk) = stream.next().await else {
+            let wait = tokio::time::Instant::now() + idle;
+            let next = tokio::time::timeout_at(wait.min(give_up), stream.next()).await;
+            let Ok(next) = next else {
+                RaftMetrics::get()
+                    .refused
+                    .with_label_values(&["snapshot_stalled"])
+                    .inc();
+                return Err(ApiError::aborted(format!(
+                    "snapshot: no chunk for {idle:?}, or longer than {whole:?} in all; dropped"
+                ))
+                .into());
+            };
+            let Some(chunk) = next else {
                 return Err(
                     ApiError::aborted("snapshot: stream ended before the last chunk").into(),
                 );

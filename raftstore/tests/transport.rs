@@ -3,7 +3,8 @@
 //! reassembled byte for byte on the other side and paced to the sender's snapshot rate, with
 //! its outcome reported to the sender. A snapshot for another cluster is refused and reported.
 //! With staging, a received snapshot's rows become engine files before the loop sees it, and a
-//! snapshot that arrives naming files is refused.
+//! snapshot that arrives naming files is refused. Snapshot streams that stall are dropped,
+//! freeing their receiving places.
 
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -32,6 +33,15 @@ async fn receiver_staging(
     cluster: &str,
     staging: Option<Arc<MemEngine>>,
 ) -> (String, Received) {
+    receiver_with(store, cluster, staging, |s| s).await
+}
+
+async fn receiver_with(
+    store: u64,
+    cluster: &str,
+    staging: Option<Arc<MemEngine>>,
+    configure: impl FnOnce(RaftTransportService) -> RaftTransportService,
+) -> (String, Received) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = listener.local_addr().expect("addr").to_string();
     let (tx, rx) = mpsc::unbounded_channel();
@@ -43,6 +53,7 @@ async fn receiver_staging(
     if let Some(engine) = staging {
         service = service.with_staging(EngineStaging::new(engine));
     }
+    let service = configure(service);
     tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(service.into_server())
@@ -260,4 +271,71 @@ async fn a_snapshot_naming_staged_files_is_refused() {
     assert_eq!(outcome(&outcomes).await, (7, 2, false));
     assert!(rx.try_recv().is_err(), "nothing may be delivered");
     assert_eq!(engine.staged_count(), 0);
+}
+
+#[tokio::test]
+async fn a_stalled_snapshot_stream_is_dropped_and_frees_its_place() {
+    let (address, mut rx) = receiver_with(2, "c1", None, |s| {
+        s.with_snapshot_deadlines(Duration::from_millis(300), Duration::from_secs(2))
+    })
+    .await;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("connect");
+    let message = snapshot_message(2, 16);
+    let head = protobuf::Message::write_to_bytes(&message).expect("encode");
+    // Several stalled senders at once, more than the receiving permits: each sends its first
+    // chunk and then nothing, keeping its stream open.
+    let mut stalled = Vec::new();
+    for _ in 0..6 {
+        let (tx, chunks) = mpsc::channel(1);
+        tx.send(surge_proto::v1::SnapshotChunk {
+            cluster_id: "c1".into(),
+            from_store: 1,
+            to_store: 2,
+            group_id: 7,
+            message: head.clone(),
+            data: vec![1; 8],
+            last: false,
+            epoch: 0,
+        })
+        .await
+        .expect("first chunk");
+        let mut client =
+            surge_grpc::v1::raft_transport_client::RaftTransportClient::new(channel.clone());
+        stalled.push((
+            tx,
+            tokio::spawn(async move {
+                client
+                    .snapshot(tokio_stream::wrappers::ReceiverStream::new(chunks))
+                    .await
+            }),
+        ));
+    }
+    for (_tx, call) in stalled {
+        let err = tokio::time::timeout(Duration::from_secs(10), call)
+            .await
+            .expect("a stalled stream dropped within 10 s")
+            .expect("task")
+            .expect_err("a stalled stream");
+        assert!(
+            matches!(
+                err.code(),
+                tonic::Code::Aborted | tonic::Code::ResourceExhausted
+            ),
+            "{err:?}"
+        );
+    }
+    assert!(
+        rx.try_recv().is_err(),
+        "nothing of a stalled snapshot is delivered"
+    );
+    // The permits are free again: a whole snapshot goes through.
+    let (transport, outcomes) = sender("c1", address);
+    assert!(transport.send(7, 1, snapshot_message(2, 3 * SNAPSHOT_CHUNK_BYTES)));
+    assert_eq!(outcome(&outcomes).await, (7, 2, true));
+    let (group, _, got) = next_message(&mut rx).await;
+    assert_eq!((group, got.get_msg_type()), (7, MessageType::MsgSnapshot));
 }
