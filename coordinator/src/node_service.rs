@@ -274,9 +274,19 @@ impl NodeService for NodeApi {
             .filter(|s| s.is_member(node_id))
             .map(|s| shard_status(s, leaders.get(&s.id).copied().unwrap_or(0)))
             .collect();
+        // The directory only when the node's is not the current one.
+        let digest = surge_proto::directory::directory_digest(&directory);
+        let unchanged = !req.directory_digest.is_empty() && req.directory_digest == digest;
+        let directory = if unchanged {
+            HeartbeatResponse::default()
+        } else {
+            directory
+        };
         Ok(Response::new(HeartbeatResponse {
             assigned_shards,
             instructions,
+            directory_digest: digest,
+            directory_unchanged: unchanged,
             ..directory
         }))
     }

@@ -33,6 +33,9 @@ pub struct Directory {
     /// parse here (the coordinator validated them, so only a newer rules format could) keeps
     /// the defaults: approve, allocate nothing.
     pub rules: HashMap<u64, (u64, Arc<TenantRules>)>,
+    /// The coordinator's digest of this directory; a heartbeat sends it back, and the answer
+    /// leaves the directory out while it is current.
+    pub digest: Vec<u8>,
 }
 
 pub type SharedDirectory = Arc<RwLock<Directory>>;
@@ -129,6 +132,7 @@ impl Directory {
                 .map(|t| (t.id, t.name.clone()))
                 .collect(),
             rules: HashMap::new(),
+            digest: resp.directory_digest.clone(),
         }
     }
 

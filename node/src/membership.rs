@@ -38,6 +38,7 @@ struct Gauges {
     assigned: IntGauge,
     heartbeat_failures: IntCounter,
     rules_version: IntGaugeVec,
+    directory_answers: prometheus::IntCounterVec,
 }
 
 fn gauges() -> &'static Gauges {
@@ -61,7 +62,16 @@ fn gauges() -> &'static Gauges {
             &["tenant"],
         )
         .unwrap_or_else(|e| panic!("{e}"));
+        let directory_answers = prometheus::IntCounterVec::new(
+            Opts::new(
+                "surge_node_directory_answers_total",
+                "Heartbeat answers by what they carried: kind=\"full\" (a changed directory) or \"unchanged\" (none: the node's is current)",
+            ),
+            &["kind"],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         let r = prometheus::default_registry();
+        let _ = r.register(Box::new(directory_answers.clone()));
         let _ = r.register(Box::new(assigned.clone()));
         let _ = r.register(Box::new(heartbeat_failures.clone()));
         let _ = r.register(Box::new(rules_version.clone()));
@@ -69,6 +79,7 @@ fn gauges() -> &'static Gauges {
             assigned,
             heartbeat_failures,
             rules_version,
+            directory_answers,
         }
     })
 }
@@ -328,6 +339,11 @@ pub async fn heartbeat_loop(
             replicas,
             stats: Some(stats),
             certificate_name: String::new(),
+            directory_digest: ctx
+                .directory
+                .read()
+                .map(|d| d.digest.clone())
+                .unwrap_or_default(),
         };
         let result = ctx
             .client
@@ -361,10 +377,36 @@ pub async fn heartbeat_loop(
 }
 
 /// Takes in a heartbeat answer: routing table, tenants, and this node's replicas.
+/// Each shard's epoch and replicas, as the directory routes them.
+fn routes_of(directory: &Directory) -> HashMap<u32, (u64, Vec<u64>)> {
+    directory
+        .shards
+        .values()
+        .map(|s| (s.id, (s.epoch, s.replicas.clone())))
+        .collect()
+}
+
 pub async fn apply_directory(
     ctx: &HeartbeatContext,
     resp: &HeartbeatResponse,
 ) -> Result<(), MembershipError> {
+    if resp.directory_unchanged {
+        gauges()
+            .directory_answers
+            .with_label_values(&["unchanged"])
+            .inc();
+        let routes = ctx
+            .directory
+            .read()
+            .map(|d| routes_of(&d))
+            .unwrap_or_default();
+        ctx.replicas.reconcile(&resp.assigned_shards, &routes).await;
+        return Ok(());
+    }
+    gauges()
+        .directory_answers
+        .with_label_values(&["full"])
+        .inc();
     let (fresh, changed) = ctx
         .directory
         .read()
@@ -378,17 +420,15 @@ pub async fn apply_directory(
             let changed = d.shard_count != fresh.shard_count
                 || d.nodes != fresh.nodes
                 || d.peers != fresh.peers
+                || d.certificates != fresh.certificates
                 || d.keys != fresh.keys
+                || d.digest != fresh.digest
                 || d.shards.len() != fresh.shards.len()
                 || versions(&d) != versions(&fresh);
             (fresh, changed)
         })
         .unwrap_or_else(|_| (Directory::from_heartbeat(resp), true));
-    let routes = fresh
-        .shards
-        .values()
-        .map(|s| (s.id, (s.epoch, s.replicas.clone())))
-        .collect();
+    let routes = routes_of(&fresh);
     for (tenant, (version, _)) in &fresh.rules {
         let name = fresh.names.get(tenant).map_or("", String::as_str);
         gauges()

@@ -16,6 +16,7 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/surge_descriptor.bin"));
 
 pub mod auth;
+pub mod directory;
 pub mod limits;
 pub mod routing;
 pub mod validate;

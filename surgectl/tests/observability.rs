@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::DevCluster;
 use surge_grpc::tls::Transport;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -116,6 +118,21 @@ async fn every_process_serves_metrics_health_and_reflection() {
             "/metrics lacks {family}:\n{metrics}"
         );
     }
+    // Once the directory settles, heartbeat answers leave it out (the node's is current).
+    let node_http = cluster.file.nodes[0].http_address.clone();
+    common::eventually(
+        Duration::from_secs(30),
+        "a heartbeat answer without the directory",
+        || async {
+            let (_, page) = common::http_get(&node_http, "/metrics").await;
+            common::metric(
+                &page,
+                "surge_node_directory_answers_total{kind=\"unchanged\"}",
+            )
+            .is_some_and(|n| n > 0.0)
+        },
+    )
+    .await;
     let (_, node_metrics) = common::http_get(&cluster.file.nodes[0].http_address, "/metrics").await;
     assert!(
         node_metrics.contains("surge_node_assigned_replicas")
