@@ -167,8 +167,9 @@ impl Coordinator {
             for (_, ranges) in usage.values() {
                 for u in ranges {
                     let e = used.entry(u.range_id).or_default();
-                    e.0 += u.bound;
-                    e.1 += u.voided;
+                    // Figures from heartbeats: summed without trusting them not to overflow.
+                    e.0 = e.0.saturating_add(u.bound);
+                    e.1 = e.1.saturating_add(u.voided);
                 }
             }
         }

@@ -37,8 +37,10 @@ fn char_width(c: char) -> u32 {
 
 /// Width of `text` at font size `size`, in the same unit as `size` (rounded up).
 pub(crate) fn measure(text: &str, size: u32) -> u32 {
-    let em: u32 = text.chars().map(char_width).sum();
-    (em * size).div_ceil(1000)
+    // In u64: a long text at a large size passes u32 (rules cap only the whole file).
+    let em: u64 = text.chars().map(|c| u64::from(char_width(c))).sum();
+    let width = (em * u64::from(size)).div_ceil(1000);
+    u32::try_from(width).unwrap_or(u32::MAX)
 }
 
 /// Control characters become spaces, runs of whitespace collapse to one space, ends are trimmed.

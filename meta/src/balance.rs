@@ -335,7 +335,7 @@ impl<'a> Planner<'a> {
             let b = self.bytes_of(*shard);
             for v in voters {
                 if let Some(total) = bytes.get_mut(v) {
-                    *total += b;
+                    *total = total.saturating_add(b);
                 }
             }
         }

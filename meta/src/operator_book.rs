@@ -124,7 +124,7 @@ impl OperatorBook {
             Outcome::Done => {
                 self.totals.done += 1;
                 if op.kind.adds_replica() {
-                    self.totals.bytes_moved += op.bytes;
+                    self.totals.bytes_moved = self.totals.bytes_moved.saturating_add(op.bytes);
                 }
             }
             Outcome::Failed => self.totals.failed += 1,

@@ -156,9 +156,9 @@ impl ShardView {
         if id == self.leader {
             return true;
         }
-        self.followers
-            .get(&id)
-            .is_some_and(|f| !f.snapshot && f.matched > 0 && f.matched + slack >= self.commit)
+        self.followers.get(&id).is_some_and(|f| {
+            !f.snapshot && f.matched > 0 && self.commit.saturating_sub(f.matched) <= slack
+        })
     }
 
     /// [`ShardView::caught_up`], and heard from lately: fit to take over leadership.

@@ -399,6 +399,19 @@ async fn lease_block(
         );
         return LeaseOutcome::Exhausted;
     };
+    // The shard's log takes only a block a coordinator could have leased.
+    if !surge_shard::waybills::sane_block(&block) {
+        warn!(
+            shard,
+            tenant,
+            carrier,
+            from = block.from,
+            to = block.to,
+            width = block.width,
+            "waybill lease answered an impossible block; refused"
+        );
+        return LeaseOutcome::Failed;
+    }
     info!(
         shard,
         tenant,

@@ -11,6 +11,9 @@ use raft::eraftpb::{Message, MessageType};
 /// Why `message` must not reach a replica whose log ends at `last_index`, if it must not:
 /// the reason is the `surge_raft_refused_messages_total` label.
 pub fn impossible(message: &Message, last_index: u64) -> Option<&'static str> {
+    if out_of_reach(message) {
+        return Some("impossible_value");
+    }
     let kind = message.get_msg_type();
     if kind == MessageType::MsgHeartbeat && message.commit > last_index {
         return Some("impossible_commit");
@@ -25,6 +28,29 @@ pub fn impossible(message: &Message, last_index: u64) -> Option<&'static str> {
             | MessageType::MsgRequestPreVoteResponse
     );
     (campaign && message.term == 0).then_some("no_term")
+}
+
+/// Indexes and terms no group reaches in practice (2^62: a billion entries a second for a
+/// century is under 2^62); one past it is forged or corrupt, and would overflow the
+/// `index + 1` arithmetic of log and snapshot handling.
+pub const MAX_PLAUSIBLE: u64 = 1 << 62;
+
+/// Whether any index or term `message` carries, its entries' and its snapshot's included,
+/// is past [`MAX_PLAUSIBLE`].
+fn out_of_reach(message: &Message) -> bool {
+    let snapshot = message.get_snapshot().get_metadata();
+    [
+        message.term,
+        message.log_term,
+        message.index,
+        message.commit,
+        message.reject_hint,
+        snapshot.index,
+        snapshot.term,
+    ]
+    .into_iter()
+    .chain(message.get_entries().iter().flat_map(|e| [e.index, e.term]))
+    .any(|v| v > MAX_PLAUSIBLE)
 }
 
 #[cfg(test)]
@@ -69,11 +95,11 @@ mod tests {
     fn other_messages_are_left_to_raft() {
         // raft-rs commits min(commit, last new index) on an append: safe at any value.
         assert_eq!(
-            impossible(&message(MessageType::MsgAppend, u64::MAX), 40),
+            impossible(&message(MessageType::MsgAppend, 1_000_000), 40),
             None
         );
         assert_eq!(
-            impossible(&message(MessageType::MsgRequestVote, u64::MAX), 0),
+            impossible(&message(MessageType::MsgRequestVote, 1_000_000), 0),
             None
         );
     }
@@ -104,5 +130,25 @@ mod tests {
             assert!(stepped.is_err(), "raft-rs took it");
         }
         let _ = node.step(message(MessageType::MsgHeartbeat, last));
+    }
+
+    #[test]
+    fn indexes_and_terms_past_reach_are_refused() {
+        let mut m = message(MessageType::MsgAppend, 0);
+        m.index = u64::MAX;
+        assert_eq!(impossible(&m, 40), Some("impossible_value"));
+        let mut m = message(MessageType::MsgSnapshot, 0);
+        m.mut_snapshot().mut_metadata().index = u64::MAX - 1;
+        assert_eq!(impossible(&m, 40), Some("impossible_value"));
+        let mut m = message(MessageType::MsgAppend, 0);
+        m.mut_entries().push(raft::eraftpb::Entry {
+            index: MAX_PLAUSIBLE + 1,
+            ..Default::default()
+        });
+        assert_eq!(impossible(&m, 40), Some("impossible_value"));
+        let mut m = message(MessageType::MsgAppend, 0);
+        m.index = MAX_PLAUSIBLE;
+        m.term = MAX_PLAUSIBLE;
+        assert_eq!(impossible(&m, 40), None, "large but reachable");
     }
 }

@@ -124,7 +124,7 @@ impl RaftMetrics {
                 ),
                 refused: counter(
                     "surge_raft_refused_messages_total",
-                    "Inbound Raft messages refused: no_group, before_creation, stale_sender, older_incarnation, impossible_commit, no_term, wrong_sender (a certificate speaking for another store), snapshot_stalled (a snapshot stream that stopped sending); stale_term (answered by raft-rs, never applied)",
+                    "Inbound Raft messages refused: no_group, before_creation, stale_sender, older_incarnation, impossible_commit, no_term, impossible_value (an index or term past 2^62), wrong_sender (a certificate speaking for another store), snapshot_stalled (a snapshot stream that stopped sending); stale_term (answered by raft-rs, never applied)",
                     &["reason"],
                 ),
                 snapshot_bytes: counter(

@@ -36,12 +36,33 @@ fn usage_mut(book: &mut WaybillBook, range_id: u64) -> &mut RangeUsage {
     &mut book.usage[at]
 }
 
+/// Longest number a block may carry (the coordinators' ranges allow 18 digits), widest
+/// zero-padding, longest prefix and most numbers in one block; a block past any of them is no
+/// block the coordinators lease, and is refused before it can reach a shard's log.
+pub const MAX_WAYBILL_NUMBER: u64 = 999_999_999_999_999_999;
+pub const MAX_WAYBILL_WIDTH: u32 = 20;
+pub const MAX_WAYBILL_PREFIX: usize = 16;
+pub const MAX_BLOCK_NUMBERS: u64 = 100_000_000;
+
+/// Whether `block` is one the coordinators could have leased (see the limits above).
+pub fn sane_block(block: &surge_proto::v1::WaybillBlock) -> bool {
+    block.from <= block.to
+        && block.to <= MAX_WAYBILL_NUMBER
+        && block.to - block.from < MAX_BLOCK_NUMBERS
+        && block.width <= MAX_WAYBILL_WIDTH
+        && block.prefix.len() <= MAX_WAYBILL_PREFIX
+}
+
 /// Numbers of `book` not yet bound.
 pub fn free_numbers(book: &WaybillBook) -> u64 {
     book.blocks
         .iter()
-        .filter_map(|c| c.block.as_ref().map(|b| (b.to + 1).saturating_sub(c.next)))
-        .sum()
+        .filter_map(|c| {
+            c.block
+                .as_ref()
+                .map(|b| b.to.saturating_add(1).saturating_sub(c.next))
+        })
+        .fold(0, u64::saturating_add)
 }
 
 impl<E: Engine> ShardSm<E> {
@@ -91,7 +112,8 @@ impl<E: Engine> ShardSm<E> {
         if cursor.next > block.to {
             book.blocks.remove(at);
         }
-        usage_mut(&mut book, block.range_id).bound += 1;
+        let usage = usage_mut(&mut book, block.range_id);
+        usage.bound = usage.bound.saturating_add(1);
         self.put(batch, ORDER_INDEX, book_key, book.encode_to_vec());
         rec.holds.retain(|h| h.code != WAYBILL_HOLD);
         let new_job = OutboxJob {
@@ -148,11 +170,12 @@ impl<E: Engine> ShardSm<E> {
         let Some(block) = add.block else {
             return Ok(false);
         };
-        if add.seq != book.next_seq || book.blocks.len() >= MAX_BLOCKS || block.from > block.to {
+        if add.seq != book.next_seq || book.blocks.len() >= MAX_BLOCKS || !sane_block(&block) {
             return Ok(false);
         }
         book.next_seq += 1;
-        usage_mut(&mut book, block.range_id).leased += block.to - block.from + 1;
+        let usage = usage_mut(&mut book, block.range_id);
+        usage.leased = usage.leased.saturating_add(block.to - block.from + 1);
         book.blocks.push(WaybillCursor {
             next: block.from,
             block: Some(block),

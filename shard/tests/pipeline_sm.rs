@@ -471,6 +471,17 @@ fn waybill_numbers_are_bound_once_across_blocks_and_blocks_are_added_once() {
     assert!(s.add_block(0, 1, 1, 3));
     assert!(!s.add_block(0, 1, 1, 3), "the same seq again: ignored");
     assert!(!s.add_block(5, 1, 50, 60), "a seq from the future: ignored");
+    // Blocks no coordinator leases (numbers past 18 digits, an end before the start, more
+    // numbers than a range holds) are refused, and the next good block still takes seq 1.
+    assert!(
+        !s.add_block(1, 1, 1, u64::MAX),
+        "a block ending at u64::MAX"
+    );
+    assert!(!s.add_block(1, 1, 9, 3), "an end before the start");
+    assert!(
+        !s.add_block(1, 1, 0, 200_000_000),
+        "more numbers than a range"
+    );
     assert!(s.add_block(1, 2, 500, 501));
     let ids: Vec<String> = (0..6).map(|i| s.allocated(&format!("O{i}"))).collect();
     // All six bound in one entry: each sees the last.

@@ -118,7 +118,7 @@ impl Planner<'_> {
                     continue;
                 }
                 // Only a strict improvement: the pair's larger side shrinks.
-                if let Some(shard) = self.movable(*src, *dst, |b| b > 0 && 2 * b <= gap) {
+                if let Some(shard) = self.movable(*src, *dst, |b| b > 0 && b <= gap / 2) {
                     return Some((shard, *src, *dst));
                 }
             }
