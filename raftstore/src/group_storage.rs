@@ -300,7 +300,7 @@ impl<E: Engine> GroupStorage<E> {
     /// Records the configuration an applied membership change produced; its epoch is the
     /// next one.
     pub fn stage_conf_state(&mut self, cs: &ConfState, batch: &mut WriteBatch) {
-        self.state.conf_epoch += 1;
+        self.state.conf_epoch = self.state.conf_epoch.saturating_add(1);
         let epoch = self.state.conf_epoch;
         let now = members(cs);
         self.state.member_since.retain(|id, _| now.contains(id));

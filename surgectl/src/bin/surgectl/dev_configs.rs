@@ -149,3 +149,63 @@ pub(crate) fn entry(
         ],
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoints() -> Endpoints {
+        Endpoints {
+            grpc: "127.0.0.1:7001".into(),
+            http: "127.0.0.1:7101".into(),
+            peer: "127.0.0.1:7401".into(),
+            listeners: None,
+        }
+    }
+
+    #[test]
+    fn configs_name_their_certificates_or_say_insecure_at_the_top_level() {
+        let dir = Path::new("/tmp/杭州-dev");
+        let peers = [PeerLine {
+            id: 1,
+            grpc: "127.0.0.1:7001".into(),
+            http: "127.0.0.1:7101".into(),
+            peer: "127.0.0.1:7401".into(),
+        }];
+        let certs = dir.join("certs");
+        for (text, cert) in [
+            (
+                coordinator_config(dir, 1, &endpoints(), &peers, Some(2), Some(&certs)),
+                "coordinator-1.pem",
+            ),
+            (
+                node_config(dir, 2, &endpoints(), "zone-b", &[], None, Some(&certs)),
+                "node-2.pem",
+            ),
+        ] {
+            let parsed: toml::Table = text.parse().expect("valid TOML");
+            let tls = parsed["tls"].as_table().expect("[tls]");
+            assert!(
+                tls["cert"].as_str().is_some_and(|c| c.ends_with(cert)),
+                "{text}"
+            );
+            assert!(tls["ca"]
+                .as_str()
+                .is_some_and(|c| c.ends_with("certs/ca.pem")));
+            assert!(!parsed.contains_key("insecure"), "{text}");
+        }
+        for text in [
+            coordinator_config(dir, 1, &endpoints(), &peers, Some(2), None),
+            node_config(dir, 2, &endpoints(), "zone-b", &[], Some(1 << 20), None),
+        ] {
+            let parsed: toml::Table = text.parse().expect("valid TOML");
+            // At the top level, not inside [scheduler] or the last [[initial_peers]].
+            assert_eq!(
+                parsed.get("insecure").and_then(|v| v.as_bool()),
+                Some(true),
+                "{text}"
+            );
+            assert!(!parsed.contains_key("tls"));
+        }
+    }
+}
