@@ -62,27 +62,14 @@ fn another_certificate_cannot_take_a_registration_over() -> Result<(), Box<dyn s
     let mut sm = MetaState::load(Arc::new(MemEngine::new(&[Family::META])))?;
     apply(&mut sm, init("t"))?;
     let first = apply(&mut sm, register("a"))?;
-    let Command::RegisterNode {
-        instance_id,
-        address,
-        http_address,
-        peer_address,
-        zone,
-        at_ms,
-        ..
-    } = register("a")
-    else {
-        unreachable!("register makes a RegisterNode")
-    };
-    let stolen = Command::RegisterNode {
-        instance_id,
-        address,
-        http_address,
-        peer_address,
-        zone,
-        at_ms,
-        certificate_name: "node-4".into(),
-    };
+    // The same data dir (instance id) and addresses, with another node's certificate.
+    let mut stolen = register("a");
+    if let Command::RegisterNode {
+        certificate_name, ..
+    } = &mut stolen
+    {
+        *certificate_name = "node-4".into();
+    }
     assert!(matches!(
         apply(&mut sm, stolen),
         Err(MetaError::CertificateMismatch { ref bound, .. }) if bound == "cert-a"
