@@ -422,7 +422,6 @@ pub async fn apply_directory(
                 || d.peers != fresh.peers
                 || d.certificates != fresh.certificates
                 || d.keys != fresh.keys
-                || d.digest != fresh.digest
                 || d.shards.len() != fresh.shards.len()
                 || versions(&d) != versions(&fresh);
             (fresh, changed)

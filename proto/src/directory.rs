@@ -3,22 +3,23 @@
 //! the coordinator's (`HeartbeatResponse.directory_unchanged`), so the routing table, node
 //! addresses, key digests and every tenant's rules cross the wire only when they change.
 
-use prost::Message as _;
+use prost::encoding::{message, uint32};
 use sha2::{Digest, Sha256};
 
 use crate::v1::HeartbeatResponse;
 
 /// SHA-256 of the directory part of `resp` (`shard_count`, `shards`, `nodes`, `tenants`, in
-/// the order given); the rest of the answer (assignments, instructions) is left out.
+/// the order given); the rest of the answer (assignments, instructions) is left out. The
+/// fields are encoded as the message would encode them (same tags), without copying them.
 pub fn directory_digest(resp: &HeartbeatResponse) -> Vec<u8> {
-    let directory = HeartbeatResponse {
-        shard_count: resp.shard_count,
-        shards: resp.shards.clone(),
-        nodes: resp.nodes.clone(),
-        tenants: resp.tenants.clone(),
-        ..HeartbeatResponse::default()
-    };
-    Sha256::digest(directory.encode_to_vec()).to_vec()
+    let mut bytes = Vec::new();
+    if resp.shard_count != 0 {
+        uint32::encode(2, &resp.shard_count, &mut bytes);
+    }
+    message::encode_repeated(3, &resp.shards, &mut bytes);
+    message::encode_repeated(4, &resp.nodes, &mut bytes);
+    message::encode_repeated(5, &resp.tenants, &mut bytes);
+    Sha256::digest(bytes).to_vec()
 }
 
 #[cfg(test)]
@@ -45,6 +46,18 @@ mod tests {
         };
         let digest = directory_digest(&base);
         assert_eq!(digest.len(), 32);
+        // The same bytes as the message with only those fields, encoded by prost.
+        let only = HeartbeatResponse {
+            shard_count: base.shard_count,
+            shards: base.shards.clone(),
+            nodes: base.nodes.clone(),
+            tenants: base.tenants.clone(),
+            ..HeartbeatResponse::default()
+        };
+        assert_eq!(
+            digest,
+            Sha256::digest(prost::Message::encode_to_vec(&only)).to_vec()
+        );
         let mut other = base.clone();
         other.instructions.push(ShardInstruction::default());
         other.directory_unchanged = true;

@@ -56,6 +56,32 @@ pub fn file_stem(identity: &PeerIdentity) -> String {
     }
 }
 
+/// The operator identity `cert init` and `dev up` make for surgectl itself.
+pub fn surgectl_operator() -> PeerIdentity {
+    PeerIdentity::new(Role::Operator, "surgectl")
+}
+
+/// A process config's `[tls]` table naming the CA and `identity`'s certificate and key in
+/// `dir`; it goes last in the file (a table ends the top-level keys).
+pub fn tls_table(dir: &Path, identity: &PeerIdentity) -> String {
+    let (cert, key) = paths(dir, identity);
+    format!(
+        "\n[tls]\nca = {:?}\ncert = {:?}\nkey = {:?}\n",
+        dir.join(CA_CERT),
+        cert,
+        key
+    )
+}
+
+/// Issues `identity`'s certificate from the CA in `dir` unless it is there already.
+pub fn ensure(dir: &Path, identity: &PeerIdentity) -> Result<(), CertError> {
+    let (cert, key) = paths(dir, identity);
+    if !(cert.exists() && key.exists()) {
+        issue(dir, identity, &[])?;
+    }
+    Ok(())
+}
+
 /// The certificate and key paths of `identity` in `dir`.
 pub fn paths(dir: &Path, identity: &PeerIdentity) -> (PathBuf, PathBuf) {
     let stem = file_stem(identity);
@@ -180,7 +206,7 @@ pub fn init(
     let mut identities: Vec<PeerIdentity> =
         (1..=coordinators).map(PeerIdentity::coordinator).collect();
     identities.extend((1..=nodes).map(|n| PeerIdentity::new(Role::Node, format!("node-{n}"))));
-    identities.push(PeerIdentity::new(Role::Operator, "surgectl"));
+    identities.push(surgectl_operator());
     identities
         .iter()
         .map(|identity| issue(dir, identity, hosts))

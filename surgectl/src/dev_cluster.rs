@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use serde::{Deserialize, Serialize};
-use surge_grpc::tls::{ClusterTls, PeerIdentity, Role, TlsError, Transport};
+use surge_grpc::tls::{ClusterTls, PeerIdentity, TlsError, Transport};
 
 use crate::held_listeners::{HeldListeners, ACTIVATION_VARS};
 
@@ -82,7 +82,7 @@ impl ClusterFile {
     /// How surgectl, tests and benches call this cluster: TLS with the operator certificate
     /// `surgectl cert init` made (`operator-surgectl`), or plaintext.
     pub fn transport(&self) -> Result<Transport, TlsError> {
-        self.transport_as(&PeerIdentity::new(Role::Operator, "surgectl"))
+        self.transport_as(&crate::certs::surgectl_operator())
     }
 
     /// TLS with `identity`'s certificate from the cluster's directory, or plaintext.

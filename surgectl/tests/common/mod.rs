@@ -99,10 +99,7 @@ impl DevCluster {
     /// TLS with a certificate for `identity`, issued from the dev cluster's CA on first use.
     pub fn transport_as(&self, identity: &PeerIdentity) -> Transport {
         let certs = self.file.certs.as_deref().expect("a dev cluster with TLS");
-        let (cert, key) = surgectl::certs::paths(certs, identity);
-        if !(cert.exists() && key.exists()) {
-            surgectl::certs::issue(certs, identity, &[]).expect("issue a certificate");
-        }
+        surgectl::certs::ensure(certs, identity).expect("issue a certificate");
         self.file
             .transport_as(identity)
             .expect("the issued certificate")
@@ -113,8 +110,7 @@ impl DevCluster {
     pub fn surgectl(&self) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_surgectl"));
         if let Some(certs) = &self.file.certs {
-            let (cert, key) =
-                surgectl::certs::paths(certs, &PeerIdentity::new(Role::Operator, "surgectl"));
+            let (cert, key) = surgectl::certs::paths(certs, &surgectl::certs::surgectl_operator());
             command
                 .env("SURGE_CA", certs.join(surgectl::certs::CA_CERT))
                 .env("SURGE_CERT", cert)
@@ -126,15 +122,9 @@ impl DevCluster {
     /// A config's `[tls]` table for `identity` (its certificate issued on first use); it goes
     /// last in the file.
     pub fn tls_table(&self, identity: &PeerIdentity) -> String {
-        let _ = self.transport_as(identity);
         let certs = self.file.certs.as_deref().expect("a dev cluster with TLS");
-        let (cert, key) = surgectl::certs::paths(certs, identity);
-        format!(
-            "\n[tls]\nca = {:?}\ncert = {:?}\nkey = {:?}\n",
-            certs.join(surgectl::certs::CA_CERT),
-            cert,
-            key
-        )
+        surgectl::certs::ensure(certs, identity).expect("issue a certificate");
+        surgectl::certs::tls_table(certs, identity)
     }
 
     /// An order client of `nodes` with `key`, over TLS as merchants call.

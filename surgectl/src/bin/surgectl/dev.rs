@@ -85,12 +85,8 @@ fn node_entry(
 
 /// Issues `identity`'s certificate from the CA in `certs` unless it is there already.
 fn ensure_certificate(certs: &Path, identity: &PeerIdentity) -> anyhow::Result<()> {
-    let (cert, key) = surgectl::certs::paths(certs, identity);
-    if !(cert.exists() && key.exists()) {
-        surgectl::certs::issue(certs, identity, &[])
-            .with_context(|| format!("issuing the certificate of {identity}"))?;
-    }
-    Ok(())
+    surgectl::certs::ensure(certs, identity)
+        .with_context(|| format!("issuing the certificate of {identity}"))
 }
 
 /// The dev cluster's CA (made on first use of `dir`) and the certificates of its
@@ -103,7 +99,7 @@ fn ensure_certificates(certs: &Path, coordinators: u64) -> anyhow::Result<()> {
     for id in 1..=coordinators {
         ensure_certificate(certs, &PeerIdentity::coordinator(id))?;
     }
-    ensure_certificate(certs, &PeerIdentity::new(Role::Operator, "surgectl"))
+    ensure_certificate(certs, &surgectl::certs::surgectl_operator())
 }
 
 /// The client of a dev cluster's coordinators, over its transport.
@@ -320,7 +316,7 @@ pub(crate) async fn up(args: UpArgs, format: Format) -> anyhow::Result<()> {
         match &certs {
             Some(certs) => {
                 let (cert, key) =
-                    surgectl::certs::paths(certs, &PeerIdentity::new(Role::Operator, "surgectl"));
+                    surgectl::certs::paths(certs, &surgectl::certs::surgectl_operator());
                 println!("certificates: {} (TLS on every port)", certs.display());
                 println!(
                     "for other shells: export SURGE_CA={} SURGE_CERT={} SURGE_KEY={}",

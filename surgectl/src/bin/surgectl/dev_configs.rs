@@ -38,14 +38,8 @@ fn with_transport(
             top.push_str(tables);
         }
         Some(dir) => {
-            let (cert, key) = surgectl::certs::paths(dir, identity);
             top.push_str(tables);
-            top.push_str(&format!(
-                "\n[tls]\nca = {:?}\ncert = {:?}\nkey = {:?}\n",
-                dir.join(surgectl::certs::CA_CERT),
-                cert,
-                key
-            ));
+            top.push_str(&surgectl::certs::tls_table(dir, identity));
         }
     }
     top
