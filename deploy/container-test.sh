@@ -61,7 +61,9 @@ wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
 }
 
 wait_for 60 "a coordinator leader" ctl cluster status
-ctl cluster init --shards 16 --replicas 3
+# The first admin token, printed once by init; every later admin call carries it.
+token=$(ctl -o json cluster init --shards 16 --replicas 3 | json "d['admin_token']")
+tls+=(-e "SURGE_TOKEN=$token")
 placed() { ctl -o json cluster status | json "sum(1 for n in d['nodes'] if n['state']=='up')==3 and all(s['replicas'] for s in d['shards'])" | grep -q True; }
 wait_for 60 "3 nodes up and 16 shards placed" placed
 

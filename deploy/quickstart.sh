@@ -29,7 +29,9 @@ done
 # dev up made a cluster CA and a certificate per process: mutual TLS between them, TLS on
 # the client ports. surgectl calls with the operator certificate it made.
 export SURGE_CA="$dir/certs/ca.pem" SURGE_CERT="$dir/certs/operator-surgectl.pem" SURGE_KEY="$dir/certs/operator-surgectl.key"
-echo "== TLS on every port; certificates in $dir/certs"
+# dev up initialized the cluster and kept its first admin token in a 0600 file.
+export SURGE_TOKEN_FILE="$dir/admin.token"
+echo "== TLS on every port; certificates in $dir/certs; admin token in $SURGE_TOKEN_FILE"
 echo "== the cluster"
 $ctl cluster status
 leader=$($ctl -o json cluster status | python3 -c 'import json,sys; print(json.load(sys.stdin)["leader_id"])')
@@ -54,6 +56,16 @@ $ctl tenant rules set --tenant "$tenant" rules/examples/rules.toml
 $ctl waybill add-range --tenant "$tenant" --carrier SF --prefix SF --from 1 --to 200000
 $ctl waybill add-range --tenant "$tenant" --carrier ZTO --prefix ZT --from 1 --to 200000
 sleep 1.5 # nodes take in new rules with their next heartbeat (every second)
+echo
+echo "== operators: a viewer token for the 杭州 warehouse dashboard can read, not change"
+viewer=$($ctl -o json token create --name 杭州仓看板 --role viewer | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+as_viewer() { env -u SURGE_TOKEN_FILE SURGE_TOKEN="$viewer" $ctl "$@"; }
+as_viewer node list > /dev/null && echo "   viewer: node list answered"
+if as_viewer node drain 1 2> "$dir.viewer.err"; then
+  echo "a viewer token drained a node" >&2; exit 1
+fi
+echo "   viewer: node drain refused: $(head -n 1 "$dir.viewer.err")"
+$ctl audit list --limit 5
 echo
 echo "== a burst of 5000 orders (~1 KiB each), batches of 200, through surge-client"
 SURGE_API_KEY="$key" $ctl order burst --count 5000 --batch 200 --run quickstart

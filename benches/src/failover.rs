@@ -107,9 +107,8 @@ pub(crate) async fn coordinator(
     };
     let mut file = ClusterFile::load(&dir).context("reading cluster.json")?;
     // Short per-call timeouts: a call stuck on the dead leader must not hide the new one.
-    let client = MetaClient::new(file.coordinator_addresses())
-        .map_err(|s| anyhow::anyhow!(s.message().to_string()))?
-        .with_transport(file.transport()?)
+    let client = file
+        .meta_client()?
         .with_call_timeout(Duration::from_millis(500))
         .with_policy(RetryPolicy {
             first_backoff: Duration::from_millis(20),

@@ -14,9 +14,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use nix::sys::signal::Signal;
 use serde::Serialize;
-use surge_client::{sample, MetaClient, OrderClient, RetryPolicy};
-use surge_grpc::v1::admin_service_client::AdminServiceClient;
-use surge_grpc::v1::{CreateTenantRequest, Order};
+use surge_client::{sample, OrderClient, RetryPolicy};
+use surge_grpc::v1::Order;
 use surge_proto::routing;
 use surgectl::dev_cluster::{self, ClusterFile};
 use tokio::sync::Semaphore;
@@ -67,21 +66,13 @@ struct KillReport {
 
 /// Creates a tenant for the run and returns its API key.
 async fn bench_tenant(file: &ClusterFile) -> anyhow::Result<String> {
-    let meta = MetaClient::new(file.coordinator_addresses())
-        .map_err(|s| anyhow::anyhow!(s.message().to_string()))?
-        .with_transport(file.transport()?);
-    let key = format!("sk-bench-{}", uuid_like());
+    let meta = file.meta_client()?;
     let name = format!("bench-{}", uuid_like());
-    meta.call(|ch| {
-        let req = CreateTenantRequest {
-            name: name.clone(),
-            api_key: key.clone(),
-        };
-        async move { AdminServiceClient::new(ch).create_tenant(req).await }
-    })
-    .await
-    .map_err(|s| anyhow::anyhow!("creating the bench tenant: {}", s.message()))?;
-    Ok(key)
+    let created = meta
+        .create_tenant(&name)
+        .await
+        .map_err(|s| anyhow::anyhow!("creating the bench tenant: {}", s.message()))?;
+    Ok(created.api_key)
 }
 
 fn uuid_like() -> uuid::fmt::Simple {

@@ -11,12 +11,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use serde::Serialize;
-use surge_client::{sample, MetaClient, OrderClient};
+use surge_client::{sample, OrderClient};
 use surge_grpc::v1::admin_service_client::AdminServiceClient;
 use surge_grpc::v1::order_service_client::OrderServiceClient;
 use surge_grpc::v1::{
-    AddWaybillRangeRequest, CreateTenantRequest, OrderEvent, SetTenantRulesRequest,
-    WatchOrdersRequest,
+    AddWaybillRangeRequest, OrderEvent, SetTenantRulesRequest, WatchOrdersRequest,
 };
 use surgectl::dev_cluster::ClusterFile;
 use surgectl::station::{self, Sink, StationConfig};
@@ -78,21 +77,14 @@ carriers = ["SF"]
 "#;
 
 async fn bench_tenant(file: &ClusterFile, orders: u64) -> anyhow::Result<String> {
-    let meta = MetaClient::new(file.coordinator_addresses())
-        .map_err(|s| anyhow::anyhow!(s.message().to_string()))?
-        .with_transport(file.transport()?);
+    let meta = file.meta_client()?;
     let id = uuid::Uuid::new_v4().simple().to_string();
-    let (name, key) = (format!("labels-{}", &id[..12]), format!("sk-bench-{id}"));
-    let create = CreateTenantRequest {
-        name: name.clone(),
-        api_key: key.clone(),
-    };
-    meta.call(|ch| {
-        let req = create.clone();
-        async move { AdminServiceClient::new(ch).create_tenant(req).await }
-    })
-    .await
-    .map_err(|s| anyhow::anyhow!("tenant: {}", s.message()))?;
+    let name = format!("labels-{}", &id[..12]);
+    let key = meta
+        .create_tenant(&name)
+        .await
+        .map_err(|s| anyhow::anyhow!("tenant: {}", s.message()))?
+        .api_key;
     let rules = SetTenantRulesRequest {
         tenant: name.clone(),
         rules_toml: RULES.into(),

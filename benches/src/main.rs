@@ -13,11 +13,15 @@
 //!
 //! `rebalance`: load the cluster, add a node under steady intake; time until balanced, bytes
 //! moved per second, and intake throughput and latency before, during and after the moves.
+//!
+//! `noisy-neighbour`: tenant A offers several times its orders/s limit while tenant B submits
+//! at its normal rate; B's latency alone and with A, and A's admitted and refused orders.
 
 mod failover;
 mod intake;
 mod labels;
 mod node_metrics;
+mod noisy;
 mod rebalance;
 mod stats;
 mod steady;
@@ -145,6 +149,34 @@ enum Command {
         #[arg(long)]
         insecure: bool,
     },
+    /// Per-tenant admission: A offers `offer`× its limit, B its normal rate; B's latency
+    /// alone and with A (alternating phases), A's admitted and refused orders.
+    NoisyNeighbour {
+        /// A running dev cluster's directory (with cluster.json); started in a temp dir if absent.
+        #[arg(long)]
+        cluster_dir: Option<PathBuf>,
+        /// A's limit, orders per second.
+        #[arg(long, default_value_t = 500)]
+        limit: u32,
+        /// A offers this many times its limit.
+        #[arg(long, default_value_t = 5)]
+        offer: u32,
+        /// A's orders per call.
+        #[arg(long, default_value_t = 50)]
+        batch: usize,
+        /// B's single orders per second.
+        #[arg(long, default_value_t = 100)]
+        b_rate: u64,
+        #[arg(long, default_value_t = 20)]
+        phase_secs: u64,
+        /// Alternations of "B alone" and "B with A".
+        #[arg(long, default_value_t = 2)]
+        rounds: u32,
+        #[arg(long, default_value_t = 64)]
+        shards: u32,
+        #[arg(long, default_value_t = 27001)]
+        base_port: u16,
+    },
 }
 
 #[tokio::main]
@@ -234,6 +266,30 @@ async fn main() -> anyhow::Result<()> {
                 base_port,
                 api_key,
                 insecure,
+            })
+            .await
+        }
+        Command::NoisyNeighbour {
+            cluster_dir,
+            limit,
+            offer,
+            batch,
+            b_rate,
+            phase_secs,
+            rounds,
+            shards,
+            base_port,
+        } => {
+            noisy::run(noisy::NoisyArgs {
+                cluster_dir,
+                limit,
+                offer,
+                batch,
+                b_rate,
+                phase_secs,
+                rounds,
+                shards,
+                base_port,
             })
             .await
         }

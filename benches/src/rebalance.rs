@@ -18,7 +18,7 @@ use prost::Message as _;
 use serde::Serialize;
 use surge_client::{sample, MetaClient, OrderClient, RetryPolicy};
 use surge_grpc::v1::admin_service_client::AdminServiceClient;
-use surge_grpc::v1::{ClusterStatusRequest, CreateTenantRequest};
+use surge_grpc::v1::ClusterStatusRequest;
 use surgectl::dev_cluster::ClusterFile;
 
 use crate::failover::start_cluster_with;
@@ -76,21 +76,13 @@ struct Report {
 }
 
 async fn tenant(file: &ClusterFile) -> anyhow::Result<String> {
-    let meta = MetaClient::new(file.coordinator_addresses())
-        .map_err(|s| anyhow::anyhow!(s.message().to_string()))?
-        .with_transport(file.transport()?);
+    let meta = file.meta_client()?;
     let id = uuid::Uuid::new_v4().simple();
-    let (key, name) = (format!("sk-bench-{id}"), format!("rebalance-{id}"));
-    meta.call(|ch| {
-        let req = CreateTenantRequest {
-            name: name.clone(),
-            api_key: key.clone(),
-        };
-        async move { AdminServiceClient::new(ch).create_tenant(req).await }
-    })
-    .await
-    .map_err(|s| anyhow::anyhow!("creating the bench tenant: {}", s.message()))?;
-    Ok(key)
+    let created = meta
+        .create_tenant(&format!("rebalance-{id}"))
+        .await
+        .map_err(|s| anyhow::anyhow!("creating the bench tenant: {}", s.message()))?;
+    Ok(created.api_key)
 }
 
 /// Fills the cluster with `count` orders from `clients` closed-loop batch writers.
@@ -190,9 +182,7 @@ pub(crate) async fn run(args: RebalanceArgs) -> anyhow::Result<()> {
                 unreachable_after: None,
             }),
     );
-    let meta = MetaClient::new(file.coordinator_addresses())
-        .map_err(|s| anyhow::anyhow!(s.message().to_string()))?
-        .with_transport(file.transport()?);
+    let meta = file.meta_client()?;
     let ready_by = Instant::now() + Duration::from_secs(60);
     loop {
         match client.refresh().await {

@@ -14,6 +14,6 @@ pub mod retry;
 pub mod sample;
 pub mod verify;
 
-pub use meta_client::MetaClient;
+pub use meta_client::{CoordinatorChannel, MetaClient};
 pub use order_client::OrderClient;
 pub use retry::RetryPolicy;

@@ -7,18 +7,51 @@ use std::time::Duration;
 use surge_grpc::tls::Transport;
 use surge_grpc::v1::admin_service_client::AdminServiceClient;
 use surge_grpc::v1::{
-    ClusterStatusRequest, ClusterStatusResponse, InitClusterRequest, InitClusterResponse,
+    ClusterStatusRequest, ClusterStatusResponse, CreateTenantRequest, CreateTenantResponse,
+    InitClusterRequest, InitClusterResponse,
 };
 use surge_proto::LEADER_HINT_METADATA;
+use tonic::metadata::AsciiMetadataValue;
+use tonic::service::interceptor::InterceptedService;
+use tonic::service::Interceptor;
 use tonic::transport::Channel;
-use tonic::{Response, Status};
+use tonic::{Request, Response, Status};
 use tracing::debug;
 
 use crate::channels::ChannelCache;
 use crate::retry::{is_retryable, no_answer_cause, unreachable, RetryPolicy, Tries};
 
+/// Puts the operator token on every call: `authorization: Bearer <token>`.
+#[derive(Clone, Default)]
+pub struct BearerToken(Option<AsciiMetadataValue>);
+
+impl Interceptor for BearerToken {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert(surge_proto::auth::AUTHORIZATION, value.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// What [`MetaClient::call`] hands its closure: a channel to one coordinator that carries the
+/// operator token, if the client has one.
+pub type CoordinatorChannel = InterceptedService<Channel, BearerToken>;
+
+/// A fresh operator token made here, for `cluster init`: 256 random bits from the OS, hex.
+pub fn new_operator_token() -> String {
+    use rand::RngCore as _;
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sop_{hex}")
+}
+
 /// A client of the coordinators.
 pub struct MetaClient {
+    token: BearerToken,
     addresses: Vec<String>,
     /// The coordinator that answered last (or that a hint named): tried first.
     preferred: Mutex<Option<String>>,
@@ -36,6 +69,7 @@ impl MetaClient {
             ));
         }
         Ok(MetaClient {
+            token: BearerToken::default(),
             addresses,
             preferred: Mutex::new(None),
             channels: ChannelCache::new("coordinators", Transport::Plaintext),
@@ -48,6 +82,19 @@ impl MetaClient {
     pub fn with_transport(mut self, transport: Transport) -> MetaClient {
         self.channels = ChannelCache::new("coordinators", transport);
         self
+    }
+
+    /// Sends `token` (an operator token) with every call; empty: none.
+    pub fn with_token(mut self, token: &str) -> Result<MetaClient, Status> {
+        if token.is_empty() {
+            self.token = BearerToken::default();
+            return Ok(self);
+        }
+        let value = format!("Bearer {token}").parse().map_err(|_| {
+            Status::invalid_argument("token: only printable ASCII characters without spaces")
+        })?;
+        self.token = BearerToken(Some(value));
+        Ok(self)
     }
 
     /// The transport this client calls over.
@@ -65,9 +112,10 @@ impl MetaClient {
         self
     }
 
-    fn channel(&self, address: &str) -> Result<Channel, Status> {
+    fn channel(&self, address: &str) -> Result<CoordinatorChannel, Status> {
         let timeout = self.call_timeout;
-        self.channels.get(address, |e| e.timeout(timeout))
+        let channel = self.channels.get(address, |e| e.timeout(timeout))?;
+        Ok(InterceptedService::new(channel, self.token.clone()))
     }
 
     /// The order to try coordinators in on attempt `attempt`: the preferred one first.
@@ -95,7 +143,7 @@ impl MetaClient {
     /// `unreachable_after` with a status naming every address and its cause.
     pub async fn call<T, F, Fut>(&self, f: F) -> Result<T, Status>
     where
-        F: Fn(Channel) -> Fut,
+        F: Fn(CoordinatorChannel) -> Fut,
         Fut: Future<Output = Result<Response<T>, Status>>,
     {
         let mut tries = Tries::new(&self.policy);
@@ -163,21 +211,42 @@ impl MetaClient {
         .await
     }
 
-    /// Initializes the cluster. One token serves every retry, so a retry after an ambiguous
-    /// failure answers success rather than "already initialized".
+    /// Initializes the cluster. One request token and one first admin token (made here) serve
+    /// every retry, so a retry after an ambiguous failure answers success rather than "already
+    /// initialized", and the answer's admin token is the one the cluster recorded.
     pub async fn init_cluster(
         &self,
         shards: u32,
         replicas: u32,
     ) -> Result<InitClusterResponse, Status> {
         let token = uuid::Uuid::new_v4().to_string();
+        let admin_token = new_operator_token();
         self.call(|ch| {
             let req = InitClusterRequest {
                 shards,
                 replicas,
                 request_token: token.clone(),
+                admin_token: admin_token.clone(),
             };
             async move { AdminServiceClient::new(ch).init_cluster(req).await }
+        })
+        .await
+    }
+}
+
+impl MetaClient {
+    /// Creates tenant `name` with its first API key (made by the cluster; in the answer, once).
+    /// One request token serves every retry, so a retry after an ambiguous failure is the
+    /// same tenant, with a fresh key in place of the one whose answer was lost.
+    pub async fn create_tenant(&self, name: &str) -> Result<CreateTenantResponse, Status> {
+        let token = uuid::Uuid::new_v4().to_string();
+        self.call(|ch| {
+            let req = CreateTenantRequest {
+                name: name.to_string(),
+                request_token: token.clone(),
+                ..CreateTenantRequest::default()
+            };
+            async move { AdminServiceClient::new(ch).create_tenant(req).await }
         })
         .await
     }

@@ -1,35 +1,41 @@
 //! `AdminService`: what operators call. Any coordinator accepts it; a follower forwards the call
-//! once to the leader, or answers UNAVAILABLE with a leader hint.
+//! once to the leader (with the caller's token and address), or answers UNAVAILABLE with a
+//! leader hint. The leader checks the operator token and its role ([`crate::operator_auth`])
+//! and proposes every change with its audit record. The answers are in [`crate::admin_reads`],
+//! [`crate::admin_writes`], [`crate::cluster_ops`] and [`crate::tenant_ops`].
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use futures::future::join_all;
 use surge_grpc::v1::admin_service_client::AdminServiceClient;
 use surge_grpc::v1::admin_service_server::AdminService;
-use surge_grpc::v1::coordinator_peer_service_client::CoordinatorPeerServiceClient;
 use surge_grpc::v1::{
     AddCoordinatorRequest, AddWaybillRangeRequest, CancelOperatorRequest, ClusterConfig,
-    ClusterStatusRequest, ClusterStatusResponse, CoordinatorStatus, CreateOperatorRequest,
-    CreateTenantRequest, CreateTenantResponse, DrainNodeRequest, GetShardRequest,
-    GetTenantRulesRequest, GetTenantRulesResponse, InitClusterRequest, InitClusterResponse,
-    ListNodesRequest, ListNodesResponse, ListOperatorsRequest, ListOperatorsResponse,
-    ListShardsRequest, ListShardsResponse, ListTenantsRequest, ListTenantsResponse,
-    LocalStatusRequest, MembershipResponse, NodeStatus, OperatorInfo, RemoveCoordinatorRequest,
-    RemoveNodeRequest, SetClusterConfigRequest, SetTenantRulesRequest, SetTenantRulesResponse,
-    ShardDetail, TenantInfo, WaybillRangeStatus, WaybillStatusRequest, WaybillStatusResponse,
+    ClusterStatusRequest, ClusterStatusResponse, CreateOperatorRequest, CreateTenantRequest,
+    CreateTenantResponse, CreateTokenRequest, CreateTokenResponse, DrainNodeRequest,
+    GetShardRequest, GetTenantRulesRequest, GetTenantRulesResponse, InitClusterRequest,
+    InitClusterResponse, ListAuditRequest, ListAuditResponse, ListNodesRequest, ListNodesResponse,
+    ListOperatorsRequest, ListOperatorsResponse, ListShardsRequest, ListShardsResponse,
+    ListTenantsRequest, ListTenantsResponse, ListTokensRequest, ListTokensResponse,
+    MembershipResponse, NodeStatus, OperatorInfo, OperatorTokenInfo, RemoveCoordinatorRequest,
+    RemoveNodeRequest, RevokeTokenRequest, SetClusterConfigRequest, SetTenantRulesRequest,
+    SetTenantRulesResponse, ShardDetail, WaybillRangeStatus, WaybillStatusRequest,
+    WaybillStatusResponse,
+};
+use surge_grpc::v1::{
+    AddTenantKeyRequest, AddTenantKeyResponse, ListTenantKeysRequest, ListTenantKeysResponse,
+    RevokeTenantKeyRequest, SetTenantLimitsRequest, TenantKeyInfo, TenantLimitsResponse,
 };
 use surge_grpc::ApiError;
 use tonic::{Request, Response, Status};
 
-use crate::coordinator::{now_ms, Coordinator};
-use crate::dispatch::{forwarded, forwarded_within, hop, route, Route, FORWARD_MEMBERSHIP_TIMEOUT};
+use crate::access::TokenRole::{Admin, Operator, Viewer};
+use crate::coordinator::Coordinator;
+use crate::dispatch::{
+    forward_admin, hop, route, Route, FORWARD_MEMBERSHIP_TIMEOUT, FORWARD_TIMEOUT,
+};
 use crate::error::check_address;
 use crate::membership;
-use crate::meta::{Command, CoordinatorInfo, Reply};
-use crate::meta_state::META_GROUP;
-use crate::node_service::shard_status;
-use crate::tenant_keys::{check_api_key, check_tenant_name, key_hash, new_api_key};
+use crate::operator_auth::{authorize, bootstrap, refuse_nodes};
 
 /// Shard counts and replication factors `cluster init` accepts.
 pub const MAX_SHARDS: u32 = 4096;
@@ -39,37 +45,20 @@ pub struct AdminApi {
     pub coordinator: Arc<Coordinator>,
 }
 
-impl AdminApi {
-    async fn nodes(&self) -> Result<Vec<NodeStatus>, Status> {
-        self.coordinator.node_statuses().await
-    }
-
-    /// Coordinator `id`'s own status, asked at its peer port.
-    async fn peer_status(&self, id: u64, info: Option<CoordinatorInfo>) -> CoordinatorStatus {
-        let info = info.unwrap_or(CoordinatorInfo {
-            id,
-            address: String::new(),
-            http_address: String::new(),
-            peer_address: String::new(),
-        });
-        let unreachable = CoordinatorStatus {
-            id,
-            address: info.address.clone(),
-            peer_address: info.peer().to_string(),
-            role: "unreachable".into(),
-            ..Default::default()
-        };
-        let Ok(channel) = self.coordinator.channel(info.peer()) else {
-            return unreachable;
-        };
-        let mut client = CoordinatorPeerServiceClient::new(channel);
-        let mut request = Request::new(LocalStatusRequest {});
-        request.set_timeout(Duration::from_millis(800));
-        match tokio::time::timeout(Duration::from_secs(1), client.local_status(request)).await {
-            Ok(Ok(resp)) => resp.into_inner(),
-            _ => unreachable,
+/// Forwards the call to the leader unless this coordinator is it; at the leader, checks that
+/// the token grants `$role` and binds the caller to `$actor`.
+macro_rules! at_leader {
+    ($self:ident, $request:ident, $method:ident, $role:expr, $name:literal) => {
+        at_leader!($self, $request, $method, $role, $name, FORWARD_TIMEOUT)
+    };
+    ($self:ident, $request:ident, $method:ident, $role:expr, $name:literal, $timeout:expr) => {{
+        refuse_nodes(&$request, $name)?;
+        if let Route::Forward(ch) = route(&$self.coordinator, &$request).await? {
+            let forwarded = forward_admin($request, $timeout);
+            return hop(AdminServiceClient::new(ch).$method(forwarded).await);
         }
-    }
+        authorize(&$self.coordinator, &$request, $role, $name).await?
+    }};
 }
 
 #[tonic::async_trait]
@@ -78,150 +67,48 @@ impl AdminService for AdminApi {
         &self,
         request: Request<InitClusterRequest>,
     ) -> Result<Response<InitClusterResponse>, Status> {
+        // No token exists before init; only the init that creates the cluster makes one.
+        refuse_nodes(&request, "InitCluster")?;
         if let Route::Forward(ch) = route(&self.coordinator, &request).await? {
-            return hop(AdminServiceClient::new(ch)
-                .init_cluster(forwarded(request.into_inner()))
-                .await);
+            let forwarded = forward_admin(request, FORWARD_TIMEOUT);
+            return hop(AdminServiceClient::new(ch).init_cluster(forwarded).await);
         }
-        let req = request.into_inner();
-        if req.shards == 0 || req.shards > MAX_SHARDS {
-            return Err(ApiError::invalid_argument(
-                "shards",
-                format!("must be between 1 and {MAX_SHARDS}, got {}", req.shards),
-            )
-            .into());
-        }
-        if req.replicas == 0 || req.replicas > MAX_REPLICAS {
-            return Err(ApiError::invalid_argument(
-                "replicas",
-                format!("must be between 1 and {MAX_REPLICAS}, got {}", req.replicas),
-            )
-            .into());
-        }
-        if req.request_token.len() > 128 {
-            return Err(ApiError::invalid_argument("request_token", "at most 128 bytes").into());
-        }
-        let cmd = Command::InitCluster {
-            cluster_id: uuid::Uuid::new_v4().to_string(),
-            shards: req.shards,
-            replicas: req.replicas,
-            token: req.request_token,
-            at_ms: now_ms(),
-        };
-        match self.coordinator.propose(cmd).await? {
-            Reply::Initialized(info) => {
-                if let Ok(mut shared) = self.coordinator.cluster_id.write() {
-                    *shared = info.cluster_id.clone();
-                }
-                Ok(Response::new(InitClusterResponse {
-                    cluster_id: info.cluster_id,
-                    shards: info.shards,
-                    replicas: info.replicas,
-                }))
-            }
-            other => Err(ApiError::internal(format!("unexpected reply to init: {other:?}")).into()),
-        }
+        let actor = bootstrap(&request);
+        self.init(request.into_inner(), actor)
+            .await
+            .map(Response::new)
     }
 
     async fn cluster_status(
         &self,
         request: Request<ClusterStatusRequest>,
     ) -> Result<Response<ClusterStatusResponse>, Status> {
-        if let Route::Forward(ch) = route(&self.coordinator, &request).await? {
-            return hop(AdminServiceClient::new(ch)
-                .cluster_status(forwarded(request.into_inner()))
-                .await);
-        }
-        let c = &self.coordinator;
-        let (cluster, members, shards) = c
-            .handle
-            .read(META_GROUP, |sm| {
-                (
-                    sm.cluster.clone(),
-                    sm.coordinators.clone(),
-                    sm.shards.clone(),
-                )
-            })
-            .await
-            .map_err(|e| c.map_request(e))?;
-        let voters = c
-            .handle
-            .inspect(META_GROUP, |p| {
-                let cs = p.conf_state();
-                let mut ids: Vec<u64> = cs
-                    .voters
-                    .iter()
-                    .chain(&cs.voters_outgoing)
-                    .chain(&cs.learners)
-                    .copied()
-                    .collect();
-                ids.sort_unstable();
-                ids.dedup();
-                ids
-            })
-            .await
-            .map_err(|e| c.map_request(e))?;
-        let mut coordinators = Vec::with_capacity(voters.len());
-        let mut lookups = Vec::new();
-        for id in voters {
-            if id == c.config.id {
-                coordinators.push(c.local_status().await?);
-            } else {
-                let info = members.get(&id).cloned().or_else(|| c.info_of(id));
-                lookups.push(self.peer_status(id, info));
-            }
-        }
-        coordinators.extend(join_all(lookups).await);
-        coordinators.sort_by_key(|s| s.id);
-        let nodes = self.nodes().await?;
-        let (rebalance, config) = c.rebalance_progress().await?;
-        let leaders = c.reports.leaders();
-        Ok(Response::new(ClusterStatusResponse {
-            initialized: cluster.is_some(),
-            cluster_id: cluster
-                .as_ref()
-                .map(|i| i.cluster_id.clone())
-                .unwrap_or_default(),
-            shard_count: cluster.as_ref().map_or(0, |i| i.shards),
-            replicas: cluster.as_ref().map_or(0, |i| i.replicas),
-            leader_id: c.config.id,
-            coordinators,
-            nodes,
-            shards: shards
-                .values()
-                .map(|s| shard_status(s, leaders.get(&s.id).copied().unwrap_or(0)))
-                .collect(),
-            rebalance: Some(rebalance),
-            config: Some(config),
-        }))
+        at_leader!(self, request, cluster_status, Viewer, "ClusterStatus");
+        self.status().await.map(Response::new)
     }
 
     async fn list_nodes(
         &self,
         request: Request<ListNodesRequest>,
     ) -> Result<Response<ListNodesResponse>, Status> {
-        if let Route::Forward(ch) = route(&self.coordinator, &request).await? {
-            return hop(AdminServiceClient::new(ch)
-                .list_nodes(forwarded(request.into_inner()))
-                .await);
-        }
-        Ok(Response::new(ListNodesResponse {
-            nodes: self.nodes().await?,
-        }))
+        at_leader!(self, request, list_nodes, Viewer, "ListNodes");
+        let nodes = self.coordinator.node_statuses().await?;
+        Ok(Response::new(ListNodesResponse { nodes }))
     }
 
     async fn add_coordinator(
         &self,
         request: Request<AddCoordinatorRequest>,
     ) -> Result<Response<MembershipResponse>, Status> {
-        if let Route::Forward(ch) = route(&self.coordinator, &request).await? {
-            return hop(AdminServiceClient::new(ch)
-                .add_coordinator(forwarded_within(
-                    request.into_inner(),
-                    FORWARD_MEMBERSHIP_TIMEOUT,
-                ))
-                .await);
-        }
+        let timeout = FORWARD_MEMBERSHIP_TIMEOUT;
+        let actor = at_leader!(
+            self,
+            request,
+            add_coordinator,
+            Admin,
+            "AddCoordinator",
+            timeout
+        );
         let req = request.into_inner();
         if req.id == 0 {
             return Err(ApiError::invalid_argument("id", "must be greater than 0").into());
@@ -231,78 +118,101 @@ impl AdminService for AdminApi {
         if !req.http_address.is_empty() {
             check_address("http_address", &req.http_address)?;
         }
-        membership::add(&self.coordinator, req)
-            .await
-            .map(Response::new)
+        let id = req.id;
+        let result = membership::add(&self.coordinator, req).await;
+        self.audit_membership("AddCoordinator", id, &actor, &result)
+            .await;
+        result.map(Response::new)
     }
 
     async fn remove_coordinator(
         &self,
         request: Request<RemoveCoordinatorRequest>,
     ) -> Result<Response<MembershipResponse>, Status> {
-        if let Route::Forward(ch) = route(&self.coordinator, &request).await? {
-            return hop(AdminServiceClient::new(ch)
-                .remove_coordinator(forwarded_within(
-                    request.into_inner(),
-                    FORWARD_MEMBERSHIP_TIMEOUT,
-                ))
-                .await);
-        }
-        let req = request.into_inner();
-        if req.id == 0 {
+        let timeout = FORWARD_MEMBERSHIP_TIMEOUT;
+        let actor = at_leader!(
+            self,
+            request,
+            remove_coordinator,
+            Admin,
+            "RemoveCoordinator",
+            timeout
+        );
+        let id = request.get_ref().id;
+        if id == 0 {
             return Err(ApiError::invalid_argument("id", "must be greater than 0").into());
         }
-        membership::remove(&self.coordinator, req.id)
-            .await
-            .map(Response::new)
+        let result = membership::remove(&self.coordinator, id).await;
+        self.audit_membership("RemoveCoordinator", id, &actor, &result)
+            .await;
+        result.map(Response::new)
     }
 
     async fn create_tenant(
         &self,
         request: Request<CreateTenantRequest>,
     ) -> Result<Response<CreateTenantResponse>, Status> {
-        if let Route::Forward(ch) = route(&self.coordinator, &request).await? {
-            return hop(AdminServiceClient::new(ch)
-                .create_tenant(forwarded(request.into_inner()))
-                .await);
-        }
-        let req = request.into_inner();
-        check_tenant_name(&req.name)?;
-        let api_key = if req.api_key.is_empty() {
-            new_api_key()
-        } else {
-            req.api_key
-        };
-        check_api_key(&api_key)?;
-        let cmd = Command::CreateTenant {
-            name: req.name.clone(),
-            key_hash: key_hash(&api_key),
-            at_ms: now_ms(),
-        };
-        match self.coordinator.propose(cmd).await? {
-            Reply::TenantCreated { tenant_id } => Ok(Response::new(CreateTenantResponse {
-                tenant_id,
-                name: req.name,
-                api_key,
-            })),
-            other => Err(ApiError::internal(format!(
-                "unexpected reply to create tenant: {other:?}"
-            ))
-            .into()),
-        }
+        let actor = at_leader!(self, request, create_tenant, Admin, "CreateTenant");
+        self.create_tenant_as(request.into_inner(), actor)
+            .await
+            .map(Response::new)
+    }
+
+    async fn add_tenant_key(
+        &self,
+        request: Request<AddTenantKeyRequest>,
+    ) -> Result<Response<AddTenantKeyResponse>, Status> {
+        let actor = at_leader!(self, request, add_tenant_key, Admin, "AddTenantKey");
+        self.add_tenant_key_as(request.into_inner(), actor)
+            .await
+            .map(Response::new)
+    }
+
+    async fn list_tenant_keys(
+        &self,
+        request: Request<ListTenantKeysRequest>,
+    ) -> Result<Response<ListTenantKeysResponse>, Status> {
+        at_leader!(self, request, list_tenant_keys, Admin, "ListTenantKeys");
+        self.list_tenant_keys_as(request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn revoke_tenant_key(
+        &self,
+        request: Request<RevokeTenantKeyRequest>,
+    ) -> Result<Response<TenantKeyInfo>, Status> {
+        let actor = at_leader!(self, request, revoke_tenant_key, Admin, "RevokeTenantKey");
+        self.revoke_tenant_key_as(request.into_inner(), actor)
+            .await
+            .map(Response::new)
+    }
+
+    async fn set_tenant_limits(
+        &self,
+        request: Request<SetTenantLimitsRequest>,
+    ) -> Result<Response<TenantLimitsResponse>, Status> {
+        let actor = at_leader!(
+            self,
+            request,
+            set_tenant_limits,
+            Operator,
+            "SetTenantLimits"
+        );
+        self.set_tenant_limits_as(request.into_inner(), actor)
+            .await
+            .map(Response::new)
     }
 
     async fn set_tenant_rules(
         &self,
         request: Request<SetTenantRulesRequest>,
     ) -> Result<Response<SetTenantRulesResponse>, Status> {
-        if let Route::Forward(ch) = route(&self.coordinator, &request).await? {
-            return hop(AdminServiceClient::new(ch)
-                .set_tenant_rules(forwarded(request.into_inner()))
-                .await);
-        }
+        let actor = at_leader!(self, request, set_tenant_rules, Operator, "SetTenantRules");
+        let req = request.into_inner();
+        let audit = actor.audit("SetTenantRules", format!("tenant {} rules", req.tenant));
         self.coordinator
-            .set_tenant_rules(request.into_inner())
+            .set_tenant_rules(req, audit)
             .await
             .map(Response::new)
     }
@@ -311,11 +221,7 @@ impl AdminService for AdminApi {
         &self,
         request: Request<GetTenantRulesRequest>,
     ) -> Result<Response<GetTenantRulesResponse>, Status> {
-        if let Route::Forward(ch) = route(&self.coordinator, &request).await? {
-            return hop(AdminServiceClient::new(ch)
-                .get_tenant_rules(forwarded(request.into_inner()))
-                .await);
-        }
+        at_leader!(self, request, get_tenant_rules, Viewer, "GetTenantRules");
         self.coordinator
             .get_tenant_rules(request.into_inner())
             .await
@@ -326,13 +232,21 @@ impl AdminService for AdminApi {
         &self,
         request: Request<AddWaybillRangeRequest>,
     ) -> Result<Response<WaybillRangeStatus>, Status> {
-        if let Route::Forward(ch) = route(&self.coordinator, &request).await? {
-            return hop(AdminServiceClient::new(ch)
-                .add_waybill_range(forwarded(request.into_inner()))
-                .await);
-        }
+        let actor = at_leader!(
+            self,
+            request,
+            add_waybill_range,
+            Operator,
+            "AddWaybillRange"
+        );
+        let req = request.into_inner();
+        let detail = format!(
+            "tenant {} carrier {} {}{}-{}",
+            req.tenant, req.carrier, req.prefix, req.from, req.to
+        );
+        let audit = actor.audit("AddWaybillRange", detail);
         self.coordinator
-            .add_waybill_range(request.into_inner())
+            .add_waybill_range(req, audit)
             .await
             .map(Response::new)
     }
@@ -341,11 +255,7 @@ impl AdminService for AdminApi {
         &self,
         request: Request<WaybillStatusRequest>,
     ) -> Result<Response<WaybillStatusResponse>, Status> {
-        if let Route::Forward(ch) = route(&self.coordinator, &request).await? {
-            return hop(AdminServiceClient::new(ch)
-                .waybill_status(forwarded(request.into_inner()))
-                .await);
-        }
+        at_leader!(self, request, waybill_status, Viewer, "WaybillStatus");
         self.coordinator
             .waybill_status(request.into_inner())
             .await
@@ -356,11 +266,7 @@ impl AdminService for AdminApi {
         &self,
         request: Request<ListShardsRequest>,
     ) -> Result<Response<ListShardsResponse>, Status> {
-        if let Route::Forward(ch) = route(&self.coordinator, &request).await? {
-            return hop(AdminServiceClient::new(ch)
-                .list_shards(forwarded(request.into_inner()))
-                .await);
-        }
+        at_leader!(self, request, list_shards, Viewer, "ListShards");
         self.coordinator.list_shards().await.map(Response::new)
     }
 
@@ -368,11 +274,7 @@ impl AdminService for AdminApi {
         &self,
         request: Request<GetShardRequest>,
     ) -> Result<Response<ShardDetail>, Status> {
-        if let Route::Forward(ch) = route(&self.coordinator, &request).await? {
-            return hop(AdminServiceClient::new(ch)
-                .get_shard(forwarded(request.into_inner()))
-                .await);
-        }
+        at_leader!(self, request, get_shard, Viewer, "GetShard");
         let id = request.get_ref().id;
         self.coordinator.get_shard(id).await.map(Response::new)
     }
@@ -381,11 +283,7 @@ impl AdminService for AdminApi {
         &self,
         request: Request<ListOperatorsRequest>,
     ) -> Result<Response<ListOperatorsResponse>, Status> {
-        if let Route::Forward(ch) = route(&self.coordinator, &request).await? {
-            return hop(AdminServiceClient::new(ch)
-                .list_operators(forwarded(request.into_inner()))
-                .await);
-        }
+        at_leader!(self, request, list_operators, Viewer, "ListOperators");
         let all = request.get_ref().include_finished;
         self.coordinator
             .list_operators(all)
@@ -397,13 +295,15 @@ impl AdminService for AdminApi {
         &self,
         request: Request<CreateOperatorRequest>,
     ) -> Result<Response<OperatorInfo>, Status> {
-        if let Route::Forward(ch) = route(&self.coordinator, &request).await? {
-            return hop(AdminServiceClient::new(ch)
-                .create_operator(forwarded(request.into_inner()))
-                .await);
-        }
+        let actor = at_leader!(self, request, create_operator, Operator, "CreateOperator");
+        let req = request.into_inner();
+        let detail = format!(
+            "shard {}: {} from node {} to node {}",
+            req.shard, req.kind, req.from_node, req.to_node
+        );
+        let audit = actor.audit("CreateOperator", detail);
         self.coordinator
-            .create_operator(request.into_inner())
+            .create_operator(req, audit)
             .await
             .map(Response::new)
     }
@@ -412,14 +312,11 @@ impl AdminService for AdminApi {
         &self,
         request: Request<CancelOperatorRequest>,
     ) -> Result<Response<OperatorInfo>, Status> {
-        if let Route::Forward(ch) = route(&self.coordinator, &request).await? {
-            return hop(AdminServiceClient::new(ch)
-                .cancel_operator(forwarded(request.into_inner()))
-                .await);
-        }
+        let actor = at_leader!(self, request, cancel_operator, Operator, "CancelOperator");
         let id = request.get_ref().id;
+        let audit = actor.audit("CancelOperator", format!("operator {id}"));
         self.coordinator
-            .cancel_operator(id)
+            .cancel_operator(id, audit)
             .await
             .map(Response::new)
     }
@@ -428,39 +325,43 @@ impl AdminService for AdminApi {
         &self,
         request: Request<DrainNodeRequest>,
     ) -> Result<Response<NodeStatus>, Status> {
-        if let Route::Forward(ch) = route(&self.coordinator, &request).await? {
-            return hop(AdminServiceClient::new(ch)
-                .drain_node(forwarded(request.into_inner()))
-                .await);
-        }
+        let actor = at_leader!(self, request, drain_node, Operator, "DrainNode");
         let id = request.get_ref().id;
-        self.coordinator.drain_node(id).await.map(Response::new)
+        let audit = actor.audit("DrainNode", format!("node {id}"));
+        self.coordinator
+            .drain_node(id, audit)
+            .await
+            .map(Response::new)
     }
 
     async fn remove_node(
         &self,
         request: Request<RemoveNodeRequest>,
     ) -> Result<Response<NodeStatus>, Status> {
-        if let Route::Forward(ch) = route(&self.coordinator, &request).await? {
-            return hop(AdminServiceClient::new(ch)
-                .remove_node(forwarded(request.into_inner()))
-                .await);
-        }
+        let actor = at_leader!(self, request, remove_node, Operator, "RemoveNode");
         let id = request.get_ref().id;
-        self.coordinator.remove_node(id).await.map(Response::new)
+        let audit = actor.audit("RemoveNode", format!("node {id}"));
+        self.coordinator
+            .remove_node(id, audit)
+            .await
+            .map(Response::new)
     }
 
     async fn set_cluster_config(
         &self,
         request: Request<SetClusterConfigRequest>,
     ) -> Result<Response<ClusterConfig>, Status> {
-        if let Route::Forward(ch) = route(&self.coordinator, &request).await? {
-            return hop(AdminServiceClient::new(ch)
-                .set_cluster_config(forwarded(request.into_inner()))
-                .await);
-        }
+        let actor = at_leader!(
+            self,
+            request,
+            set_cluster_config,
+            Operator,
+            "SetClusterConfig"
+        );
+        let req = request.into_inner();
+        let audit = actor.audit("SetClusterConfig", format!("{req:?}"));
         self.coordinator
-            .set_cluster_config(request.into_inner())
+            .set_cluster_config(req, audit)
             .await
             .map(Response::new)
     }
@@ -469,27 +370,47 @@ impl AdminService for AdminApi {
         &self,
         request: Request<ListTenantsRequest>,
     ) -> Result<Response<ListTenantsResponse>, Status> {
-        if let Route::Forward(ch) = route(&self.coordinator, &request).await? {
-            return hop(AdminServiceClient::new(ch)
-                .list_tenants(forwarded(request.into_inner()))
-                .await);
-        }
-        let c = &self.coordinator;
-        let tenants = c
-            .handle
-            .read(META_GROUP, |sm| {
-                sm.tenants
-                    .values()
-                    .map(|t| TenantInfo {
-                        id: t.id,
-                        name: t.name.clone(),
-                        created_at_ms: t.created_at_ms,
-                        api_keys: t.key_hashes.len() as u32,
-                    })
-                    .collect()
-            })
+        at_leader!(self, request, list_tenants, Viewer, "ListTenants");
+        self.tenants().await.map(Response::new)
+    }
+
+    async fn create_token(
+        &self,
+        request: Request<CreateTokenRequest>,
+    ) -> Result<Response<CreateTokenResponse>, Status> {
+        let actor = at_leader!(self, request, create_token, Admin, "CreateToken");
+        self.create_token_as(request.into_inner(), actor)
             .await
-            .map_err(|e| c.map_request(e))?;
-        Ok(Response::new(ListTenantsResponse { tenants }))
+            .map(Response::new)
+    }
+
+    async fn list_tokens(
+        &self,
+        request: Request<ListTokensRequest>,
+    ) -> Result<Response<ListTokensResponse>, Status> {
+        at_leader!(self, request, list_tokens, Admin, "ListTokens");
+        self.list_tokens_as(request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn revoke_token(
+        &self,
+        request: Request<RevokeTokenRequest>,
+    ) -> Result<Response<OperatorTokenInfo>, Status> {
+        let actor = at_leader!(self, request, revoke_token, Admin, "RevokeToken");
+        self.revoke_token_as(request.into_inner(), actor)
+            .await
+            .map(Response::new)
+    }
+
+    async fn list_audit(
+        &self,
+        request: Request<ListAuditRequest>,
+    ) -> Result<Response<ListAuditResponse>, Status> {
+        at_leader!(self, request, list_audit, Admin, "ListAudit");
+        self.list_audit_as(request.into_inner())
+            .await
+            .map(Response::new)
     }
 }

@@ -10,6 +10,7 @@ use surge_proto::v1::{
 };
 use tonic::Status;
 
+use crate::access::AuditEntry;
 use crate::coordinator::{now_ms, Coordinator};
 use crate::meta::{Command, NodeInfo, NodeState, Reply, ShardInfo};
 use crate::meta_state::{Settings, META_GROUP};
@@ -316,6 +317,7 @@ impl Coordinator {
     pub async fn create_operator(
         &self,
         req: CreateOperatorRequest,
+        audit: AuditEntry,
     ) -> Result<OperatorInfo, Status> {
         let kind = kind_of(&req)?;
         let shard = req.shard;
@@ -351,25 +353,35 @@ impl Coordinator {
             .as_ref()
             .map_or((info.epoch, 0), |v| (v.epoch, v.bytes));
         let op = Operator::new(shard, kind, Reason::Manual, epoch, bytes, now_ms());
-        match self.propose(Command::CreateOperator(op.clone())).await? {
+        let cmd = Command::CreateOperator(op.clone());
+        match self.propose_audited(audit, cmd).await? {
             Reply::OperatorCreated { id } => Ok(operator_info(&Operator { id, ..op })),
             other => Err(unexpected("create operator", other)),
         }
     }
 
-    pub async fn cancel_operator(&self, id: u64) -> Result<OperatorInfo, Status> {
+    pub async fn cancel_operator(
+        &self,
+        id: u64,
+        audit: AuditEntry,
+    ) -> Result<OperatorInfo, Status> {
         let cmd = Command::CancelOperator {
             id,
             at_ms: now_ms(),
         };
-        match self.propose(cmd).await? {
+        match self.propose_audited(audit, cmd).await? {
             Reply::Operator(op) => Ok(operator_info(&op)),
             other => Err(unexpected("cancel operator", other)),
         }
     }
 
-    async fn node_change(&self, cmd: Command, id: u64) -> Result<NodeStatus, Status> {
-        match self.propose(cmd).await? {
+    async fn node_change(
+        &self,
+        cmd: Command,
+        id: u64,
+        audit: AuditEntry,
+    ) -> Result<NodeStatus, Status> {
+        match self.propose_audited(audit, cmd).await? {
             Reply::Node(_) => self
                 .node_statuses()
                 .await?
@@ -380,28 +392,30 @@ impl Coordinator {
         }
     }
 
-    pub async fn drain_node(&self, id: u64) -> Result<NodeStatus, Status> {
+    pub async fn drain_node(&self, id: u64, audit: AuditEntry) -> Result<NodeStatus, Status> {
         let cmd = Command::DrainNode {
             node_id: id,
             at_ms: now_ms(),
         };
-        self.node_change(cmd, id).await
+        self.node_change(cmd, id, audit).await
     }
 
-    pub async fn remove_node(&self, id: u64) -> Result<NodeStatus, Status> {
+    pub async fn remove_node(&self, id: u64, audit: AuditEntry) -> Result<NodeStatus, Status> {
         let cmd = Command::RemoveNode {
             node_id: id,
             at_ms: now_ms(),
         };
-        self.node_change(cmd, id).await
+        self.node_change(cmd, id, audit).await
     }
 
     pub async fn set_cluster_config(
         &self,
         req: SetClusterConfigRequest,
+        audit: AuditEntry,
     ) -> Result<ClusterConfig, Status> {
         if let Some(ms) = req.max_down_time_ms {
-            self.propose(Command::SetMaxDownTime { ms }).await?;
+            self.propose_audited(audit, Command::SetMaxDownTime { ms })
+                .await?;
         }
         let settings = self
             .handle

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::access::AuditEntry;
 use surge_grpc::tls::Transport;
 use surge_grpc::ApiError;
 use surge_proto::v1::CoordinatorStatus;
@@ -163,6 +164,15 @@ impl Coordinator {
         Ok(out.map_err(error::from_meta)?)
     }
 
+    /// Proposes an admin change together with its audit record (one log entry).
+    pub async fn propose_audited(&self, audit: AuditEntry, cmd: Command) -> Result<Reply, Status> {
+        self.propose(Command::Audited {
+            audit,
+            command: Box::new(cmd),
+        })
+        .await
+    }
+
     /// This process's own view of the group, for `cluster status`.
     pub async fn local_status(&self) -> Result<CoordinatorStatus, Status> {
         let id = self.config.id;
@@ -170,6 +180,11 @@ impl Coordinator {
         let http_address = self.config.advertise_http.clone();
         let peer_address = self.config.advertise_peer.clone();
         let insecure = !self.transport.is_tls();
+        let cluster_id = self
+            .cluster_id
+            .read()
+            .map(|c| c.clone())
+            .unwrap_or_default();
         self.handle
             .inspect(META_GROUP, move |p| {
                 let cs = p.conf_state();
@@ -193,6 +208,7 @@ impl Coordinator {
                     http_address,
                     peer_address,
                     insecure,
+                    cluster_id,
                 }
             })
             .await

@@ -10,6 +10,7 @@ use tonic::{Request, Response, Status};
 use crate::coordinator::Coordinator;
 
 pub use surge_proto::FORWARDED_METADATA;
+use surge_proto::{auth::AUTHORIZATION, FORWARDED_FOR_METADATA};
 
 /// Where a call goes: handled here, or forwarded to the leader over this channel.
 pub enum Route {
@@ -92,4 +93,19 @@ pub fn forwarded_within<T>(message: T, timeout: Duration) -> Request<T> {
         tonic::metadata::MetadataValue::from_static("1"),
     );
     request
+}
+
+/// An AdminService call forwarded to the leader: [`forwarded_within`], with the caller's
+/// operator token (the leader checks it) and address (for the audit trail).
+pub fn forward_admin<T>(request: Request<T>, timeout: Duration) -> Request<T> {
+    let from = crate::operator_auth::origin(&request, &surge_grpc::tls::Caller::of(&request));
+    let token = request.metadata().get(AUTHORIZATION).cloned();
+    let mut out = forwarded_within(request.into_inner(), timeout);
+    if let Some(token) = token {
+        out.metadata_mut().insert(AUTHORIZATION, token);
+    }
+    if let Ok(from) = from.parse() {
+        out.metadata_mut().insert(FORWARDED_FOR_METADATA, from);
+    }
+    out
 }

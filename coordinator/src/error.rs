@@ -16,7 +16,9 @@ pub fn from_meta(err: MetaError) -> ApiError {
         MetaError::UnknownNode(_)
         | MetaError::UnknownShard(_)
         | MetaError::UnknownTenant(_)
-        | MetaError::UnknownOperator(_) => ApiError::not_found(message),
+        | MetaError::UnknownOperator(_)
+        | MetaError::UnknownToken(_)
+        | MetaError::UnknownKey { .. } => ApiError::not_found(message),
         MetaError::BadPlacement { .. } => invalid("replicas", message),
         MetaError::RangeOverlap { .. } => invalid("from", message),
         MetaError::BadRange { field, .. } | MetaError::BadSetting { field, .. } => {
@@ -27,7 +29,8 @@ pub fn from_meta(err: MetaError) -> ApiError {
         | MetaError::ShardBusy { .. }
         | MetaError::DrainRefused { .. }
         | MetaError::NodeHoldsReplicas { .. }
-        | MetaError::TooManyNodes { .. } => ApiError::failed_precondition(message),
+        | MetaError::TooManyNodes { .. }
+        | MetaError::LastAdminToken(_) => ApiError::failed_precondition(message),
         MetaError::Undecodable(_) => ApiError::internal(message),
         MetaError::CertificateMismatch { .. } => ApiError::permission_denied(message),
     }

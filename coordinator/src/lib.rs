@@ -11,24 +11,29 @@
 //! leader's loop), [`error`] (the one error → gRPC code table) and [`server`] (start-up and
 //! serving).
 
+pub mod admin_reads;
 pub mod admin_service;
+pub mod admin_writes;
 pub mod cluster_ops;
-pub mod config;
 pub mod coordinator;
 pub mod dispatch;
 pub mod error;
 pub mod founding;
 pub mod membership;
 pub mod node_service;
+pub mod operator_auth;
 pub mod peer_service;
 pub mod reports;
 pub mod scheduler;
 pub mod server;
+pub mod tenant_key_ops;
 pub mod tenant_keys;
 pub mod tenant_ops;
 
+/// The config file (`surge-config`'s, re-exported under its old name).
+pub use surge_config::coordinator as config;
 pub use surge_meta::{
-    balance, meta, meta_rows, meta_state, node_rules, operator, operator_book, placement,
+    access, balance, meta, meta_rows, meta_state, node_rules, operator, operator_book, placement,
     shard_view, waybills,
 };
 

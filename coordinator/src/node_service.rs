@@ -9,8 +9,8 @@ use surge_grpc::v1::node_service_client::NodeServiceClient;
 use surge_grpc::v1::node_service_server::NodeService;
 use surge_grpc::v1::shard_instruction::Kind as InstructionKind;
 use surge_grpc::v1::{
-    ConfChangeStep, HeartbeatRequest, HeartbeatResponse, LeaseWaybillsRequest,
-    LeaseWaybillsResponse, NodeAddress, RegisterNodeRequest, RegisterNodeResponse,
+    ConfChangeStep, HeartbeatRequest, HeartbeatResponse, KeyScope, LeaseWaybillsRequest,
+    LeaseWaybillsResponse, NodeAddress, RegisterNodeRequest, RegisterNodeResponse, ScopedKeyHash,
     ShardInstruction, ShardRoute, ShardStatus, TenantKeys, TransferLeaderStep,
 };
 use surge_grpc::ApiError;
@@ -308,6 +308,24 @@ impl NodeService for NodeApi {
     }
 }
 
+/// A live key as the nodes' directory carries it: digest and scopes.
+fn scoped_hash(key: &surge_meta::tenant_keys::TenantKey) -> ScopedKeyHash {
+    use surge_meta::tenant_keys::KeyScope as Meta;
+    let scopes = key
+        .scopes
+        .iter()
+        .map(|s| match s {
+            Meta::Orders => KeyScope::Orders,
+            Meta::Print => KeyScope::Print,
+            Meta::ReadOnly => KeyScope::ReadOnly,
+        } as i32)
+        .collect();
+    ScopedKeyHash {
+        hash: key.hash.clone(),
+        scopes,
+    }
+}
+
 async fn read_directory(c: &Coordinator, node_id: u64) -> Result<Found, Status> {
     c.handle
         .read(META_GROUP, move |sm| {
@@ -341,7 +359,9 @@ async fn read_directory(c: &Coordinator, node_id: u64) -> Result<Found, Status> 
                     .map(|t| TenantKeys {
                         id: t.id,
                         name: t.name.clone(),
-                        key_hashes: t.key_hashes.clone(),
+                        key_hashes: Vec::new(),
+                        keys: t.live_keys().map(scoped_hash).collect(),
+                        limits: Some(crate::tenant_key_ops::limits_msg(&t.limits)),
                         rules_toml: t.rules_toml.clone(),
                         rules_version: t.rules_version,
                     })

@@ -11,6 +11,7 @@ use surge_proto::v1::{
 };
 use tonic::Status;
 
+use crate::access::AuditEntry;
 use crate::coordinator::{now_ms, Coordinator};
 use crate::meta::{Command, Reply, TenantInfo};
 use crate::meta_state::META_GROUP;
@@ -25,7 +26,7 @@ fn unexpected(what: &str, reply: Reply) -> Status {
 
 impl Coordinator {
     /// The tenant named `name` (linearizable read at the leader).
-    async fn tenant_named(&self, name: &str) -> Result<TenantInfo, Status> {
+    pub(crate) async fn tenant_named(&self, name: &str) -> Result<TenantInfo, Status> {
         if name.is_empty() {
             return Err(ApiError::invalid_argument("tenant", "required").into());
         }
@@ -42,6 +43,7 @@ impl Coordinator {
     pub async fn set_tenant_rules(
         &self,
         req: SetTenantRulesRequest,
+        audit: AuditEntry,
     ) -> Result<SetTenantRulesResponse, Status> {
         if req.rules_toml.len() > MAX_RULES_BYTES {
             return Err(ApiError::invalid_argument(
@@ -57,7 +59,7 @@ impl Coordinator {
             tenant_id: tenant.id,
             rules_toml: req.rules_toml,
         };
-        match self.propose(cmd).await? {
+        match self.propose_audited(audit, cmd).await? {
             Reply::RulesSet { version } => Ok(SetTenantRulesResponse {
                 tenant_id: tenant.id,
                 version,
@@ -81,6 +83,7 @@ impl Coordinator {
     pub async fn add_waybill_range(
         &self,
         req: AddWaybillRangeRequest,
+        audit: AuditEntry,
     ) -> Result<WaybillRangeStatus, Status> {
         let tenant = self.tenant_named(&req.tenant).await?;
         let rules = surge_rules::parse(&tenant.rules_toml).unwrap_or_default();
@@ -111,7 +114,7 @@ impl Coordinator {
             to: req.to,
             at_ms: now_ms(),
         };
-        match self.propose(cmd).await? {
+        match self.propose_audited(audit, cmd).await? {
             Reply::RangeAdded(range) => Ok(self.range_status(&range, &HashMap::new())),
             other => Err(unexpected("add range", other)),
         }

@@ -104,7 +104,7 @@ async fn a_data_dir_of_another_coordinator_or_cluster_is_refused() {
         .expect("start");
     // A one-coordinator cluster elects itself; initialize it.
     let deadline = Instant::now() + Duration::from_secs(30);
-    let cluster_id = loop {
+    let (cluster_id, admin_token) = loop {
         assert!(
             Instant::now() < deadline,
             "single coordinator never initialized"
@@ -116,9 +116,11 @@ async fn a_data_dir_of_another_coordinator_or_cluster_is_refused() {
                 shards: 2,
                 replicas: 1,
                 request_token: "t".into(),
+                admin_token: String::new(),
             };
             if let Ok(resp) = client.init_cluster(req).await {
-                break resp.into_inner().cluster_id;
+                let resp = resp.into_inner();
+                break (resp.cluster_id, resp.admin_token);
             }
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -197,10 +199,10 @@ async fn a_data_dir_of_another_coordinator_or_cluster_is_refused() {
         if let Ok(mut client) =
             AdminServiceClient::connect(format!("http://127.0.0.1:{grpc}")).await
         {
-            if let Ok(s) = client
-                .cluster_status(surge_grpc::v1::ClusterStatusRequest {})
-                .await
-            {
+            let mut status = tonic::Request::new(surge_grpc::v1::ClusterStatusRequest {});
+            let bearer = format!("Bearer {admin_token}").parse().expect("ascii");
+            status.metadata_mut().insert("authorization", bearer);
+            if let Ok(s) = client.cluster_status(status).await {
                 assert_eq!(s.into_inner().cluster_id, cluster_id);
                 break;
             }

@@ -295,15 +295,16 @@ impl ClusterTls {
     }
 
     /// Presents this process's certificate; with `mutual`, accepts only clients that present
-    /// one from the cluster CA. None without a certificate.
+    /// one from the cluster CA; without, also clients with no certificate (merchants, operators
+    /// with tokens), while a certificate that is presented must still be the cluster CA's, so
+    /// [`Caller::of`] can refuse a node's on the admin API and believe a coordinator's when it
+    /// forwards. None without a certificate.
     pub fn server(&self, mutual: bool) -> Option<ServerTlsConfig> {
         let (cert, key) = self.identity.as_ref()?;
-        let config = ServerTlsConfig::new().identity(Identity::from_pem(cert, key));
-        Some(if mutual {
-            config.client_ca_root(Certificate::from_pem(&self.ca_pem))
-        } else {
-            config
-        })
+        let config = ServerTlsConfig::new()
+            .identity(Identity::from_pem(cert, key))
+            .client_ca_root(Certificate::from_pem(&self.ca_pem));
+        Some(config.client_auth_optional(!mutual))
     }
 }
 

@@ -52,4 +52,10 @@ pub enum MetaError {
         bound: String,
         presented: String,
     },
+    #[error("id: no operator token {0}")]
+    UnknownToken(u64),
+    #[error("id: token {0} is the last admin token; make another admin token before revoking it")]
+    LastAdminToken(u64),
+    #[error("id: tenant {tenant} has no key {id}")]
+    UnknownKey { tenant: String, id: u64 },
 }

@@ -160,12 +160,25 @@ pub struct TenantInfo {
     pub id: u64,
     pub name: String,
     pub created_at_ms: u64,
+    /// Key digests of records written before keys had scopes; upgraded into `keys` on load.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub key_hashes: Vec<String>,
     /// Review and carrier rules (TOML, validated before it was proposed); empty: none.
     #[serde(default)]
     pub rules_toml: String,
     #[serde(default)]
     pub rules_version: u64,
+    /// Its API keys, live and revoked ([`crate::tenant_keys`]).
+    #[serde(default)]
+    pub keys: Vec<crate::tenant_keys::TenantKey>,
+    #[serde(default)]
+    pub next_key_id: u64,
+    /// SHA-256 of the request token of the `tenant create` that made it, so its retry is
+    /// recognised.
+    #[serde(default)]
+    pub create_token_hash: String,
+    #[serde(default)]
+    pub limits: crate::tenant_limits::TenantLimits,
 }
 
 /// A change to the metadata. Times are stamped by the proposing leader.
@@ -177,6 +190,9 @@ pub enum Command {
         replicas: u32,
         token: String,
         at_ms: u64,
+        /// SHA-256 of the first admin token (the token itself never enters the log).
+        #[serde(default)]
+        admin_token_hash: String,
     },
     RegisterNode {
         instance_id: String,
@@ -205,12 +221,33 @@ pub enum Command {
     PlaceShards {
         assignments: Vec<(u32, Vec<u64>)>,
     },
-    /// `key_hash` is the SHA-256 of the API key, computed by the proposer: the key itself
-    /// never enters the log.
+    /// `key_hash` is the SHA-256 of the tenant's first API key (made by the proposer, with
+    /// every scope but read-only): the key itself never enters the log. A retry (the same
+    /// `request_token_hash`) gets a fresh first key in place of the one whose answer was lost.
     CreateTenant {
         name: String,
         key_hash: String,
         at_ms: u64,
+        #[serde(default)]
+        request_token_hash: String,
+        #[serde(default)]
+        key_hint: String,
+    },
+    /// `surgectl tenant key add`: `key.hash` computed by the proposer; its id is assigned on
+    /// apply.
+    AddTenantKey {
+        tenant_id: u64,
+        key: crate::tenant_keys::TenantKey,
+    },
+    RevokeTenantKey {
+        tenant_id: u64,
+        key_id: u64,
+        at_ms: u64,
+    },
+    /// `surgectl tenant limits set`: replaces the tenant's limits.
+    SetTenantLimits {
+        tenant_id: u64,
+        limits: crate::tenant_limits::TenantLimits,
     },
     /// `rules_toml` was parsed by the proposer; the state machine only stores it.
     SetTenantRules {
@@ -272,6 +309,27 @@ pub enum Command {
     SetMaxDownTime {
         ms: u64,
     },
+    /// `surgectl token create`: `hash` is the token's SHA-256, computed by the proposer.
+    CreateToken {
+        name: String,
+        role: crate::access::TokenRole,
+        hash: String,
+        created_by: String,
+        at_ms: u64,
+    },
+    RevokeToken {
+        id: u64,
+        at_ms: u64,
+    },
+    /// An admin change and its audit record, applied together: the record says whether the
+    /// change was made or why not.
+    Audited {
+        audit: crate::access::AuditEntry,
+        command: Box<Command>,
+    },
+    /// An audit record alone, for a change that is not a command (a coordinator membership
+    /// change is a Raft conf change); proposed once the change is made.
+    Audit(crate::access::AuditEntry),
 }
 
 /// What an applied command answers.
@@ -279,13 +337,17 @@ pub enum Command {
 pub enum Reply {
     Initialized(ClusterInfo),
     Registered { node_id: u64, cluster_id: String },
-    TenantCreated { tenant_id: u64 },
+    TenantCreated { tenant_id: u64, key_id: u64 },
+    KeyAdded { tenant_id: u64, key_id: u64 },
+    Key(Box<crate::tenant_keys::TenantKey>),
     RulesSet { version: u64 },
     RangeAdded(crate::waybills::WaybillRange),
     Leased(crate::waybills::LeaseRecord),
     OperatorCreated { id: u64 },
     Operator(Box<crate::operator::Operator>),
     Node(Box<NodeInfo>),
+    TokenCreated { id: u64 },
+    Token(Box<crate::access::OperatorToken>),
     Done,
 }
 

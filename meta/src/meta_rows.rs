@@ -24,6 +24,10 @@ pub const NEXT_RANGE_KEY: &[u8] = b"seq/waybill-range";
 pub const OPERATOR_PREFIX: &[u8] = b"operator/";
 pub const FINISHED_PREFIX: &[u8] = b"operator-done/";
 pub const OPERATOR_TOTALS_KEY: &[u8] = b"operator-totals";
+pub const TOKEN_PREFIX: &[u8] = b"token/";
+pub const NEXT_TOKEN_KEY: &[u8] = b"seq/token";
+pub const AUDIT_PREFIX: &[u8] = b"audit/";
+pub const NEXT_AUDIT_KEY: &[u8] = b"seq/audit";
 
 pub fn lease_key(shard: u32, tenant: u64, carrier: &str) -> Vec<u8> {
     let mut suffix = LEASE_PREFIX.to_vec();

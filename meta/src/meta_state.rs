@@ -12,16 +12,17 @@ use serde::{Deserialize, Serialize};
 use surge_storage::{Cf, Engine, EngineError, MemberChange, Membership, StateMachine, WriteBatch};
 use tracing::warn;
 
+use crate::access::{AccessBook, AuditRecord, OperatorToken, TokenRole};
 use crate::meta::{
     ClusterInfo, Command, CoordinatorInfo, MetaError, NodeInfo, NodeState, Output, Reply,
     ShardInfo, TenantInfo,
 };
 pub use crate::meta_rows::META_GROUP;
 use crate::meta_rows::{
-    get_row, id_key, lease_key, named_key, put_json, scan_rows, single_key, CLUSTER_KEY,
-    COORD_PREFIX, FINISHED_PREFIX, INSTANCE_PREFIX, LEASE_PREFIX, NEXT_NODE_KEY, NEXT_RANGE_KEY,
-    NEXT_TENANT_KEY, NODE_PREFIX, OPERATOR_PREFIX, OPERATOR_TOTALS_KEY, RANGE_PREFIX, SETTINGS_KEY,
-    SHARD_PREFIX, TENANT_PREFIX,
+    get_row, id_key, lease_key, named_key, put_json, scan_rows, single_key, AUDIT_PREFIX,
+    CLUSTER_KEY, COORD_PREFIX, FINISHED_PREFIX, INSTANCE_PREFIX, LEASE_PREFIX, NEXT_AUDIT_KEY,
+    NEXT_NODE_KEY, NEXT_RANGE_KEY, NEXT_TENANT_KEY, NEXT_TOKEN_KEY, NODE_PREFIX, OPERATOR_PREFIX,
+    OPERATOR_TOTALS_KEY, RANGE_PREFIX, SETTINGS_KEY, SHARD_PREFIX, TENANT_PREFIX, TOKEN_PREFIX,
 };
 use crate::node_rules;
 use crate::operator::Operator;
@@ -29,6 +30,7 @@ use crate::operator_book::{Changed, OperatorBook};
 use crate::waybills::{LeaseRecord, WaybillLedger, WaybillRange};
 
 mod records;
+mod tenants;
 
 /// Cluster settings changed at run time (`surgectl cluster set`); unset ones take the
 /// coordinator's configured default.
@@ -56,6 +58,7 @@ pub struct MetaState<E: Engine> {
     pub waybills: WaybillLedger,
     pub operators: OperatorBook,
     pub settings: Settings,
+    pub access: AccessBook,
     instances: BTreeMap<String, u64>,
     next_node_id: u64,
     next_tenant_id: u64,
@@ -74,6 +77,7 @@ impl<E: Engine> MetaState<E> {
             waybills: WaybillLedger::default(),
             operators: OperatorBook::default(),
             settings: Settings::default(),
+            access: AccessBook::default(),
             instances: BTreeMap::new(),
             next_node_id: 1,
             next_tenant_id: 1,
@@ -114,7 +118,21 @@ impl<E: Engine> MetaState<E> {
                 replicas,
                 token,
                 at_ms,
-            } => self.init_cluster(cluster_id, shards, replicas, token, at_ms, batch),
+                admin_token_hash,
+            } => {
+                let creates = self.cluster.is_none();
+                let out = self.init_cluster(cluster_id, shards, replicas, token, at_ms, batch);
+                // Only the init that creates the cluster makes a token: a retry (the same
+                // request token) changes nothing, so knowing the token mints no admin.
+                if creates && out.is_ok() && !admin_token_hash.is_empty() {
+                    let by = "bootstrap".to_string();
+                    let role = TokenRole::Admin;
+                    let name = "admin".to_string();
+                    self.access
+                        .create_token(name, role, admin_token_hash, by, at_ms, batch)?;
+                }
+                out
+            }
             Command::RegisterNode {
                 instance_id,
                 address,
@@ -169,28 +187,11 @@ impl<E: Engine> MetaState<E> {
                 node_rules::remove(&mut self.nodes, held, node_id, at_ms)?;
                 self.stage_node(node_id, batch)
             }
-            Command::CreateTenant {
-                name,
-                key_hash,
-                at_ms,
-            } => self.create_tenant(name, key_hash, at_ms, batch),
-            Command::SetTenantRules {
-                tenant_id,
-                rules_toml,
-            } => {
-                let tenant = self
-                    .tenants
-                    .get_mut(&tenant_id)
-                    .ok_or_else(|| MetaError::UnknownTenant(tenant_id.to_string()))?;
-                if tenant.rules_toml != rules_toml || tenant.rules_version == 0 {
-                    tenant.rules_toml = rules_toml;
-                    tenant.rules_version += 1;
-                    put_json(batch, id_key(TENANT_PREFIX, tenant_id), &*tenant);
-                }
-                Ok(Reply::RulesSet {
-                    version: tenant.rules_version,
-                })
-            }
+            cmd @ (Command::CreateTenant { .. }
+            | Command::AddTenantKey { .. }
+            | Command::RevokeTenantKey { .. }
+            | Command::SetTenantLimits { .. }
+            | Command::SetTenantRules { .. }) => self.apply_tenant(cmd, batch),
             Command::AddWaybillRange {
                 tenant_id,
                 carrier,
@@ -289,6 +290,31 @@ impl<E: Engine> MetaState<E> {
                 let (op, changed) = self.operators.cancel(id)?;
                 self.stage_operator(changed, batch);
                 Ok(Reply::Operator(Box::new(op)))
+            }
+            Command::CreateToken {
+                name,
+                role,
+                hash,
+                created_by,
+                at_ms,
+            } => self
+                .access
+                .create_token(name, role, hash, created_by, at_ms, batch),
+            Command::RevokeToken { id, at_ms } => self.access.revoke_token(id, at_ms, batch),
+            Command::Audited { audit, command } => {
+                // An audit record never wraps another: what it describes is one change.
+                let out = match *command {
+                    Command::Audited { .. } | Command::Audit(_) => Err(MetaError::Undecodable(
+                        "an audited command wraps another audit record".into(),
+                    )),
+                    inner => self.apply_command(inner, batch),
+                };
+                self.access.record(audit, &out, batch);
+                out
+            }
+            Command::Audit(audit) => {
+                self.access.record(audit, &Ok(Reply::Done), batch);
+                Ok(Reply::Done)
             }
             Command::SetMaxDownTime { ms } => {
                 if !(MIN_MAX_DOWN_TIME_MS..=MAX_MAX_DOWN_TIME_MS).contains(&ms) {
@@ -399,7 +425,8 @@ impl<E: Engine> StateMachine for MetaState<E> {
             shards.insert(s.id, s);
         })?;
         let mut tenants = BTreeMap::new();
-        scan_rows(e, TENANT_PREFIX, |t: TenantInfo| {
+        scan_rows(e, TENANT_PREFIX, |mut t: TenantInfo| {
+            t.upgrade_legacy_keys();
             tenants.insert(t.id, t);
         })?;
         let mut waybills = WaybillLedger::default();
@@ -421,6 +448,12 @@ impl<E: Engine> StateMachine for MetaState<E> {
         })?;
         operators.totals = get_row(e, OPERATOR_TOTALS_KEY)?.unwrap_or_default();
         self.operators = operators;
+        let mut tokens = Vec::new();
+        scan_rows(e, TOKEN_PREFIX, |t: OperatorToken| tokens.push(t))?;
+        let mut audit = Vec::new();
+        scan_rows(e, AUDIT_PREFIX, |r: AuditRecord| audit.push(r))?;
+        let (next_token, next_audit) = (get_row(e, NEXT_TOKEN_KEY)?, get_row(e, NEXT_AUDIT_KEY)?);
+        self.access = AccessBook::from_rows(tokens, audit, next_token, next_audit);
         self.tenants = tenants;
         self.waybills = waybills;
         self.next_tenant_id = get_row(e, NEXT_TENANT_KEY)?.unwrap_or(1);

@@ -20,6 +20,7 @@ fn init(token: &str) -> Command {
         replicas: 3,
         token: token.into(),
         at_ms: 5,
+        admin_token_hash: format!("{:0>64}", token),
     }
 }
 
@@ -127,43 +128,113 @@ fn the_node_table_is_bounded_but_a_known_instance_still_registers(
 }
 
 #[test]
-fn a_tenant_is_created_once_and_a_retry_with_its_key_succeeds(
+fn a_tenant_is_created_once_and_a_retry_with_its_request_token_gets_a_fresh_key(
 ) -> Result<(), Box<dyn std::error::Error>> {
+    use crate::tenant_keys::{KeyScope, TenantKey};
     let engine = Arc::new(MemEngine::new(&[Family::META]));
     let mut sm = MetaState::load(engine.clone())?;
-    let create = |key: &str| Command::CreateTenant {
+    let create = |key: &str, token: &str| Command::CreateTenant {
         name: "acme".into(),
         key_hash: key.into(),
         at_ms: 7,
+        request_token_hash: token.into(),
+        key_hint: "sk_1234".into(),
     };
     assert_eq!(
-        apply(&mut sm, create("h1"))?,
-        Reply::TenantCreated { tenant_id: 1 }
+        apply(&mut sm, create("h1", "t1"))?,
+        Reply::TenantCreated {
+            tenant_id: 1,
+            key_id: 1
+        }
     );
+    // The retry (same request token) gets a fresh first key; the lost one is revoked.
     assert_eq!(
-        apply(&mut sm, create("h1"))?,
-        Reply::TenantCreated { tenant_id: 1 }
+        apply(&mut sm, create("h2", "t1"))?,
+        Reply::TenantCreated {
+            tenant_id: 1,
+            key_id: 2
+        }
     );
+    // Another create of the name is refused, whatever its key.
+    for token in ["t2", ""] {
+        assert_eq!(
+            apply(&mut sm, create("h3", token)),
+            Err(MetaError::TenantExists {
+                name: "acme".into(),
+                id: 1
+            })
+        );
+    }
+    let live: Vec<&str> = sm.tenants[&1]
+        .live_keys()
+        .map(|k| k.hash.as_str())
+        .collect();
+    assert_eq!(live, ["h2"]);
     assert_eq!(
-        apply(&mut sm, create("h2")),
-        Err(MetaError::TenantExists {
-            name: "acme".into(),
-            id: 1
-        })
+        sm.tenants[&1].keys[1].scopes,
+        [KeyScope::Orders, KeyScope::Print]
     );
-    let other = Command::CreateTenant {
-        name: "globex".into(),
-        key_hash: "h3".into(),
-        at_ms: 8,
+    // More keys, with scopes; one revoked.
+    let print_key = TenantKey {
+        id: 0,
+        hash: "h4".into(),
+        scopes: vec![KeyScope::Print],
+        label: "dock-1 打印机".into(),
+        hint: "sk_9".into(),
+        created_at_ms: 8,
+        revoked_at_ms: None,
+    };
+    let add = Command::AddTenantKey {
+        tenant_id: 1,
+        key: print_key,
     };
     assert_eq!(
-        apply(&mut sm, other)?,
-        Reply::TenantCreated { tenant_id: 2 }
+        apply(&mut sm, add)?,
+        Reply::KeyAdded {
+            tenant_id: 1,
+            key_id: 3
+        }
     );
+    let revoke = |key_id| Command::RevokeTenantKey {
+        tenant_id: 1,
+        key_id,
+        at_ms: 9,
+    };
+    assert!(matches!(apply(&mut sm, revoke(2))?, Reply::Key(k) if k.revoked_at_ms == Some(9)));
+    assert!(matches!(
+        apply(&mut sm, revoke(44)),
+        Err(MetaError::UnknownKey { id: 44, .. })
+    ));
     let reloaded = MetaState::load(engine)?;
     assert_eq!(reloaded.tenants, sm.tenants);
-    assert_eq!(reloaded.next_tenant_id, 3);
-    assert_eq!(reloaded.tenants[&1].key_hashes, vec!["h1".to_string()]);
+    assert_eq!(reloaded.next_tenant_id, 2);
+    let live: Vec<&str> = reloaded.tenants[&1]
+        .live_keys()
+        .map(|k| k.hash.as_str())
+        .collect();
+    assert_eq!(live, ["h4"]);
+    Ok(())
+}
+
+#[test]
+fn a_tenant_row_from_before_scoped_keys_keeps_its_keys() -> Result<(), Box<dyn std::error::Error>> {
+    let engine = Arc::new(MemEngine::new(&[Family::META]));
+    let mut batch = WriteBatch::default();
+    let legacy = serde_json::json!({
+        "id": 1, "name": "老店", "created_at_ms": 3, "key_hashes": ["h-old"],
+        "rules_toml": "", "rules_version": 0,
+    });
+    batch.put(
+        Cf::META,
+        id_key(TENANT_PREFIX, 1),
+        serde_json::to_vec(&legacy)?,
+    );
+    engine.write(&batch, true)?;
+    let sm = MetaState::load(engine)?;
+    let tenant = &sm.tenants[&1];
+    assert!(tenant.key_hashes.is_empty());
+    let live: Vec<&str> = tenant.live_keys().map(|k| k.hash.as_str()).collect();
+    assert_eq!(live, ["h-old"]);
     Ok(())
 }
 
@@ -329,5 +400,76 @@ fn membership_updates_drains_removals_and_operators_survive_reload(
     assert_eq!(reloaded.operators.finished.len(), 1);
     assert_eq!(reloaded.operators.totals.bytes_moved, 4096);
     assert_eq!(reloaded.operators.totals.next_id, id + 1);
+    Ok(())
+}
+
+#[test]
+fn tokens_and_audit_records_are_applied_together_and_survive_reload(
+) -> Result<(), Box<dyn std::error::Error>> {
+    use crate::access::{AuditEntry, TokenRole};
+    let engine = Arc::new(MemEngine::new(&[Family::META]));
+    let mut sm = MetaState::load(engine.clone())?;
+    apply(&mut sm, init("t1"))?;
+    // Only the init that created the cluster made the admin token; its retry made none.
+    apply(&mut sm, init("t1"))?;
+    let admin_hash = format!("{:0>64}", "t1");
+    assert_eq!(sm.access.tokens.len(), 1);
+    assert_eq!(
+        sm.access.by_hash(&admin_hash).map(|t| t.role),
+        Some(TokenRole::Admin)
+    );
+    let audit = |action: &str| AuditEntry {
+        actor: "token 1 (admin, admin)".into(),
+        from: "10.0.0.9:51234".into(),
+        action: action.into(),
+        detail: "杭州运营".into(),
+        at_ms: 9,
+    };
+    let created = apply(
+        &mut sm,
+        Command::Audited {
+            audit: audit("CreateToken"),
+            command: Box::new(Command::CreateToken {
+                name: "杭州运营".into(),
+                role: TokenRole::Viewer,
+                hash: "f".repeat(64),
+                created_by: "token 1 (admin, admin)".into(),
+                at_ms: 9,
+            }),
+        },
+    )?;
+    assert_eq!(created, Reply::TokenCreated { id: 2 });
+    // A refused change is recorded with its reason, and changes nothing else.
+    let refused = apply(
+        &mut sm,
+        Command::Audited {
+            audit: audit("DrainNode"),
+            command: Box::new(Command::DrainNode {
+                node_id: 44,
+                at_ms: 10,
+            }),
+        },
+    );
+    assert_eq!(refused, Err(MetaError::UnknownNode(44)));
+    // An audit record cannot wrap another.
+    let nested = Command::Audited {
+        audit: audit("x"),
+        command: Box::new(Command::Audit(audit("y"))),
+    };
+    assert!(apply(&mut sm, nested).is_err());
+    apply(&mut sm, Command::RevokeToken { id: 2, at_ms: 11 })?;
+
+    let reloaded = MetaState::load(engine)?;
+    let records = reloaded.access.recent(0, 10);
+    assert_eq!(records.len(), 3);
+    assert_eq!(records[2].entry.action, "CreateToken");
+    assert_eq!(records[2].outcome, "ok");
+    assert!(
+        records[1].outcome.contains("unknown node 44"),
+        "{records:?}"
+    );
+    assert!(reloaded.access.by_hash(&"f".repeat(64)).is_none());
+    assert_eq!(reloaded.access.tokens[&2].revoked_at_ms, Some(11));
+    assert!(reloaded.access.by_hash(&admin_hash).is_some());
     Ok(())
 }

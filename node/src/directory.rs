@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use prost::Message as _;
-use surge_proto::v1::{HeartbeatResponse, NodeDirectory, ShardRoute};
+use surge_proto::v1::{HeartbeatResponse, KeyScope, NodeDirectory, ShardRoute, TenantLimits};
 use surge_raftstore::keys;
 use surge_raftstore::{Cf, Engine, EngineError, WriteBatch};
 use surge_rules::TenantRules;
@@ -25,10 +25,12 @@ pub struct Directory {
     /// Node id → the name in its certificate, bound when it registered (empty: none, the
     /// cluster runs in plaintext).
     pub certificates: HashMap<u64, String>,
-    /// SHA-256 hex of an API key → tenant id.
-    pub keys: HashMap<String, u64>,
+    /// SHA-256 hex of an API key → the tenant and what the key may do.
+    pub keys: HashMap<String, KeyGrant>,
     /// Tenant id → name.
     pub names: HashMap<u64, String>,
+    /// Tenant id → its admission limits (none: no limits).
+    pub limits: HashMap<u64, TenantLimits>,
     /// Each tenant's review and carrier rules, with their version. A tenant whose rules never
     /// parse here (the coordinator validated them, so only a newer rules format could) keeps
     /// the defaults: approve, allocate nothing.
@@ -39,6 +41,19 @@ pub struct Directory {
 }
 
 pub type SharedDirectory = Arc<RwLock<Directory>>;
+
+/// Whose an API key is and what it may do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyGrant {
+    pub tenant: u64,
+    pub scopes: Vec<KeyScope>,
+}
+
+impl KeyGrant {
+    pub fn has(&self, scope: KeyScope) -> bool {
+        self.scopes.contains(&scope)
+    }
+}
 
 /// Lets a caller ask the heartbeat loop for an early heartbeat and see when the directory
 /// was taken in again (its version bumps on every heartbeat answer).
@@ -114,10 +129,32 @@ impl Directory {
             .iter()
             .map(|n| (n.id, n.certificate_name.clone()))
             .collect();
+        // Digests without scopes come from coordinators older than scoped keys: such a key
+        // could do everything but be read-only.
+        let legacy = [KeyScope::Orders, KeyScope::Print];
         let keys = resp
             .tenants
             .iter()
-            .flat_map(|t| t.key_hashes.iter().map(move |h| (h.clone(), t.id)))
+            .flat_map(|t| {
+                let old = t.key_hashes.iter().map(move |h| {
+                    let grant = KeyGrant {
+                        tenant: t.id,
+                        scopes: legacy.to_vec(),
+                    };
+                    (h.clone(), grant)
+                });
+                let scoped = t.keys.iter().map(move |k| {
+                    let scopes = k.scopes().collect();
+                    (
+                        k.hash.clone(),
+                        KeyGrant {
+                            tenant: t.id,
+                            scopes,
+                        },
+                    )
+                });
+                old.chain(scoped)
+            })
             .collect();
         Directory {
             shard_count: resp.shard_count,
@@ -131,6 +168,11 @@ impl Directory {
                 .iter()
                 .map(|t| (t.id, t.name.clone()))
                 .collect(),
+            limits: resp
+                .tenants
+                .iter()
+                .filter_map(|t| t.limits.map(|l| (t.id, l)))
+                .collect(),
             rules: HashMap::new(),
             digest: resp.directory_digest.clone(),
         }
@@ -140,9 +182,14 @@ impl Directory {
         self.shard_count > 0
     }
 
+    /// The tenant an API key belongs to, and what the key may do.
+    pub fn grant_of_key(&self, api_key: &str) -> Option<&KeyGrant> {
+        self.keys.get(&key_digest(api_key))
+    }
+
     /// The tenant an API key belongs to.
     pub fn tenant_of_key(&self, api_key: &str) -> Option<u64> {
-        self.keys.get(&key_digest(api_key)).copied()
+        self.grant_of_key(api_key).map(|g| g.tenant)
     }
 
     /// Node `node`'s client port (OrderService, PrintService), as callers are told it.
@@ -209,6 +256,10 @@ mod tests {
                 id: 5,
                 name: "acme".into(),
                 key_hashes: vec![key_digest("sk-acme")],
+                keys: vec![surge_proto::v1::ScopedKeyHash {
+                    hash: key_digest("sk-print"),
+                    scopes: vec![KeyScope::Print as i32, 99],
+                }],
                 ..TenantKeys::default()
             }],
             ..HeartbeatResponse::default()
@@ -220,6 +271,13 @@ mod tests {
         assert_eq!(dir.tenant_of_key("sk-acme"), Some(5));
         assert_eq!(dir.names.get(&5).map(String::as_str), Some("acme"));
         assert_eq!(dir.tenant_of_key("sk-other"), None);
+        // A digest from before scoped keys may do everything but be read-only; an unknown
+        // scope number (a newer coordinator's) grants nothing.
+        let legacy = dir.grant_of_key("sk-acme").expect("legacy key");
+        assert!(legacy.has(KeyScope::Orders) && legacy.has(KeyScope::Print));
+        let print = dir.grant_of_key("sk-print").expect("print key");
+        assert_eq!(print.tenant, 5);
+        assert_eq!(print.scopes, [KeyScope::Print]);
         assert_eq!(dir.address(2), Some("127.0.0.1:7201"));
         assert!(dir.certificate_is(2, "node-2"));
         assert!(

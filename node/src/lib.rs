@@ -10,7 +10,9 @@
 //! served), [`metrics`], [`server`] (start-up and serving).
 
 pub mod actions;
-pub mod config;
+pub mod admission;
+/// The config file (`surge-config`'s, re-exported under its old name).
+pub use surge_config::node as config;
 pub mod directory;
 mod dispatch;
 pub mod instructions;

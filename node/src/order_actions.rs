@@ -15,7 +15,7 @@ use tonic::{Request, Response, Status};
 
 use crate::actions::{self, refusal_status, ProposeError};
 use crate::dispatch::{forward_failed, with_leader, Route};
-use crate::order_api::OrderApi;
+use crate::order_api::{Need, OrderApi};
 use crate::order_service::field_error;
 
 /// Most bytes of a reason or detail.
@@ -103,7 +103,7 @@ impl OrderApi {
         &self,
         request: Request<PlaceHoldRequest>,
     ) -> Result<Response<OrderActionResponse>, Status> {
-        let tenant = self.tenant(&request).await?;
+        let tenant = self.tenant(&request, Need::Orders).await?;
         let req = request.get_ref().clone();
         check_code(&req.code)?;
         if [WAYBILL_HOLD, CARRIER_HOLD].contains(&req.code.as_str()) {
@@ -136,7 +136,7 @@ impl OrderApi {
         &self,
         request: Request<ReleaseHoldRequest>,
     ) -> Result<Response<OrderActionResponse>, Status> {
-        let tenant = self.tenant(&request).await?;
+        let tenant = self.tenant(&request, Need::Orders).await?;
         let req = request.get_ref().clone();
         if !req.code.is_empty() {
             check_code(&req.code)?;
@@ -165,7 +165,7 @@ impl OrderApi {
         &self,
         request: Request<ConfirmPackedRequest>,
     ) -> Result<Response<OrderActionResponse>, Status> {
-        let tenant = self.tenant(&request).await?;
+        let tenant = self.tenant(&request, Need::Warehouse).await?;
         let req = request.get_ref().clone();
         let shard = self.shard_of_id(&req.order_id)?;
         match self.route(&request, shard, "action")? {
@@ -185,7 +185,7 @@ impl OrderApi {
         &self,
         request: Request<ConfirmShippedRequest>,
     ) -> Result<Response<OrderActionResponse>, Status> {
-        let tenant = self.tenant(&request).await?;
+        let tenant = self.tenant(&request, Need::Warehouse).await?;
         let req = request.get_ref().clone();
         if !(1..=1_000_000).contains(&req.weight_grams) {
             return Err(field_error("weight_grams", "1..=1000000 grams"));
@@ -209,7 +209,7 @@ impl OrderApi {
         &self,
         request: Request<CancelOrderRequest>,
     ) -> Result<Response<CancelOrderResponse>, Status> {
-        let tenant = self.tenant(&request).await?;
+        let tenant = self.tenant(&request, Need::Orders).await?;
         let req = request.get_ref().clone();
         check_reason("reason", &req.reason)?;
         let shard = self.shard_of_id(&req.order_id)?;
@@ -246,7 +246,7 @@ impl OrderApi {
         &self,
         request: Request<GetLabelRequest>,
     ) -> Result<Response<LabelDocument>, Status> {
-        let tenant = self.tenant(&request).await?;
+        let tenant = self.tenant(&request, Need::Print).await?;
         let req = request.get_ref().clone();
         let format = match req.format() {
             LabelFormat::Unspecified | LabelFormat::Zpl => LabelFormat::Zpl,

@@ -17,7 +17,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use crate::dispatch::{forward_failed, is_forwarded, Target};
-use crate::order_api::OrderApi;
+use crate::order_api::{Need, OrderApi};
 use crate::order_service::field_error;
 
 pub type WatchStream =
@@ -139,7 +139,8 @@ impl OrderApi {
         &self,
         request: Request<ReadEventsRequest>,
     ) -> Result<Response<ReadEventsResponse>, Status> {
-        let tenant = self.tenant(&request).await?;
+        let tenant = self.tenant(&request, Need::Read).await?;
+        self.admit_read(&request, tenant)?;
         let req = *request.get_ref();
         if req.shard >= self.shard_count() {
             return Err(field_error("shard", format!("no shard {}", req.shard)));
@@ -159,9 +160,11 @@ impl OrderApi {
         &self,
         request: Request<WatchOrdersRequest>,
     ) -> Result<Response<WatchStream>, Status> {
-        let tenant = self.tenant(&request).await?;
+        let tenant = self.tenant(&request, Need::Read).await?;
         let mut cursor = WatchCursor::decode(&request.get_ref().cursor)
             .ok_or_else(|| field_error("cursor", "not a cursor this service issued"))?;
+        // Held by the stream's task: the tenant's stream count drops when it ends.
+        let slot = self.open_stream(&request, tenant)?;
         let (tx, rx) = mpsc::channel(8);
         let api = self.clone();
         // A bare request carrying only the caller's key, for the reads this stream makes.
@@ -172,6 +175,7 @@ impl OrderApi {
                 .insert(surge_proto::auth::AUTHORIZATION, v.clone());
         }
         tokio::spawn(async move {
+            let _slot = slot;
             loop {
                 let mut events = Vec::new();
                 for shard in 0..api.shard_count() {

@@ -107,6 +107,7 @@ impl OrderApi {
                     .iter()
                     .map(|o| (o.platform.clone(), o.external_order_id.clone()))
                     .collect();
+                self.admit_orders(tenant, orders.len())?;
                 let outcomes = self.propose_local(tenant, shard, orders).await?;
                 Ok(outcomes
                     .into_iter()

@@ -25,7 +25,7 @@ use tracing::{info, warn};
 
 use crate::actions::{self, now_ms, refusal_status};
 use crate::dispatch::{forward_failed, Route, Target};
-use crate::order_api::OrderApi;
+use crate::order_api::{Need, OrderApi};
 use crate::order_service::field_error;
 
 /// How long a station holds a job before another may get it.
@@ -259,7 +259,8 @@ impl PrintService for PrintApi {
         &self,
         request: Request<SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
-        let tenant = self.api.tenant(&request).await?;
+        let tenant = self.api.tenant(&request, Need::Print).await?;
+        let slot = self.api.open_stream(&request, tenant)?;
         let req = request.into_inner();
         check_station(&req.station)?;
         let window = match req.window {
@@ -273,6 +274,7 @@ impl PrintService for PrintApi {
         let (tx, rx) = mpsc::channel(MAX_WINDOW as usize);
         let api = self.api.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let mut sent = Sent {
                 ids: HashSet::new(),
                 order: VecDeque::new(),
@@ -313,7 +315,7 @@ impl PrintService for PrintApi {
         &self,
         request: Request<AckJobsRequest>,
     ) -> Result<Response<AckJobsResponse>, Status> {
-        let tenant = self.api.tenant(&request).await?;
+        let tenant = self.api.tenant(&request, Need::Print).await?;
         let req = request.get_ref().clone();
         check_station(&req.station)?;
         if req.acks.len() > MAX_ACKS {
@@ -348,7 +350,7 @@ impl PrintService for PrintApi {
         &self,
         request: Request<ReprintRequest>,
     ) -> Result<Response<ReprintResponse>, Status> {
-        let tenant = self.api.tenant(&request).await?;
+        let tenant = self.api.tenant(&request, Need::Print).await?;
         let req = request.get_ref().clone();
         if req.reason.trim().is_empty() {
             return Err(field_error(

@@ -36,3 +36,7 @@ pub const EXISTING_ORDER_METADATA: &str = "x-surge-existing-order";
 /// Metadata marking a call one server already forwarded to another (a node to a shard's
 /// leader, a coordinator to the Raft leader): it is never forwarded again.
 pub const FORWARDED_METADATA: &str = "x-surge-forwarded";
+
+/// Metadata on a call a coordinator forwarded to the leader: the address of the caller it came
+/// from, for the audit trail. Believed only from a coordinator's certificate.
+pub const FORWARDED_FOR_METADATA: &str = "x-surge-forwarded-for";

@@ -1,6 +1,7 @@
 //! The pure crates stay pure: `surge-storage`, `surge-shard` and `surge-meta` must not depend,
 //! directly or through any crate (ours included), on RocksDB, tonic or tokio. And the client
-//! library stays a library: `surge-client`, which the node links, reaches no CLI crate. Read
+//! library stays a library: `surge-client`, which the node links, reaches no CLI crate; and
+//! `surge-config` reaches no RocksDB, so the fuzzer can build it. Read
 //! from `cargo metadata`, following normal dependencies only (build scripts and tests may use
 //! anything).
 
@@ -136,5 +137,14 @@ fn the_client_library_links_no_cli() {
     assert!(
         cli.iter().any(|p| p.ends_with(" -> clap")),
         "surgectl should reach clap: {cli:#?}"
+    );
+}
+
+#[test]
+fn the_config_crate_links_no_rocksdb_so_it_can_be_fuzzed() {
+    let found = forbidden_from("surge-config", &["rocksdb", "librocksdb-sys"]);
+    assert!(
+        found.is_empty(),
+        "surge-config must stay free of RocksDB (fuzz/ builds it), but: {found:#?}"
     );
 }

@@ -49,6 +49,10 @@ pub struct ClusterFile {
     /// `insecure = true`.
     #[serde(default)]
     pub certs: Option<PathBuf>,
+    /// The file holding the cluster's first admin token (mode 0600), once `dev up`
+    /// initialized the cluster.
+    #[serde(default)]
+    pub admin_token_file: Option<PathBuf>,
 }
 
 impl ClusterFile {
@@ -69,6 +73,33 @@ impl ClusterFile {
             serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?,
         )?;
         std::fs::rename(tmp, Self::path(dir))
+    }
+
+    /// The cluster's first admin token, once it has one.
+    pub fn admin_token(&self) -> std::io::Result<Option<String>> {
+        match &self.admin_token_file {
+            Some(path) if path.exists() => read_secret(path).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// A client of the coordinators as surgectl calls them: over [`ClusterFile::transport`],
+    /// with the admin token once the cluster has one.
+    pub fn meta_client(&self) -> anyhow::Result<surge_client::MetaClient> {
+        use anyhow::Context as _;
+        let transport = self.transport().context("the dev cluster's certificates")?;
+        let client = surge_client::MetaClient::new(self.coordinator_addresses())
+            .map_err(|s| anyhow::anyhow!(s.message().to_string()))?
+            .with_transport(transport);
+        match self
+            .admin_token()
+            .context("the dev cluster's admin token")?
+        {
+            Some(token) => client
+                .with_token(&token)
+                .map_err(|s| anyhow::anyhow!("admin token: {}", s.message())),
+            None => Ok(client),
+        }
     }
 
     /// The coordinators' client ports, as surgectl calls them.
@@ -110,6 +141,30 @@ impl ClusterFile {
             .map(|c| c.peer_address.clone())
             .collect()
     }
+}
+
+/// The file in a dev cluster's directory that holds its first admin token (mode 0600).
+pub const ADMIN_TOKEN_FILE: &str = "admin.token";
+
+/// Writes `secret` to `path`, readable by its owner only, and refuses to replace a file.
+pub fn write_secret(path: &Path, secret: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(secret.as_bytes())?;
+    file.write_all(b"\n")?;
+    file.sync_all()
+}
+
+/// The token in the file at `path` (as [`write_secret`] wrote it).
+pub fn read_secret(path: &Path) -> std::io::Result<String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+    Ok(text.trim().to_string())
 }
 
 /// Starts `entry`'s command with stdout and stderr appended to its log; the process binds the

@@ -32,6 +32,7 @@ async fn refusals_name_the_problem_and_change_nothing() {
                 shards: 4,
                 replicas: 1,
                 request_token: "another".into(),
+                ..Default::default()
             };
             AdminServiceClient::new(ch).init_cluster(req).await
         })
@@ -81,6 +82,7 @@ async fn refusals_name_the_problem_and_change_nothing() {
                 shards: 0,
                 replicas: 3,
                 request_token: String::new(),
+                ..Default::default()
             };
             AdminServiceClient::new(ch).init_cluster(req).await
         })
@@ -88,30 +90,55 @@ async fn refusals_name_the_problem_and_change_nothing() {
         .expect_err("zero shards");
     assert_eq!(err.code(), Code::InvalidArgument);
     assert!(err.message().starts_with("shards:"), "{}", err.message());
+    let err = client
+        .call(|ch| async move {
+            let req = InitClusterRequest {
+                shards: 4,
+                replicas: 1,
+                admin_token: "口令".into(),
+                ..Default::default()
+            };
+            AdminServiceClient::new(ch).init_cluster(req).await
+        })
+        .await
+        .expect_err("a malformed admin token");
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        err.message().starts_with("admin_token:"),
+        "{}",
+        err.message()
+    );
 
-    // Tenants: a retry with the same key is the same tenant; another key for the name is refused.
-    let create = |api_key: &'static str| {
+    // Tenants: keys are the cluster's to make; a retry (the same request token) is the same
+    // tenant with a fresh first key in place of the lost one; another create of the name is
+    // refused.
+    let create = |token: &'static str, picked: &'static str| {
         let client = &client;
         async move {
             client
                 .call(|ch| async move {
+                    #[allow(deprecated)]
                     let req = CreateTenantRequest {
                         name: "acme".into(),
-                        api_key: api_key.into(),
+                        api_key: picked.into(),
+                        request_token: token.into(),
                     };
                     AdminServiceClient::new(ch).create_tenant(req).await
                 })
                 .await
         }
     };
-    let first = create("sk_0123456789abcdef0123")
+    let err = create("r0", "sk_0123456789abcdef0123")
         .await
-        .expect("create tenant");
-    let again = create("sk_0123456789abcdef0123")
-        .await
-        .expect("retry create tenant");
+        .expect_err("a key the caller picked");
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert!(err.message().starts_with("api_key:"), "{}", err.message());
+    let first = create("r1", "").await.expect("create tenant");
+    let again = create("r1", "").await.expect("retry create tenant");
     assert_eq!(first.tenant_id, again.tenant_id);
-    let err = create("sk_another-key-entirely")
+    assert_ne!(first.api_key, again.api_key, "a fresh key for the retry");
+    assert!(again.api_key.starts_with("sk_") && again.api_key.len() == 67);
+    let err = create("r2", "")
         .await
         .expect_err("a second tenant named acme");
     assert_eq!(err.code(), Code::AlreadyExists, "{err:?}");
@@ -128,7 +155,7 @@ async fn refusals_name_the_problem_and_change_nothing() {
     assert_eq!(tenants.len(), 1, "{tenants:?}");
     assert_eq!(tenants[0].api_keys, 1);
 
-    bad_orders_are_refused_by_field_and_store_nothing(&cluster, &client).await;
+    bad_orders_are_refused_by_field_and_store_nothing(&cluster, &client, &again.api_key).await;
 
     let after = status(&client).await.expect("status");
     assert_eq!(after.cluster_id, before.cluster_id);
@@ -252,21 +279,12 @@ fn bearer<T>(message: T, key: &str) -> tonic::Request<T> {
 async fn bad_orders_are_refused_by_field_and_store_nothing(
     cluster: &DevCluster,
     meta: &surge_client::MetaClient,
+    acme_key: &str,
 ) {
-    const KEY: &str = "sk_0123456789abcdef0123";
-    let other_key = "sk_globex-0123456789";
-    meta.call(|ch| async move {
-        AdminServiceClient::new(ch)
-            .create_tenant(CreateTenantRequest {
-                name: "globex".into(),
-                api_key: other_key.into(),
-            })
-            .await
-    })
-    .await
-    .expect("second tenant");
+    let other = meta.create_tenant("globex").await.expect("second tenant");
+    let (key, other_key) = (acme_key, other.api_key.as_str());
     let nodes: Vec<String> = cluster.node_addresses();
-    let client = cluster.order_client(nodes.clone(), KEY);
+    let client = cluster.order_client(nodes.clone(), key);
     let client = &client;
     eventually(
         Duration::from_secs(60),
@@ -343,7 +361,7 @@ async fn bad_orders_are_refused_by_field_and_store_nothing(
         let mut order = sample::order("bad", 100 + i as u64);
         mutate(&mut order);
         let err = raw
-            .submit_order(bearer(SubmitOrderRequest { order: Some(order) }, KEY))
+            .submit_order(bearer(SubmitOrderRequest { order: Some(order) }, key))
             .await
             .expect_err(what);
         assert_eq!(err.code(), Code::InvalidArgument, "{what}: {err:?}");
@@ -357,7 +375,7 @@ async fn bad_orders_are_refused_by_field_and_store_nothing(
     let mut batch: Vec<Order> = (200..203).map(|n| sample::order("bad", n)).collect();
     batch[1].lines[0].quantity = 0;
     let results = raw
-        .submit_orders(bearer(SubmitOrdersRequest { orders: batch }, KEY))
+        .submit_orders(bearer(SubmitOrdersRequest { orders: batch }, key))
         .await
         .expect("batch")
         .into_inner()
@@ -375,7 +393,7 @@ async fn bad_orders_are_refused_by_field_and_store_nothing(
     assert!(matches!(results[2].outcome, Some(Outcome::Accepted(_))));
     let too_many: Vec<Order> = (0..501).map(|n| sample::order("many", n)).collect();
     let err = raw
-        .submit_orders(bearer(SubmitOrdersRequest { orders: too_many }, KEY))
+        .submit_orders(bearer(SubmitOrdersRequest { orders: too_many }, key))
         .await
         .expect_err("501 orders");
     assert!(
@@ -393,7 +411,7 @@ async fn bad_orders_are_refused_by_field_and_store_nothing(
             SubmitOrderRequest {
                 order: Some(changed),
             },
-            KEY,
+            key,
         ))
         .await
         .expect_err("conflict");
@@ -444,14 +462,14 @@ async fn bad_orders_are_refused_by_field_and_store_nothing(
                 order_id: "nonsense".into(),
                 stale_ok: false,
             },
-            KEY,
+            key,
         ))
         .await
         .expect_err("malformed id");
     assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
     assert!(err.message().starts_with("order_id:"), "{}", err.message());
     let err = raw
-        .list_orders(bearer(ListOrdersRequest::default(), KEY))
+        .list_orders(bearer(ListOrdersRequest::default(), key))
         .await
         .expect_err("no status");
     assert!(err.message().starts_with("status:"), "{}", err.message());

@@ -9,14 +9,12 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use common::{admin, eventually, wait_for_intake, DevCluster};
+use common::{eventually, wait_for_intake, DevCluster};
 use prost::Message as _;
 use surge_client::sample;
 use surge_grpc::v1::order_service_client::OrderServiceClient;
 use surge_grpc::v1::submit_result::Outcome;
-use surge_grpc::v1::{
-    CreateTenantRequest, ListOrdersRequest, Order, OrderLine, OrderStatus, SubmitOrdersRequest,
-};
+use surge_grpc::v1::{ListOrdersRequest, Order, OrderLine, OrderStatus, SubmitOrdersRequest};
 use surge_proto::validate::{self, MAX_ORDER_BYTES};
 use tonic::metadata::MetadataValue;
 
@@ -59,18 +57,7 @@ fn large_order(n: u64) -> Order {
 async fn batches_and_pages_as_large_as_the_limits_allow_go_through() {
     let cluster = DevCluster::start(4);
     let meta = cluster.client();
-    let key = format!("sk-test-large-{}", std::process::id());
-    let req = CreateTenantRequest {
-        name: "large".into(),
-        api_key: key.clone(),
-    };
-    admin(
-        &meta,
-        req,
-        |mut c, r| async move { c.create_tenant(r).await },
-    )
-    .await
-    .expect("tenant");
+    let key = meta.create_tenant("large").await.expect("tenant").api_key;
     let client = cluster.order_client(cluster.node_addresses(), &key);
     wait_for_intake(&client).await;
 

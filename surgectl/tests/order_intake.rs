@@ -16,26 +16,16 @@ use std::time::{Duration, Instant};
 use common::{eventually, DevCluster};
 use futures::StreamExt;
 use surge_client::{sample, MetaClient, OrderClient};
-use surge_grpc::v1::admin_service_client::AdminServiceClient;
 use surge_grpc::v1::order_service_client::OrderServiceClient;
 use surge_grpc::v1::submit_result::Outcome;
-use surge_grpc::v1::{
-    Acceptance, CreateTenantRequest, GetOrderRequest, SubmitOrdersRequest, SubmitResult,
-};
+use surge_grpc::v1::{Acceptance, GetOrderRequest, SubmitOrdersRequest, SubmitResult};
 use tonic::metadata::MetadataValue;
 
 pub async fn create_tenant(meta: &MetaClient, name: &str) -> String {
-    let key = format!("sk-test-{name}-{}", std::process::id());
-    meta.call(|ch| {
-        let req = CreateTenantRequest {
-            name: name.to_string(),
-            api_key: key.clone(),
-        };
-        async move { AdminServiceClient::new(ch).create_tenant(req).await }
-    })
-    .await
-    .expect("create tenant");
-    key
+    meta.create_tenant(name)
+        .await
+        .expect("create tenant")
+        .api_key
 }
 
 fn channel(transport: &surge_grpc::tls::Transport, address: &str) -> tonic::transport::Channel {

@@ -1,7 +1,9 @@
 //! The commands that create records: `cluster init` (the shard table and its first
-//! placement), a node's registration (a stable id per instance) and tenant creation.
+//! placement), a node's registration (a stable id per instance), tenant creation and a
+//! tenant's keys.
 
 use super::*;
+use crate::tenant_keys::{KeyScope, TenantKey, FIRST_KEY_LABEL};
 
 impl<E: Engine> MetaState<E> {
     pub(super) fn init_cluster(
@@ -106,35 +108,95 @@ impl<E: Engine> MetaState<E> {
     pub(super) fn create_tenant(
         &mut self,
         name: String,
-        key_hash: String,
+        first: TenantKey,
+        request_token_hash: String,
         at_ms: u64,
         batch: &mut WriteBatch,
     ) -> Output {
-        if let Some(existing) = self.tenants.values().find(|t| t.name == name) {
-            // A retry carries the same key: the same answer, not a second tenant.
-            if existing.key_hashes.contains(&key_hash) {
-                return Ok(Reply::TenantCreated {
-                    tenant_id: existing.id,
+        if let Some(existing) = self.tenants.values_mut().find(|t| t.name == name) {
+            let retry =
+                !request_token_hash.is_empty() && existing.create_token_hash == request_token_hash;
+            if !retry {
+                return Err(MetaError::TenantExists {
+                    name,
+                    id: existing.id,
                 });
             }
-            return Err(MetaError::TenantExists {
-                name,
-                id: existing.id,
-            });
+            // The retry of a create whose answer was lost: the first key it made was never
+            // seen, so a fresh one takes its place.
+            let lost: Vec<u64> = existing
+                .live_keys()
+                .filter(|k| k.label == FIRST_KEY_LABEL)
+                .map(|k| k.id)
+                .collect();
+            for id in lost {
+                existing.revoke_key(id, at_ms)?;
+            }
+            let key_id = existing.add_key(first)?;
+            let tenant_id = existing.id;
+            put_json(batch, id_key(TENANT_PREFIX, tenant_id), &*existing);
+            return Ok(Reply::TenantCreated { tenant_id, key_id });
         }
-        let tenant = TenantInfo {
+        let mut tenant = TenantInfo {
             id: self.next_tenant_id,
             name,
             created_at_ms: at_ms,
-            key_hashes: vec![key_hash],
+            key_hashes: Vec::new(),
             rules_toml: String::new(),
             rules_version: 0,
+            keys: Vec::new(),
+            next_key_id: 0,
+            create_token_hash: request_token_hash,
+            limits: Default::default(),
         };
+        let key_id = tenant.add_key(first)?;
         self.next_tenant_id += 1;
         put_json(batch, id_key(TENANT_PREFIX, tenant.id), &tenant);
         put_json(batch, single_key(NEXT_TENANT_KEY), &self.next_tenant_id);
         let tenant_id = tenant.id;
         self.tenants.insert(tenant_id, tenant);
-        Ok(Reply::TenantCreated { tenant_id })
+        Ok(Reply::TenantCreated { tenant_id, key_id })
     }
+
+    pub(super) fn tenant_key_change(
+        &mut self,
+        tenant_id: u64,
+        change: KeyChange,
+        batch: &mut WriteBatch,
+    ) -> Output {
+        let tenant = self
+            .tenants
+            .get_mut(&tenant_id)
+            .ok_or_else(|| MetaError::UnknownTenant(tenant_id.to_string()))?;
+        let reply = match change {
+            KeyChange::Add(key) => Reply::KeyAdded {
+                tenant_id,
+                key_id: tenant.add_key(key)?,
+            },
+            KeyChange::Revoke { key_id, at_ms } => {
+                Reply::Key(Box::new(tenant.revoke_key(key_id, at_ms)?))
+            }
+        };
+        put_json(batch, id_key(TENANT_PREFIX, tenant_id), &*tenant);
+        Ok(reply)
+    }
+}
+
+/// The key `tenant create` makes: every scope but read-only.
+pub(super) fn first_key(hash: String, hint: String, at_ms: u64) -> TenantKey {
+    TenantKey {
+        id: 0,
+        hash,
+        scopes: vec![KeyScope::Orders, KeyScope::Print],
+        label: FIRST_KEY_LABEL.to_string(),
+        hint,
+        created_at_ms: at_ms,
+        revoked_at_ms: None,
+    }
+}
+
+/// A change to one tenant's keys.
+pub(super) enum KeyChange {
+    Add(TenantKey),
+    Revoke { key_id: u64, at_ms: u64 },
 }

@@ -3,6 +3,8 @@
 
 use surge_grpc::ErrorKind;
 
+use crate::order_api::Need;
+
 use super::*;
 
 #[tonic::async_trait]
@@ -13,7 +15,7 @@ impl OrderService for OrderApi {
     ) -> Result<Response<SubmitOrderResponse>, Status> {
         let started = Instant::now();
         let result = async {
-            let tenant = self.tenant(&request).await?;
+            let tenant = self.tenant(&request, Need::Orders).await?;
             let Some(order) = request.get_ref().order.clone() else {
                 OrderMetrics::get().rejected("invalid");
                 return Err(field_error("order", "required"));
@@ -54,7 +56,7 @@ impl OrderService for OrderApi {
     ) -> Result<Response<SubmitOrdersResponse>, Status> {
         let started = Instant::now();
         let result = async {
-            let tenant = self.tenant(&request).await?;
+            let tenant = self.tenant(&request, Need::Orders).await?;
             let orders = &request.get_ref().orders;
             if orders.is_empty() {
                 return Err(field_error("orders", "at least one order is required"));
@@ -138,7 +140,7 @@ impl OrderService for OrderApi {
     ) -> Result<Response<GetOrderResponse>, Status> {
         let started = Instant::now();
         let result = async {
-            let tenant = self.tenant(&request).await?;
+            let tenant = self.tenant(&request, Need::Read).await?;
             let req = request.get_ref().clone();
             let shard = surge_shard::shard_of(&req.order_id)
                 .filter(|s| *s < self.shard_count())
@@ -182,7 +184,7 @@ impl OrderService for OrderApi {
     ) -> Result<Response<GetOrderResponse>, Status> {
         let started = Instant::now();
         let result = async {
-            let tenant = self.tenant(&request).await?;
+            let tenant = self.tenant(&request, Need::Read).await?;
             let req = request.get_ref().clone();
             if req.platform.is_empty() {
                 return Err(field_error("platform", "required"));
@@ -245,7 +247,8 @@ impl OrderService for OrderApi {
     ) -> Result<Response<ListOrdersResponse>, Status> {
         let started = Instant::now();
         let result = async {
-            let tenant = self.tenant(&request).await?;
+            let tenant = self.tenant(&request, Need::Read).await?;
+            self.admit_read(&request, tenant)?;
             let req = request.get_ref().clone();
             if req.status() == OrderStatus::Unspecified {
                 return Err(field_error("status", "required"));
@@ -331,7 +334,7 @@ impl OrderService for OrderApi {
         &self,
         request: Request<GetShardMapRequest>,
     ) -> Result<Response<ShardMap>, Status> {
-        let tenant = self.tenant(&request).await?;
+        let tenant = self.tenant(&request, Need::Read).await?;
         let dir = self
             .directory
             .read()

@@ -78,8 +78,18 @@ impl DevCluster {
         std::fs::read_to_string(self.dir.path().join("surgectl.log")).unwrap_or_default()
     }
 
+    /// A client of the coordinators with the cluster's first admin token.
     pub fn client(&self) -> MetaClient {
-        meta_client(self.file.coordinator_addresses()).with_transport(self.transport())
+        let token = self.file.admin_token().expect("the admin token file");
+        self.client_with_token(&token.expect("dev up wrote an admin token"))
+    }
+
+    /// A client of the coordinators with `token` (empty: none).
+    pub fn client_with_token(&self, token: &str) -> MetaClient {
+        meta_client(self.file.coordinator_addresses())
+            .with_transport(self.transport())
+            .with_token(token)
+            .expect("a token of printable ASCII")
     }
 
     /// How the operator calls the cluster: TLS with the `operator/surgectl` certificate.
@@ -105,8 +115,9 @@ impl DevCluster {
             .expect("the issued certificate")
     }
 
-    /// `surgectl` with the operator's certificate in its environment (`SURGE_CA`,
-    /// `SURGE_CERT`, `SURGE_KEY`), as `dev up` tells operators to export them.
+    /// `surgectl` with the operator's certificate, the admin token file and the coordinators
+    /// in its environment (`SURGE_CA`, `SURGE_CERT`, `SURGE_KEY`, `SURGE_TOKEN_FILE`,
+    /// `SURGE_COORDINATORS`), as `dev up` tells operators to export them.
     pub fn surgectl(&self) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_surgectl"));
         if let Some(certs) = &self.file.certs {
@@ -116,6 +127,13 @@ impl DevCluster {
                 .env("SURGE_CERT", cert)
                 .env("SURGE_KEY", key);
         }
+        if let Some(path) = &self.file.admin_token_file {
+            command.env("SURGE_TOKEN_FILE", path);
+        }
+        command.env(
+            "SURGE_COORDINATORS",
+            self.file.coordinator_addresses().join(","),
+        );
         command
     }
 
@@ -404,7 +422,7 @@ pub async fn admin<Req, T, F, Fut>(meta: &MetaClient, req: Req, f: F) -> Result<
 where
     Req: Clone,
     F: Fn(
-        surge_grpc::v1::admin_service_client::AdminServiceClient<tonic::transport::Channel>,
+        surge_grpc::v1::admin_service_client::AdminServiceClient<surge_client::CoordinatorChannel>,
         Req,
     ) -> Fut,
     Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
@@ -428,18 +446,7 @@ pub async fn wait_for_intake(client: &surge_client::OrderClient) {
 
 /// Creates tenant `name` with `rules` and answers its API key.
 pub async fn tenant_with_rules(meta: &MetaClient, name: &str, rules: &str) -> String {
-    let key = format!("sk-test-{name}-{}", std::process::id());
-    let req = surge_grpc::v1::CreateTenantRequest {
-        name: name.into(),
-        api_key: key.clone(),
-    };
-    admin(
-        meta,
-        req,
-        |mut c, r| async move { c.create_tenant(r).await },
-    )
-    .await
-    .expect("tenant");
+    let key = meta.create_tenant(name).await.expect("tenant").api_key;
     let req = surge_grpc::v1::SetTenantRulesRequest {
         tenant: name.into(),
         rules_toml: rules.into(),
@@ -486,4 +493,41 @@ pub fn example_rules() -> String {
     ))
     .expect("example rules")
     .replace("max_amount_cents = 200000", "max_amount_cents = 100000000")
+}
+
+/// Asserts that none of `secrets` appears in any file of the dev cluster's directory (data
+/// dirs, logs, cluster.json), the certificate directory and the admin token file aside.
+pub fn assert_nowhere_in_clear(cluster: &DevCluster, secrets: &[String]) {
+    let skip: Vec<PathBuf> = [
+        cluster.file.certs.clone(),
+        cluster.file.admin_token_file.clone(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let mut scanned = 0;
+    let mut stack = vec![cluster.dir.path().to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for file in std::fs::read_dir(&dir).expect("dir") {
+            let path = file.expect("entry").path();
+            if skip.contains(&path) {
+                continue;
+            }
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let bytes = std::fs::read(&path).unwrap_or_default();
+            let text = String::from_utf8_lossy(&bytes);
+            for secret in secrets {
+                assert!(
+                    !text.contains(secret.as_str()),
+                    "a secret in clear in {}",
+                    path.display()
+                );
+            }
+            scanned += 1;
+        }
+    }
+    assert!(scanned > 10, "only {scanned} files scanned");
 }

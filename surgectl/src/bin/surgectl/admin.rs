@@ -6,8 +6,7 @@ use std::time::Duration;
 use surge_client::{MetaClient, RetryPolicy};
 use surge_grpc::v1::admin_service_client::AdminServiceClient;
 use surge_grpc::v1::{
-    AddCoordinatorRequest, CreateTenantRequest, ListNodesRequest, ListTenantsRequest,
-    RemoveCoordinatorRequest,
+    AddCoordinatorRequest, ListNodesRequest, ListTenantsRequest, RemoveCoordinatorRequest,
 };
 
 use crate::calls::{meta_client as client, status_error};
@@ -29,12 +28,27 @@ pub(crate) async fn init(
     format: Format,
     shards: u32,
     replicas: u32,
+    save_token: Option<std::path::PathBuf>,
 ) -> anyhow::Result<()> {
-    let resp = client(coordinators)?
+    if let Some(path) = &save_token {
+        if path.exists() {
+            anyhow::bail!(
+                "--save-token: {} exists; it is not overwritten",
+                path.display()
+            );
+        }
+    }
+    let mut resp = client(coordinators)?
         .init_cluster(shards, replicas)
         .await
         .map_err(status_error)
         .context("cluster init")?;
+    if let Some(path) = &save_token {
+        surgectl::dev_cluster::write_secret(path, &resp.admin_token)
+            .with_context(|| format!("--save-token: cannot write {}", path.display()))?;
+        resp.admin_token.clear();
+        eprintln!("the first admin token is in {} (mode 0600)", path.display());
+    }
     output::print_init(format, &resp);
     Ok(())
 }
@@ -103,21 +117,9 @@ pub(crate) async fn tenant_create(
     format: Format,
     name: String,
 ) -> anyhow::Result<()> {
-    // The key is made here, so a retry after an ambiguous failure carries the same key and the
-    // coordinator recognises it instead of refusing a second tenant of that name.
-    let api_key = format!(
-        "sk_{}{}",
-        uuid::Uuid::new_v4().simple(),
-        uuid::Uuid::new_v4().simple()
-    );
+    // The cluster makes the key; the client's request token makes a retry the same tenant.
     let resp = client(coordinators)?
-        .call(|ch| {
-            let req = CreateTenantRequest {
-                name: name.clone(),
-                api_key: api_key.clone(),
-            };
-            async move { AdminServiceClient::new(ch).create_tenant(req).await }
-        })
+        .create_tenant(&name)
         .await
         .map_err(status_error)
         .context("tenant create")?;

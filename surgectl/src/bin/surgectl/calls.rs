@@ -5,10 +5,9 @@ use std::sync::OnceLock;
 
 use anyhow::{bail, Context as _};
 use surge_client::retry::{is_unreachable, UNREACHABLE_METADATA};
-use surge_client::{MetaClient, OrderClient};
+use surge_client::{CoordinatorChannel, MetaClient, OrderClient};
 use surge_grpc::tls::{ClusterTls, Transport};
 use surge_grpc::v1::admin_service_client::AdminServiceClient;
-use tonic::transport::Channel;
 
 /// How this run calls the cluster, from `--ca`, `--cert`, `--key` and `--insecure`; set once
 /// at start.
@@ -17,6 +16,8 @@ pub(crate) struct TransportArgs {
     pub(crate) ca: Option<PathBuf>,
     pub(crate) cert_and_key: Option<(PathBuf, PathBuf)>,
     pub(crate) insecure: bool,
+    pub(crate) token: Option<String>,
+    pub(crate) token_file: Option<PathBuf>,
 }
 
 static TRANSPORT: OnceLock<TransportArgs> = OnceLock::new();
@@ -49,11 +50,28 @@ pub(crate) fn transport() -> anyhow::Result<Transport> {
     Ok(Transport::tls(tls))
 }
 
-/// A client of the coordinators at `coordinators`.
+/// The operator token from --token or --token-file, if any.
+fn operator_token() -> anyhow::Result<Option<String>> {
+    let args = TRANSPORT.get().cloned().unwrap_or_default();
+    if let Some(path) = args.token_file {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("--token-file: cannot read {}", path.display()))?;
+        return Ok(Some(text.trim().to_string()));
+    }
+    Ok(args.token)
+}
+
+/// A client of the coordinators at `coordinators`, with the operator token when one is given.
 pub(crate) fn meta_client(coordinators: &[String]) -> anyhow::Result<MetaClient> {
-    Ok(MetaClient::new(coordinators.to_vec())
+    let client = MetaClient::new(coordinators.to_vec())
         .map_err(|s| anyhow::anyhow!(s.message().to_string()))?
-        .with_transport(transport()?))
+        .with_transport(transport()?);
+    match operator_token()? {
+        Some(token) => client
+            .with_token(&token)
+            .map_err(|s| anyhow::anyhow!("--token: {}", s.message())),
+        None => Ok(client),
+    }
 }
 
 /// An order client that finds the cluster through the nodes at `nodes`.
@@ -96,7 +114,7 @@ pub(crate) async fn admin<Req, T, F, Fut>(
 ) -> anyhow::Result<T>
 where
     Req: Clone,
-    F: Fn(AdminServiceClient<Channel>, Req) -> Fut,
+    F: Fn(AdminServiceClient<CoordinatorChannel>, Req) -> Fut,
     Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
 {
     meta_client(coordinators)?

@@ -50,6 +50,18 @@ pub(crate) struct Cli {
     /// Call in plaintext, for a cluster that runs with `insecure = true`.
     #[arg(long, global = true, env = "SURGE_INSECURE", conflicts_with = "ca")]
     pub(crate) insecure: bool,
+    /// An operator token, for admin calls (`cluster init` prints the first admin token).
+    #[arg(long, global = true, env = "SURGE_TOKEN", hide_env_values = true)]
+    pub(crate) token: Option<String>,
+    /// A file holding the operator token (as `dev up` and `cluster init --save-token` write
+    /// it), so the token is in no shell history or process list.
+    #[arg(
+        long,
+        global = true,
+        env = "SURGE_TOKEN_FILE",
+        conflicts_with = "token"
+    )]
+    pub(crate) token_file: Option<PathBuf>,
     #[command(subcommand)]
     pub(crate) command: Command,
 }
@@ -92,6 +104,46 @@ pub(crate) enum Command {
     /// The cluster's certificates: a CA, and one per coordinator, node and operator.
     #[command(subcommand)]
     Cert(CertCmd),
+    /// Operator tokens (admin): who may call the admin API, with which role.
+    #[command(subcommand)]
+    Token(TokenCmd),
+    /// The audit trail of admin changes (admin).
+    #[command(subcommand)]
+    Audit(AuditCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum TokenCmd {
+    /// Makes a token and prints it, once: surge stores only its hash.
+    Create {
+        /// For people: who or what holds it, e.g. ops-oncall or 杭州仓看板.
+        #[arg(long)]
+        name: String,
+        /// admin (init, tenants, tokens, coordinators, audit), operator (nodes, drains, rules,
+        /// waybill ranges, operators, settings) or viewer (status and lists).
+        #[arg(long, value_parser = ["admin", "operator", "viewer"])]
+        role: String,
+    },
+    /// The live tokens: id, name, role, made when and by whom.
+    List {
+        /// The revoked ones too.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Revokes a token at once (not the last admin token).
+    Revoke { id: u64 },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum AuditCmd {
+    /// Admin changes, newest first: when, who, from where, what, and the outcome.
+    List {
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// Only records older than this sequence number, to page back.
+        #[arg(long, default_value_t = 0)]
+        before: u64,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -142,6 +194,10 @@ pub(crate) enum ClusterCmd {
         shards: u32,
         #[arg(long, default_value_t = 3)]
         replicas: u32,
+        /// Write the first admin token to this file (mode 0600; it must not exist) instead of
+        /// printing it; pass it later with --token-file.
+        #[arg(long)]
+        save_token: Option<PathBuf>,
     },
     /// Coordinators, nodes, shards and the scheduler's progress.
     Status {
@@ -235,13 +291,71 @@ pub(crate) enum CoordinatorCmd {
 
 #[derive(Subcommand, Debug)]
 pub(crate) enum TenantCmd {
-    /// Creates a tenant and prints its API key, once: surge stores only its hash.
+    /// Creates a tenant and prints its first API key (scopes orders and print), once: surge
+    /// stores only its hash.
     Create { name: String },
-    /// Every tenant with its id and number of API keys.
+    /// Every tenant with its id and number of live API keys.
     List,
     /// A tenant's review and carrier rules.
     #[command(subcommand)]
     Rules(RulesCmd),
+    /// A tenant's API keys: several per tenant, each with scopes, revoked one by one.
+    #[command(subcommand)]
+    Key(KeyCmd),
+    /// A tenant's admission limits.
+    #[command(subcommand)]
+    Limits(LimitsCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum LimitsCmd {
+    /// Changes the limits given (the others stay); 0 means no limit. Nodes enforce them from
+    /// their next heartbeat; over a limit, calls answer RESOURCE_EXHAUSTED with a retry-after.
+    Set {
+        #[arg(long)]
+        tenant: String,
+        /// Orders admitted per second, cluster-wide.
+        #[arg(long)]
+        orders_per_sec: Option<u32>,
+        /// Orders admitted at once above the rate (0: one second's worth).
+        #[arg(long)]
+        burst: Option<u32>,
+        /// Order-watch and print-job streams open at once, on each node.
+        #[arg(long)]
+        streams: Option<u32>,
+        /// ListOrders, ReadEvents and stream opens per second, on each node.
+        #[arg(long)]
+        reads_per_sec: Option<u32>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum KeyCmd {
+    /// Makes a key and prints it, once: `--scope orders` (submit, hold, cancel, pack, ship),
+    /// `print` (print jobs, labels, pack, ship) or `read-only`; repeat for more. Every key reads.
+    Add {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long = "scope", required = true, value_parser = ["orders", "print", "read-only"])]
+        scopes: Vec<String>,
+        /// For people: "ERP 杭州", "dock-1 printers".
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+    /// The tenant's keys: id, scopes, label, hint (its first characters), made and revoked.
+    List {
+        #[arg(long)]
+        tenant: String,
+        /// The revoked ones too.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Revokes a key: every node refuses it within about a heartbeat.
+    Revoke {
+        #[arg(long)]
+        tenant: String,
+        id: u64,
+    },
 }
 
 #[derive(Subcommand, Debug)]

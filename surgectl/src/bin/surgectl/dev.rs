@@ -102,12 +102,10 @@ fn ensure_certificates(certs: &Path, coordinators: u64) -> anyhow::Result<()> {
     ensure_certificate(certs, &surgectl::certs::surgectl_operator())
 }
 
-/// The client of a dev cluster's coordinators, over its transport.
+/// The client of a dev cluster's coordinators, over its transport, with its admin token
+/// once it has one.
 fn dev_meta_client(file: &ClusterFile) -> anyhow::Result<MetaClient> {
-    let transport = file.transport().context("the dev cluster's certificates")?;
-    Ok(MetaClient::new(file.coordinator_addresses())
-        .map_err(|s| anyhow::anyhow!(s.message().to_string()))?
-        .with_transport(transport))
+    file.meta_client()
 }
 
 async fn status(client: &MetaClient) -> Result<ClusterStatusResponse, tonic::Status> {
@@ -182,11 +180,32 @@ async fn start_all(
         |_| true,
     )
     .await?;
+    let mut client = client;
     if !first.initialized {
-        client
+        let resp = client
             .init_cluster(args.shards, args.replicas)
             .await
             .map_err(|s| anyhow::anyhow!("cluster init: {}", s.message()))?;
+        let path = file
+            .admin_token_file
+            .clone()
+            .unwrap_or_else(|| args.dir.join(dev_cluster::ADMIN_TOKEN_FILE));
+        // A token file of a cluster whose data dirs were wiped is stale.
+        let _ = std::fs::remove_file(&path);
+        dev_cluster::write_secret(&path, &resp.admin_token)
+            .with_context(|| format!("writing {}", path.display()))?;
+        file.admin_token_file = Some(path);
+        client = dev_meta_client(file)?.with_policy(RetryPolicy {
+            deadline: Duration::from_secs(3),
+            ..RetryPolicy::default()
+        });
+    } else if file.admin_token()?.is_none() {
+        bail!(
+            "the cluster in {} is initialized but {} is missing: its admin token is lost (wipe \
+             the directory to start afresh)",
+            args.dir.display(),
+            dev_cluster::ADMIN_TOKEN_FILE
+        );
     }
     for n in &mut file.nodes {
         let listeners = held.remove(&n.name);
@@ -296,6 +315,7 @@ pub(crate) async fn up(args: UpArgs, format: Format) -> anyhow::Result<()> {
     file.base_port = ports.base_port();
     file.snapshot_bytes_per_sec = snapshot_rate;
     file.certs = certs.clone();
+    file.admin_token_file = Some(dir.join(dev_cluster::ADMIN_TOKEN_FILE));
 
     let mut children = Children::default();
     // Ctrl-C or SIGTERM while starting still stops every child (they are dropped with
@@ -326,6 +346,10 @@ pub(crate) async fn up(args: UpArgs, format: Format) -> anyhow::Result<()> {
                 );
             }
             None => println!("transport:    PLAINTEXT (--insecure): pass --insecure to surgectl"),
+        }
+        if let Some(path) = &file.admin_token_file {
+            println!("admin token:  {} (mode 0600)", path.display());
+            println!("              export SURGE_TOKEN_FILE={}", path.display());
         }
     }
     if args.exit_when_ready {

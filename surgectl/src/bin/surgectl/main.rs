@@ -1,5 +1,6 @@
 //! `surgectl`: the operator's shell for a surge cluster.
 
+mod access_cmd;
 mod admin;
 mod calls;
 mod cert_cmd;
@@ -33,10 +34,18 @@ async fn main() -> std::process::ExitCode {
         ca: cli.ca.clone(),
         cert_and_key: cli.cert.clone().zip(cli.key.clone()),
         insecure: cli.insecure,
+        token: cli.token.clone(),
+        token_file: cli.token_file.clone(),
     });
     let result = match cli.command {
-        Command::Cluster(ClusterCmd::Init { shards, replicas }) => {
-            admin::init(&cli.coordinators, cli.output, shards, replicas).await
+        Command::Cluster(ClusterCmd::Init {
+            shards,
+            replicas,
+            save_token,
+        }) => admin::init(&cli.coordinators, cli.output, shards, replicas, save_token).await,
+        Command::Token(cmd) => access_cmd::token(&cli.coordinators, cli.output, cmd).await,
+        Command::Audit(AuditCmd::List { limit, before }) => {
+            access_cmd::audit_list(&cli.coordinators, cli.output, limit, before).await
         }
         Command::Cluster(ClusterCmd::Status {
             wait_balanced,
@@ -108,6 +117,12 @@ async fn main() -> std::process::ExitCode {
         }
         Command::Tenant(TenantCmd::Create { name }) => {
             admin::tenant_create(&cli.coordinators, cli.output, name).await
+        }
+        Command::Tenant(TenantCmd::Limits(cmd)) => {
+            tenant_admin::limits(&cli.coordinators, cli.output, cmd).await
+        }
+        Command::Tenant(TenantCmd::Key(cmd)) => {
+            access_cmd::tenant_key(&cli.coordinators, cli.output, cmd).await
         }
         Command::Tenant(TenantCmd::List) => admin::tenant_list(&cli.coordinators, cli.output).await,
         Command::Tenant(TenantCmd::Rules(RulesCmd::Set { tenant, file })) => {

@@ -140,11 +140,21 @@ pub(crate) fn print_init(format: Format, resp: &InitClusterResponse) {
     match format {
         Format::Json => print_json(&serde_json::json!({
             "cluster_id": resp.cluster_id, "shards": resp.shards, "replicas": resp.replicas,
+            "admin_token": resp.admin_token,
         })),
-        Format::Table => emit(&format!(
-            "cluster {} initialized: {} shards, {} replicas each",
-            resp.cluster_id, resp.shards, resp.replicas
-        )),
+        Format::Table => {
+            emit(&format!(
+                "cluster {} initialized: {} shards, {} replicas each",
+                resp.cluster_id, resp.shards, resp.replicas
+            ));
+            if !resp.admin_token.is_empty() {
+                emit(&format!(
+                    "first admin token (shown once; surge keeps only its hash): {}",
+                    resp.admin_token
+                ));
+                emit("pass it as --token or SURGE_TOKEN; make others with `surgectl token create`");
+            }
+        }
     }
 }
 
@@ -325,6 +335,7 @@ pub(crate) fn print_tenant_created(format: Format, t: &CreateTenantResponse) {
     match format {
         Format::Json => print_json(&serde_json::json!({
             "tenant_id": t.tenant_id, "name": t.name, "api_key": t.api_key,
+            "key_id": t.key.as_ref().map_or(0, |k| k.id),
         })),
         Format::Table => {
             emit(&format!(
@@ -338,19 +349,50 @@ pub(crate) fn print_tenant_created(format: Format, t: &CreateTenantResponse) {
 }
 
 pub(crate) fn print_tenants(format: Format, tenants: &[TenantInfo]) {
+    let limits = |t: &TenantInfo| t.limits.unwrap_or_default();
     match format {
         Format::Json => print_json(
             &tenants
                 .iter()
-                .map(|t| serde_json::json!({ "id": t.id, "name": t.name, "created_at_ms": t.created_at_ms, "api_keys": t.api_keys }))
+                .map(|t| {
+                    let l = limits(t);
+                    serde_json::json!({
+                        "id": t.id, "name": t.name, "created_at_ms": t.created_at_ms,
+                        "api_keys": t.api_keys,
+                        "limits": {
+                            "orders_per_sec": l.orders_per_sec, "orders_burst": l.orders_burst,
+                            "streams": l.streams, "reads_per_sec": l.reads_per_sec,
+                        },
+                    })
+                })
                 .collect::<Vec<_>>(),
         ),
         Format::Table => {
+            let shown = |v: u32| match v {
+                0 => "-".to_string(),
+                v => v.to_string(),
+            };
             let rows: Vec<Vec<String>> = tenants
                 .iter()
-                .map(|t| vec![t.id.to_string(), t.name.clone(), t.api_keys.to_string()])
+                .map(|t| {
+                    let l = limits(t);
+                    vec![
+                        t.id.to_string(),
+                        t.name.clone(),
+                        t.api_keys.to_string(),
+                        shown(l.orders_per_sec),
+                        shown(l.orders_burst),
+                        shown(l.streams),
+                        shown(l.reads_per_sec),
+                    ]
+                })
                 .collect();
-            print_table(&["TENANT", "NAME", "API KEYS"], &rows);
+            print_table(
+                &[
+                    "TENANT", "NAME", "API KEYS", "ORDERS/S", "BURST", "STREAMS", "READS/S",
+                ],
+                &rows,
+            );
         }
     }
 }

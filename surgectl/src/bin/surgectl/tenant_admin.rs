@@ -1,4 +1,4 @@
-//! Tenant rules and waybill ranges: what operators set up for a merchant, through the
+//! Tenant rules, limits and waybill ranges: what operators set up for a merchant, through the
 //! coordinators.
 
 use std::path::PathBuf;
@@ -6,10 +6,12 @@ use std::path::PathBuf;
 use anyhow::Context;
 use surge_grpc::v1::admin_service_client::AdminServiceClient;
 use surge_grpc::v1::{
-    AddWaybillRangeRequest, GetTenantRulesRequest, SetTenantRulesRequest, WaybillStatusRequest,
+    AddWaybillRangeRequest, GetTenantRulesRequest, ListTenantsRequest, SetTenantLimitsRequest,
+    SetTenantRulesRequest, WaybillStatusRequest,
 };
 
-use crate::calls::{meta_client as meta, status_error};
+use crate::calls::{admin, meta_client as meta, status_error};
+use crate::cli::LimitsCmd;
 use crate::output::{emit, print_json, print_table, Format};
 
 pub(crate) async fn rules_set(
@@ -130,4 +132,61 @@ fn print_ranges(format: Format, ranges: &[surge_grpc::v1::WaybillRangeStatus]) {
             );
         }
     }
+}
+
+/// `tenant limits set`: the flags given replace those limits; the others stay as they are.
+pub(crate) async fn limits(
+    coordinators: &[String],
+    format: Format,
+    cmd: LimitsCmd,
+) -> anyhow::Result<()> {
+    let LimitsCmd::Set {
+        tenant,
+        orders_per_sec,
+        burst,
+        streams,
+        reads_per_sec,
+    } = cmd;
+    let tenants = admin(
+        coordinators,
+        "tenant list",
+        ListTenantsRequest {},
+        |mut c, r| async move { c.list_tenants(r).await },
+    )
+    .await?
+    .tenants;
+    let Some(current) = tenants.iter().find(|t| t.name == tenant) else {
+        anyhow::bail!("tenant: no tenant named {tenant:?} (`surgectl tenant list`)");
+    };
+    let mut limits = current.limits.unwrap_or_default();
+    limits.orders_per_sec = orders_per_sec.unwrap_or(limits.orders_per_sec);
+    limits.orders_burst = burst.unwrap_or(limits.orders_burst);
+    limits.streams = streams.unwrap_or(limits.streams);
+    limits.reads_per_sec = reads_per_sec.unwrap_or(limits.reads_per_sec);
+    let req = SetTenantLimitsRequest {
+        tenant,
+        limits: Some(limits),
+    };
+    let resp = admin(
+        coordinators,
+        "tenant limits set",
+        req,
+        |mut c, r| async move { c.set_tenant_limits(r).await },
+    )
+    .await?;
+    let l = resp.limits.unwrap_or_default();
+    match format {
+        Format::Json => print_json(&serde_json::json!({
+            "tenant_id": resp.tenant_id,
+            "limits": {
+                "orders_per_sec": l.orders_per_sec, "orders_burst": l.orders_burst,
+                "streams": l.streams, "reads_per_sec": l.reads_per_sec,
+            },
+        })),
+        Format::Table => emit(&format!(
+            "tenant {}: {} orders/s (burst {}), {} streams and {} reads/s per node (0: no limit); nodes enforce them from their next heartbeat",
+            resp.tenant_id, l.orders_per_sec, l.orders_burst, l.streams, l.reads_per_sec
+        )),
+    }
+    Ok(())
 }

@@ -12,7 +12,7 @@ use surge_server::config_file::{self, invalid, TlsSection};
 pub use surge_server::config_file::{check_address, ConfigError};
 use surge_server::listeners::ListenAddresses;
 
-use crate::meta::CoordinatorInfo;
+use surge_meta::meta::CoordinatorInfo;
 
 /// A coordinator the group starts with.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
