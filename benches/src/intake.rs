@@ -227,6 +227,18 @@ async fn kill_round(
     })
 }
 
+/// Waits until every shard has a leader: a fresh cluster is still electing.
+pub(crate) async fn wait_for_leaders(client: &OrderClient) -> anyhow::Result<()> {
+    let ready_by = Instant::now() + Duration::from_secs(60);
+    loop {
+        match client.refresh().await {
+            Ok(m) if m.shard_count > 0 && m.shards.iter().all(|s| s.leader != 0) => return Ok(()),
+            _ if Instant::now() > ready_by => bail!("shards have no leaders after 60 s"),
+            _ => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
 pub(crate) async fn run(args: IntakeArgs) -> anyhow::Result<()> {
     let (dir, own) = match &args.cluster_dir {
         Some(d) => (d.clone(), None),
@@ -256,15 +268,7 @@ pub(crate) async fn run(args: IntakeArgs) -> anyhow::Result<()> {
             deadline: Duration::from_secs(30),
             unreachable_after: None,
         });
-    // Wait until every shard has a leader: a fresh cluster is still electing.
-    let ready_by = Instant::now() + Duration::from_secs(60);
-    loop {
-        match client.refresh().await {
-            Ok(m) if m.shard_count > 0 && m.shards.iter().all(|s| s.leader != 0) => break,
-            _ if Instant::now() > ready_by => bail!("shards have no leaders after 60 s"),
-            _ => tokio::time::sleep(Duration::from_millis(200)).await,
-        }
-    }
+    wait_for_leaders(&client).await?;
     let probe = OrderClient::new(nodes, &api_key)
         .map_err(|s| anyhow::anyhow!(s.message().to_string()))?
         .with_transport(file.client_transport()?)

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use serde::Serialize;
 use surge_client::{sample, OrderClient, RetryPolicy};
 use surge_grpc::v1::admin_service_client::AdminServiceClient;
@@ -21,6 +21,7 @@ use surgectl::dev_cluster::ClusterFile;
 use tonic::metadata::MetadataValue;
 
 use crate::failover::start_cluster_with;
+use crate::intake::wait_for_leaders;
 use crate::stats::{summarize, Summary};
 
 #[derive(Clone, Debug)]
@@ -224,14 +225,7 @@ pub(crate) async fn run(args: NoisyArgs) -> anyhow::Result<()> {
                 ..RetryPolicy::default()
             }),
     );
-    let ready_by = Instant::now() + Duration::from_secs(60);
-    loop {
-        match b.refresh().await {
-            Ok(m) if m.shard_count > 0 && m.shards.iter().all(|s| s.leader != 0) => break,
-            _ if Instant::now() > ready_by => bail!("shards have no leaders after 60 s"),
-            _ => tokio::time::sleep(Duration::from_millis(200)).await,
-        }
-    }
+    wait_for_leaders(&b).await?;
     // Nodes take the limits in with their next heartbeat.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let transport = file.client_transport()?;

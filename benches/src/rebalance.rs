@@ -22,6 +22,7 @@ use surge_grpc::v1::ClusterStatusRequest;
 use surgectl::dev_cluster::ClusterFile;
 
 use crate::failover::start_cluster_with;
+use crate::intake::wait_for_leaders;
 use crate::node_metrics::{self, metric_sum, Samples};
 use crate::steady::{submit, Phase, Steady};
 
@@ -183,14 +184,7 @@ pub(crate) async fn run(args: RebalanceArgs) -> anyhow::Result<()> {
             }),
     );
     let meta = file.meta_client()?;
-    let ready_by = Instant::now() + Duration::from_secs(60);
-    loop {
-        match client.refresh().await {
-            Ok(m) if m.shard_count > 0 && m.shards.iter().all(|s| s.leader != 0) => break,
-            _ if Instant::now() > ready_by => bail!("shards have no leaders after 60 s"),
-            _ => tokio::time::sleep(Duration::from_millis(200)).await,
-        }
-    }
+    wait_for_leaders(&client).await?;
 
     let bytes_per_order = sample::order("size", 0).encoded_len() as u64;
     let count = (args.load_gib * (1u64 << 30) as f64 / bytes_per_order as f64).ceil() as u64;

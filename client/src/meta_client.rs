@@ -42,11 +42,7 @@ pub type CoordinatorChannel = InterceptedService<Channel, BearerToken>;
 
 /// A fresh operator token made here, for `cluster init`: 256 random bits from the OS, hex.
 pub fn new_operator_token() -> String {
-    use rand::RngCore as _;
-    let mut bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("sop_{hex}")
+    surge_proto::auth::random_secret(surge_proto::auth::OPERATOR_TOKEN_PREFIX)
 }
 
 /// A client of the coordinators.

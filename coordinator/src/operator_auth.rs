@@ -40,11 +40,7 @@ impl Actor {
 /// A fresh operator token: 256 random bits from the operating system, hex, with a prefix that
 /// says what it is (and that secret scanners can match).
 pub fn new_token() -> String {
-    use rand::RngCore as _;
-    let mut bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("sop_{hex}")
+    surge_proto::auth::random_secret(surge_proto::auth::OPERATOR_TOKEN_PREFIX)
 }
 
 /// A token a caller made (the first admin token, sent with `cluster init`) has its shape.

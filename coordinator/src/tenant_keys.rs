@@ -22,11 +22,7 @@ pub(crate) fn check_tenant_name(name: &str) -> Result<(), Status> {
 
 /// A fresh API key: 256 random bits from the OS, hex, after `sk_`.
 pub fn new_api_key() -> String {
-    use rand::RngCore as _;
-    let mut bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("sk_{hex}")
+    surge_proto::auth::random_secret("sk_")
 }
 
 /// The first characters of a key, kept so people can tell keys apart: `sk_3f9a1c7…` (28 of its

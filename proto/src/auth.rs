@@ -1,10 +1,13 @@
-//! API keys on the wire: `authorization: Bearer <key>` on every `OrderService` call. The
-//! coordinators store, and nodes compare, only the key's SHA-256 digest in lower-case hex.
+//! API keys and operator tokens on the wire: `authorization: Bearer <secret>` on every call. The
+//! coordinators store, and nodes compare, only the secret's SHA-256 digest in lower-case hex.
 
 use sha2::{Digest, Sha256};
 
 /// The metadata key that carries the API key.
 pub const AUTHORIZATION: &str = "authorization";
+
+/// What an operator token starts with.
+pub const OPERATOR_TOKEN_PREFIX: &str = "sop_";
 
 /// The hex SHA-256 digest of an API key.
 pub fn key_digest(key: &str) -> String {
@@ -12,6 +15,16 @@ pub fn key_digest(key: &str) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// A fresh secret (an API key, an operator token): `prefix` and 256 random bits from the
+/// operating system, in hex. The prefix says what it is, and secret scanners can match it.
+pub fn random_secret(prefix: &str) -> String {
+    use rand::RngCore as _;
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{prefix}{hex}")
 }
 
 /// The key inside an `authorization` value, if it is `Bearer <key>`.
@@ -36,5 +49,8 @@ mod tests {
         assert_eq!(bearer("Basic sk-1"), None);
         assert_eq!(bearer("Bearer "), None);
         assert_eq!(bearer("sk-1"), None);
+        let (a, b) = (random_secret("sk_"), random_secret("sk_"));
+        assert_ne!(a, b);
+        assert!(a.starts_with("sk_") && a.len() == 3 + 64);
     }
 }

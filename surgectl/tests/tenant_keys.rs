@@ -38,14 +38,18 @@ fn add_key(cluster: &DevCluster, tenant: &str, scope: &str, label: &str) -> (u64
     (v["key"]["id"].as_u64().expect("id"), key)
 }
 
-/// Whether node `address` (its own answer, not a forwarded one) takes `key`.
-async fn node_takes(cluster: &DevCluster, address: &str, key: &str) -> Result<(), tonic::Status> {
-    let channel = cluster
+/// A channel to node `address`'s client port, as a merchant's ERP has it.
+fn node_channel(cluster: &DevCluster, address: &str) -> tonic::transport::Channel {
+    cluster
         .client_transport()
         .endpoint(address)
-        .map_err(|e| tonic::Status::internal(e.to_string()))?
-        .connect_lazy();
-    OrderServiceClient::new(channel)
+        .expect("endpoint")
+        .connect_lazy()
+}
+
+/// Whether node `address` (its own answer, not a forwarded one) takes `key`.
+async fn node_takes(cluster: &DevCluster, address: &str, key: &str) -> Result<(), tonic::Status> {
+    OrderServiceClient::new(node_channel(cluster, address))
         .get_shard_map(with_key(GetShardMapRequest::default(), key))
         .await
         .map(|_| ())
@@ -74,11 +78,7 @@ async fn keys_are_scoped_revoked_everywhere_and_never_in_clear() {
     // Every node answers a print key's order submit with PERMISSION_DENIED, and lets it and
     // the read-only key read.
     for address in cluster.node_addresses() {
-        let channel = cluster
-            .client_transport()
-            .endpoint(&address)
-            .expect("endpoint")
-            .connect_lazy();
+        let channel = node_channel(&cluster, &address);
         let mut orders = OrderServiceClient::new(channel.clone());
         for key in [&print, &read_only] {
             let submit = SubmitOrderRequest {
@@ -211,12 +211,7 @@ async fn limits_refuse_the_excess_with_a_retry_after(
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     let address = cluster.node_addresses()[0].clone();
-    let channel = cluster
-        .client_transport()
-        .endpoint(&address)
-        .expect("endpoint")
-        .connect_lazy();
-    let mut orders = OrderServiceClient::new(channel.clone());
+    let mut orders = OrderServiceClient::new(node_channel(cluster, &address));
     let (mut admitted, mut throttled) = (0, 0);
     for round in 0..4u64 {
         let batch = (0..250)
