@@ -148,6 +148,24 @@ impl<E: Engine> GroupStorage<E> {
             }
             None => state.truncated_index,
         };
+        // Indexes and terms past 2^62 no replica ever reaches: a record holding one is corrupt,
+        // and refusing it here keeps every `index + 1` below from overflowing.
+        let values = [
+            ("truncated_index", state.truncated_index),
+            ("truncated_term", state.truncated_term),
+            ("last_index", state.last_index),
+            ("last_term", state.last_term),
+            ("commit", state.hard_state.commit),
+            ("term", state.hard_state.term),
+            ("applied_index", applied),
+        ];
+        if let Some((name, value)) = values
+            .iter()
+            .find(|(_, v)| *v > crate::forged::MAX_PLAUSIBLE)
+        {
+            let reason = format!("{name} {value} is past 2^62: the record is corrupt");
+            return Err(corrupt(RAFT_STATE, &key, reason));
+        }
         let mut storage = GroupStorage {
             engine,
             group,
