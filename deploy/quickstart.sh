@@ -59,7 +59,7 @@ sleep 1.5 # nodes take in new rules with their next heartbeat (every second)
 echo
 echo "== operators: a viewer token for the 杭州 warehouse dashboard can read, not change"
 viewer=$($ctl -o json token create --name 杭州仓看板 --role viewer | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
-as_viewer() { env -u SURGE_TOKEN_FILE SURGE_TOKEN="$viewer" $ctl "$@"; }
+as_viewer() { SURGE_TOKEN="$viewer" $ctl "$@"; }   # --token/SURGE_TOKEN wins over SURGE_TOKEN_FILE
 as_viewer node list > /dev/null && echo "   viewer: node list answered"
 if as_viewer node drain 1 2> "$dir.viewer.err"; then
   echo "a viewer token drained a node" >&2; exit 1

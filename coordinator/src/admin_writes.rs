@@ -72,11 +72,17 @@ impl AdminApi {
         if req.request_token.len() > 128 {
             return Err(ApiError::invalid_argument("request_token", "at most 128 bytes").into());
         }
-        let admin_token = if req.admin_token.is_empty() {
-            new_token()
-        } else {
+        if !req.admin_token.is_empty() {
             check_token("admin_token", &req.admin_token)?;
-            req.admin_token
+        }
+        // An initialized cluster answers here, without a log entry: init needs no token, so
+        // anything it proposed could be repeated by anyone (and flood the audit trail).
+        if let Some(answer) = self.init_answered(&req).await? {
+            return answer;
+        }
+        let admin_token = match req.admin_token.is_empty() {
+            true => new_token(),
+            false => req.admin_token,
         };
         let detail = format!("{} shards, {} replicas", req.shards, req.replicas);
         let cmd = Command::InitCluster {
@@ -102,6 +108,43 @@ impl AdminApi {
             }
             other => Err(unexpected("init", other)),
         }
+    }
+
+    /// The answer to an init of a cluster that is initialized already: success for the retry
+    /// of the init that made it (the same request token; its admin token echoed when it is the
+    /// one the cluster holds), ALREADY_EXISTS otherwise. None while it is not initialized.
+    async fn init_answered(
+        &self,
+        req: &InitClusterRequest,
+    ) -> Result<Option<Result<InitClusterResponse, Status>>, Status> {
+        let c = &self.coordinator;
+        let admin_hash = key_hash(&req.admin_token);
+        let (cluster, admin_known) = c
+            .handle
+            .read(META_GROUP, move |sm| {
+                let known = sm.access.by_hash(&admin_hash).is_some();
+                (sm.cluster.clone(), known)
+            })
+            .await
+            .map_err(|e| c.map_request(e))?;
+        let Some(info) = cluster else {
+            return Ok(None);
+        };
+        if req.request_token.is_empty() || req.request_token != info.init_token {
+            let refusal = crate::meta::MetaError::AlreadyInitialized {
+                cluster_id: info.cluster_id,
+            };
+            return Ok(Some(Err(crate::error::from_meta(refusal).into())));
+        }
+        Ok(Some(Ok(InitClusterResponse {
+            cluster_id: info.cluster_id,
+            shards: info.shards,
+            replicas: info.replicas,
+            admin_token: match admin_known && !req.admin_token.is_empty() {
+                true => req.admin_token.clone(),
+                false => String::new(),
+            },
+        })))
     }
 
     pub(crate) async fn create_tenant_as(

@@ -70,11 +70,14 @@ pub fn origin<T>(request: &Request<T>, caller: &Caller) -> String {
         .and_then(|v| v.to_str().ok())
         .filter(|_| trusted && request.metadata().contains_key(FORWARDED_METADATA))
         .map(|v| v.chars().take(64).collect::<String>());
-    forwarded_for.unwrap_or_else(|| {
-        request
+    match forwarded_for {
+        // In plaintext anyone can send the header: say so.
+        Some(from) if *caller == Caller::Plaintext => format!("{from} (unverified, plaintext)"),
+        Some(from) => from,
+        None => request
             .remote_addr()
-            .map_or_else(|| "unknown".to_string(), |a| a.to_string())
-    })
+            .map_or_else(|| "unknown".to_string(), |a| a.to_string()),
+    }
 }
 
 /// Refuses a call on a node's certificate, wherever it arrives (a follower, too: forwarded,
@@ -104,19 +107,32 @@ pub async fn authorize<T>(
         .and_then(|v| v.to_str().ok())
         .and_then(bearer);
     // Before init there are no tokens and nothing to see but that: status and lists answer
-    // anyone, so tools can wait for a leader before they initialize.
-    if token.is_none() && needed == TokenRole::Viewer {
-        let initialized = c
-            .handle
-            .read(META_GROUP, |sm| sm.cluster.is_some())
-            .await
-            .map_err(|e| c.map_request(e))?;
-        if !initialized {
-            return Ok(Actor {
-                name: "anyone (the cluster is not initialized)".to_string(),
-                from: origin(request, &caller),
-            });
-        }
+    // anyone (whatever token they carry), so tools can wait for a leader before they
+    // initialize. A cluster initialized before operator tokens existed has none: it lets an
+    // operator certificate make the first one, or anyone when it runs in plaintext.
+    let (initialized, tokenless) = c
+        .handle
+        .read(META_GROUP, |sm| {
+            (sm.cluster.is_some(), sm.access.tokens.is_empty())
+        })
+        .await
+        .map_err(|e| c.map_request(e))?;
+    if !initialized && needed == TokenRole::Viewer {
+        return Ok(Actor {
+            name: "anyone (the cluster is not initialized)".to_string(),
+            from: origin(request, &caller),
+        });
+    }
+    let operator_certificate = match &caller {
+        Caller::Peer(id) => id.role == Role::Operator,
+        Caller::Plaintext => true,
+        Caller::Anonymous => false,
+    };
+    if initialized && tokenless && method == "CreateToken" && operator_certificate {
+        return Ok(Actor {
+            name: format!("{} (the cluster had no operator token)", caller.describe()),
+            from: origin(request, &caller),
+        });
     }
     let Some(token) = token else {
         return Err(ApiError::unauthenticated(format!(
@@ -203,5 +219,9 @@ mod tests {
         assert_eq!(origin(&request, &Caller::Anonymous), "unknown");
         let node = Caller::Peer(surge_grpc::tls::PeerIdentity::new(Role::Node, "node-4"));
         assert_eq!(origin(&request, &node), "unknown");
+        assert_eq!(
+            origin(&request, &Caller::Plaintext),
+            "10.1.2.3:40000 (unverified, plaintext)"
+        );
     }
 }

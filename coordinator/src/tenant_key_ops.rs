@@ -18,7 +18,7 @@ use crate::meta::{Command, Reply};
 use crate::meta_state::META_GROUP;
 use crate::operator_auth::Actor;
 use crate::tenant_keys::{key_hash, key_hint, new_api_key};
-use surge_meta::tenant_keys::{KeyScope, TenantKey};
+use surge_meta::tenant_keys::{KeyScope, TenantKey, FIRST_KEY_LABEL};
 use surge_meta::tenant_limits::TenantLimits;
 
 /// Longest key label, in bytes.
@@ -97,6 +97,13 @@ impl AdminApi {
             return Err(ApiError::invalid_argument(
                 "label",
                 format!("at most {MAX_KEY_LABEL} bytes without control characters"),
+            )
+            .into());
+        }
+        if req.label == FIRST_KEY_LABEL {
+            return Err(ApiError::invalid_argument(
+                "label",
+                format!("{FIRST_KEY_LABEL:?} is the label of the key tenant create makes"),
             )
             .into());
         }

@@ -68,10 +68,13 @@ pub struct StreamSlot {
 
 impl Drop for StreamSlot {
     fn drop(&mut self) {
-        if let Ok(mut tenants) = self.admission.tenants.lock() {
-            if let Some(t) = tenants.get_mut(&self.tenant) {
-                t.streams = t.streams.saturating_sub(1);
-            }
+        let mut tenants = self
+            .admission
+            .tenants
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(t) = tenants.get_mut(&self.tenant) {
+            t.streams = t.streams.saturating_sub(1);
         }
     }
 }

@@ -165,6 +165,7 @@ impl OrderApi {
             .ok_or_else(|| field_error("cursor", "not a cursor this service issued"))?;
         // Held by the stream's task: the tenant's stream count drops when it ends.
         let slot = self.open_stream(&request, tenant)?;
+        let key = OrderApi::key_of(&request);
         let (tx, rx) = mpsc::channel(8);
         let api = self.clone();
         // A bare request carrying only the caller's key, for the reads this stream makes.
@@ -177,6 +178,10 @@ impl OrderApi {
         tokio::spawn(async move {
             let _slot = slot;
             loop {
+                if let Err(refused) = api.still_granted(&key, Need::Read) {
+                    let _ = tx.send(Err(refused)).await;
+                    return;
+                }
                 let mut events = Vec::new();
                 for shard in 0..api.shard_count() {
                     let after = cursor.0.get(&shard).copied().unwrap_or_default();

@@ -261,6 +261,7 @@ impl PrintService for PrintApi {
     ) -> Result<Response<Self::SubscribeStream>, Status> {
         let tenant = self.api.tenant(&request, Need::Print).await?;
         let slot = self.api.open_stream(&request, tenant)?;
+        let key = OrderApi::key_of(&request);
         let req = request.into_inner();
         check_station(&req.station)?;
         let window = match req.window {
@@ -280,6 +281,15 @@ impl PrintService for PrintApi {
                 order: VecDeque::new(),
             };
             loop {
+                if let Err(refused) = api.still_granted(&key, Need::Print) {
+                    info!(
+                        tenant,
+                        station = req.station,
+                        "station's key revoked; stream ended"
+                    );
+                    let _ = tx.send(Err(refused)).await;
+                    return;
+                }
                 let led: Vec<u32> = api
                     .handle
                     .statuses()

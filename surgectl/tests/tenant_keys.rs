@@ -131,6 +131,17 @@ async fn keys_are_scoped_revoked_everywhere_and_never_in_clear() {
         "the hint of the first key: {listed}"
     );
 
+    // A stream opened with the key before it is revoked.
+    let first_node = cluster.node_addresses()[0].clone();
+    let mut stream = OrderServiceClient::new(node_channel(&cluster, &first_node))
+        .watch_orders(with_key(
+            surge_grpc::v1::WatchOrdersRequest::default(),
+            &full,
+        ))
+        .await
+        .expect("a stream")
+        .into_inner();
+
     // Revoked: every node refuses it (measured from the revoke's answer; about a heartbeat).
     let first_id = created.key.as_ref().map(|k| k.id).expect("key id");
     let out = cluster
@@ -169,6 +180,20 @@ async fn keys_are_scoped_revoked_everywhere_and_never_in_clear() {
         "the revoked key was refused by every node {} ms after the revoke answered",
         revoked_at.elapsed().as_millis()
     );
+    // The open stream ends with the refusal too.
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match stream.message().await {
+                Ok(Some(_)) => continue,
+                Ok(None) => return None,
+                Err(e) => return Some(e),
+            }
+        }
+    })
+    .await
+    .expect("the stream of a revoked key ends within 10 s");
+    let ended = ended.expect("it ends with a refusal, not quietly");
+    assert_eq!(ended.code(), Code::Unauthenticated, "{ended:?}");
     for address in cluster.node_addresses() {
         node_takes(&cluster, &address, &print)
             .await

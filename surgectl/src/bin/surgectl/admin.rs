@@ -31,6 +31,7 @@ pub(crate) async fn init(
     save_token: Option<std::path::PathBuf>,
 ) -> anyhow::Result<()> {
     if let Some(path) = &save_token {
+        // Checked before init: a file in the way must not cost the token after it.
         if path.exists() {
             anyhow::bail!(
                 "--save-token: {} exists; it is not overwritten",
@@ -44,10 +45,17 @@ pub(crate) async fn init(
         .map_err(status_error)
         .context("cluster init")?;
     if let Some(path) = &save_token {
-        surgectl::dev_cluster::write_secret(path, &resp.admin_token)
-            .with_context(|| format!("--save-token: cannot write {}", path.display()))?;
-        resp.admin_token.clear();
-        eprintln!("the first admin token is in {} (mode 0600)", path.display());
+        match surgectl::dev_cluster::write_secret(path, &resp.admin_token) {
+            Ok(()) => {
+                resp.admin_token.clear();
+                eprintln!("the first admin token is in {} (mode 0600)", path.display());
+            }
+            // The cluster is initialized: the token must not be lost with the file.
+            Err(e) => eprintln!(
+                "--save-token: cannot write {} ({e}); the token is printed instead",
+                path.display()
+            ),
+        }
     }
     output::print_init(format, &resp);
     Ok(())

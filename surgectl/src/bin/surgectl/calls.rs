@@ -50,9 +50,12 @@ pub(crate) fn transport() -> anyhow::Result<Transport> {
     Ok(Transport::tls(tls))
 }
 
-/// The operator token from --token or --token-file, if any.
+/// The operator token from --token, or else from --token-file, if any.
 fn operator_token() -> anyhow::Result<Option<String>> {
     let args = TRANSPORT.get().cloned().unwrap_or_default();
+    if args.token.is_some() {
+        return Ok(args.token);
+    }
     if let Some(path) = args.token_file {
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("--token-file: cannot read {}", path.display()))?;

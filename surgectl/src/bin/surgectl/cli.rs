@@ -54,13 +54,8 @@ pub(crate) struct Cli {
     #[arg(long, global = true, env = "SURGE_TOKEN", hide_env_values = true)]
     pub(crate) token: Option<String>,
     /// A file holding the operator token (as `dev up` and `cluster init --save-token` write
-    /// it), so the token is in no shell history or process list.
-    #[arg(
-        long,
-        global = true,
-        env = "SURGE_TOKEN_FILE",
-        conflicts_with = "token"
-    )]
+    /// it), so the token is in no shell history or process list; --token wins when both are set.
+    #[arg(long, global = true, env = "SURGE_TOKEN_FILE")]
     pub(crate) token_file: Option<PathBuf>,
     #[command(subcommand)]
     pub(crate) command: Command,
