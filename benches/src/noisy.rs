@@ -124,7 +124,7 @@ async fn run_b(
 /// A: batches of `batch` at `rate` orders/s, round-robin over the nodes, no retries.
 async fn run_a(
     channels: Vec<tonic::transport::Channel>,
-    key: String,
+    (key, run): (String, String),
     (rate, batch): (u64, usize),
     stop: Arc<AtomicBool>,
     counts: Arc<ACounts>,
@@ -146,7 +146,7 @@ async fn run_a(
         };
         let channel = channels[(n as usize) % channels.len()].clone();
         let orders = (0..batch)
-            .map(|i| sample::order("flash-sale", n * batch as u64 + i as u64))
+            .map(|i| sample::order(&run, n * batch as u64 + i as u64))
             .collect();
         n += 1;
         let (bearer, counts) = (bearer.clone(), counts.clone());
@@ -242,7 +242,7 @@ pub(crate) async fn run(args: NoisyArgs) -> anyhow::Result<()> {
             let a = with_a.then(|| {
                 tokio::spawn(run_a(
                     channels.clone(),
-                    a_key.clone(),
+                    (a_key.clone(), format!("flash-sale-{id}-{round}")),
                     (offer, args.batch),
                     stop.clone(),
                     counts.clone(),

@@ -58,7 +58,14 @@ struct TenantUse {
 #[derive(Debug, Default)]
 pub struct Admission {
     tenants: Mutex<HashMap<u64, TenantUse>>,
+    /// Shard leaders (tenant, address) that refused a tenant's orders lately, and until when:
+    /// while that lasts, orders for them are refused here, without the hop, so a tenant far
+    /// over its limit costs the cluster little more than its admitted orders.
+    held: Mutex<HashMap<(u64, String), Instant>>,
 }
+
+/// Most (tenant, leader) holds kept; expired ones are dropped first.
+const MAX_HOLDS: usize = 4096;
 
 /// An open stream, counted against its tenant until dropped.
 pub struct StreamSlot {
@@ -226,6 +233,45 @@ impl Admission {
                 format!("over its limit of {} reads/s", limits.reads_per_sec),
             )),
         }
+    }
+
+    /// How long the leader at `leader` still refuses `tenant`'s orders, as it last said.
+    pub fn held(&self, tenant: u64, leader: &str) -> Option<Duration> {
+        let held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        let until = *held.get(&(tenant, leader.to_string()))?;
+        let left = until.saturating_duration_since(Instant::now());
+        (!left.is_zero()).then_some(left)
+    }
+
+    /// Remembers that the leader at `leader` refused `tenant`'s orders for `wait`.
+    pub fn hold(&self, tenant: u64, leader: &str, wait: Duration) {
+        let now = Instant::now();
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        if held.len() >= MAX_HOLDS {
+            held.retain(|_, until| *until > now);
+            if held.len() >= MAX_HOLDS {
+                return;
+            }
+        }
+        held.insert(
+            (tenant, leader.to_string()),
+            now + wait.min(Duration::from_secs(5)),
+        );
+    }
+
+    /// Counts `n` orders of `name` refused here for a leader that holds them off.
+    pub fn count_held(&self, name: &str, n: u64, wait: Duration) -> ApiError {
+        metrics()
+            .throttled
+            .with_label_values(&[name, Kind::Orders.as_str()])
+            .inc_by(n);
+        ApiError::overloaded(
+            format!(
+                "tenant {name}: over its orders/s limit at the shard leader; retry after {} ms",
+                wait.as_millis()
+            ),
+            Some(wait),
+        )
     }
 
     /// Opens one stream of `tenant` on this node: a slot held until the stream ends.

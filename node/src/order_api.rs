@@ -195,6 +195,12 @@ impl OrderApi {
         self.admission.orders((tenant, &name), n, &limits, share)
     }
 
+    /// The refusal of `n` orders of `tenant` whose shard leader holds them off for `wait`.
+    pub(crate) fn held_refusal(&self, tenant: u64, n: usize, wait: Duration) -> ApiError {
+        let (name, _) = self.limits_of(tenant);
+        self.admission.count_held(&name, n as u64, wait)
+    }
+
     /// Admits one read of `tenant` where the call arrived (a forwarded call was counted at the
     /// node it came through).
     pub(crate) fn admit_read<T>(&self, request: &Request<T>, tenant: u64) -> Result<(), Status> {

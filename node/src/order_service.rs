@@ -4,7 +4,7 @@
 //! the leader's address in `x-surge-leader`.
 
 use std::collections::BTreeMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use prost::Message as _;
 use sha2::{Digest, Sha256};
@@ -122,6 +122,10 @@ impl OrderApi {
             }
             Route::Forward { address, channel } => {
                 let n = orders.len();
+                if let Some(wait) = self.admission.held(tenant, &address) {
+                    let refusal = self.held_refusal(tenant, n, wait).rejection();
+                    return Ok(vec![Err(refusal); n]);
+                }
                 let request = self.forward_request(original, SubmitOrdersRequest { orders });
                 let resp = OrderServiceClient::new(channel)
                     .submit_orders(request)
@@ -143,6 +147,19 @@ impl OrderApi {
                             None => continue,
                         };
                     }
+                }
+                // The leader turned the whole sub-batch away over the tenant's limit: ask it
+                // again only once it said to.
+                let exhausted = surge_grpc::v1::ErrorCode::ResourceExhausted as i32;
+                let throttled = |o: &Result<_, Rejection>| matches!(o, Err(r) if r.code == exhausted && r.retry_after_ms > 0);
+                if n > 0 && out.iter().all(throttled) {
+                    let wait = out
+                        .iter()
+                        .filter_map(|o| o.as_ref().err().map(|r| r.retry_after_ms))
+                        .min()
+                        .unwrap_or(0);
+                    let wait = Duration::from_millis(wait);
+                    self.admission.hold(tenant, &address, wait);
                 }
                 Ok(out)
             }
