@@ -259,19 +259,11 @@ impl Admission {
         );
     }
 
-    /// Counts `n` orders of `name` refused here for a leader that holds them off.
-    pub fn count_held(&self, name: &str, n: u64, wait: Duration) -> ApiError {
-        metrics()
-            .throttled
-            .with_label_values(&[name, Kind::Orders.as_str()])
-            .inc_by(n);
-        ApiError::overloaded(
-            format!(
-                "tenant {name}: over its orders/s limit at the shard leader; retry after {} ms",
-                wait.as_millis()
-            ),
-            Some(wait),
-        )
+    /// Counts `n` orders of `name` (limited to `limit`/s) refused here for a leader that holds
+    /// them off for `wait`: the same refusal the leader gives.
+    pub fn count_held(&self, name: &str, (n, limit): (u64, u32), wait: Duration) -> ApiError {
+        let what = format!("over its limit of {limit} orders/s");
+        ApiError::from_status(&refused(name, Kind::Orders, n, wait, what))
     }
 
     /// Opens one stream of `tenant` on this node: a slot held until the stream ends.

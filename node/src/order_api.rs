@@ -197,8 +197,9 @@ impl OrderApi {
 
     /// The refusal of `n` orders of `tenant` whose shard leader holds them off for `wait`.
     pub(crate) fn held_refusal(&self, tenant: u64, n: usize, wait: Duration) -> ApiError {
-        let (name, _) = self.limits_of(tenant);
-        self.admission.count_held(&name, n as u64, wait)
+        let (name, limits) = self.limits_of(tenant);
+        let counted = (n as u64, limits.orders_per_sec);
+        self.admission.count_held(&name, counted, wait)
     }
 
     /// Admits one read of `tenant` where the call arrived (a forwarded call was counted at the
