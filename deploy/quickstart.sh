@@ -108,6 +108,8 @@ echo "== order $first: its history, and its label as PDF and PNG preview"
 SURGE_API_KEY="$key" $ctl order get "$first"
 SURGE_API_KEY="$key" $ctl label get "$first" --pdf --out "$labels/preview-$first.pdf"
 pdftoppm -png -r 100 -singlefile "$labels/preview-$first.pdf" "$labels/preview-$first"
+echo "   the label's text, read back from its PDF (the Chinese is drawn from an embedded font subset):"
+pdftotext -layout "$labels/preview-$first.pdf" - | grep -v '^\s*$' | sed 's/^/   | /' | sed -n 1,14p
 echo "preview image: $labels/preview-$first.png"
 echo
 echo "== every order, by status (held: the review rules held it, e.g. a buyer remark or a blocked receiver)"

@@ -51,11 +51,11 @@ struct Report {
 /// Review passes every order; two carriers by region.
 const RULES: &str = r#"
 [sender]
-name = "Surge Bench Store"
+name = "surge 压测店"
 phone = "0571-00000000"
-province = "Zhejiang"
-city = "Hangzhou"
-street = "No. 1 Bench Road"
+province = "浙江省"
+city = "杭州市"
+street = "余杭区文一西路 1 号"
 
 [[carriers]]
 name = "SF"
@@ -72,7 +72,7 @@ default_carrier = "ZTO"
 
 [[allocation.rules]]
 name = "south-by-sf"
-regions = ["Guangdong"]
+regions = ["广东省"]
 carriers = ["SF"]
 "#;
 

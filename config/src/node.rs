@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use surge_grpc::tls::{Role, Transport};
+use surge_label::{Fonts, Renderer, ZplText};
 use surge_server::config_file::{self, invalid, TlsSection};
 pub use surge_server::config_file::{check_address, ConfigError};
 use surge_server::listeners::ListenAddresses;
@@ -47,6 +48,26 @@ pub struct ConfigFile {
     /// Plaintext on every port, without certificates; only ever by this explicit choice.
     #[serde(default)]
     pub insecure: bool,
+    /// How labels draw Chinese text.
+    #[serde(default)]
+    pub labels: LabelsSection,
+}
+
+/// `[labels]`: the CJK font labels are drawn with, and how ZPL carries such text.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct LabelsSection {
+    /// A TrueType/OpenType font or collection with Chinese glyphs; by default the first
+    /// installed of Noto Sans CJK, WenQuanYi Micro Hei and Zen Hei.
+    #[serde(default)]
+    pub font: Option<PathBuf>,
+    /// Its bold face; by default `font` itself (or Noto Sans CJK Bold with the default font).
+    #[serde(default)]
+    pub bold_font: Option<PathBuf>,
+    /// `"graphic"` (the default: surge draws such text as a ^GF bitmap, which every printer
+    /// prints) or `"printer:E:NAME.TTF"` (a font already downloaded to every printer, ^CW).
+    #[serde(default)]
+    pub zpl_text: Option<String>,
 }
 
 fn default_snapshot_rate() -> u64 {
@@ -73,6 +94,34 @@ pub struct Config {
     pub raft: surge_raftstore::RaftConfig,
     /// None with `insecure = true`.
     pub tls: Option<TlsSection>,
+    pub labels: Labels,
+}
+
+/// The validated `[labels]` section.
+#[derive(Clone, Debug, Default)]
+pub struct Labels {
+    pub font: Option<PathBuf>,
+    pub bold_font: Option<PathBuf>,
+    pub zpl_text: ZplText,
+}
+
+impl Labels {
+    /// Loads the fonts and makes the renderer. No font configured and none installed is not an
+    /// error (`Ok` with a renderer without fonts: the caller warns); a configured font that
+    /// cannot be read or has no Chinese glyphs is, naming the key.
+    pub fn renderer(&self) -> Result<Renderer, ConfigError> {
+        let fonts = match &self.font {
+            Some(path) => Some(
+                Fonts::open(path, self.bold_font.as_deref())
+                    .map_err(|e| invalid("labels.font", e.to_string()))?,
+            ),
+            None if self.bold_font.is_some() => {
+                return Err(invalid("labels.bold_font", "needs labels.font as well"))
+            }
+            None => Fonts::system(),
+        };
+        Ok(Renderer::new(fonts, self.zpl_text.clone()))
+    }
 }
 
 impl Config {
@@ -111,6 +160,7 @@ impl ConfigFile {
             snapshot_max_bytes_per_sec,
             tls,
             insecure,
+            labels,
         } = self;
         if data_dir.as_os_str().is_empty() {
             return Err(invalid("data_dir", "must not be empty"));
@@ -152,6 +202,12 @@ impl ConfigFile {
                 "must be at least 1048576 (1 MiB/s)",
             ));
         }
+        let zpl_text = match labels.zpl_text.as_deref() {
+            None => ZplText::Graphic,
+            Some(s) => s.parse().map_err(|e: surge_label::ZplTextError| {
+                invalid("labels.zpl_text", e.to_string())
+            })?,
+        };
         // Last, so a wrong key above is named first.
         config_file::check_transport(tls.as_ref(), insecure)?;
         Ok(Config {
@@ -170,6 +226,11 @@ impl ConfigFile {
                 ..surge_raftstore::RaftConfig::default()
             },
             tls,
+            labels: Labels {
+                font: labels.font,
+                bold_font: labels.bold_font,
+                zpl_text,
+            },
         })
     }
 }
@@ -230,6 +291,11 @@ mod tests {
                 format!("{GOOD}\nsnapshot_max_bytes_per_sec = 10\n"),
                 "snapshot_max_bytes_per_sec",
             ),
+            (
+                format!("{GOOD}\n[labels]\nzpl_text = \"printer:SIMSUN\"\n"),
+                "labels.zpl_text",
+            ),
+            (format!("{GOOD}\n[labels]\nfont_size = 3\n"), "font_size"),
         ];
         for (text, key) in cases {
             match check(&text) {
@@ -237,6 +303,23 @@ mod tests {
                 Err(e) => assert!(e.to_string().contains(key), "{e} does not name {key}"),
             }
         }
+    }
+
+    #[test]
+    fn a_label_font_that_cannot_draw_chinese_names_its_key() -> Result<(), ConfigError> {
+        let text = format!("{GOOD}\n[labels]\nfont = \"/nonexistent/font.ttc\"\n");
+        let err = check(&text)?.labels.renderer().expect_err("no such font");
+        assert!(err.to_string().contains("labels.font"), "{err}");
+        assert!(err.to_string().contains("/nonexistent/font.ttc"), "{err}");
+        let text = format!("{GOOD}\n[labels]\nbold_font = \"/x.ttc\"\n");
+        let err = check(&text)?.labels.renderer().expect_err("bold alone");
+        assert!(err.to_string().contains("labels.bold_font"), "{err}");
+        let text = format!("{GOOD}\n[labels]\nzpl_text = \"printer:E:NOTOSC.TTF\"\n");
+        assert_eq!(
+            check(&text)?.labels.zpl_text,
+            ZplText::PrinterFont("E:NOTOSC.TTF".into())
+        );
+        Ok(())
     }
 
     #[test]

@@ -2,10 +2,19 @@
 //! ZPL parses back.
 #![no_main]
 
+use std::sync::OnceLock;
+
 use libfuzzer_sys::fuzz_target;
 use prost::Message as _;
-use surge_label::{check_zpl, pdf, sorting_code, zpl, Label};
+use surge_label::{check_zpl, sorting_code, Fonts, Label, Renderer, ZplText};
 use surge_proto::v1::Order;
+
+/// With the system's CJK font when one is installed (so Chinese text goes through the subset
+/// and the ^GF rasteriser), else without.
+fn renderer() -> &'static Renderer {
+    static RENDERER: OnceLock<Renderer> = OnceLock::new();
+    RENDERER.get_or_init(|| Renderer::new(Fonts::system(), ZplText::Graphic))
+}
 
 fuzz_target!(|data: &[u8]| {
     let Ok(order) = Order::decode(data) else {
@@ -38,8 +47,8 @@ fuzz_target!(|data: &[u8]| {
             .fold(0i64, i64::saturating_add),
         reprint: order.lines.len() as u32,
     };
-    let _ = pdf(&label);
-    let text = zpl(&label);
+    let _ = renderer().pdf(&label);
+    let text = renderer().zpl(&label);
     assert!(
         check_zpl(&text).is_ok(),
         "rendered ZPL does not parse: {text:?}"

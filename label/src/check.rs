@@ -1,5 +1,6 @@
 //! A well-formedness check for ZPL received by a test printer.
 
+use crate::gf::{self, GraphicError};
 use crate::layout::{HEIGHT, WIDTH};
 
 /// One label format (`^XA` ... `^XZ`) that passed [`check_zpl`].
@@ -8,7 +9,8 @@ pub struct ZplLabel {
     /// The field data of every `^BC` (Code 128) barcode, in order; [`check_zpl`] requires exactly
     /// one.
     pub waybills: Vec<String>,
-    /// How many fields carry data (`^FD` / `^FV` ... `^FS`), barcode included.
+    /// How many fields carry data (`^FD` / `^FV` ... `^FS`, or a `^GF` graphic), barcode
+    /// included.
     pub fields: usize,
 }
 
@@ -45,6 +47,9 @@ pub enum ZplError {
     /// A `^BC` whose field has no (or only blank) data.
     #[error("^BC barcode at byte {offset} has no field data")]
     EmptyBarcode { offset: usize },
+    /// A `^GF` graphic field whose header or data does not decode.
+    #[error("^GF graphic at byte {offset}: {reason}")]
+    BadGraphic { offset: usize, reason: GraphicError },
     /// `^PW`/`^LL` that is not a positive number within 4x6 in at 203 dpi.
     #[error(
         "^{command} at byte {offset} is {value:?}; expected 1..={max} dots (4x6 in at 203 dpi)"
@@ -73,7 +78,8 @@ fn is_prefix(b: u8) -> bool {
 /// Checks `data` as a printer would receive it: one or more `^XA` ... `^XZ` formats with only
 /// whitespace between them; every command is `^` or `~` and two letters or digits; field data
 /// (`^FD`/`^FV`) is closed by `^FS` and holds no `~`; no `^XA` nests; each format has exactly one
-/// `^BC` barcode with non-blank data; `^PW` is at most 812 and `^LL` at most 1218 dots.
+/// `^BC` barcode with non-blank data; every `^GF` graphic decodes to the size its header gives;
+/// `^PW` is at most 812 and `^LL` at most 1218 dots.
 pub fn check_zpl(data: &str) -> Result<Vec<ZplLabel>, ZplError> {
     let bytes = data.as_bytes();
     let mut labels = Vec::new();
@@ -174,6 +180,10 @@ pub fn check_zpl(data: &str) -> Result<Vec<ZplLabel>, ZplError> {
                 if let Some(offset) = label.pending_barcode {
                     return Err(ZplError::EmptyBarcode { offset });
                 }
+            }
+            b"GF" => {
+                gf::decode(params).map_err(|reason| ZplError::BadGraphic { offset: at, reason })?;
+                label.fields += 1;
             }
             b"PW" => bounded(at, "PW", params, WIDTH)?,
             b"LL" => bounded(at, "LL", params, HEIGHT)?,

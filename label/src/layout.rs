@@ -1,7 +1,8 @@
 //! Where everything goes, in printer dots (203 dpi, 812 x 1218 for 4x6 in). Both renderers draw
 //! the same element list; the PDF scales it by 72/203.
 
-use crate::text::{address_line, clean, fit, measure, weight_kg, wrap};
+use crate::font::Fonts;
+use crate::text::{address_line, clean, weight_kg, Metrics};
 use crate::Label;
 
 /// Label width in dots: 4 in at 203 dpi.
@@ -66,74 +67,103 @@ enum At {
     Centre,
 }
 
-/// Adds `s` (cleaned and fitted into `max` dots) unless that leaves nothing to print.
-fn text(out: &mut Vec<Element>, at: At, y: u32, size: u32, bold: bool, max: u32, s: &str) {
-    let s = fit(&clean(s), size, max);
-    if s.is_empty() {
-        return;
-    }
-    let x = match at {
-        At::Left(x) => x,
-        At::Centre => (WIDTH - measure(&s, size)) / 2,
-    };
-    out.push(Element::Text {
-        x,
-        y,
-        size,
-        bold,
-        reverse: false,
-        text: s,
-    });
+/// The element list being built, with the fonts text is measured with.
+struct Builder<'a> {
+    out: Vec<Element>,
+    fonts: Option<&'a Fonts>,
 }
 
-/// Every element of `label`: text first, then barcode, rules and the reprint marker.
-pub(crate) fn layout(label: &Label) -> Vec<Element> {
-    let mut out = Vec::new();
-    let o = &mut out;
+impl Builder<'_> {
+    fn metrics(&self, bold: bool) -> Metrics<'_> {
+        Metrics::new(self.fonts, bold)
+    }
+
+    /// Adds `s` (cleaned and fitted into `max` dots) unless that leaves nothing to print.
+    #[allow(clippy::too_many_arguments)]
+    fn text(&mut self, at: At, y: u32, size: u32, bold: bool, max: u32, s: &str) {
+        let m = self.metrics(bold);
+        let s = m.fit(&clean(s), size, max);
+        if s.is_empty() {
+            return;
+        }
+        let x = match at {
+            At::Left(x) => x,
+            At::Centre => (WIDTH - m.measure(&s, size)) / 2,
+        };
+        self.out.push(Element::Text {
+            x,
+            y,
+            size,
+            bold,
+            reverse: false,
+            text: s,
+        });
+    }
+
+    /// `s` wrapped into at most `lines` lines of `size`, `pitch` dots apart from `y`.
+    #[allow(clippy::too_many_arguments)]
+    fn lines(&mut self, y: u32, pitch: u32, size: u32, bold: bool, lines: usize, s: &str) {
+        let wrapped = self.metrics(bold).wrap(s, size, INNER, lines);
+        for (i, line) in (0..).zip(wrapped) {
+            self.text(At::Left(MARGIN), y + pitch * i, size, bold, INNER, &line);
+        }
+    }
+}
+
+/// Every element of `label`, its text measured with `fonts` (the CJK font both renderers draw
+/// non-ASCII text with) or, without fonts, with Helvetica and a full em for anything else:
+/// text first, then barcode, rules and the reprint marker.
+pub(crate) fn layout(label: &Label, fonts: Option<&Fonts>) -> Vec<Element> {
+    let mut b = Builder {
+        out: Vec::new(),
+        fonts,
+    };
     let left = At::Left(MARGIN);
 
     // Header: carrier, parcel n/m and weight.
-    text(o, left, 30, 72, true, 540, &label.carrier);
+    b.text(left, 30, 72, true, 540, &label.carrier);
     let parcels = format!("{}/{}", label.parcel_index, label.parcel_count);
-    text(o, At::Left(588), 24, 56, true, 200, &parcels);
+    b.text(At::Left(588), 24, 56, true, 200, &parcels);
     let weight = weight_kg(label.weight_grams);
-    text(o, At::Left(588), 88, 36, true, 200, &weight);
+    b.text(At::Left(588), 88, 36, true, 200, &weight);
 
-    // Sorting code.
-    text(o, left, 158, 110, true, INNER, &label.sorting_code);
+    // Sorting code, alone or with the destination text (大头笔) under it.
+    if label.destination.trim().is_empty() {
+        b.text(left, 158, 110, true, INNER, &label.sorting_code);
+    } else {
+        b.text(left, 146, 76, true, INNER, &label.sorting_code);
+        b.text(left, 232, 44, true, INNER, &label.destination);
+    }
 
     // The waybill under the barcode (drawn below).
     let data = barcode_data(&label.waybill);
-    text(o, At::Centre, 484, 40, true, INNER, &data);
+    b.text(At::Centre, 484, 40, true, INNER, &data);
 
     // Receiver.
     let to = &label.receiver;
-    text(o, left, 558, 26, true, INNER, "TO");
-    text(o, left, 590, 50, true, INNER, &to.name);
-    text(o, left, 648, 40, true, INNER, &to.phone);
-    for (i, line) in (0..).zip(wrap(&address_line(to), 36, INNER, 3)) {
-        text(o, left, 700 + 42 * i, 36, false, INNER, &line);
-    }
+    b.text(left, 558, 26, true, INNER, "TO");
+    b.text(left, 590, 50, true, INNER, &to.name);
+    b.text(left, 648, 40, true, INNER, &to.phone);
+    b.lines(700, 42, 36, false, 3, &address_line(to));
 
     // Sender.
     let from = &label.sender;
-    text(o, left, 850, 24, true, INNER, "FROM");
+    b.text(left, 850, 24, true, INNER, "FROM");
     let who = [clean(&from.name), clean(&from.phone)];
     let who: Vec<&str> = who
         .iter()
         .map(String::as_str)
         .filter(|s| !s.is_empty())
         .collect();
-    text(o, left, 880, 32, false, INNER, &who.join(", "));
-    for (i, line) in (0..).zip(wrap(&address_line(from), 30, INNER, 2)) {
-        text(o, left, 920 + 38 * i, 30, false, INNER, &line);
-    }
+    b.text(left, 880, 32, false, INNER, &who.join(", "));
+    b.lines(920, 38, 30, false, 2, &address_line(from));
 
     // Order reference.
-    text(o, left, 1018, 24, true, INNER, "ORDER");
-    text(o, left, 1046, 34, true, INNER, &label.order_ref);
+    b.text(left, 1018, 24, true, INNER, "ORDER");
+    b.text(left, 1046, 34, true, INNER, &label.order_ref);
 
     // Barcode, centred, with the widest module that leaves room for the quiet zones.
+    let mut out = b.out;
     let modules = barcode_modules(data.len());
     let module = (1..=3)
         .rev()
@@ -167,9 +197,10 @@ pub(crate) fn layout(label: &Label) -> Vec<Element> {
         });
         let marker = format!("REPRINT {}", label.reprint);
         let size = 60;
-        let marker = fit(&marker, size, INNER - 20);
+        let m = Metrics::new(fonts, true);
+        let marker = m.fit(&marker, size, INNER - 20);
         out.push(Element::Text {
-            x: (WIDTH - measure(&marker, size)) / 2,
+            x: (WIDTH - m.measure(&marker, size)) / 2,
             y: 1110,
             size,
             bold: true,
@@ -211,27 +242,58 @@ mod tests {
         label.receiver.name = "W".repeat(80);
         label.receiver.street = "WWWW ".repeat(80);
         label.sender.street = "\u{e9}".repeat(300);
-        for e in layout(&label) {
-            let (x, y, w, h) = match &e {
-                Element::Text {
-                    x, y, size, text, ..
-                } => (*x, *y, measure(text, *size), *size),
-                Element::Fill { x, y, w, h } => (*x, *y, *w, *h),
-                Element::Barcode {
-                    x,
-                    y,
-                    module,
-                    height,
-                    data,
-                } => (
-                    *x - QUIET_MODULES * module,
-                    *y,
-                    (barcode_modules(data.len()) + 2 * QUIET_MODULES) * module,
-                    *height,
-                ),
-            };
-            assert!(x >= MARGIN && x + w <= WIDTH - MARGIN, "{e:?}");
-            assert!(y >= MARGIN && y + h <= HEIGHT - MARGIN, "{e:?}");
+        let mut chinese = label.clone();
+        chinese.carrier = "顺丰速运".repeat(20);
+        chinese.sorting_code = "浙杭西".repeat(20);
+        chinese.destination = "杭州 西湖".repeat(30);
+        chinese.receiver.name = "欧阳".repeat(40);
+        chinese.receiver.street = "浙江省杭州市西湖区文三路288号，".repeat(20);
+        chinese.sender.name = "杭州仓".repeat(30);
+        chinese.sender.street = "余杭区仓前街道".repeat(40);
+        let fonts = crate::font::test_fonts();
+        for (label, fonts) in [
+            (&label, None),
+            (&label, Some(&fonts)),
+            (&chinese, Some(&fonts)),
+        ] {
+            for e in layout(label, fonts) {
+                let (x, y, w, h) = match &e {
+                    Element::Text {
+                        x,
+                        y,
+                        size,
+                        bold,
+                        text,
+                        ..
+                    } => {
+                        let height = match fonts {
+                            Some(_) => crate::gf::cell_height(*size),
+                            None => *size,
+                        };
+                        (
+                            *x,
+                            *y,
+                            Metrics::new(fonts, *bold).measure(text, *size),
+                            height,
+                        )
+                    }
+                    Element::Fill { x, y, w, h } => (*x, *y, *w, *h),
+                    Element::Barcode {
+                        x,
+                        y,
+                        module,
+                        height,
+                        data,
+                    } => (
+                        *x - QUIET_MODULES * module,
+                        *y,
+                        (barcode_modules(data.len()) + 2 * QUIET_MODULES) * module,
+                        *height,
+                    ),
+                };
+                assert!(x >= MARGIN && x + w <= WIDTH - MARGIN, "{e:?}");
+                assert!(y >= MARGIN && y + h <= HEIGHT - MARGIN, "{e:?}");
+            }
         }
     }
 }

@@ -1,16 +1,49 @@
-//! PDF preview: one 4x6 in page (288 x 432 pt) drawing the same layout as the ZPL.
+//! PDF preview: one page (4x6 in is 288 x 432 pt) drawing the same layout as the ZPL, its text
+//! in a subset of the CJK font embedded in the file, or in the standard Helvetica without one.
+
+use std::sync::Arc;
 
 use barcoders::sym::code128::Code128;
 use pdf_writer::{Content, Finish, Name, Pdf, Rect, Ref, Str};
 
+use crate::font::Fonts;
+use crate::gf::CJK_BASELINE;
 use crate::layout::{layout, Element, HEIGHT, WIDTH};
+use crate::pdf_font::Subset;
 use crate::Label;
 
 const REGULAR: Name<'static> = Name(b"F1");
 const BOLD: Name<'static> = Name(b"F2");
 
-/// Text baseline below the top of a text cell, as a fraction of the font size.
+/// Text baseline below the top of a text cell in Helvetica, as a fraction of the font size.
 const BASELINE: f32 = 0.8;
+
+/// How text becomes the bytes a content stream shows: WinAnsi for Helvetica, or glyph codes of
+/// the embedded subsets (regular, bold; the same one twice when the font has no bold).
+enum Encoder<'f> {
+    Helvetica,
+    Embedded {
+        regular: Subset<'f>,
+        bold: Option<Subset<'f>>,
+    },
+}
+
+impl Encoder<'_> {
+    fn encode(&mut self, text: &str, bold: bool) -> Vec<u8> {
+        match self {
+            Encoder::Helvetica => win_ansi(text),
+            Encoder::Embedded { bold: Some(b), .. } if bold => b.encode(text),
+            Encoder::Embedded { regular, .. } => regular.encode(text),
+        }
+    }
+
+    fn baseline(&self) -> f32 {
+        match self {
+            Encoder::Helvetica => BASELINE,
+            Encoder::Embedded { .. } => CJK_BASELINE,
+        }
+    }
+}
 
 /// Dots (203 dpi) to points (72 per inch), rounded to 1/100 pt so the output stays short.
 fn pt(dots: f32) -> f32 {
@@ -43,7 +76,7 @@ fn code128(data: &str) -> Vec<u8> {
     Code128::new(format!("\u{0181}{data}")).map_or_else(|_| Vec::new(), |c| c.encode())
 }
 
-fn draw(content: &mut Content, element: &Element) {
+fn draw(content: &mut Content, encoder: &mut Encoder<'_>, element: &Element) {
     match element {
         Element::Text {
             x,
@@ -58,11 +91,12 @@ fn draw(content: &mut Content, element: &Element) {
             if *reverse {
                 content.set_fill_gray(1.0);
             }
+            let baseline = encoder.baseline();
             content
                 .begin_text()
                 .set_font(font, pt(size))
-                .next_line(pt(*x as f32), from_top(*y as f32 + BASELINE * size))
-                .show(Str(&win_ansi(text)))
+                .next_line(pt(*x as f32), from_top(*y as f32 + baseline * size))
+                .show(Str(&encoder.encode(text, *bold)))
                 .end_text();
             if *reverse {
                 content.set_fill_gray(0.0);
@@ -101,19 +135,29 @@ fn draw(content: &mut Content, element: &Element) {
     }
 }
 
-/// The label as a one-page PDF using the standard Helvetica and Helvetica-Bold fonts (WinAnsi,
-/// not embedded). No dates or file ids are written, so the bytes depend only on `label`.
-pub fn pdf(label: &Label) -> Vec<u8> {
+/// The label as a one-page PDF: its text in a subset of `fonts` embedded in the file, or, without
+/// fonts, in the standard Helvetica and Helvetica-Bold (WinAnsi, not embedded; anything else
+/// shows as `?`). No dates or file ids are written, so the bytes depend only on `label` and the
+/// fonts.
+pub(crate) fn pdf(fonts: Option<&Fonts>, label: &Label) -> Vec<u8> {
     let catalog = Ref::new(1);
     let pages = Ref::new(2);
     let page = Ref::new(3);
     let contents = Ref::new(4);
     let regular = Ref::new(5);
     let bold = Ref::new(6);
+    let mut next = 7;
 
+    let mut encoder = match fonts {
+        Some(f) => Encoder::Embedded {
+            regular: Subset::new(&f.regular),
+            bold: (!Arc::ptr_eq(&f.regular, &f.bold)).then(|| Subset::new(&f.bold)),
+        },
+        None => Encoder::Helvetica,
+    };
     let mut content = Content::new();
-    for element in layout(label) {
-        draw(&mut content, &element);
+    for element in layout(label, fonts) {
+        draw(&mut content, &mut encoder, &element);
     }
     let content = content.finish();
 
@@ -124,15 +168,36 @@ pub fn pdf(label: &Label) -> Vec<u8> {
     p.parent(pages)
         .media_box(Rect::new(0.0, 0.0, pt(WIDTH as f32), pt(HEIGHT as f32)))
         .contents(contents);
+    let bold_ref = match &encoder {
+        Encoder::Embedded { bold: None, .. } => regular,
+        _ => bold,
+    };
     p.resources()
         .fonts()
         .pair(REGULAR, regular)
-        .pair(BOLD, bold);
+        .pair(BOLD, bold_ref);
     p.finish();
-    for (id, name) in [(regular, "Helvetica"), (bold, "Helvetica-Bold")] {
-        pdf.type1_font(id)
-            .base_font(Name(name.as_bytes()))
-            .encoding_predefined(Name(b"WinAnsiEncoding"));
+    match &encoder {
+        Encoder::Helvetica => {
+            for (id, name) in [(regular, "Helvetica"), (bold, "Helvetica-Bold")] {
+                pdf.type1_font(id)
+                    .base_font(Name(name.as_bytes()))
+                    .encoding_predefined(Name(b"WinAnsiEncoding"));
+            }
+        }
+        Encoder::Embedded {
+            regular: r,
+            bold: b,
+        } => {
+            let written = r.write(&mut pdf, regular, &mut next).is_some()
+                && b.as_ref()
+                    .is_none_or(|b| b.write(&mut pdf, bold, &mut next).is_some());
+            if !written {
+                // The font was checked at load; should a subset still fail, the label is
+                // rendered without it rather than not at all.
+                return self::pdf(None, label);
+            }
+        }
     }
     pdf.stream(contents, content.as_slice());
     pdf.finish()

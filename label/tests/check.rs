@@ -2,7 +2,11 @@
 
 mod common;
 
-use surge_label::{check_zpl, zpl, ZplError, ZplLabel};
+use surge_label::{check_zpl, ZplError, ZplLabel};
+
+fn zpl(label: &surge_label::Label) -> String {
+    common::renderer().zpl(label)
+}
 
 #[test]
 fn accepts_rendered_label_and_returns_the_waybill() {

@@ -51,7 +51,10 @@ fn golden(name: &str, actual: &[u8]) {
 
 #[test]
 fn zpl_matches_golden() {
-    golden("label.zpl", surge_label::zpl(&common::sample()).as_bytes());
+    golden(
+        "label.zpl",
+        common::renderer().zpl(&common::sample()).as_bytes(),
+    );
 }
 
 #[test]
@@ -60,29 +63,29 @@ fn reprint_zpl_matches_golden() {
         reprint: 2,
         ..common::sample()
     };
-    let zpl = surge_label::zpl(&label);
+    let zpl = common::renderer().zpl(&label);
     assert!(zpl.contains("^FR^FDREPRINT 2^FS"), "{zpl}");
     golden("label-reprint.zpl", zpl.as_bytes());
 }
 
 #[test]
 fn pdf_matches_golden() {
-    golden("label.pdf", &surge_label::pdf(&common::sample()));
+    golden("label.pdf", &common::renderer().pdf(&common::sample()));
 }
 
 #[test]
 fn output_is_deterministic() {
     let a = common::sample();
     let b = a.clone();
-    assert_eq!(surge_label::zpl(&a), surge_label::zpl(&b));
-    assert_eq!(surge_label::pdf(&a), surge_label::pdf(&b));
+    assert_eq!(common::renderer().zpl(&a), common::renderer().zpl(&b));
+    assert_eq!(common::renderer().pdf(&a), common::renderer().pdf(&b));
 }
 
 #[test]
 fn original_has_no_reprint_marker_and_reprint_differs_only_by_it() {
-    let original = surge_label::zpl(&common::sample());
+    let original = common::renderer().zpl(&common::sample());
     assert!(!original.contains("REPRINT"));
-    let reprint = surge_label::zpl(&surge_label::Label {
+    let reprint = common::renderer().zpl(&surge_label::Label {
         reprint: 1,
         ..common::sample()
     });
@@ -94,7 +97,7 @@ fn original_has_no_reprint_marker_and_reprint_differs_only_by_it() {
         extra,
         [
             "^FO24,1100^GB764,80,80^FS",
-            "^FO249,1110^A0N,60,60^FR^FDREPRINT 1^FS"
+            "^FO245,1110^A0N,60,60^FR^FDREPRINT 1^FS"
         ]
     );
 }

@@ -8,7 +8,7 @@ mod common;
 use std::path::PathBuf;
 use std::process::Command;
 
-use surge_label::{check_zpl, pdf, zpl, Label};
+use surge_label::{check_zpl, Label};
 
 const PNG_SIGNATURE: &[u8] = b"\x89PNG\r\n\x1a\n";
 
@@ -61,7 +61,7 @@ fn pdf_renders_as_a_4x6_page() {
     if !have_pdftoppm() {
         return;
     }
-    let png = render("sample", &pdf(&common::sample()));
+    let png = render("sample", &common::renderer().pdf(&common::sample()));
     // 4x6 in at 100 dpi.
     assert_eq!(png_size(&png), (400, 600));
 }
@@ -80,7 +80,8 @@ fn hostile() -> Label {
 
 #[test]
 fn control_characters_do_not_break_zpl() {
-    let out = zpl(&hostile());
+    // Without a CJK font every line goes to the printer as text.
+    let out = common::plain().zpl(&hostile());
     let labels = check_zpl(&out).unwrap_or_else(|e| panic!("{e}\n{out}"));
     assert_eq!(labels.len(), 1);
     assert_eq!(labels[0].waybills, ["SF001234"]);
@@ -90,11 +91,16 @@ fn control_characters_do_not_break_zpl() {
     );
     assert!(out.contains("^FD XA SF^FS"), "{out}");
     assert!(out.contains("^FDSF001234^FS"), "{out}");
+    // With one, the line holding 张 becomes a graphic, and the label is still well-formed.
+    let out = common::renderer().zpl(&hostile());
+    check_zpl(&out).unwrap_or_else(|e| panic!("{e}\n{out}"));
+    assert!(!out.contains("\u{5f20}"), "{out}");
+    assert!(out.contains("^GFA,"), "{out}");
 }
 
 #[test]
 fn control_characters_do_not_break_pdf() {
-    let bytes = pdf(&hostile());
+    let bytes = common::plain().pdf(&hostile());
     let contains = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
     // Balanced parentheses stay as they are, a backslash is doubled, non-ASCII becomes '?'.
     assert!(contains(b"(Ann ^XZ~JA (x) \\\\ Zo? ? end) Tj"));

@@ -1,23 +1,55 @@
 //! The shipping label of an order: what it shows comes from the order record (carrier, waybill,
 //! receiver, weight) and the tenant's rules (sender); `surge_label` renders it.
+//!
+//! A Chinese receiver address gets the three-segment sorting code (三段码) and destination text
+//! (大头笔) of its division (GB/T 2260); one in Latin letters keeps the Latin sorting code. An
+//! order from a Chinese platform prints a privacy waybill (隐私面单): the receiver's name and
+//! phone masked, the full values kept in the order for the carrier and `GetOrder`.
 
 use surge_label::Label;
-use surge_proto::v1::OrderRecord;
+use surge_proto::v1::{Address, OrderRecord};
 use surge_rules::TenantRules;
+
+/// The sorting code and destination text of `receiver`.
+fn sorting(receiver: &Address) -> (String, String) {
+    let in_china = receiver.country.is_empty() || receiver.country.eq_ignore_ascii_case("CN");
+    let resolved = in_china
+        .then(|| {
+            surge_divisions::Divisions::get()
+                .resolve(
+                    &receiver.province,
+                    &receiver.city,
+                    &receiver.district,
+                    &receiver.street,
+                )
+                .ok()
+        })
+        .flatten();
+    match resolved {
+        Some(r) => (r.sorting_code(), r.destination()),
+        None => (surge_label::sorting_code(receiver), String::new()),
+    }
+}
 
 /// The label of `rec`, for its `reprint`-th printing (0: the first).
 pub fn label_of(rec: &OrderRecord, rules: &TenantRules, reprint: u32) -> Label {
     let order = rec.order.clone().unwrap_or_default();
-    let receiver = order.receiver.clone().unwrap_or_default();
+    let mut receiver = order.receiver.clone().unwrap_or_default();
     let weight = if rec.shipped_weight_grams > 0 {
         rec.shipped_weight_grams
     } else {
         surge_rules::parcel_weight_grams(&order)
     };
+    let (sorting_code, destination) = sorting(&receiver);
+    if surge_label::is_privacy_platform(&order.platform) {
+        receiver.name = surge_label::mask_name(&receiver.name);
+        receiver.phone = surge_label::mask_phone(&receiver.phone);
+    }
     Label {
         carrier: rec.carrier.clone(),
         waybill: rec.waybill.clone(),
-        sorting_code: surge_label::sorting_code(&receiver),
+        sorting_code,
+        destination,
         sender: rules.sender.address(),
         receiver,
         order_ref: format!(
@@ -28,5 +60,76 @@ pub fn label_of(rec: &OrderRecord, rules: &TenantRules, reprint: u32) -> Label {
         parcel_count: 1,
         weight_grams: weight,
         reprint,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use surge_proto::v1::Order;
+
+    fn record(platform: &str, receiver: Address) -> OrderRecord {
+        OrderRecord {
+            order: Some(Order {
+                platform: platform.into(),
+                receiver: Some(receiver),
+                ..Order::default()
+            }),
+            carrier: "顺丰速运".into(),
+            waybill: "SF1".into(),
+            ..OrderRecord::default()
+        }
+    }
+
+    fn zhang_san() -> Address {
+        Address {
+            name: "张三".into(),
+            phone: "13800000288".into(),
+            country: "CN".into(),
+            province: "浙江省".into(),
+            city: "杭州市".into(),
+            district: "西湖区".into(),
+            street: "文三路 288 号".into(),
+            postal_code: "310012".into(),
+        }
+    }
+
+    #[test]
+    fn platform_orders_print_masked_receivers_and_the_division_codes() {
+        let rec = record("tmall", zhang_san());
+        let label = label_of(&rec, &TenantRules::default(), 0);
+        assert_eq!(label.receiver.name, "张*");
+        assert_eq!(label.receiver.phone, "138****0288");
+        assert!(
+            label.sorting_code.starts_with("3301-06-"),
+            "{}",
+            label.sorting_code
+        );
+        assert_eq!(label.destination, "杭州 西湖");
+        // The record keeps the full values.
+        let kept = rec.order.and_then(|o| o.receiver).expect("receiver");
+        assert_eq!(
+            (kept.name.as_str(), kept.phone.as_str()),
+            ("张三", "13800000288")
+        );
+    }
+
+    #[test]
+    fn other_orders_print_in_full_and_latin_addresses_keep_the_latin_code() {
+        let label = label_of(&record("erp", zhang_san()), &TenantRules::default(), 0);
+        assert_eq!(label.receiver.name, "张三");
+        let latin = Address {
+            province: "Zhejiang".into(),
+            city: "Hangzhou".into(),
+            district: "Xihu".into(),
+            ..zhang_san()
+        };
+        let label = label_of(
+            &record("shopify", latin.clone()),
+            &TenantRules::default(),
+            0,
+        );
+        assert_eq!(label.sorting_code, surge_label::sorting_code(&latin));
+        assert_eq!(label.destination, "");
     }
 }

@@ -16,6 +16,7 @@ pub use surge_config::node as config;
 pub mod directory;
 mod dispatch;
 pub mod instructions;
+pub mod label_fonts;
 pub mod labels;
 pub mod membership;
 pub mod metrics;

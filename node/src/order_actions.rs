@@ -285,8 +285,8 @@ impl OrderApi {
                     .unwrap_or_default();
                 let label = crate::labels::label_of(&rec, &rules, rec.reprints);
                 let (content_type, content) = match format {
-                    LabelFormat::Pdf => ("application/pdf", surge_label::pdf(&label)),
-                    _ => ("application/zpl", surge_label::zpl(&label).into_bytes()),
+                    LabelFormat::Pdf => ("application/pdf", self.renderer.pdf(&label)),
+                    _ => ("application/zpl", self.renderer.zpl(&label).into_bytes()),
                 };
                 Ok(Response::new(LabelDocument {
                     order_id: rec.order_id,

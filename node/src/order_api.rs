@@ -78,6 +78,8 @@ pub struct OrderApi {
     pub(crate) refresh: DirectoryRefresh,
     pub(crate) channels: Arc<ChannelCache>,
     pub(crate) admission: Arc<Admission>,
+    /// Draws labels (ZPL for print jobs, ZPL or PDF for GetLabel).
+    pub(crate) renderer: Arc<surge_label::Renderer>,
 }
 
 impl OrderApi {
@@ -87,6 +89,7 @@ impl OrderApi {
         directory: SharedDirectory,
         refresh: DirectoryRefresh,
         transport: surge_grpc::tls::Transport,
+        renderer: Arc<surge_label::Renderer>,
     ) -> OrderApi {
         OrderApi {
             node_id,
@@ -95,6 +98,7 @@ impl OrderApi {
             refresh,
             channels: Arc::new(ChannelCache::new("nodes", transport)),
             admission: Arc::new(Admission::default()),
+            renderer,
         }
     }
 

@@ -170,7 +170,7 @@ async fn deliver_shard(
             carrier: done.record.carrier.clone(),
             reprint: job.reprint,
             lease_until_ms: job.lease_until_ms,
-            zpl: surge_label::zpl(&label),
+            zpl: api.renderer.zpl(&label),
         };
         if tx.send(Ok(msg)).await.is_err() {
             return Err(());

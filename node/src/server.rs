@@ -95,6 +95,8 @@ pub async fn run(
         .transport()
         .map_err(|e| ServerError::Serve(e.to_string()))?;
     surge_server::ops::report_transport(&transport);
+    let renderer =
+        crate::label_fonts::load(&config).map_err(|e| ServerError::Serve(e.to_string()))?;
     let (engine, identity) = open_checked(&config)?;
     let client = Arc::new(
         MetaClient::new(config.coordinators.clone())
@@ -117,7 +119,7 @@ pub async fn run(
     let mut work = tokio::spawn(serve(
         config.clone(),
         engine,
-        client,
+        (client, renderer),
         (identity, transport),
         (grpc, peer),
         ready.clone(),
@@ -159,7 +161,8 @@ const CLIENT_DEADLINE: Duration = Duration::from_secs(30);
 async fn serve(
     config: Config,
     engine: Arc<RocksEngine>,
-    client: Arc<MetaClient>,
+    // The coordinators, and how labels are drawn.
+    (client, renderer): (Arc<MetaClient>, Arc<surge_label::Renderer>),
     // Who this node is: its data dir's identity, and its certificate (or plaintext).
     (identity, transport): (Identity, Transport),
     (grpc, peer_port): (TcpListener, TcpListener),
@@ -217,6 +220,7 @@ async fn serve(
             version: version_rx,
         },
         transport.clone(),
+        renderer,
     ));
     let prints = PrintApi::new(orders.clone());
     let usage: UsageBoard = Arc::default();

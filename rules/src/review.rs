@@ -17,6 +17,9 @@ pub enum HoldReason {
     Unpaid,
     /// The receiver's phone or name is in `blocked_receivers`.
     BlockedReceiver,
+    /// A Chinese receiver address whose province, city or district is not one of the mainland's
+    /// divisions (GB/T 2260): its sorting code would be wrong, so a human looks first.
+    UnresolvedAddress,
 }
 
 impl HoldReason {
@@ -28,6 +31,7 @@ impl HoldReason {
             Self::IncompleteAddress => "address",
             Self::Unpaid => "unpaid",
             Self::BlockedReceiver => "blocked",
+            Self::UnresolvedAddress => "address",
         }
     }
 }
@@ -83,14 +87,14 @@ impl TenantRules {
                 format!("buyer remark: {:?}", excerpt(&order.buyer_remark)),
             );
         }
-        if rules.require_full_address {
-            let missing = missing_address_fields(order);
-            if !missing.is_empty() {
-                hold(
-                    HoldReason::IncompleteAddress,
-                    format!("receiver {} empty", missing.join(", ")),
-                );
-            }
+        let missing = missing_address_fields(order);
+        if rules.require_full_address && !missing.is_empty() {
+            hold(
+                HoldReason::IncompleteAddress,
+                format!("receiver {} empty", missing.join(", ")),
+            );
+        } else if let Some(e) = unresolved_chinese_address(order) {
+            hold(HoldReason::UnresolvedAddress, format!("receiver {e}"));
         }
         if rules.hold_unpaid && order.payment_state() == PaymentState::Unpaid {
             hold(HoldReason::Unpaid, "order is unpaid".to_owned());
@@ -122,6 +126,24 @@ fn missing_address_fields(order: &Order) -> Vec<&'static str> {
     .filter(|(_, value)| value.trim().is_empty())
     .map(|(field, _)| field)
     .collect()
+}
+
+/// Why a Chinese receiver address (one written with Han characters, in China or with no
+/// country) does not resolve to the mainland's divisions, if it does not. Addresses in Latin
+/// letters (pinyin, cross-border) are not checked: their labels use the Latin sorting code.
+fn unresolved_chinese_address(order: &Order) -> Option<surge_divisions::AddressError> {
+    let r = order.receiver.as_ref()?;
+    let han = |s: &str| s.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c));
+    let chinese = [&r.province, &r.city, &r.district, &r.street]
+        .iter()
+        .any(|s| han(s));
+    let in_china = r.country.is_empty() || r.country.eq_ignore_ascii_case("CN");
+    if !chinese || !in_china {
+        return None;
+    }
+    surge_divisions::Divisions::get()
+        .resolve(&r.province, &r.city, &r.district, &r.street)
+        .err()
 }
 
 /// Why the receiver is blocked, if it is.

@@ -213,3 +213,54 @@ fn hold_codes() {
         assert_eq!(reason.code(), code);
     }
 }
+
+/// A receiver in Chinese, in `province` / `city` / `district` / `street`.
+fn chinese(province: &str, city: &str, district: &str, street: &str) -> Order {
+    with(|o| {
+        let r = o.receiver.as_mut().expect("receiver");
+        r.name = "张三".into();
+        r.province = province.into();
+        r.city = city.into();
+        r.district = district.into();
+        r.street = street.into();
+    })
+}
+
+#[test]
+fn a_chinese_address_that_does_not_resolve_is_held_naming_the_part() {
+    let rules = TenantRules::default();
+    assert_eq!(
+        rules
+            .review(&chinese("浙江省", "杭州市", "西湖区", "文三路 288 号"))
+            .codes(),
+        Vec::<&str>::new()
+    );
+    // Short names and a district given in the street resolve as well.
+    assert_eq!(
+        rules
+            .review(&chinese("浙江", "杭州", "", "西湖区文三路 288 号"))
+            .codes(),
+        Vec::<&str>::new()
+    );
+    for (order, part) in [
+        (
+            chinese("浙江省", "深圳市", "南山区", "科技南路 16 号"),
+            "city",
+        ),
+        (chinese("浙江省", "杭州市", "", "文三路 288 号"), "district"),
+        (chinese("火星省", "杭州市", "西湖区", "文三路"), "province"),
+    ] {
+        let ReviewDecision::Hold(holds) = rules.review(&order) else {
+            panic!("approved {:?}", order.receiver);
+        };
+        assert_eq!(holds.len(), 1, "{holds:?}");
+        assert_eq!(holds[0].reason, HoldReason::UnresolvedAddress);
+        assert_eq!(holds[0].reason.code(), "address");
+        assert!(holds[0].detail.contains(part), "{}", holds[0].detail);
+    }
+    // Latin addresses and addresses abroad are not checked against the mainland's divisions.
+    assert_eq!(rules.review(&base_order()).codes(), Vec::<&str>::new());
+    let mut abroad = chinese("新加坡", "", "", "乌节路 1 号");
+    abroad.receiver.as_mut().expect("receiver").country = "SG".into();
+    assert_eq!(rules.review(&abroad).codes(), Vec::<&str>::new());
+}

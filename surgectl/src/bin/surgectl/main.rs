@@ -5,6 +5,7 @@ mod admin;
 mod calls;
 mod cert_cmd;
 mod cli;
+mod cli_access;
 mod dev;
 mod dev_children;
 mod dev_configs;

@@ -1,0 +1,181 @@
+//! The administrative divisions of China (GB/T 2260) as a table the project ships
+//! (`data/gbt2260.tsv`): six-digit codes whose first two digits are the province-level
+//! division, the next two the prefecture-level city, the last two the county-level district.
+//! 330106 is 浙江省 杭州市 西湖区.
+//!
+//! [`Divisions::split`] splits a one-line Chinese address into those three and the street;
+//! [`Divisions::resolve`] checks and normalises an address whose parts arrive separately (as
+//! platforms send them); [`Resolved::sorting_code`] and [`Resolved::destination`] derive the
+//! three-segment sorting code (三段码) and destination text (大头笔) printed big on e-waybills
+//! when the carrier supplied none.
+//!
+//! Two shapes are special. The four municipalities (北京, 天津, 上海, 重庆) have no city level:
+//! their city is the municipality itself. Cities and counties directly under a province (东莞市,
+//! 仙桃市, 济源市, 五指山市, 石河子市 ...) have no district, or no city, level.
+
+mod names;
+mod resolve;
+mod split;
+
+pub use resolve::{AddressError, Part, Resolved};
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+/// One division: its code and full name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Division {
+    pub code: u32,
+    pub name: &'static str,
+}
+
+impl Division {
+    /// The province-level division's two digits.
+    pub fn province_code(&self) -> u32 {
+        self.code / 10_000
+    }
+
+    /// Whether this is a province-level division (code ends in 0000).
+    pub fn is_province(&self) -> bool {
+        self.code.is_multiple_of(10_000)
+    }
+
+    /// Whether this is a prefecture-level city (code ends in 00, not 0000).
+    pub fn is_city(&self) -> bool {
+        self.code.is_multiple_of(100) && !self.is_province()
+    }
+
+    /// The name without its administrative suffix: 浙江 for 浙江省, 广西 for 广西壮族自治区.
+    pub fn short_name(&self) -> &'static str {
+        names::short(self.name)
+    }
+}
+
+/// The four municipalities' province codes: their districts are under the province directly.
+const MUNICIPALITIES: [u32; 4] = [11, 12, 31, 50];
+
+/// The division table, parsed once.
+pub struct Divisions {
+    all: Vec<Division>,
+    by_code: HashMap<u32, usize>,
+}
+
+static TABLE: &str = include_str!("../data/gbt2260.tsv");
+
+impl Divisions {
+    /// The table shipped with surge.
+    pub fn get() -> &'static Divisions {
+        static DIVISIONS: OnceLock<Divisions> = OnceLock::new();
+        DIVISIONS.get_or_init(|| Divisions::parse(TABLE))
+    }
+
+    fn parse(table: &'static str) -> Divisions {
+        let all: Vec<Division> = table
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .filter_map(|l| {
+                let (code, name) = l.split_once('\t')?;
+                Some(Division {
+                    code: code.parse().ok()?,
+                    name: name.trim(),
+                })
+            })
+            .collect();
+        let by_code = all.iter().enumerate().map(|(i, d)| (d.code, i)).collect();
+        Divisions { all, by_code }
+    }
+
+    pub fn len(&self) -> usize {
+        self.all.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.all.is_empty()
+    }
+
+    pub fn by_code(&self, code: u32) -> Option<Division> {
+        self.by_code.get(&code).map(|&i| self.all[i])
+    }
+
+    /// Every province-level division.
+    pub fn provinces(&self) -> impl Iterator<Item = Division> + '_ {
+        self.all.iter().copied().filter(Division::is_province)
+    }
+
+    /// The prefecture-level cities of `province`; for a municipality, the municipality itself.
+    fn cities_of(&self, province: Division) -> Vec<Division> {
+        if MUNICIPALITIES.contains(&province.province_code()) {
+            return vec![province];
+        }
+        let p = province.province_code();
+        self.all
+            .iter()
+            .copied()
+            .filter(|d| d.is_city() && d.province_code() == p)
+            .collect()
+    }
+
+    /// The county-level divisions of `city` (of the whole municipality when `city` is one).
+    fn districts_of(&self, city: Division) -> Vec<Division> {
+        let under = |d: &Division| {
+            if city.is_province() {
+                d.province_code() == city.province_code()
+            } else {
+                d.code / 100 == city.code / 100
+            }
+        };
+        self.all
+            .iter()
+            .copied()
+            .filter(|d| d.code % 100 != 0 && under(d))
+            .collect()
+    }
+
+    /// County-level divisions directly under `province` (the 90 "city" of 省直辖县级行政区划:
+    /// 仙桃市, 济源市, 五指山市 ...), which have no city level.
+    fn direct_counties_of(&self, province: Division) -> Vec<Division> {
+        let p = province.province_code();
+        self.all
+            .iter()
+            .copied()
+            .filter(|d| d.province_code() == p && (d.code / 100) % 100 == 90 && d.code % 100 != 0)
+            .collect()
+    }
+
+    /// Whether `city` has districts at all (东莞市, 中山市, 儋州市 and 嘉峪关市 have none).
+    fn has_districts(&self, city: Division) -> bool {
+        !self.districts_of(city).is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_holds_every_province_level_division() {
+        let d = Divisions::get();
+        assert!(d.len() > 3000, "{}", d.len());
+        // 23 provinces (Taiwan included), 5 autonomous regions, 4 municipalities, 2 SARs.
+        assert_eq!(d.provinces().count(), 34);
+        assert_eq!(d.by_code(330106).map(|x| x.name), Some("西湖区"));
+        assert_eq!(d.by_code(330100).map(|x| x.name), Some("杭州市"));
+    }
+
+    #[test]
+    fn municipalities_have_their_districts_under_them() {
+        let d = Divisions::get();
+        let shanghai = d.by_code(310000).expect("上海市");
+        assert_eq!(d.cities_of(shanghai), vec![shanghai]);
+        let districts = d.districts_of(shanghai);
+        assert!(
+            districts.iter().any(|x| x.name == "浦东新区"),
+            "{districts:?}"
+        );
+        let chongqing = d.by_code(500000).expect("重庆市");
+        let districts = d.districts_of(chongqing);
+        // 重庆's districts (5001xx) and counties (5002xx) alike.
+        assert!(districts.iter().any(|x| x.name == "渝中区"));
+        assert!(districts.iter().any(|x| x.name == "城口县"));
+    }
+}
