@@ -97,6 +97,13 @@ impl Divisions {
         self.by_code.get(&code).map(|&i| self.all[i])
     }
 
+    /// The province-level division named `name` in full (广东省) or short (广东).
+    pub fn province_named(&self, name: &str) -> Option<Division> {
+        let name = name.trim();
+        self.provinces()
+            .find(|p| p.name == name || (p.short_name() != p.name && p.short_name() == name))
+    }
+
     /// Every province-level division.
     pub fn provinces(&self) -> impl Iterator<Item = Division> + '_ {
         self.all.iter().copied().filter(Division::is_province)

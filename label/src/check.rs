@@ -1,13 +1,14 @@
 //! A well-formedness check for ZPL received by a test printer.
 
 use crate::gf::{self, GraphicError};
-use crate::layout::{HEIGHT, WIDTH};
+use crate::stock::{MAX_HEIGHT, MAX_WIDTH};
 
 /// One label format (`^XA` ... `^XZ`) that passed [`check_zpl`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ZplLabel {
-    /// The field data of every `^BC` (Code 128) barcode, in order; [`check_zpl`] requires exactly
-    /// one.
+    /// The waybill its `^BC` (Code 128) barcodes carry: [`check_zpl`] requires at least one
+    /// barcode and all of them alike (an e-waybill repeats the waybill on its stub), so this
+    /// holds exactly one entry.
     pub waybills: Vec<String>,
     /// How many fields carry data (`^FD` / `^FV` ... `^FS`, or a `^GF` graphic), barcode
     /// included.
@@ -41,18 +42,25 @@ pub enum ZplError {
     /// A label format without a `^BC` barcode.
     #[error("label format ending at byte {offset} has no ^BC (Code 128) barcode")]
     NoBarcode { offset: usize },
-    /// A second `^BC` in one label format.
-    #[error("second ^BC barcode at byte {offset}; a label has exactly one")]
+    /// A `^BC` before the previous one got its data.
+    #[error("^BC barcode at byte {offset} follows a barcode without field data")]
     TwoBarcodes { offset: usize },
+    /// A second `^BC` in one label format with other data than the first.
+    #[error("^BC barcode at byte {offset} carries {found:?}, the label's first carries {first:?}")]
+    DifferentBarcodes {
+        offset: usize,
+        first: String,
+        found: String,
+    },
     /// A `^BC` whose field has no (or only blank) data.
     #[error("^BC barcode at byte {offset} has no field data")]
     EmptyBarcode { offset: usize },
     /// A `^GF` graphic field whose header or data does not decode.
     #[error("^GF graphic at byte {offset}: {reason}")]
     BadGraphic { offset: usize, reason: GraphicError },
-    /// `^PW`/`^LL` that is not a positive number within 4x6 in at 203 dpi.
+    /// `^PW`/`^LL` that is not a positive number within the largest stock at 203 dpi.
     #[error(
-        "^{command} at byte {offset} is {value:?}; expected 1..={max} dots (4x6 in at 203 dpi)"
+        "^{command} at byte {offset} is {value:?}; expected 1..={max} dots (the largest label stock at 203 dpi)"
     )]
     OutOfBounds {
         offset: usize,
@@ -77,9 +85,9 @@ fn is_prefix(b: u8) -> bool {
 
 /// Checks `data` as a printer would receive it: one or more `^XA` ... `^XZ` formats with only
 /// whitespace between them; every command is `^` or `~` and two letters or digits; field data
-/// (`^FD`/`^FV`) is closed by `^FS` and holds no `~`; no `^XA` nests; each format has exactly one
-/// `^BC` barcode with non-blank data; every `^GF` graphic decodes to the size its header gives;
-/// `^PW` is at most 812 and `^LL` at most 1218 dots.
+/// (`^FD`/`^FV`) is closed by `^FS` and holds no `~`; no `^XA` nests; each format has at least one
+/// `^BC` barcode with non-blank data, and all its barcodes alike; every `^GF` graphic decodes to the size its header gives;
+/// `^PW` is at most 812 and `^LL` at most 1439 dots (4x6 in wide, 100 x 180 mm long).
 pub fn check_zpl(data: &str) -> Result<Vec<ZplLabel>, ZplError> {
     let bytes = data.as_bytes();
     let mut labels = Vec::new();
@@ -152,7 +160,7 @@ pub fn check_zpl(data: &str) -> Result<Vec<ZplLabel>, ZplError> {
                 open = None;
             }
             b"BC" => {
-                if !label.waybills.is_empty() || label.pending_barcode.is_some() {
+                if label.pending_barcode.is_some() {
                     return Err(ZplError::TwoBarcodes { offset: at });
                 }
                 label.pending_barcode = Some(at);
@@ -173,7 +181,17 @@ pub fn check_zpl(data: &str) -> Result<Vec<ZplLabel>, ZplError> {
                     if params.trim().is_empty() {
                         return Err(ZplError::EmptyBarcode { offset });
                     }
-                    label.waybills.push(params.to_owned());
+                    match label.waybills.first() {
+                        Some(first) if first != params => {
+                            return Err(ZplError::DifferentBarcodes {
+                                offset,
+                                first: first.clone(),
+                                found: params.to_owned(),
+                            })
+                        }
+                        Some(_) => {}
+                        None => label.waybills.push(params.to_owned()),
+                    }
                 }
             }
             b"FS" => {
@@ -185,8 +203,8 @@ pub fn check_zpl(data: &str) -> Result<Vec<ZplLabel>, ZplError> {
                 gf::decode(params).map_err(|reason| ZplError::BadGraphic { offset: at, reason })?;
                 label.fields += 1;
             }
-            b"PW" => bounded(at, "PW", params, WIDTH)?,
-            b"LL" => bounded(at, "LL", params, HEIGHT)?,
+            b"PW" => bounded(at, "PW", params, MAX_WIDTH)?,
+            b"LL" => bounded(at, "LL", params, MAX_HEIGHT)?,
             _ => {}
         }
     }

@@ -1,20 +1,21 @@
-//! Where everything goes, in printer dots (203 dpi, 812 x 1218 for 4x6 in). Both renderers draw
-//! the same element list; the PDF scales it by 72/203.
+//! Where everything goes, in printer dots (203 dpi: 812 x 1218 for 4x6 in). Both renderers draw
+//! the same element list; the PDF scales it by 72/203. The 4x6 in layout is here; the
+//! e-waybill stocks' are in `layout_ewaybill`.
 
 use crate::font::Fonts;
+use crate::stock::Stock;
 use crate::text::{address_line, clean, weight_kg, Metrics};
 use crate::Label;
 
-/// Label width in dots: 4 in at 203 dpi.
-pub(crate) const WIDTH: u32 = 812;
-/// Label height in dots: 6 in at 203 dpi.
-pub(crate) const HEIGHT: u32 = 1218;
+/// 4x6 in width in dots.
+const WIDTH: u32 = 812;
 const MARGIN: u32 = 24;
 const INNER: u32 = WIDTH - 2 * MARGIN;
 /// Code 128 quiet zone on each side, in modules.
 pub(crate) const QUIET_MODULES: u32 = 10;
-/// Longest barcode data kept: with 1-dot modules and quiet zones it still fits [`INNER`].
-const MAX_BARCODE_CHARS: usize = 64;
+/// Longest barcode data kept (a waybill is at most 36 characters: a 16-character prefix and 20
+/// digits): with 1-dot modules and quiet zones it still fits the narrowest stock.
+const MAX_BARCODE_CHARS: usize = 40;
 const BARCODE_HEIGHT: u32 = 160;
 
 /// One thing drawn on the label.
@@ -62,25 +63,41 @@ pub(crate) fn barcode_modules(chars: usize) -> u32 {
 
 /// Where a line of text starts horizontally.
 #[derive(Clone, Copy)]
-enum At {
+pub(crate) enum At {
     Left(u32),
     Centre,
 }
 
-/// The element list being built, with the fonts text is measured with.
-struct Builder<'a> {
-    out: Vec<Element>,
-    fonts: Option<&'a Fonts>,
+/// The element list being built on a label `width` dots wide with `margin` on each side, with
+/// the fonts text is measured with.
+pub(crate) struct Builder<'a> {
+    pub(crate) out: Vec<Element>,
+    pub(crate) fonts: Option<&'a Fonts>,
+    pub(crate) width: u32,
+    pub(crate) margin: u32,
 }
 
-impl Builder<'_> {
-    fn metrics(&self, bold: bool) -> Metrics<'_> {
+impl<'a> Builder<'a> {
+    pub(crate) fn new(fonts: Option<&'a Fonts>, width: u32, margin: u32) -> Builder<'a> {
+        Builder {
+            out: Vec::new(),
+            fonts,
+            width,
+            margin,
+        }
+    }
+
+    /// The width between the margins.
+    pub(crate) fn inner(&self) -> u32 {
+        self.width - 2 * self.margin
+    }
+
+    pub(crate) fn metrics(&self, bold: bool) -> Metrics<'a> {
         Metrics::new(self.fonts, bold)
     }
 
     /// Adds `s` (cleaned and fitted into `max` dots) unless that leaves nothing to print.
-    #[allow(clippy::too_many_arguments)]
-    fn text(&mut self, at: At, y: u32, size: u32, bold: bool, max: u32, s: &str) {
+    pub(crate) fn text(&mut self, at: At, y: u32, size: u32, bold: bool, max: u32, s: &str) {
         let m = self.metrics(bold);
         let s = m.fit(&clean(s), size, max);
         if s.is_empty() {
@@ -88,7 +105,7 @@ impl Builder<'_> {
         }
         let x = match at {
             At::Left(x) => x,
-            At::Centre => (WIDTH - m.measure(&s, size)) / 2,
+            At::Centre => (self.width - m.measure(&s, size)) / 2,
         };
         self.out.push(Element::Text {
             x,
@@ -100,24 +117,92 @@ impl Builder<'_> {
         });
     }
 
-    /// `s` wrapped into at most `lines` lines of `size`, `pitch` dots apart from `y`.
+    /// `s` wrapped into at most `lines` lines of `size`, `pitch` dots apart from `y`, starting
+    /// `x` dots in.
     #[allow(clippy::too_many_arguments)]
-    fn lines(&mut self, y: u32, pitch: u32, size: u32, bold: bool, lines: usize, s: &str) {
-        let wrapped = self.metrics(bold).wrap(s, size, INNER, lines);
+    pub(crate) fn lines(
+        &mut self,
+        x: u32,
+        y: u32,
+        pitch: u32,
+        size: u32,
+        bold: bool,
+        lines: usize,
+        s: &str,
+    ) {
+        let max = self.width - self.margin - x;
+        let wrapped = self.metrics(bold).wrap(s, size, max, lines);
         for (i, line) in (0..).zip(wrapped) {
-            self.text(At::Left(MARGIN), y + pitch * i, size, bold, INNER, &line);
+            self.text(At::Left(x), y + pitch * i, size, bold, max, &line);
         }
+    }
+
+    /// A rule across the label between the margins.
+    pub(crate) fn rule(&mut self, y: u32, thickness: u32) {
+        let w = self.inner();
+        self.out.push(Element::Fill {
+            x: self.margin,
+            y,
+            w,
+            h: thickness,
+        });
+    }
+
+    /// The waybill barcode, centred, `height` high, with the widest module (up to 3 dots)
+    /// that leaves room for the quiet zones.
+    pub(crate) fn barcode(&mut self, y: u32, height: u32, data: &str) {
+        let modules = barcode_modules(data.len());
+        let inner = self.inner();
+        let module = (1..=3)
+            .rev()
+            .find(|m| (modules + 2 * QUIET_MODULES) * m <= inner)
+            .unwrap_or(1);
+        self.out.push(Element::Barcode {
+            x: (self.width - modules * module) / 2,
+            y,
+            module,
+            height,
+            data: data.to_owned(),
+        });
+    }
+
+    /// For a reprint, "REPRINT n" in white on a black bar `h` high from `y`.
+    pub(crate) fn reprint_bar(&mut self, y: u32, h: u32, size: u32, reprint: u32) {
+        if reprint == 0 {
+            return;
+        }
+        self.out.push(Element::Fill {
+            x: self.margin,
+            y,
+            w: self.inner(),
+            h,
+        });
+        let m = self.metrics(true);
+        let marker = m.fit(&format!("REPRINT {reprint}"), size, self.inner() - 20);
+        self.out.push(Element::Text {
+            x: (self.width - m.measure(&marker, size)) / 2,
+            y: y + (h - size) / 2,
+            size,
+            bold: true,
+            reverse: true,
+            text: marker,
+        });
     }
 }
 
-/// Every element of `label`, its text measured with `fonts` (the CJK font both renderers draw
-/// non-ASCII text with) or, without fonts, with Helvetica and a full em for anything else:
-/// text first, then barcode, rules and the reprint marker.
+/// Every element of `label` on its stock, text measured with `fonts` (the CJK font both
+/// renderers draw non-ASCII text with) or, without fonts, with Helvetica and a full em for
+/// anything else.
 pub(crate) fn layout(label: &Label, fonts: Option<&Fonts>) -> Vec<Element> {
-    let mut b = Builder {
-        out: Vec::new(),
-        fonts,
-    };
+    match label.stock {
+        Stock::FourBySix => four_by_six(label, fonts),
+        stock => crate::layout_ewaybill::ewaybill(label, fonts, stock),
+    }
+}
+
+/// The 4x6 in layout: text first, then barcode, rules and the reprint marker.
+fn four_by_six(label: &Label, fonts: Option<&Fonts>) -> Vec<Element> {
+    let mut b = Builder::new(fonts, WIDTH, MARGIN);
     let left = At::Left(MARGIN);
 
     // Header: carrier, parcel n/m and weight.
@@ -144,7 +229,7 @@ pub(crate) fn layout(label: &Label, fonts: Option<&Fonts>) -> Vec<Element> {
     b.text(left, 558, 26, true, INNER, "TO");
     b.text(left, 590, 50, true, INNER, &to.name);
     b.text(left, 648, 40, true, INNER, &to.phone);
-    b.lines(700, 42, 36, false, 3, &address_line(to));
+    b.lines(MARGIN, 700, 42, 36, false, 3, &address_line(to));
 
     // Sender.
     let from = &label.sender;
@@ -156,59 +241,18 @@ pub(crate) fn layout(label: &Label, fonts: Option<&Fonts>) -> Vec<Element> {
         .filter(|s| !s.is_empty())
         .collect();
     b.text(left, 880, 32, false, INNER, &who.join(", "));
-    b.lines(920, 38, 30, false, 2, &address_line(from));
+    b.lines(MARGIN, 920, 38, 30, false, 2, &address_line(from));
 
     // Order reference.
     b.text(left, 1018, 24, true, INNER, "ORDER");
     b.text(left, 1046, 34, true, INNER, &label.order_ref);
 
-    // Barcode, centred, with the widest module that leaves room for the quiet zones.
-    let mut out = b.out;
-    let modules = barcode_modules(data.len());
-    let module = (1..=3)
-        .rev()
-        .find(|m| (modules + 2 * QUIET_MODULES) * m <= INNER)
-        .unwrap_or(1);
-    out.push(Element::Barcode {
-        x: (WIDTH - modules * module) / 2,
-        y: 310,
-        module,
-        height: BARCODE_HEIGHT,
-        data,
-    });
-
-    // Rules between the sections.
+    b.barcode(310, BARCODE_HEIGHT, &data);
     for y in [134, 284, 540, 834, 1002] {
-        out.push(Element::Fill {
-            x: MARGIN,
-            y,
-            w: INNER,
-            h: 4,
-        });
+        b.rule(y, 4);
     }
-
-    // Reprint marker: white on a black bar across the label.
-    if label.reprint > 0 {
-        out.push(Element::Fill {
-            x: MARGIN,
-            y: 1100,
-            w: INNER,
-            h: 80,
-        });
-        let marker = format!("REPRINT {}", label.reprint);
-        let size = 60;
-        let m = Metrics::new(fonts, true);
-        let marker = m.fit(&marker, size, INNER - 20);
-        out.push(Element::Text {
-            x: (WIDTH - m.measure(&marker, size)) / 2,
-            y: 1110,
-            size,
-            bold: true,
-            reverse: true,
-            text: marker,
-        });
-    }
-    out
+    b.reprint_bar(1100, 80, 60, label.reprint);
+    b.out
 }
 
 #[cfg(test)]
@@ -223,7 +267,8 @@ mod tests {
 
     #[test]
     fn longest_barcode_fits_with_one_dot_modules() {
-        assert!(barcode_modules(MAX_BARCODE_CHARS) + 2 * QUIET_MODULES <= INNER);
+        // On the narrowest stock, 76 mm with 16-dot margins.
+        assert!(barcode_modules(MAX_BARCODE_CHARS) + 2 * QUIET_MODULES <= 607 - 2 * 16);
     }
 
     #[test]
@@ -240,7 +285,9 @@ mod tests {
             ..Label::default()
         };
         label.receiver.name = "W".repeat(80);
+        label.receiver.phone = "9".repeat(80);
         label.receiver.street = "WWWW ".repeat(80);
+        label.sender.name = "W".repeat(80);
         label.sender.street = "\u{e9}".repeat(300);
         let mut chinese = label.clone();
         chinese.carrier = "顺丰速运".repeat(20);
@@ -251,48 +298,62 @@ mod tests {
         chinese.sender.name = "杭州仓".repeat(30);
         chinese.sender.street = "余杭区仓前街道".repeat(40);
         let fonts = crate::font::test_fonts();
-        for (label, fonts) in [
-            (&label, None),
-            (&label, Some(&fonts)),
-            (&chinese, Some(&fonts)),
-        ] {
-            for e in layout(label, fonts) {
-                let (x, y, w, h) = match &e {
-                    Element::Text {
-                        x,
-                        y,
-                        size,
-                        bold,
-                        text,
-                        ..
-                    } => {
-                        let height = match fonts {
-                            Some(_) => crate::gf::cell_height(*size),
-                            None => *size,
-                        };
-                        (
-                            *x,
-                            *y,
-                            Metrics::new(fonts, *bold).measure(text, *size),
-                            height,
-                        )
-                    }
-                    Element::Fill { x, y, w, h } => (*x, *y, *w, *h),
-                    Element::Barcode {
-                        x,
-                        y,
-                        module,
-                        height,
-                        data,
-                    } => (
-                        *x - QUIET_MODULES * module,
-                        *y,
-                        (barcode_modules(data.len()) + 2 * QUIET_MODULES) * module,
-                        *height,
-                    ),
+        for stock in crate::stock::STOCKS {
+            let (width, height) = stock.dots();
+            let margin = if stock == Stock::Mm76x130 { 16 } else { 24 };
+            for (label, fonts) in [
+                (&label, None),
+                (&label, Some(&fonts)),
+                (&chinese, Some(&fonts)),
+            ] {
+                let label = Label {
+                    stock,
+                    ..label.clone()
                 };
-                assert!(x >= MARGIN && x + w <= WIDTH - MARGIN, "{e:?}");
-                assert!(y >= MARGIN && y + h <= HEIGHT - MARGIN, "{e:?}");
+                let elements = layout(&label, fonts);
+                assert!(
+                    elements.len() > 15,
+                    "{stock:?}: {} elements",
+                    elements.len()
+                );
+                for e in elements {
+                    let (x, y, w, h) = match &e {
+                        Element::Text {
+                            x,
+                            y,
+                            size,
+                            bold,
+                            text,
+                            ..
+                        } => {
+                            let height = match fonts {
+                                Some(_) => crate::gf::cell_height(*size),
+                                None => *size,
+                            };
+                            (
+                                *x,
+                                *y,
+                                Metrics::new(fonts, *bold).measure(text, *size),
+                                height,
+                            )
+                        }
+                        Element::Fill { x, y, w, h } => (*x, *y, *w, *h),
+                        Element::Barcode {
+                            x,
+                            y,
+                            module,
+                            height,
+                            data,
+                        } => (
+                            *x - QUIET_MODULES * module,
+                            *y,
+                            (barcode_modules(data.len()) + 2 * QUIET_MODULES) * module,
+                            *height,
+                        ),
+                    };
+                    assert!(x >= margin && x + w <= width - margin, "{stock:?} {e:?}");
+                    assert!(y >= margin && y + h <= height - margin, "{stock:?} {e:?}");
+                }
             }
         }
     }

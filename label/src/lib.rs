@@ -34,17 +34,19 @@
 //! stored on the printer (`^CW`). In ZPL the label declares UTF-8 (`^CI28`) and `^` / `~` in
 //! field data become spaces. Without a CJK font the PDF falls back to the built-in Helvetica
 //! (WinAnsi: other characters become `?`). The barcode keeps only printable ASCII other than `^`,
-//! `~`, `>` (at most 64 characters), and the same string is printed under it.
+//! `~`, `>` (at most 40 characters), and the same string is printed under it.
 
 mod check;
 mod font;
 pub mod gf;
 mod layout;
+mod layout_ewaybill;
 mod pdf;
 mod pdf_font;
 mod privacy;
 mod renderer;
 mod sorting;
+mod stock;
 mod text;
 mod zpl;
 
@@ -53,6 +55,7 @@ pub use font::{test_fonts, Font, FontError, Fonts, SYSTEM_FONTS};
 pub use privacy::{is_privacy_platform, mask_name, mask_phone, PRIVACY_PLATFORMS};
 pub use renderer::{Renderer, ZplText, ZplTextError};
 pub use sorting::sorting_code;
+pub use stock::{Stock, STOCKS};
 
 /// Everything printed on one parcel's label.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -81,4 +84,6 @@ pub struct Label {
     pub weight_grams: i64,
     /// 0 for the original print; n for the n-th reprint, which shows "REPRINT n".
     pub reprint: u32,
+    /// The stock it is printed on (the carrier's, from the rules file).
+    pub stock: Stock,
 }

@@ -8,7 +8,7 @@ use pdf_writer::{Content, Finish, Name, Pdf, Rect, Ref, Str};
 
 use crate::font::Fonts;
 use crate::gf::CJK_BASELINE;
-use crate::layout::{layout, Element, HEIGHT, WIDTH};
+use crate::layout::{layout, Element};
 use crate::pdf_font::Subset;
 use crate::Label;
 
@@ -50,9 +50,9 @@ fn pt(dots: f32) -> f32 {
     (dots * 72.0 / 203.0 * 100.0).round() / 100.0
 }
 
-/// Page y (from the bottom) of a distance `dots` from the top.
-fn from_top(dots: f32) -> f32 {
-    pt(HEIGHT as f32 - dots)
+/// Page y (from the bottom) of a distance `dots` from the top of a page `height` dots high.
+fn from_top(height: f32, dots: f32) -> f32 {
+    pt(height - dots)
 }
 
 /// WinAnsi bytes for `text`: printable ASCII as is, anything else `?`. [`Str`] escapes `(`, `)`
@@ -76,7 +76,8 @@ fn code128(data: &str) -> Vec<u8> {
     Code128::new(format!("\u{0181}{data}")).map_or_else(|_| Vec::new(), |c| c.encode())
 }
 
-fn draw(content: &mut Content, encoder: &mut Encoder<'_>, element: &Element) {
+fn draw(content: &mut Content, encoder: &mut Encoder<'_>, height: f32, element: &Element) {
+    let from_top = |dots: f32| from_top(height, dots);
     match element {
         Element::Text {
             x,
@@ -156,8 +157,9 @@ pub(crate) fn pdf(fonts: Option<&Fonts>, label: &Label) -> Vec<u8> {
         None => Encoder::Helvetica,
     };
     let mut content = Content::new();
+    let (width, height) = label.stock.dots();
     for element in layout(label, fonts) {
-        draw(&mut content, &mut encoder, &element);
+        draw(&mut content, &mut encoder, height as f32, &element);
     }
     let content = content.finish();
 
@@ -166,7 +168,7 @@ pub(crate) fn pdf(fonts: Option<&Fonts>, label: &Label) -> Vec<u8> {
     pdf.pages(pages).kids([page]).count(1);
     let mut p = pdf.page(page);
     p.parent(pages)
-        .media_box(Rect::new(0.0, 0.0, pt(WIDTH as f32), pt(HEIGHT as f32)))
+        .media_box(Rect::new(0.0, 0.0, pt(width as f32), pt(height as f32)))
         .contents(contents);
     let bold_ref = match &encoder {
         Encoder::Embedded { bold: None, .. } => regular,
@@ -209,8 +211,9 @@ mod tests {
 
     #[test]
     fn page_is_four_by_six_inches() {
-        assert_eq!(pt(WIDTH as f32), 288.0);
-        assert_eq!(pt(HEIGHT as f32), 432.0);
+        let (width, height) = crate::Stock::FourBySix.dots();
+        assert_eq!(pt(width as f32), 288.0);
+        assert_eq!(pt(height as f32), 432.0);
     }
 
     #[test]

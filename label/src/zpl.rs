@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use crate::gf;
-use crate::layout::{layout, Element, HEIGHT, WIDTH};
+use crate::layout::{layout, Element};
 use crate::renderer::{Renderer, ZplText};
 use crate::Label;
 
@@ -33,7 +33,8 @@ pub(crate) fn zpl(renderer: &Renderer, label: &Label) -> String {
     let mut out = String::new();
     out.push_str("^XA\n^CI28\n");
     // Writing to a String cannot fail.
-    let _ = writeln!(out, "^PW{WIDTH}\n^LL{HEIGHT}\n^LH0,0");
+    let (width, height) = label.stock.dots();
+    let _ = writeln!(out, "^PW{width}\n^LL{height}\n^LH0,0");
     if let ZplText::PrinterFont(name) = renderer.zpl_text() {
         let _ = writeln!(out, "^CW{PRINTER_FONT_ID},{name}");
     }

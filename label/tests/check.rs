@@ -38,6 +38,14 @@ fn accepts_minimal_format() {
             fields: 1,
         }])
     );
+    // An e-waybill repeats its barcode on the stub.
+    assert_eq!(
+        check_zpl("^XA^BCN^FDSF1^FS^BCN^FDSF1^FS^XZ"),
+        Ok(vec![ZplLabel {
+            waybills: vec!["SF1".into()],
+            fields: 2,
+        }])
+    );
 }
 
 #[test]
@@ -78,9 +86,18 @@ fn refuses_malformed_input() {
             NoBarcode { offset: 32 },
         ),
         (
-            "two barcodes",
+            "two different barcodes",
             "^XA^BCN^FDA^FS^BCN^FDB^FS^XZ",
-            TwoBarcodes { offset: 14 },
+            DifferentBarcodes {
+                offset: 14,
+                first: "A".into(),
+                found: "B".into(),
+            },
+        ),
+        (
+            "a barcode without data before the next",
+            "^XA^BCN^BCN^FDB^FS^XZ",
+            TwoBarcodes { offset: 7 },
         ),
         (
             "nested ^XA",
@@ -149,8 +166,8 @@ fn refuses_malformed_input() {
         ),
         (
             "too long",
-            "^XA^LL1219^BCN^FDA^FS^XZ",
-            oob(3, "LL", "1219", 1218),
+            "^XA^LL1440^BCN^FDA^FS^XZ",
+            oob(3, "LL", "1440", 1439),
         ),
         (
             "width not a number",
@@ -160,7 +177,7 @@ fn refuses_malformed_input() {
         (
             "zero length",
             "^XA^LL0^BCN^FDA^FS^XZ",
-            oob(3, "LL", "0", 1218),
+            oob(3, "LL", "0", 1439),
         ),
     ];
     for (what, input, expected) in cases {
@@ -175,7 +192,7 @@ fn errors_name_the_offset() {
     let err = check_zpl("^XA^PW900^BCN^FDA^FS^XZ").expect_err("too wide");
     assert_eq!(
         err.to_string(),
-        "^PW at byte 3 is \"900\"; expected 1..=812 dots (4x6 in at 203 dpi)"
+        "^PW at byte 3 is \"900\"; expected 1..=812 dots (the largest label stock at 203 dpi)"
     );
 }
 

@@ -1,6 +1,7 @@
-//! A Chinese label: pinned as ZPL text, as the picture its `^GF` graphics and boxes paint, and as
-//! the picture poppler renders of its PDF; the PDF's text extracts back as the Chinese it was
-//! given.
+//! A Chinese label on each stock (4x6 in; the e-waybills 100 x 180 mm and 76 x 130 mm, as a
+//! platform order's privacy waybill with the receiver masked): pinned as ZPL text, as the
+//! picture its `^GF` graphics and boxes paint, and as the picture poppler renders of its PDF;
+//! the PDF's text extracts back as the Chinese it was given.
 //!
 //! The pictures are compared with reference PNGs in `tests/golden/` by a pixel tolerance (a
 //! different rasteriser version may move a few edge pixels). After an intended change,
@@ -14,6 +15,20 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use surge_label::gf::{self, Bitmap};
+use surge_label::{Label, Stock, STOCKS};
+
+/// The Chinese sample on `stock`; on the e-waybills as a platform's privacy waybill.
+fn sample(stock: Stock) -> Label {
+    let mut label = Label {
+        stock,
+        ..common::chinese()
+    };
+    if stock != Stock::FourBySix {
+        label.receiver.name = surge_label::mask_name(&label.receiver.name);
+        label.receiver.phone = surge_label::mask_phone(&label.receiver.phone);
+    }
+    label
+}
 
 fn golden_path(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -161,25 +176,53 @@ fn paint_zpl(zpl: &str, width: u32, height: u32) -> (Grey, usize) {
 
 #[test]
 fn chinese_zpl_matches_golden_text_and_picture() {
-    let zpl = common::renderer().zpl(&common::chinese());
-    surge_label::check_zpl(&zpl).unwrap_or_else(|e| panic!("{e}"));
-    // Every line with Chinese is a graphic: no Han character reaches the printer as text.
-    assert!(!zpl.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)));
-    let path = golden_path("label-zh.zpl");
-    if bless() {
-        std::fs::write(&path, &zpl).expect("write golden");
-    } else {
-        let expected = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("{}: {e}; create it with SURGE_BLESS=1", path.display()));
+    for stock in STOCKS {
+        let zpl = common::renderer().zpl(&sample(stock));
+        surge_label::check_zpl(&zpl).unwrap_or_else(|e| panic!("{stock:?}: {e}"));
+        // Every line with Chinese is a graphic: no Han character reaches the printer as text.
+        assert!(!zpl.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)));
+        let (width, height) = stock.dots();
         assert!(
-            expected == zpl,
-            "label-zh.zpl differs; rerun with SURGE_BLESS=1 if intended"
+            zpl.contains(&format!("^PW{width}\n^LL{height}\n")),
+            "{stock:?}"
+        );
+        let name = format!("label-zh-{}.zpl", stock.name());
+        let path = golden_path(&name);
+        if bless() {
+            std::fs::write(&path, &zpl).expect("write golden");
+        } else {
+            let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+                panic!("{}: {e}; create it with SURGE_BLESS=1", path.display())
+            });
+            assert!(
+                expected == zpl,
+                "{name} differs; rerun with SURGE_BLESS=1 if intended"
+            );
+        }
+        let (picture, graphics) = paint_zpl(&zpl, width, height);
+        // Carrier, destination, name, address lines, sender, sender address at least.
+        assert!(graphics >= 6, "{stock:?}: {graphics} graphics");
+        golden_picture(
+            &format!("label-zh-{}-zpl.png", stock.name()),
+            &picture,
+            0.002,
         );
     }
-    let (picture, graphics) = paint_zpl(&zpl, 812, 1218);
-    // Carrier, sorting code, name, address lines, sender, sender address.
-    assert!(graphics >= 6, "{graphics} graphics");
-    golden_picture("label-zh-zpl.png", &picture, 0.002);
+}
+
+#[test]
+fn privacy_waybills_print_no_full_name_or_phone() {
+    for stock in [Stock::Mm100x180, Stock::Mm76x130] {
+        let label = sample(stock);
+        assert_eq!(label.receiver.name, "张*");
+        assert_eq!(label.receiver.phone, "138****0288");
+        let zpl = common::plain().zpl(&label);
+        assert!(zpl.contains("138****0288"), "{zpl}");
+        assert!(
+            !zpl.contains("13800000288") && !zpl.contains("张三"),
+            "{zpl}"
+        );
+    }
 }
 
 #[test]
@@ -218,46 +261,62 @@ fn poppler(tool: &str, args: &[&str], pdf: &[u8], output: &str) -> Vec<u8> {
 
 #[test]
 fn chinese_pdf_draws_and_extracts_the_chinese() {
-    let pdf = common::renderer().pdf(&common::chinese());
-    // A subset, not the whole 20 MB font.
-    assert!(pdf.len() < 200_000, "{} bytes", pdf.len());
-    if !have_poppler() {
-        return;
+    for stock in STOCKS {
+        let pdf = common::renderer().pdf(&sample(stock));
+        // A subset, not the whole 20 MB font.
+        assert!(pdf.len() < 200_000, "{stock:?}: {} bytes", pdf.len());
+        if !have_poppler() {
+            return;
+        }
+        let text = poppler(
+            "pdftotext",
+            &["-layout", "label.pdf", "out.txt"],
+            &pdf,
+            "out.txt",
+        );
+        let text = String::from_utf8(text).expect("utf-8 text");
+        let name = if stock == Stock::FourBySix {
+            "张三"
+        } else {
+            "张*"
+        };
+        for expected in [
+            "顺丰速运",
+            name,
+            "浙江省",
+            "杭州市",
+            "西湖区",
+            "文三路",
+            "杭州仓",
+            "余杭区",
+        ] {
+            assert!(
+                text.contains(expected),
+                "{stock:?}: {expected} not in:\n{text}"
+            );
+        }
+        let png = poppler(
+            "pdftoppm",
+            &[
+                "-png",
+                "-gray",
+                "-r",
+                "100",
+                "-singlefile",
+                "label.pdf",
+                "out",
+            ],
+            &pdf,
+            "out.png",
+        );
+        let picture = read_png(&png);
+        if stock == Stock::FourBySix {
+            assert_eq!((picture.width, picture.height), (400, 600));
+        }
+        golden_picture(
+            &format!("label-zh-{}-pdf.png", stock.name()),
+            &picture,
+            0.005,
+        );
     }
-    let text = poppler(
-        "pdftotext",
-        &["-layout", "label.pdf", "out.txt"],
-        &pdf,
-        "out.txt",
-    );
-    let text = String::from_utf8(text).expect("utf-8 text");
-    for expected in [
-        "顺丰速运",
-        "张三",
-        "浙江省",
-        "杭州市",
-        "西湖区",
-        "文三路",
-        "杭州仓",
-        "余杭区",
-    ] {
-        assert!(text.contains(expected), "{expected} not in:\n{text}");
-    }
-    let png = poppler(
-        "pdftoppm",
-        &[
-            "-png",
-            "-gray",
-            "-r",
-            "100",
-            "-singlefile",
-            "label.pdf",
-            "out",
-        ],
-        &pdf,
-        "out.png",
-    );
-    let picture = read_png(&png);
-    assert_eq!((picture.width, picture.height), (400, 600));
-    golden_picture("label-zh-pdf.png", &picture, 0.005);
 }

@@ -60,7 +60,18 @@ pub fn label_of(rec: &OrderRecord, rules: &TenantRules, reprint: u32) -> Label {
         parcel_count: 1,
         weight_grams: weight,
         reprint,
+        stock: stock_of(rules, &rec.carrier),
     }
+}
+
+/// The label stock the carrier's printers hold, from the rules file (4x6 in by default).
+fn stock_of(rules: &TenantRules, carrier: &str) -> surge_label::Stock {
+    rules
+        .carriers
+        .iter()
+        .find(|c| c.name == carrier)
+        .and_then(|c| c.label.parse().ok())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -112,6 +123,19 @@ mod tests {
             (kept.name.as_str(), kept.phone.as_str()),
             ("张三", "13800000288")
         );
+    }
+
+    #[test]
+    fn every_stock_a_rules_file_may_name_is_one_labels_print_on() {
+        for name in surge_rules::LABEL_STOCKS {
+            let stock: surge_label::Stock = name.parse().expect(name);
+            assert_eq!(stock.name(), name);
+        }
+        let rules = surge_rules::parse(include_str!("../../rules/examples/rules.toml"))
+            .expect("the example parses");
+        assert_eq!(stock_of(&rules, "SF"), surge_label::Stock::Mm100x180);
+        assert_eq!(stock_of(&rules, "ZTO"), surge_label::Stock::Mm76x130);
+        assert_eq!(stock_of(&rules, "NOPE"), surge_label::Stock::FourBySix);
     }
 
     #[test]

@@ -68,8 +68,24 @@ impl TenantRules {
     }
 }
 
+/// Whether `region` (as the rules file names it) is `province` (as the order gives it): the same
+/// text, or the same province-level division by its full or short name (广东 and 广东省).
+fn same_region(region: &str, province: &str) -> bool {
+    if region == province {
+        return true;
+    }
+    let divisions = surge_divisions::Divisions::get();
+    match (
+        divisions.province_named(region),
+        divisions.province_named(province),
+    ) {
+        (Some(a), Some(b)) => a == b,
+        _ => false,
+    }
+}
+
 fn matches(rule: &AllocationRule, province: &str, weight: i64, cod: bool) -> bool {
-    (rule.regions.is_empty() || rule.regions.iter().any(|r| r == province))
+    (rule.regions.is_empty() || rule.regions.iter().any(|r| same_region(r, province)))
         && rule.min_weight_grams.is_none_or(|min| weight >= min)
         && rule.max_weight_grams.is_none_or(|max| weight <= max)
         && rule.cod.is_none_or(|want| want == cod)

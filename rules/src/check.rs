@@ -12,7 +12,9 @@ use crate::limits::{
 };
 use crate::locate::line_of;
 use crate::raw::{RawAllocation, RawCarrier, RawReview, RawRules};
-use crate::{Allocation, AllocationRule, Carrier, Preference, Review, Sender, TenantRules};
+use crate::{
+    Allocation, AllocationRule, Carrier, Preference, Review, Sender, TenantRules, LABEL_STOCKS,
+};
 
 /// The semantic pass: converts the raw shapes while collecting every problem.
 pub(crate) struct Check<'a> {
@@ -134,10 +136,29 @@ impl Check<'_> {
                 );
                 0
             });
+            let label = match carrier.label {
+                None => LABEL_STOCKS[0].to_owned(),
+                Some(label) if LABEL_STOCKS.contains(&label.get_ref().as_str()) => {
+                    label.into_inner()
+                }
+                Some(label) => {
+                    self.fail(
+                        label.span(),
+                        key("label"),
+                        format!(
+                            "label stock {:?} is not one of {}",
+                            label.get_ref(),
+                            LABEL_STOCKS.join(", ")
+                        ),
+                    );
+                    String::new()
+                }
+            };
             carriers.push(Carrier {
                 name: carrier.name.into_inner(),
                 cost_cents,
                 days,
+                label,
             });
         }
         carriers

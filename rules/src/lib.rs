@@ -70,6 +70,8 @@ pub use limits::{
     MAX_BLOCKED_RECEIVERS, MAX_CARRIERS, MAX_FILE_BYTES, MAX_REGIONS_PER_RULE, MAX_RULES,
     MAX_RULE_NAME_BYTES,
 };
-pub use model::{Allocation, AllocationRule, Carrier, Preference, Review, Sender, TenantRules};
+pub use model::{
+    Allocation, AllocationRule, Carrier, Preference, Review, Sender, TenantRules, LABEL_STOCKS,
+};
 pub use parse::parse;
 pub use review::{Hold, HoldReason, ReviewDecision};

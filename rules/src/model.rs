@@ -75,7 +75,13 @@ pub struct Carrier {
     pub cost_cents: i64,
     /// Typical delivery time in days.
     pub days: u32,
+    /// The label stock its printers hold: one of [`LABEL_STOCKS`] (default `4x6`).
+    pub label: String,
 }
+
+/// The label stocks a carrier's labels may be printed on: 4 x 6 in, and the Chinese e-waybill
+/// (电子面单) sizes 100 x 180 mm and 76 x 130 mm.
+pub const LABEL_STOCKS: [&str; 3] = ["4x6", "100x180", "76x130"];
 
 /// The `[allocation]` section.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]

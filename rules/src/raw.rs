@@ -47,6 +47,8 @@ pub(crate) struct RawCarrier {
     pub(crate) name: Spanned<String>,
     pub(crate) cost_cents: Spanned<i64>,
     pub(crate) days: Spanned<i64>,
+    #[serde(default)]
+    pub(crate) label: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]

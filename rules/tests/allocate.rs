@@ -114,6 +114,9 @@ fn allocation_table() {
         ("guangdong", &[(1, 10_000)], Paid, "ZTO", "default"),
         ("Sichuan", &[(1, 100)], Paid, "JD", "west-fast"),
         ("", &[(1, 100)], Paid, "ZTO", "default"),
+        // Chinese province names match the rules' Latin ones only as written; Chinese rule
+        // regions match full and short names alike (the next test).
+        ("广东省", &[(1, 5000)], Paid, "ZTO", "default"),
     ];
     for &(province, lines, state, carrier, rule) in cases {
         let got = rules.allocate(&order(province, lines, state));
@@ -194,5 +197,47 @@ fn parcel_weight_table() {
     for &(lines, want) in cases {
         let order = order("Zhejiang", lines, PaymentState::Paid);
         assert_eq!(parcel_weight_grams(&order), want, "{lines:?}");
+    }
+}
+
+#[test]
+fn chinese_regions_match_full_and_short_province_names() {
+    let rules = parse(
+        r#"
+[[carriers]]
+name = "SF"
+cost_cents = 1800
+days = 1
+
+[[carriers]]
+name = "ZTO"
+cost_cents = 600
+days = 3
+
+[allocation]
+default_carrier = "ZTO"
+
+[[allocation.rules]]
+name = "south-by-sf"
+regions = ["广东", "广西壮族自治区"]
+carriers = ["SF"]
+"#,
+    )
+    .expect("rules parse");
+    use PaymentState::Paid;
+    for (province, carrier) in [
+        ("广东省", "SF"),
+        ("广东", "SF"),
+        ("广西", "SF"),
+        ("广西壮族自治区", "SF"),
+        ("浙江省", "ZTO"),
+        ("广", "ZTO"),
+    ] {
+        let got = rules.allocate(&order(province, &[(1, 1000)], Paid));
+        assert_eq!(
+            got.map(|a| a.carrier),
+            Some(carrier.to_owned()),
+            "{province}"
+        );
     }
 }

@@ -271,6 +271,19 @@ fn bad_files_table() {
             "got -1",
         ),
         (
+            "unknown label stock",
+            lines(&[
+                "[[carriers]]",
+                "name = \"SF\"",
+                "cost_cents = 5",
+                "days = 1",
+                "label = \"A4\"",
+            ]),
+            5,
+            "carriers[0].label",
+            "not one of 4x6, 100x180, 76x130",
+        ),
+        (
             "negative max amount",
             lines(&["[review]", "", "max_amount_cents = -100"]),
             3,

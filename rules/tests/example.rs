@@ -9,12 +9,12 @@ const EXAMPLE: &str = include_str!("../examples/rules.toml");
 fn expected() -> TenantRules {
     TenantRules {
         sender: Sender {
-            name: "Surge Demo Flagship Store".into(),
+            name: "surge 演示旗舰店 杭州仓".into(),
             phone: "0571-88880000".into(),
-            province: "Zhejiang".into(),
-            city: "Hangzhou".into(),
-            district: "Yuhang District".into(),
-            street: "No. 1 Warehouse Road".into(),
+            province: "浙江省".into(),
+            city: "杭州市".into(),
+            district: "余杭区".into(),
+            street: "仓前街道文一西路 1 号 3 号库".into(),
             postal_code: "311100".into(),
         },
         review: Review {
@@ -22,18 +22,20 @@ fn expected() -> TenantRules {
             hold_on_remark: true,
             hold_unpaid: true,
             require_full_address: true,
-            blocked_receivers: vec!["13800000013".into(), "Fraud Name".into()],
+            blocked_receivers: vec!["13800000013".into(), "黑名单用户".into()],
         },
         carriers: vec![
             Carrier {
                 name: "SF".into(),
                 cost_cents: 1800,
                 days: 1,
+                label: "100x180".into(),
             },
             Carrier {
                 name: "ZTO".into(),
                 cost_cents: 600,
                 days: 3,
+                label: "76x130".into(),
             },
         ],
         allocation: Allocation {
@@ -51,7 +53,7 @@ fn expected() -> TenantRules {
                 },
                 AllocationRule {
                     name: "south-heavy".into(),
-                    regions: vec!["Guangdong".into(), "Guangxi".into()],
+                    regions: vec!["广东".into(), "广西".into()],
                     min_weight_grams: Some(5000),
                     max_weight_grams: Some(30_000),
                     cod: None,
@@ -74,8 +76,8 @@ fn sender_address_is_in_china() {
     let rules = parse(EXAMPLE).expect("the example parses");
     let address = rules.sender.address();
     assert_eq!(address.country, "CN");
-    assert_eq!(address.name, "Surge Demo Flagship Store");
-    assert_eq!(address.province, "Zhejiang");
+    assert_eq!(address.name, "surge 演示旗舰店 杭州仓");
+    assert_eq!(address.province, "浙江省");
     assert_eq!(address.postal_code, "311100");
 }
 

@@ -37,6 +37,7 @@ pub(crate) fn sample() -> Label {
         parcel_count: 1,
         weight_grams: 2350,
         reprint: 0,
+        stock: surge_label::Stock::FourBySix,
     }
 }
 
@@ -86,5 +87,6 @@ pub(crate) fn chinese() -> Label {
         parcel_count: 2,
         weight_grams: 1280,
         reprint: 0,
+        stock: surge_label::Stock::FourBySix,
     }
 }
