@@ -72,6 +72,11 @@ pub fn order(run: &str, n: u64) -> Order {
         } else {
             String::new()
         },
+        seller_memo: if n.is_multiple_of(7) {
+            "老客户，优先发货".into()
+        } else {
+            String::new()
+        },
     }
 }
 

@@ -75,6 +75,7 @@ pub fn order(o: &Order) -> Result<(), FieldError> {
     text("buyer_id", &o.buyer_id, MAX_STRING, false)?;
     text("buyer_nick", &o.buyer_nick, MAX_STRING, false)?;
     text("buyer_remark", &o.buyer_remark, MAX_REMARK, false)?;
+    text("seller_memo", &o.seller_memo, MAX_REMARK, false)?;
     let receiver = o
         .receiver
         .as_ref()

@@ -101,7 +101,7 @@ fn cases() -> Vec<(&'static str, Order, Vec<&'static str>)> {
         ),
         (
             "blocked name",
-            with(|o| receiver(o).name = "Fraud Name".into()),
+            with(|o| receiver(o).name = "黑名单用户".into()),
             vec!["blocked"],
         ),
         (

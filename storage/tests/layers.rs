@@ -1,5 +1,6 @@
-//! The pure crates stay pure: `surge-storage`, `surge-shard` and `surge-meta` must not depend,
-//! directly or through any crate (ours included), on RocksDB, tonic or tokio. And the client
+//! The pure crates stay pure: `surge-storage`, `surge-shard`, `surge-meta`, `surge-rules`,
+//! `surge-label`, `surge-divisions` and `surge-platforms` must not depend, directly or through
+//! any crate (ours included), on RocksDB, tonic or tokio. And the client
 //! library stays a library: `surge-client`, which the node links, reaches no CLI crate; and
 //! `surge-config` reaches no RocksDB, so the fuzzer can build it. Read
 //! from `cargo metadata`, following normal dependencies only (build scripts and tests may use
@@ -9,7 +10,15 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::process::Command;
 use std::sync::OnceLock;
 
-const PURE: [&str; 3] = ["surge-storage", "surge-shard", "surge-meta"];
+const PURE: [&str; 7] = [
+    "surge-storage",
+    "surge-shard",
+    "surge-meta",
+    "surge-rules",
+    "surge-label",
+    "surge-divisions",
+    "surge-platforms",
+];
 const FORBIDDEN: [&str; 4] = ["rocksdb", "librocksdb-sys", "tonic", "tokio"];
 /// What only the operator CLI (the `surgectl` crate) may bring in.
 const CLI_ONLY: [&str; 4] = ["surgectl", "clap", "indicatif", "nix"];

@@ -361,6 +361,33 @@ pub(crate) enum OrderCmd {
         #[arg(long)]
         run: Option<String>,
     },
+    /// Imports a platform's orders: FILE holds one order record per line, as the platform's
+    /// order API returns them (tmall/taobao: Trade; jd; pdd; douyin; shopify). Idempotent: a
+    /// second import of the same file stores nothing twice. Records the platform cancelled
+    /// cancel the order; malformed ones are refused naming their line and field.
+    Import {
+        #[arg(long, value_parser = ["taobao", "tmall", "jd", "pdd", "douyin", "shopify"])]
+        platform: String,
+        file: PathBuf,
+        #[arg(long, default_value_t = 200)]
+        batch: usize,
+    },
+    /// Writes the platform's shipment confirmation (回传) for every shipped order of that
+    /// platform, one request body per line, from the order event stream.
+    ExportShipments {
+        #[arg(long, value_parser = ["taobao", "tmall", "jd", "pdd", "douyin", "shopify"])]
+        platform: String,
+        /// surge carrier name = the platform's carrier code, e.g. `--carrier-code SF=44`;
+        /// repeat for more. Unmapped carriers go by their surge name.
+        #[arg(long = "carrier-code")]
+        carrier_codes: Vec<String>,
+        /// Write here instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Stop once the event stream has been quiet this long.
+        #[arg(long, default_value_t = 3)]
+        idle_seconds: u64,
+    },
     /// One order by id, with its holds and history.
     Get { order_id: String },
     /// Holds an order (blocks its forward moves until released).

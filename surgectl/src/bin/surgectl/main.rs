@@ -17,6 +17,7 @@ mod order_actions;
 mod order_view;
 mod orders;
 mod output;
+mod platform_io;
 mod station_run;
 mod tenant_admin;
 mod watch;
@@ -191,6 +192,29 @@ async fn main() -> std::process::ExitCode {
                 }
                 OrderCmd::Get { order_id } => {
                     order_actions::get(&cli.nodes, key, cli.output, &order_id).await
+                }
+                OrderCmd::Import {
+                    platform,
+                    file,
+                    batch,
+                } => {
+                    platform_io::import(&cli.nodes, key, cli.output, &platform, &file, batch).await
+                }
+                OrderCmd::ExportShipments {
+                    platform,
+                    carrier_codes,
+                    out,
+                    idle_seconds,
+                } => {
+                    platform_io::export_shipments(
+                        &cli.nodes,
+                        key,
+                        &platform,
+                        &carrier_codes,
+                        out.as_deref(),
+                        idle_seconds,
+                    )
+                    .await
                 }
                 OrderCmd::Hold {
                     order_id,
