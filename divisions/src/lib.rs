@@ -104,6 +104,13 @@ impl Divisions {
             .find(|p| p.name == name || (p.short_name() != p.name && p.short_name() == name))
     }
 
+    /// Whether some division's six-digit code starts with `prefix`.
+    pub fn has_prefix(&self, prefix: &str) -> bool {
+        self.all
+            .iter()
+            .any(|d| format!("{:06}", d.code).starts_with(prefix))
+    }
+
     /// Every province-level division.
     pub fn provinces(&self) -> impl Iterator<Item = Division> + '_ {
         self.all.iter().copied().filter(Division::is_province)

@@ -10,8 +10,9 @@ use surge_label::Label;
 use surge_proto::v1::{Address, OrderRecord};
 use surge_rules::TenantRules;
 
-/// The sorting code and destination text of `receiver`.
-fn sorting(receiver: &Address) -> (String, String) {
+/// The sorting code and destination text of `receiver`, as `carrier`'s routes in the rules
+/// give them for its division, else derived from the division.
+fn sorting(receiver: &Address, carrier: Option<&surge_rules::Carrier>) -> (String, String) {
     let in_china = receiver.country.is_empty() || receiver.country.eq_ignore_ascii_case("CN");
     let resolved = in_china
         .then(|| {
@@ -25,9 +26,23 @@ fn sorting(receiver: &Address) -> (String, String) {
                 .ok()
         })
         .flatten();
-    match resolved {
-        Some(r) => (r.sorting_code(), r.destination()),
-        None => (surge_label::sorting_code(receiver), String::new()),
+    let Some(r) = resolved else {
+        return (surge_label::sorting_code(receiver), String::new());
+    };
+    let route = carrier.and_then(|c| c.route_for(r.code()));
+    let pick = |own: &str, derived: String| {
+        if own.is_empty() {
+            derived
+        } else {
+            own.to_owned()
+        }
+    };
+    match route {
+        Some(route) => (
+            pick(&route.sorting_code, r.sorting_code()),
+            pick(&route.destination, r.destination()),
+        ),
+        None => (r.sorting_code(), r.destination()),
     }
 }
 
@@ -40,7 +55,8 @@ pub fn label_of(rec: &OrderRecord, rules: &TenantRules, reprint: u32) -> Label {
     } else {
         surge_rules::parcel_weight_grams(&order)
     };
-    let (sorting_code, destination) = sorting(&receiver);
+    let carrier = rules.carriers.iter().find(|c| c.name == rec.carrier);
+    let (sorting_code, destination) = sorting(&receiver, carrier);
     if surge_label::is_privacy_platform(&order.platform) {
         receiver.name = surge_label::mask_name(&receiver.name);
         receiver.phone = surge_label::mask_phone(&receiver.phone);
@@ -60,18 +76,10 @@ pub fn label_of(rec: &OrderRecord, rules: &TenantRules, reprint: u32) -> Label {
         parcel_count: 1,
         weight_grams: weight,
         reprint,
-        stock: stock_of(rules, &rec.carrier),
+        stock: carrier
+            .and_then(|c| c.label.parse().ok())
+            .unwrap_or_default(),
     }
-}
-
-/// The label stock the carrier's printers hold, from the rules file (4x6 in by default).
-fn stock_of(rules: &TenantRules, carrier: &str) -> surge_label::Stock {
-    rules
-        .carriers
-        .iter()
-        .find(|c| c.name == carrier)
-        .and_then(|c| c.label.parse().ok())
-        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -133,9 +141,37 @@ mod tests {
         }
         let rules = surge_rules::parse(include_str!("../../rules/examples/rules.toml"))
             .expect("the example parses");
-        assert_eq!(stock_of(&rules, "SF"), surge_label::Stock::Mm100x180);
-        assert_eq!(stock_of(&rules, "ZTO"), surge_label::Stock::Mm76x130);
-        assert_eq!(stock_of(&rules, "NOPE"), surge_label::Stock::FourBySix);
+        let stock = |carrier: &str| {
+            let rec = OrderRecord {
+                carrier: carrier.into(),
+                ..record("tmall", zhang_san())
+            };
+            label_of(&rec, &rules, 0).stock
+        };
+        assert_eq!(stock("SF"), surge_label::Stock::Mm100x180);
+        assert_eq!(stock("ZTO"), surge_label::Stock::Mm76x130);
+        assert_eq!(stock("NOPE"), surge_label::Stock::FourBySix);
+    }
+
+    #[test]
+    fn a_carriers_own_route_overrides_the_derived_codes() {
+        let rules = surge_rules::parse(include_str!("../../rules/examples/rules.toml"))
+            .expect("the example parses");
+        let sf = OrderRecord {
+            carrier: "SF".into(),
+            ..record("tmall", zhang_san())
+        };
+        let label = label_of(&sf, &rules, 0);
+        assert_eq!(label.sorting_code, "571-W01-08");
+        assert_eq!(label.destination, "杭州 西湖一部");
+        // ZTO has no route there: surge's own codes.
+        let zto = OrderRecord {
+            carrier: "ZTO".into(),
+            ..sf
+        };
+        assert!(label_of(&zto, &rules, 0)
+            .sorting_code
+            .starts_with("3301-06-"));
     }
 
     #[test]

@@ -7,13 +7,14 @@ use toml::Spanned;
 
 use crate::error::RulesError;
 use crate::limits::{
-    MAX_BLOCKED_RECEIVERS, MAX_CARRIERS, MAX_CARRIER_NAME_BYTES, MAX_REGIONS_PER_RULE, MAX_RULES,
-    MAX_RULE_NAME_BYTES,
+    MAX_BLOCKED_RECEIVERS, MAX_CARRIERS, MAX_CARRIER_NAME_BYTES, MAX_REGIONS_PER_RULE,
+    MAX_ROUTES_PER_CARRIER, MAX_ROUTE_TEXT_CHARS, MAX_RULES, MAX_RULE_NAME_BYTES,
 };
 use crate::locate::line_of;
-use crate::raw::{RawAllocation, RawCarrier, RawReview, RawRules};
+use crate::raw::{RawAllocation, RawCarrier, RawReview, RawRoute, RawRules};
 use crate::{
-    Allocation, AllocationRule, Carrier, Preference, Review, Sender, TenantRules, LABEL_STOCKS,
+    Allocation, AllocationRule, Carrier, CarrierRoute, Preference, Review, Sender, TenantRules,
+    LABEL_STOCKS,
 };
 
 /// The semantic pass: converts the raw shapes while collecting every problem.
@@ -154,14 +155,77 @@ impl Check<'_> {
                     String::new()
                 }
             };
+            let routes = self.routes(carrier.routes, i);
             carriers.push(Carrier {
                 name: carrier.name.into_inner(),
                 cost_cents,
                 days,
                 label,
+                routes,
             });
         }
         carriers
+    }
+
+    /// `carriers[i].routes`: GB/T 2260 prefixes of divisions that exist, each once, with a
+    /// sorting code or a destination text of at most [`MAX_ROUTE_TEXT_CHARS`].
+    fn routes(&mut self, raw: Vec<Spanned<RawRoute>>, i: usize) -> Vec<CarrierRoute> {
+        let key = format!("carriers[{i}].routes");
+        self.limit(&raw, MAX_ROUTES_PER_CARRIER, &key, "routes");
+        let mut seen: HashMap<String, ()> = HashMap::new();
+        let mut out = Vec::with_capacity(raw.len());
+        for (j, route) in raw.into_iter().enumerate() {
+            let route = route.into_inner();
+            let key = |field: &str| format!("carriers[{i}].routes[{j}].{field}");
+            let division = route.division.get_ref().clone();
+            let digits = division.bytes().all(|b| b.is_ascii_digit());
+            if !digits || ![2, 4, 6].contains(&division.len()) {
+                self.fail(
+                    route.division.span(),
+                    key("division"),
+                    format!("{division:?} is not a GB/T 2260 code of 2, 4 or 6 digits"),
+                );
+            } else if !surge_divisions::Divisions::get().has_prefix(&division) {
+                self.fail(
+                    route.division.span(),
+                    key("division"),
+                    format!("no division's code starts with {division}"),
+                );
+            } else if seen.insert(division.clone(), ()).is_some() {
+                self.fail(
+                    route.division.span(),
+                    key("division"),
+                    format!("a second route for {division}"),
+                );
+            }
+            let mut text = |field: &str, value: Option<Spanned<String>>| match value {
+                None => String::new(),
+                Some(v) if v.get_ref().chars().count() > MAX_ROUTE_TEXT_CHARS => {
+                    self.fail(
+                        v.span(),
+                        key(field),
+                        format!("at most {MAX_ROUTE_TEXT_CHARS} characters"),
+                    );
+                    String::new()
+                }
+                Some(v) => v.into_inner().trim().to_owned(),
+            };
+            let sorting_code = text("sorting_code", route.sorting_code);
+            let destination = text("destination", route.destination);
+            if sorting_code.is_empty() && destination.is_empty() {
+                self.fail(
+                    route.division.span(),
+                    key("division"),
+                    "a route needs a sorting_code, a destination or both",
+                );
+            }
+            out.push(CarrierRoute {
+                division,
+                sorting_code,
+                destination,
+            });
+        }
+        out
     }
 
     fn allocation(&mut self, raw: RawAllocation, carriers: &[Carrier]) -> Allocation {

@@ -67,11 +67,12 @@ mod review;
 pub use allocate::{parcel_weight_grams, Allocated};
 pub use error::RulesError;
 pub use limits::{
-    MAX_BLOCKED_RECEIVERS, MAX_CARRIERS, MAX_FILE_BYTES, MAX_REGIONS_PER_RULE, MAX_RULES,
-    MAX_RULE_NAME_BYTES,
+    MAX_BLOCKED_RECEIVERS, MAX_CARRIERS, MAX_FILE_BYTES, MAX_REGIONS_PER_RULE,
+    MAX_ROUTES_PER_CARRIER, MAX_ROUTE_TEXT_CHARS, MAX_RULES, MAX_RULE_NAME_BYTES,
 };
 pub use model::{
-    Allocation, AllocationRule, Carrier, Preference, Review, Sender, TenantRules, LABEL_STOCKS,
+    Allocation, AllocationRule, Carrier, CarrierRoute, Preference, Review, Sender, TenantRules,
+    LABEL_STOCKS,
 };
 pub use parse::parse;
 pub use review::{Hold, HoldReason, ReviewDecision};

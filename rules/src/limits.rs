@@ -12,5 +12,9 @@ pub const MAX_BLOCKED_RECEIVERS: usize = 10_000;
 pub const MAX_REGIONS_PER_RULE: usize = 256;
 /// The longest allocation rule name, in bytes.
 pub const MAX_RULE_NAME_BYTES: usize = 64;
+/// The most `[[carriers.routes]]` of one carrier.
+pub const MAX_ROUTES_PER_CARRIER: usize = 4096;
+/// The longest sorting code or destination text of a route, in characters.
+pub const MAX_ROUTE_TEXT_CHARS: usize = 32;
 /// The longest carrier name, in bytes.
 pub(crate) const MAX_CARRIER_NAME_BYTES: usize = 16;

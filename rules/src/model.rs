@@ -77,6 +77,31 @@ pub struct Carrier {
     pub days: u32,
     /// The label stock its printers hold: one of [`LABEL_STOCKS`] (default `4x6`).
     pub label: String,
+    /// The carrier's own sorting codes (三段码) and destination texts (大头笔) by division,
+    /// overriding those surge derives.
+    pub routes: Vec<CarrierRoute>,
+}
+
+/// One `[[carriers.routes]]`: what the carrier prints for addresses in `division`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CarrierRoute {
+    /// A GB/T 2260 code prefix: 2 digits (a province), 4 (a city) or 6 (a district).
+    pub division: String,
+    /// Empty: surge's own.
+    pub sorting_code: String,
+    /// Empty: surge's own.
+    pub destination: String,
+}
+
+impl Carrier {
+    /// The most specific route for an address in division `code` (six digits), if any.
+    pub fn route_for(&self, code: u32) -> Option<&CarrierRoute> {
+        let code = format!("{code:06}");
+        self.routes
+            .iter()
+            .filter(|r| code.starts_with(&r.division))
+            .max_by_key(|r| r.division.len())
+    }
 }
 
 /// The label stocks a carrier's labels may be printed on: 4 x 6 in, and the Chinese e-waybill

@@ -49,6 +49,18 @@ pub(crate) struct RawCarrier {
     pub(crate) days: Spanned<i64>,
     #[serde(default)]
     pub(crate) label: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(crate) routes: Vec<Spanned<RawRoute>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(crate) struct RawRoute {
+    pub(crate) division: Spanned<String>,
+    #[serde(default)]
+    pub(crate) sorting_code: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(crate) destination: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]

@@ -1,7 +1,8 @@
 //! The shipped example parses into exactly the documented rules.
 
 use surge_rules::{
-    parse, Allocation, AllocationRule, Carrier, Preference, Review, Sender, TenantRules,
+    parse, Allocation, AllocationRule, Carrier, CarrierRoute, Preference, Review, Sender,
+    TenantRules,
 };
 
 const EXAMPLE: &str = include_str!("../examples/rules.toml");
@@ -30,12 +31,18 @@ fn expected() -> TenantRules {
                 cost_cents: 1800,
                 days: 1,
                 label: "100x180".into(),
+                routes: vec![CarrierRoute {
+                    division: "330106".into(),
+                    sorting_code: "571-W01-08".into(),
+                    destination: "杭州 西湖一部".into(),
+                }],
             },
             Carrier {
                 name: "ZTO".into(),
                 cost_cents: 600,
                 days: 3,
                 label: "76x130".into(),
+                routes: vec![],
             },
         ],
         allocation: Allocation {
