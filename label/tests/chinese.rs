@@ -41,19 +41,6 @@ fn bless() -> bool {
     std::env::var_os("SURGE_BLESS").is_some_and(|v| v == "1")
 }
 
-fn have_poppler() -> bool {
-    match Command::new("pdftoppm").arg("-v").output() {
-        Ok(_) => true,
-        Err(e) => {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("pdftoppm is required on CI (install poppler-utils): {e}");
-            }
-            println!("skipped: pdftoppm not found ({e}); install poppler-utils to run this check");
-            false
-        }
-    }
-}
-
 /// A grey picture: one byte per pixel, 0 black.
 struct Grey {
     width: u32,
@@ -265,7 +252,7 @@ fn chinese_pdf_draws_and_extracts_the_chinese() {
         let pdf = common::renderer().pdf(&sample(stock));
         // A subset, not the whole 20 MB font.
         assert!(pdf.len() < 200_000, "{stock:?}: {} bytes", pdf.len());
-        if !have_poppler() {
+        if !common::have_pdftoppm() {
             return;
         }
         let text = poppler(

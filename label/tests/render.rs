@@ -12,20 +12,6 @@ use surge_label::{check_zpl, Label};
 
 const PNG_SIGNATURE: &[u8] = b"\x89PNG\r\n\x1a\n";
 
-/// Whether `pdftoppm` can run here; panics on CI when it cannot.
-fn have_pdftoppm() -> bool {
-    match Command::new("pdftoppm").arg("-v").output() {
-        Ok(_) => true,
-        Err(e) => {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("pdftoppm is required on CI (install poppler-utils): {e}");
-            }
-            println!("skipped: pdftoppm not found ({e}); install poppler-utils to run this check");
-            false
-        }
-    }
-}
-
 /// Renders `pdf` at 100 dpi and returns the PNG's bytes.
 fn render(name: &str, pdf: &[u8]) -> Vec<u8> {
     let dir: PathBuf =
@@ -58,7 +44,7 @@ fn png_size(png: &[u8]) -> (u32, u32) {
 
 #[test]
 fn pdf_renders_as_a_4x6_page() {
-    if !have_pdftoppm() {
+    if !common::have_pdftoppm() {
         return;
     }
     let png = render("sample", &common::renderer().pdf(&common::sample()));
@@ -107,7 +93,7 @@ fn control_characters_do_not_break_pdf() {
     // Unbalanced parentheses are escaped.
     assert!(contains(b"(Bob :-\\), 0571-88880000) Tj"));
     assert!(contains(b"(Stra?e 1 ^FS ~DG \\(unbalanced, Nanshan,) Tj"));
-    if !have_pdftoppm() {
+    if !common::have_pdftoppm() {
         return;
     }
     let png = render("hostile", &bytes);

@@ -90,3 +90,17 @@ pub(crate) fn chinese() -> Label {
         stock: surge_label::Stock::FourBySix,
     }
 }
+
+/// Whether `pdftoppm` can run here; panics on CI when it cannot.
+pub(crate) fn have_pdftoppm() -> bool {
+    match std::process::Command::new("pdftoppm").arg("-v").output() {
+        Ok(_) => true,
+        Err(e) => {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("pdftoppm is required on CI (install poppler-utils): {e}");
+            }
+            println!("skipped: pdftoppm not found ({e}); install poppler-utils to run this check");
+            false
+        }
+    }
+}

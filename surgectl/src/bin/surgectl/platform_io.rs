@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 use surge_grpc::v1::order_service_client::OrderServiceClient;
-use surge_grpc::v1::{CancelOrderRequest, OrderStatus, WatchOrdersRequest};
+use surge_grpc::v1::{CancelOrderRequest, OrderStatus};
 use surge_platforms::{map_lines, shipment_request, Mapped, Platform, RecordError, Shipment};
 use surge_proto::v1::submit_result::Outcome;
 use surge_proto::v1::{ErrorCode, Order};
@@ -230,22 +230,8 @@ pub(crate) async fn export_shipments(
     let idle = Duration::from_secs(idle.clamp(1, 600));
     let deadline = Instant::now() + Duration::from_secs(3600);
     'stream: while Instant::now() < deadline {
-        let addresses = c.node_addresses().await.map_err(status_error)?;
-        let address = &addresses[shipped.len() % addresses.len().max(1)];
-        let (ch, req) = c
-            .stream_request(
-                address,
-                WatchOrdersRequest {
-                    cursor: cursor.clone(),
-                },
-            )
-            .map_err(status_error)?;
-        let mut stream = match OrderServiceClient::new(ch).watch_orders(req).await {
-            Ok(s) => s.into_inner(),
-            Err(_) => {
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                continue;
-            }
+        let Some(mut stream) = crate::watch::open_stream(&c, shipped.len(), &cursor).await? else {
+            continue;
         };
         loop {
             match tokio::time::timeout(idle, stream.message()).await {

@@ -3,11 +3,39 @@
 
 use std::time::{Duration, Instant};
 
+use surge_client::OrderClient;
 use surge_grpc::v1::order_service_client::OrderServiceClient;
-use surge_grpc::v1::WatchOrdersRequest;
+use surge_grpc::v1::{WatchOrdersRequest, WatchOrdersResponse};
+use tonic::Streaming;
 
 use crate::calls::{order_client as orders, status_error};
 use crate::order_view::status_name;
+
+/// The tenant's event stream from `cursor` at the `turn`-th node of the shard map (so each
+/// reconnection tries the next), or `None` after a pause when that node does not answer.
+pub(crate) async fn open_stream(
+    c: &OrderClient,
+    turn: usize,
+    cursor: &str,
+) -> anyhow::Result<Option<Streaming<WatchOrdersResponse>>> {
+    let addresses = c.node_addresses().await.map_err(status_error)?;
+    let address = &addresses[turn % addresses.len().max(1)];
+    let (ch, req) = c
+        .stream_request(
+            address,
+            WatchOrdersRequest {
+                cursor: cursor.to_owned(),
+            },
+        )
+        .map_err(status_error)?;
+    match OrderServiceClient::new(ch).watch_orders(req).await {
+        Ok(s) => Ok(Some(s.into_inner())),
+        Err(_) => {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            Ok(None)
+        }
+    }
+}
 
 /// Streams the tenant's order events as JSON lines; stops after `max_events` or `seconds`.
 pub(crate) async fn watch(
@@ -22,22 +50,8 @@ pub(crate) async fn watch(
     let mut cursor = cursor;
     let mut seen = 0u64;
     while seen < max_events && Instant::now() < deadline {
-        let addresses = c.node_addresses().await.map_err(status_error)?;
-        let address = &addresses[(seen as usize) % addresses.len().max(1)];
-        let (ch, req) = c
-            .stream_request(
-                address,
-                WatchOrdersRequest {
-                    cursor: cursor.clone(),
-                },
-            )
-            .map_err(status_error)?;
-        let mut stream = match OrderServiceClient::new(ch).watch_orders(req).await {
-            Ok(s) => s.into_inner(),
-            Err(_) => {
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                continue;
-            }
+        let Some(mut stream) = open_stream(&c, seen as usize, &cursor).await? else {
+            continue;
         };
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
