@@ -35,6 +35,12 @@ for lib in $(ldd "$bin/surge-coordinator" "$bin/surge-node" "$bin/surgectl" | aw
   mkdir -p "$ctx/rootfs$(dirname "$lib")"
   cp -L "$lib" "$ctx/rootfs$lib"
 done
+# The CJK font nodes draw Chinese label text with (Debian's fonts-noto-cjk, which
+# install-deps.sh installs), at the path the node looks for it.
+for f in /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc /usr/share/fonts/opentype/noto/NotoSansCJK-Bold.ttc; do
+  mkdir -p "$ctx/rootfs$(dirname "$f")"
+  cp "$f" "$ctx/rootfs$f"
+done
 cp Dockerfile "$ctx/"
 # The cluster's CA and one certificate per container, valid for its compose host name; the
 # operator's for surgectl. Mounted read-only at /etc/surge/certs.
@@ -112,6 +118,10 @@ jobs, orders, waybills = ({l[i] for l in lines} for i in (0, 1, 3))
 printed = tally["LABEL_PRINTED"]["orders"]
 print(f"container-test: {len(lines)} labels, {len(waybills)} waybills, {printed} orders printed")
 assert len(jobs) == len(orders) == len(waybills) == len(lines) == printed > 1000
+# The sample orders' receivers are Chinese: the nodes drew them as ^GF graphics with the font.
+import os
+first = [os.path.join(os.path.dirname(sys.argv[1]), f"{j}.zpl") for j in sorted(jobs)[:20]]
+assert all("^GFA," in open(f).read() for f in first), "Chinese label text not drawn as graphics"
 PY
 echo "container-test: labels printed once across docker kill of node-3"
 
