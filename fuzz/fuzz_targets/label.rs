@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use prost::Message as _;
-use surge_label::{check_zpl, sorting_code, Fonts, Label, Renderer, ZplText};
+use surge_label::{check_zpl, sorting_code, Fonts, Label, Renderer, ZplText, STOCKS};
 use surge_proto::v1::Order;
 
 /// With the system's CJK font when one is installed (so Chinese text goes through the subset
@@ -46,6 +46,9 @@ fuzz_target!(|data: &[u8]| {
             .map(|l| l.weight_grams)
             .fold(0i64, i64::saturating_add),
         reprint: order.lines.len() as u32,
+        // Any text as the destination, on every stock.
+        destination: order.buyer_remark.clone(),
+        stock: STOCKS[order.lines.len() % STOCKS.len()],
     };
     let _ = renderer().pdf(&label);
     let text = renderer().zpl(&label);

@@ -20,6 +20,7 @@ fuzz_target!(|data: &[u8]| {
         replicas: 3,
         token: "t".into(),
         at_ms: 1,
+        admin_token_hash: "00".repeat(32),
     };
     let mut batch = WriteBatch::default();
     let Ok(init) = serde_json::to_vec(&init) else {
