@@ -41,9 +41,7 @@ impl Interceptor for BearerToken {
 pub type CoordinatorChannel = InterceptedService<Channel, BearerToken>;
 
 /// A fresh operator token made here, for `cluster init`: 256 random bits from the OS, hex.
-pub fn new_operator_token() -> String {
-    surge_proto::auth::random_secret(surge_proto::auth::OPERATOR_TOKEN_PREFIX)
-}
+pub use surge_proto::auth::new_operator_token;
 
 /// A client of the coordinators.
 pub struct MetaClient {

@@ -11,15 +11,12 @@ use surge_proto::v1::{
 use tonic::Status;
 
 use crate::access::AuditEntry;
+use crate::admin_writes::unexpected;
 use crate::coordinator::{now_ms, Coordinator};
 use crate::meta::{Command, NodeInfo, NodeState, Reply, ShardInfo};
 use crate::meta_state::{Settings, META_GROUP};
 use crate::operator::{Operator, OperatorKind, Reason};
 use crate::shard_view::ShardView;
-
-fn unexpected(what: &str, reply: Reply) -> Status {
-    ApiError::internal(format!("unexpected reply to {what}: {reply:?}")).into()
-}
 
 /// An operator as `surgectl operator list` shows it.
 pub fn operator_info(op: &Operator) -> OperatorInfo {

@@ -39,9 +39,7 @@ impl Actor {
 
 /// A fresh operator token: 256 random bits from the operating system, hex, with a prefix that
 /// says what it is (and that secret scanners can match).
-pub fn new_token() -> String {
-    surge_proto::auth::random_secret(surge_proto::auth::OPERATOR_TOKEN_PREFIX)
-}
+pub use surge_proto::auth::new_operator_token as new_token;
 
 /// A token a caller made (the first admin token, sent with `cluster init`) has its shape.
 pub fn check_token(field: &str, token: &str) -> Result<(), Status> {

@@ -12,6 +12,7 @@ use surge_proto::v1::{
 use tonic::Status;
 
 use crate::access::AuditEntry;
+use crate::admin_writes::unexpected;
 use crate::coordinator::{now_ms, Coordinator};
 use crate::meta::{Command, Reply, TenantInfo};
 use crate::meta_state::META_GROUP;
@@ -19,10 +20,6 @@ use crate::waybills::WaybillRange;
 
 /// Largest rules file accepted.
 pub const MAX_RULES_BYTES: usize = 256 * 1024;
-
-fn unexpected(what: &str, reply: Reply) -> Status {
-    ApiError::internal(format!("unexpected reply to {what}: {reply:?}")).into()
-}
 
 impl Coordinator {
     /// The tenant named `name` (linearizable read at the leader).

@@ -54,10 +54,31 @@ impl Division {
 /// The four municipalities' province codes: their districts are under the province directly.
 const MUNICIPALITIES: [u32; 4] = [11, 12, 31, 50];
 
-/// The division table, parsed once.
+/// The division table, parsed once, with each level indexed by its parent so that resolving
+/// an address (for every order's review and every label) never scans the whole table.
 pub struct Divisions {
     all: Vec<Division>,
     by_code: HashMap<u32, usize>,
+    provinces: Vec<Division>,
+    /// Prefecture-level cities by province code; a municipality's is the municipality itself.
+    cities: HashMap<u32, Vec<Division>>,
+    /// County-level divisions by the first four digits of their code (a city, or 90: those
+    /// directly under the province).
+    counties: HashMap<u32, Vec<Division>>,
+    /// County-level divisions by province code (a municipality's districts).
+    province_counties: HashMap<u32, Vec<Division>>,
+    /// What a city-level name can be when the address names no province: every prefecture-level
+    /// city and every county directly under a province.
+    city_like: Vec<Division>,
+    /// Province-level divisions by full and short name (广东省, 广东).
+    province_names: HashMap<&'static str, Division>,
+}
+
+/// Whether an address in `country` is one the mainland's divisions apply to: China, or no
+/// country given.
+pub fn in_china(country: &str) -> bool {
+    let country = country.trim();
+    country.is_empty() || country.eq_ignore_ascii_case("CN")
 }
 
 static TABLE: &str = include_str!("../data/gbt2260.tsv");
@@ -82,7 +103,46 @@ impl Divisions {
             })
             .collect();
         let by_code = all.iter().enumerate().map(|(i, d)| (d.code, i)).collect();
-        Divisions { all, by_code }
+        let provinces: Vec<Division> = all.iter().copied().filter(Division::is_province).collect();
+        let mut cities: HashMap<u32, Vec<Division>> = HashMap::new();
+        let mut counties: HashMap<u32, Vec<Division>> = HashMap::new();
+        let mut province_counties: HashMap<u32, Vec<Division>> = HashMap::new();
+        for p in provinces
+            .iter()
+            .filter(|p| MUNICIPALITIES.contains(&p.province_code()))
+        {
+            cities.entry(p.province_code()).or_default().push(*p);
+        }
+        for d in &all {
+            if d.is_city() && !MUNICIPALITIES.contains(&d.province_code()) {
+                cities.entry(d.province_code()).or_default().push(*d);
+            } else if !d.is_province() && !d.is_city() {
+                counties.entry(d.code / 100).or_default().push(*d);
+                province_counties
+                    .entry(d.province_code())
+                    .or_default()
+                    .push(*d);
+            }
+        }
+        let city_like = all
+            .iter()
+            .copied()
+            .filter(|d| d.is_city() || (!d.is_province() && (d.code / 100) % 100 == 90))
+            .collect();
+        let province_names = provinces
+            .iter()
+            .flat_map(|p| [(p.name, *p), (p.short_name(), *p)])
+            .collect();
+        Divisions {
+            all,
+            by_code,
+            province_names,
+            provinces,
+            cities,
+            counties,
+            province_counties,
+            city_like,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -99,66 +159,59 @@ impl Divisions {
 
     /// The province-level division named `name` in full (广东省) or short (广东).
     pub fn province_named(&self, name: &str) -> Option<Division> {
-        let name = name.trim();
-        self.provinces()
-            .find(|p| p.name == name || (p.short_name() != p.name && p.short_name() == name))
+        self.province_names.get(name.trim()).copied()
     }
 
-    /// Whether some division's six-digit code starts with `prefix`.
+    /// Whether some division's code starts with `prefix` (2, 4 or 6 digits).
     pub fn has_prefix(&self, prefix: &str) -> bool {
-        self.all
-            .iter()
-            .any(|d| format!("{:06}", d.code).starts_with(prefix))
+        let Ok(n) = prefix.parse::<u32>() else {
+            return false;
+        };
+        match prefix.len() {
+            2 => self.cities.contains_key(&n) || self.by_code(n * 10_000).is_some(),
+            4 => self.counties.contains_key(&n) || self.by_code(n * 100).is_some(),
+            6 => self.by_code(n).is_some(),
+            _ => false,
+        }
     }
 
     /// Every province-level division.
     pub fn provinces(&self) -> impl Iterator<Item = Division> + '_ {
-        self.all.iter().copied().filter(Division::is_province)
+        self.provinces.iter().copied()
+    }
+
+    pub(crate) fn province_list(&self) -> &[Division] {
+        &self.provinces
+    }
+
+    pub(crate) fn city_like(&self) -> &[Division] {
+        &self.city_like
     }
 
     /// The prefecture-level cities of `province`; for a municipality, the municipality itself.
-    fn cities_of(&self, province: Division) -> Vec<Division> {
-        if MUNICIPALITIES.contains(&province.province_code()) {
-            return vec![province];
-        }
-        let p = province.province_code();
-        self.all
-            .iter()
-            .copied()
-            .filter(|d| d.is_city() && d.province_code() == p)
-            .collect()
+    fn cities_of(&self, province: Division) -> &[Division] {
+        self.cities
+            .get(&province.province_code())
+            .map_or(&[], Vec::as_slice)
     }
 
-    /// The county-level divisions of `city` (of the whole municipality when `city` is one).
-    fn districts_of(&self, city: Division) -> Vec<Division> {
-        let under = |d: &Division| {
-            if city.is_province() {
-                d.province_code() == city.province_code()
-            } else {
-                d.code / 100 == city.code / 100
-            }
+    /// The county-level divisions of `city` (of the whole municipality when `city` is one);
+    /// none for a city without districts (东莞市, 中山市, 儋州市, 嘉峪关市).
+    fn districts_of(&self, city: Division) -> &[Division] {
+        let found = if city.is_province() {
+            self.province_counties.get(&city.province_code())
+        } else {
+            self.counties.get(&(city.code / 100))
         };
-        self.all
-            .iter()
-            .copied()
-            .filter(|d| d.code % 100 != 0 && under(d))
-            .collect()
+        found.map_or(&[], Vec::as_slice)
     }
 
     /// County-level divisions directly under `province` (the 90 "city" of 省直辖县级行政区划:
     /// 仙桃市, 济源市, 五指山市 ...), which have no city level.
-    fn direct_counties_of(&self, province: Division) -> Vec<Division> {
-        let p = province.province_code();
-        self.all
-            .iter()
-            .copied()
-            .filter(|d| d.province_code() == p && (d.code / 100) % 100 == 90 && d.code % 100 != 0)
-            .collect()
-    }
-
-    /// Whether `city` has districts at all (东莞市, 中山市, 儋州市 and 嘉峪关市 have none).
-    fn has_districts(&self, city: Division) -> bool {
-        !self.districts_of(city).is_empty()
+    fn direct_counties_of(&self, province: Division) -> &[Division] {
+        self.counties
+            .get(&(province.province_code() * 100 + 90))
+            .map_or(&[], Vec::as_slice)
     }
 }
 
@@ -180,7 +233,7 @@ mod tests {
     fn municipalities_have_their_districts_under_them() {
         let d = Divisions::get();
         let shanghai = d.by_code(310000).expect("上海市");
-        assert_eq!(d.cities_of(shanghai), vec![shanghai]);
+        assert_eq!(d.cities_of(shanghai), [shanghai]);
         let districts = d.districts_of(shanghai);
         assert!(
             districts.iter().any(|x| x.name == "浦东新区"),

@@ -43,13 +43,6 @@ pub struct Resolved {
     pub street: String,
 }
 
-/// 32-bit FNV-1a, written out so every process and release agrees.
-fn fnv1a32(bytes: &[u8]) -> u32 {
-    bytes.iter().fold(0x811c_9dc5, |hash, &b| {
-        (hash ^ u32::from(b)).wrapping_mul(0x0100_0193)
-    })
-}
-
 impl Resolved {
     /// The most precise division's code: district, else city, else province.
     pub fn code(&self) -> u32 {
@@ -64,7 +57,10 @@ impl Resolved {
     pub fn sorting_code(&self) -> String {
         let code = self.code();
         let street: String = self.street.chars().filter(|c| !c.is_whitespace()).collect();
-        let route = fnv1a32(street.as_bytes()) % 100;
+        // FNV-1a has no random seed: every process and release agrees on the bucket.
+        let mut hasher = fnv::FnvHasher::default();
+        std::hash::Hasher::write(&mut hasher, street.as_bytes());
+        let route = std::hash::Hasher::finish(&hasher) % 100;
         format!("{:04}-{:02}-{route:02}", code / 100, code % 100)
     }
 

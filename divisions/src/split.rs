@@ -30,19 +30,15 @@ impl Divisions {
             rest: rest.chars().take(24).collect(),
         };
         let mut rest = skip_separators(line);
-        let provinces: Vec<Division> = self.provinces().collect();
-        let (province, city) = match best(rest, provinces.iter()) {
+        let (province, city) = match best(rest, self.province_list().iter()) {
             Some((province, len)) => {
                 rest = skip_separators(&rest[len..]);
                 (province, None)
             }
             None => {
                 // No province: a city (or a county under a province) names it.
-                let cities = self
-                    .all
-                    .iter()
-                    .filter(|d| d.is_city() || (d.code / 100) % 100 == 90);
-                let (city, len) = best(rest, cities).ok_or_else(|| refuse(Part::Province, rest))?;
+                let (city, len) = best(rest, self.city_like().iter())
+                    .ok_or_else(|| refuse(Part::Province, rest))?;
                 rest = skip_separators(&rest[len..]);
                 let province = self
                     .by_code(city.province_code() * 10_000)
@@ -80,10 +76,9 @@ impl Divisions {
         let (city, district) = match city {
             // A county directly under its province: it is the district, there is no city.
             Some(c) if !c.is_city() && !c.is_province() => (None, Some(c)),
-            Some(c) if self.has_districts(c) => {
-                let districts = self.districts_of(c);
-                let (district, len) =
-                    best(rest, districts.iter()).ok_or_else(|| refuse(Part::District, rest))?;
+            Some(c) if !self.districts_of(c).is_empty() => {
+                let (district, len) = best(rest, self.districts_of(c).iter())
+                    .ok_or_else(|| refuse(Part::District, rest))?;
                 rest = skip_separators(&rest[len..]);
                 (Some(c), Some(district))
             }

@@ -50,12 +50,11 @@ impl<'f> Subset<'f> {
     /// A subset tag (six capital letters, as PDF requires for subset fonts) that depends only
     /// on the glyphs kept.
     fn tag(&self) -> String {
-        let mut hash: u32 = 0x811c_9dc5;
+        let mut hasher = fnv::FnvHasher::default();
         for gid in self.remapper.remapped_gids() {
-            for b in gid.to_be_bytes() {
-                hash = (hash ^ u32::from(b)).wrapping_mul(0x0100_0193);
-            }
+            std::hash::Hasher::write_u16(&mut hasher, gid);
         }
+        let hash = std::hash::Hasher::finish(&hasher);
         (0..6)
             .map(|i| char::from(b'A' + ((hash >> (i * 5)) % 26) as u8))
             .collect()

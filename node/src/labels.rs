@@ -13,8 +13,7 @@ use surge_rules::TenantRules;
 /// The sorting code and destination text of `receiver`, as `carrier`'s routes in the rules
 /// give them for its division, else derived from the division.
 fn sorting(receiver: &Address, carrier: Option<&surge_rules::Carrier>) -> (String, String) {
-    let in_china = receiver.country.is_empty() || receiver.country.eq_ignore_ascii_case("CN");
-    let resolved = in_china
+    let resolved = surge_divisions::in_china(&receiver.country)
         .then(|| {
             surge_divisions::Divisions::get()
                 .resolve(

@@ -32,9 +32,7 @@ fn named(o: &Obj<'_>, field: &str) -> Result<String, FieldError> {
 
 pub(crate) fn map(o: &Obj<'_>) -> Result<Mapped, FieldError> {
     let id = o.required("order_id")?;
-    let status = o
-        .int("order_status")?
-        .ok_or_else(|| o.err("order_status", "required"))?;
+    let status = o.required_int("order_status")?;
     if status == CANCELLED {
         return Ok(cancelled(Platform::Douyin, id));
     }
@@ -45,12 +43,9 @@ pub(crate) fn map(o: &Obj<'_>) -> Result<Mapped, FieldError> {
         .list("sku_order_list")?
         .iter()
         .map(|item| {
-            let quantity = item
-                .int("item_num")?
-                .ok_or_else(|| item.err("item_num", "required"))?;
-            let sku = [item.text("code")?, item.text("sku_id")?]
-                .into_iter()
-                .find(|s| !s.is_empty())
+            let quantity = item.required_int("item_num")?;
+            let sku = item
+                .first_text(&["code", "sku_id"])?
                 .ok_or_else(|| item.err("sku_id", "required"))?;
             Ok(OrderLine {
                 sku,

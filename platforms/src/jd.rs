@@ -18,12 +18,9 @@ pub(crate) fn map(o: &Obj<'_>) -> Result<Mapped, FieldError> {
         .list("itemInfoList")?
         .iter()
         .map(|item| {
-            let quantity = item
-                .int("itemTotal")?
-                .ok_or_else(|| item.err("itemTotal", "required"))?;
-            let sku = [item.text("outerSkuId")?, item.text("skuId")?]
-                .into_iter()
-                .find(|s| !s.is_empty())
+            let quantity = item.required_int("itemTotal")?;
+            let sku = item
+                .first_text(&["outerSkuId", "skuId"])?
                 .ok_or_else(|| item.err("skuId", "required"))?;
             Ok(OrderLine {
                 sku,
@@ -42,9 +39,8 @@ pub(crate) fn map(o: &Obj<'_>) -> Result<Mapped, FieldError> {
         (false, Some(_)) => PaymentState::Paid,
         (false, None) => PaymentState::Unpaid,
     };
-    let phone = [consignee.text("mobile")?, consignee.text("telephone")?]
-        .into_iter()
-        .find(|s| !s.is_empty())
+    let phone = consignee
+        .first_text(&["mobile", "telephone"])?
         .unwrap_or_default();
     let mut order = Order {
         platform: Platform::Jd.name().to_owned(),

@@ -53,6 +53,23 @@ impl<'a> Obj<'a> {
         }
     }
 
+    /// The first of `fields` that is present and not blank, if any (platforms carry the same
+    /// thing under several names: the merchant's SKU code, else the platform's SKU id).
+    pub(crate) fn first_text(&self, fields: &[&str]) -> Result<Option<String>, FieldError> {
+        for field in fields {
+            let s = self.text(field)?;
+            if !s.is_empty() {
+                return Ok(Some(s));
+            }
+        }
+        Ok(None)
+    }
+
+    /// A whole number that must be present.
+    pub(crate) fn required_int(&self, field: &str) -> Result<i64, FieldError> {
+        self.int(field)?.ok_or_else(|| self.err(field, "required"))
+    }
+
     /// A string that must be present and not blank.
     pub(crate) fn required(&self, field: &str) -> Result<String, FieldError> {
         let s = self.text(field)?;

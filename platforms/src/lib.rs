@@ -126,14 +126,13 @@ pub fn map_record(platform: Platform, record: &str) -> Result<Mapped, FieldError
     let value: serde_json::Value =
         serde_json::from_str(record).map_err(|e| FieldError::new("", format!("not JSON: {e}")))?;
     let obj = json::Obj::root(&value)?;
-    let mapped = match platform {
+    let mut mapped = match platform {
         Platform::Taobao | Platform::Tmall => taobao::map(platform, &obj)?,
         Platform::Jd => jd::map(&obj)?,
         Platform::Pinduoduo => pdd::map(&obj)?,
         Platform::Douyin => douyin::map(&obj)?,
         Platform::Shopify => shopify::map(&obj)?,
     };
-    let mut mapped = mapped;
     if let Mapped::Order(order) = &mut mapped {
         // A record without its shop's name (Shopify's have none) is filed under the platform.
         if order.shop.is_empty() {

@@ -18,12 +18,9 @@ pub(crate) fn map(o: &Obj<'_>) -> Result<Mapped, FieldError> {
         .list("item_list")?
         .iter()
         .map(|item| {
-            let quantity = item
-                .int("goods_count")?
-                .ok_or_else(|| item.err("goods_count", "required"))?;
-            let sku = [item.text("outer_id")?, item.text("sku_id")?]
-                .into_iter()
-                .find(|s| !s.is_empty())
+            let quantity = item.required_int("goods_count")?;
+            let sku = item
+                .first_text(&["outer_id", "sku_id"])?
                 .ok_or_else(|| item.err("sku_id", "required"))?;
             Ok(OrderLine {
                 sku,

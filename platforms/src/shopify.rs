@@ -20,12 +20,9 @@ pub(crate) fn map(o: &Obj<'_>) -> Result<Mapped, FieldError> {
         .list("line_items")?
         .iter()
         .map(|item| {
-            let quantity = item
-                .int("quantity")?
-                .ok_or_else(|| item.err("quantity", "required"))?;
-            let sku = [item.text("sku")?, item.text("variant_id")?]
-                .into_iter()
-                .find(|s| !s.is_empty())
+            let quantity = item.required_int("quantity")?;
+            let sku = item
+                .first_text(&["sku", "variant_id"])?
                 .ok_or_else(|| item.err("sku", "required"))?;
             Ok(OrderLine {
                 sku,

@@ -24,15 +24,10 @@ pub(crate) fn map(platform: Platform, t: &Obj<'_>) -> Result<Mapped, FieldError>
     let lines = lines
         .iter()
         .map(|o| {
-            let quantity = o.int("num")?.ok_or_else(|| o.err("num", "required"))?;
-            let sku = [
-                o.text("outer_sku_id")?,
-                o.text("sku_id")?,
-                o.text("num_iid")?,
-            ]
-            .into_iter()
-            .find(|s| !s.is_empty())
-            .ok_or_else(|| o.err("outer_sku_id", "no outer_sku_id, sku_id or num_iid"))?;
+            let quantity = o.required_int("num")?;
+            let sku = o
+                .first_text(&["outer_sku_id", "sku_id", "num_iid"])?
+                .ok_or_else(|| o.err("outer_sku_id", "no outer_sku_id, sku_id or num_iid"))?;
             Ok(OrderLine {
                 sku,
                 title: o.text("title")?,
@@ -54,9 +49,8 @@ pub(crate) fn map(platform: Platform, t: &Obj<'_>) -> Result<Mapped, FieldError>
     let shipping = t.yuan("post_fee")?;
     let discount = t.yuan("discount_fee")?;
     let payable = t.yuan("payment")?;
-    let phone = [t.text("receiver_mobile")?, t.text("receiver_phone")?]
-        .into_iter()
-        .find(|s| !s.is_empty())
+    let phone = t
+        .first_text(&["receiver_mobile", "receiver_phone"])?
         .unwrap_or_default();
     let mut order = Order {
         platform: platform.name().to_owned(),

@@ -17,6 +17,12 @@ pub fn key_digest(key: &str) -> String {
         .collect()
 }
 
+/// A fresh operator token: [`OPERATOR_TOKEN_PREFIX`] and 256 random bits (one maker for the
+/// coordinator and clients).
+pub fn new_operator_token() -> String {
+    random_secret(OPERATOR_TOKEN_PREFIX)
+}
+
 /// A fresh secret (an API key, an operator token): `prefix` and 256 random bits from the
 /// operating system, in hex. The prefix says what it is, and secret scanners can match it.
 pub fn random_secret(prefix: &str) -> String {

@@ -137,8 +137,7 @@ fn unresolved_chinese_address(order: &Order) -> Option<surge_divisions::AddressE
     let chinese = [&r.province, &r.city, &r.district, &r.street]
         .iter()
         .any(|s| han(s));
-    let in_china = r.country.is_empty() || r.country.eq_ignore_ascii_case("CN");
-    if !chinese || !in_china {
+    if !chinese || !surge_divisions::in_china(&r.country) {
         return None;
     }
     surge_divisions::Divisions::get()

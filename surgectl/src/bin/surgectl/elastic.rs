@@ -140,7 +140,7 @@ async fn nodes(meta: &MetaClient) -> Result<Vec<NodeStatus>, tonic::Status> {
     .map(|r| r.nodes)
 }
 
-fn bar(len: u64, what: &str) -> ProgressBar {
+pub(crate) fn bar(len: u64, what: &str) -> ProgressBar {
     let bar = ProgressBar::new(len.max(1));
     let style = ProgressStyle::with_template(
         "{spinner} {prefix} [{bar:30}] {pos}/{len} {msg} (elapsed {elapsed}, ETA {eta})",

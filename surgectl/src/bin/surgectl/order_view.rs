@@ -6,6 +6,14 @@ use surge_grpc::v1::{OrderStatus, OrderView};
 use crate::output::{emit, print_json, print_table, Format};
 
 /// `RECEIVED`, `LABEL_PRINTED`, ...: the status without its enum prefix.
+/// A refusal's code as the proto names it, without its prefix (`DUPLICATE`, `INVALID_ARGUMENT`).
+pub(crate) fn error_code_name(code: i32) -> &'static str {
+    surge_proto::v1::ErrorCode::try_from(code)
+        .unwrap_or(surge_proto::v1::ErrorCode::Unspecified)
+        .as_str_name()
+        .trim_start_matches("ERROR_CODE_")
+}
+
 pub(crate) fn status_name(status: i32) -> String {
     OrderStatus::try_from(status)
         .map(|s| {

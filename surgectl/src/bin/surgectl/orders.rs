@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::Context;
 use surge_client::sample;
 use surge_proto::v1::submit_result::Outcome;
-use surge_proto::v1::{ErrorCode, ListOrdersRequest, OrderStatus, OrderView};
+use surge_proto::v1::{ListOrdersRequest, OrderStatus, OrderView};
 
 use crate::calls::{order_client as client, status_error};
 use crate::output::{emit, print_json, print_table, Format};
@@ -47,8 +47,7 @@ pub(crate) async fn burst(
                 }
                 Some(Outcome::Rejected(rej)) => {
                     rejected += 1;
-                    let code = ErrorCode::try_from(rej.code).unwrap_or(ErrorCode::Unspecified);
-                    let code = code.as_str_name().trim_start_matches("ERROR_CODE_");
+                    let code = crate::order_view::error_code_name(rej.code);
                     eprintln!("order {} refused: {code} {}", r.index, rej.message);
                 }
                 None => rejected += 1,

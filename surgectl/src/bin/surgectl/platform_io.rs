@@ -7,15 +7,17 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use surge_grpc::v1::order_service_client::OrderServiceClient;
 use surge_grpc::v1::{CancelOrderRequest, OrderStatus};
-use surge_platforms::{map_lines, shipment_request, Mapped, Platform, RecordError, Shipment};
+use surge_platforms::{map_lines, shipment_request, Mapped, Platform, Shipment};
 use surge_proto::v1::submit_result::Outcome;
-use surge_proto::v1::{ErrorCode, Order};
+use surge_proto::v1::Order;
 
 use crate::calls::{order_client as client, status_error};
-use crate::output::{print_json, print_table, Format};
+use crate::elastic::bar;
+use crate::order_view::error_code_name;
+use crate::output::{emit, print_json, print_table, Format};
 
 /// Files larger than this are refused before reading (split them).
 const MAX_IMPORT_BYTES: u64 = 1 << 30;
@@ -48,18 +50,6 @@ impl Tally {
     }
 }
 
-fn progress(len: u64) -> ProgressBar {
-    let bar = ProgressBar::new(len.max(1));
-    let style = ProgressStyle::with_template(
-        "{spinner} import [{bar:30}] {pos}/{len} records (elapsed {elapsed}, ETA {eta})",
-    )
-    .unwrap_or_else(|_| ProgressStyle::default_bar())
-    .progress_chars("=> ");
-    bar.set_style(style);
-    bar.enable_steady_tick(Duration::from_millis(200));
-    bar
-}
-
 /// Submits every order of `file` (JSON Lines of `platform`'s order records) in batches; a
 /// record the platform cancelled cancels the order if it was imported before. Importing the
 /// same file again stores nothing twice: each order comes back as a retry.
@@ -82,12 +72,12 @@ pub(crate) async fn import(
     let c = client(nodes, api_key)?;
     let started = Instant::now();
     let mut tally = Tally::default();
-    let mapped: Vec<(usize, Result<Mapped, RecordError>)> = map_lines(platform, &text).collect();
-    let bar = progress(mapped.len() as u64);
+    let records = text.lines().filter(|l| !l.trim().is_empty()).count();
+    let bar = bar(records as u64, "import");
     let batch = batch.clamp(1, surge_proto::validate::MAX_BATCH);
     let mut pending: Vec<(usize, Order)> = Vec::with_capacity(batch);
     let mut cancels: Vec<(usize, String)> = Vec::new();
-    for (line, result) in mapped {
+    for (line, result) in map_lines(platform, &text) {
         tally.records += 1;
         match result {
             Err(e) => {
@@ -192,8 +182,7 @@ async fn submit(
             Some(Outcome::Accepted(a)) if a.duplicate => tally.retries += 1,
             Some(Outcome::Accepted(_)) => tally.accepted += 1,
             Some(Outcome::Rejected(rej)) => {
-                let code = ErrorCode::try_from(rej.code).unwrap_or(ErrorCode::Unspecified);
-                let code = code.as_str_name().trim_start_matches("ERROR_CODE_");
+                let code = error_code_name(rej.code);
                 tally.refuse(line, &format!("{code} {}", rej.message));
             }
             None => tally.refuse(line, "no answer"),
@@ -229,8 +218,11 @@ pub(crate) async fn export_shipments(
     let mut cursor = String::new();
     let idle = Duration::from_secs(idle.clamp(1, 600));
     let deadline = Instant::now() + Duration::from_secs(3600);
+    // Each reconnection tries the next node.
+    let mut turn = 0usize;
     'stream: while Instant::now() < deadline {
-        let Some(mut stream) = crate::watch::open_stream(&c, shipped.len(), &cursor).await? else {
+        turn += 1;
+        let Some(mut stream) = crate::watch::open_stream(&c, turn, &cursor).await? else {
             continue;
         };
         loop {
@@ -257,16 +249,22 @@ pub(crate) async fn export_shipments(
             }
         }
     }
-    let mut writer: Box<dyn std::io::Write> = match out {
-        Some(path) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(path).with_context(|| format!("{}", path.display()))?,
-        )),
-        None => Box::new(std::io::stdout().lock()),
-    };
-    for s in shipped.values() {
-        writeln!(writer, "{}", shipment_request(platform, s))?;
+    match out {
+        Some(path) => {
+            let file =
+                std::fs::File::create(path).with_context(|| format!("{}", path.display()))?;
+            let mut writer = std::io::BufWriter::new(file);
+            for s in shipped.values() {
+                writeln!(writer, "{}", shipment_request(platform, s))?;
+            }
+            writer.flush()?;
+        }
+        None => {
+            for s in shipped.values() {
+                emit(&shipment_request(platform, s).to_string());
+            }
+        }
     }
-    writer.flush()?;
     eprintln!(
         "{} shipment confirmations for {}",
         shipped.len(),
