@@ -76,63 +76,91 @@ async fn digest_of(
         .map(|r| r.into_inner())
 }
 
-/// Verifies `only` (every shard when empty).
+/// Where each shard's replicas are, as the coordinators see it now.
+struct Membership {
+    /// Shard id → the nodes holding a replica of it.
+    shards: BTreeMap<u32, Vec<u64>>,
+    /// Node id → the address its ReplicaService answers on.
+    nodes: HashMap<u64, String>,
+}
+
+impl Membership {
+    async fn read(meta: &MetaClient) -> Result<Membership, Status> {
+        let shards = meta
+            .call(|ch| async move {
+                AdminServiceClient::new(ch)
+                    .list_shards(ListShardsRequest {})
+                    .await
+            })
+            .await?
+            .shards
+            .into_iter()
+            .map(|s| (s.id, s.replicas.iter().map(|r| r.node_id).collect()))
+            .collect();
+        let nodes = meta
+            .call(|ch| async move {
+                AdminServiceClient::new(ch)
+                    .list_nodes(ListNodesRequest {})
+                    .await
+            })
+            .await?
+            .nodes
+            .into_iter()
+            // ReplicaService is on each node's peer port (nodes from before the split: `address`).
+            .map(|n| match n.peer_address.is_empty() {
+                true => (n.id, n.address),
+                false => (n.id, n.peer_address),
+            })
+            .collect();
+        Ok(Membership { shards, nodes })
+    }
+}
+
+/// Verifies `only` (every shard when empty). The membership is read again before each retry:
+/// while the scheduler moves replicas, a shard's members change under a long verify, and a
+/// node that gave its replica up since is no reason to call the shard unsettled.
 pub async fn verify(
     meta: &MetaClient,
     only: &[u32],
     policy: VerifyPolicy,
 ) -> Result<Vec<ShardVerdict>, Status> {
-    let shards = meta
-        .call(|ch| async move {
-            AdminServiceClient::new(ch)
-                .list_shards(ListShardsRequest {})
-                .await
-        })
-        .await?
-        .shards;
-    let nodes: HashMap<u64, String> = meta
-        .call(|ch| async move {
-            AdminServiceClient::new(ch)
-                .list_nodes(ListNodesRequest {})
-                .await
-        })
-        .await?
-        .nodes
-        .into_iter()
-        // ReplicaService is on each node's peer port (nodes from before the split: `address`).
-        .map(|n| match n.peer_address.is_empty() {
-            true => (n.id, n.address),
-            false => (n.id, n.peer_address),
-        })
+    let mut membership = Membership::read(meta).await?;
+    let ids: Vec<u32> = membership
+        .shards
+        .keys()
+        .copied()
+        .filter(|id| only.is_empty() || only.contains(id))
         .collect();
     // ReplicaService is on peer ports: the caller's certificate must be the cluster's.
     let channels = ChannelCache::new("nodes", meta.transport().clone());
     let mut out = Vec::new();
-    for shard in shards
-        .iter()
-        .filter(|s| only.is_empty() || only.contains(&s.id))
-    {
-        let members: Vec<u64> = shard.replicas.iter().map(|r| r.node_id).collect();
+    for shard in ids {
         let mut verdict = Verdict::Unsettled {
             reason: "no attempt made".into(),
         };
-        for _ in 0..policy.attempts.max(1) {
+        for attempt in 0..policy.attempts.max(1) {
+            if attempt > 0 {
+                tokio::time::sleep(policy.pause).await;
+                membership = Membership::read(meta).await?;
+            }
+            let Some(members) = membership.shards.get(&shard) else {
+                verdict = Verdict::Unsettled {
+                    reason: format!("shard {shard} is no longer listed"),
+                };
+                continue;
+            };
             let asks = members.iter().map(|n| {
-                let address = nodes.get(n).cloned().unwrap_or_default();
+                let address = membership.nodes.get(n).cloned().unwrap_or_default();
                 let channels = &channels;
-                async move { (*n, digest_of(channels, &address, shard.id).await) }
+                async move { (*n, digest_of(channels, &address, shard).await) }
             });
             let answers = futures::future::join_all(asks).await;
             verdict = judge(&answers);
             if !matches!(verdict, Verdict::Unsettled { .. }) {
                 break;
             }
-            tokio::time::sleep(policy.pause).await;
         }
-        out.push(ShardVerdict {
-            shard: shard.id,
-            verdict,
-        });
+        out.push(ShardVerdict { shard, verdict });
     }
     Ok(out)
 }
