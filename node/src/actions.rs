@@ -53,6 +53,11 @@ pub fn refusal_status(code: RefuseCode, message: String) -> Status {
     match code {
         RefuseCode::NotFound => ApiError::not_found(message).into(),
         RefuseCode::FailedPrecondition => ApiError::failed_precondition(message).into(),
+        // The shard words these "field: why".
+        RefuseCode::InvalidArgument => match message.split_once(": ") {
+            Some((field, why)) => ApiError::invalid_argument(field, why).into(),
+            None => ApiError::invalid_argument("request", message).into(),
+        },
     }
 }
 

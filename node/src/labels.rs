@@ -2,7 +2,9 @@
 //! receiver, weight) and the tenant's rules (sender); `surge_label` renders it.
 //!
 //! A Chinese receiver address gets the three-segment sorting code (三段码) and destination text
-//! (大头笔) of its division (GB/T 2260); one in Latin letters keeps the Latin sorting code. An
+//! (大头笔) the carrier returned for the waybill when an integration set them
+//! (`SetCarrierRouting`), else the carrier's route for the division in the rules file, else the
+//! ones derived from the division (GB/T 2260); one in Latin letters keeps the Latin code. An
 //! order from a Chinese platform prints a privacy waybill (隐私面单): the receiver's name and
 //! phone masked, the full values kept in the order for the carrier and `GetOrder`.
 
@@ -55,7 +57,7 @@ pub fn label_of(rec: &OrderRecord, rules: &TenantRules, reprint: u32) -> Label {
         surge_rules::parcel_weight_grams(&order)
     };
     let carrier = rules.carriers.iter().find(|c| c.name == rec.carrier);
-    let (sorting_code, destination) = sorting(&receiver, carrier);
+    let (sorting_code, destination) = surge_shard::routing_for(rec, sorting(&receiver, carrier));
     if surge_label::is_privacy_platform(&order.platform) {
         receiver.name = surge_label::mask_name(&receiver.name);
         receiver.phone = surge_label::mask_phone(&receiver.phone);
@@ -171,6 +173,35 @@ mod tests {
         assert!(label_of(&zto, &rules, 0)
             .sorting_code
             .starts_with("3301-06-"));
+    }
+
+    #[test]
+    fn the_carriers_routing_for_the_bound_waybill_wins_over_every_other() {
+        let rules = surge_rules::parse(include_str!("../../rules/examples/rules.toml"))
+            .expect("the example parses");
+        let routed = |waybill: &str, sorting_code: &str, destination: &str| OrderRecord {
+            carrier: "SF".into(),
+            carrier_routing: Some(surge_proto::v1::CarrierRouting {
+                waybill: waybill.into(),
+                sorting_code: sorting_code.into(),
+                destination: destination.into(),
+            }),
+            ..record("tmall", zhang_san())
+        };
+        let label = label_of(&routed("SF1", "300-B8-00", "杭州转 西湖"), &rules, 0);
+        assert_eq!(
+            (label.sorting_code.as_str(), label.destination.as_str()),
+            ("300-B8-00", "杭州转 西湖")
+        );
+        // Only the destination given: the rules file's sorting code stays.
+        let label = label_of(&routed("SF1", "", "杭州转"), &rules, 0);
+        assert_eq!(
+            (label.sorting_code.as_str(), label.destination.as_str()),
+            ("571-W01-08", "杭州转")
+        );
+        // Routing for another waybill (one bound before) is not this label's.
+        let label = label_of(&routed("SF0", "300-B8-00", "杭州转 西湖"), &rules, 0);
+        assert_eq!(label.sorting_code, "571-W01-08");
     }
 
     #[test]

@@ -5,12 +5,13 @@
 use surge_grpc::v1::order_action::Kind;
 use surge_grpc::v1::order_service_client::OrderServiceClient;
 use surge_grpc::v1::{
-    CancelAnswer, CancelOrderRequest, CancelOrderResponse, ConfirmPackedRequest,
+    CancelAnswer, CancelOrderRequest, CancelOrderResponse, CarrierRouting, ConfirmPackedRequest,
     ConfirmShippedRequest, Empty, GetLabelRequest, HoldEntry, LabelDocument, LabelFormat,
     OrderAction, OrderActionResponse, PlaceHoldRequest, ReleaseHoldRequest,
+    SetCarrierRoutingRequest,
 };
 use surge_grpc::ApiError;
-use surge_shard::{shard_of, view_of, ActionOutcome, CARRIER_HOLD, WAYBILL_HOLD};
+use surge_shard::{check_routing, shard_of, view_of, ActionOutcome, CARRIER_HOLD, WAYBILL_HOLD};
 use tonic::{Request, Response, Status};
 
 use crate::actions::{self, refusal_status, ProposeError};
@@ -199,6 +200,38 @@ impl OrderApi {
             }
             Route::Forward { address, channel } => OrderServiceClient::new(channel)
                 .confirm_shipped(self.forward_request(&request, req))
+                .await
+                .map_err(|s| forward_failed(s, &address))
+                .map(|r| with_leader(r, Some(&address))),
+        }
+    }
+
+    pub(crate) async fn set_carrier_routing_call(
+        &self,
+        request: Request<SetCarrierRoutingRequest>,
+    ) -> Result<Response<OrderActionResponse>, Status> {
+        let tenant = self.tenant(&request, Need::Orders).await?;
+        let req = request.get_ref().clone();
+        if req.waybill.is_empty() {
+            return Err(field_error(
+                "waybill",
+                "required: the waybill the carrier answered for",
+            ));
+        }
+        let routing = CarrierRouting {
+            waybill: req.waybill.clone(),
+            sorting_code: req.sorting_code.trim().to_owned(),
+            destination: req.destination.trim().to_owned(),
+        };
+        check_routing(&routing).map_err(|(field, why)| field_error(field, why))?;
+        let shard = self.shard_of_id(&req.order_id)?;
+        match self.route(&request, shard, "action")? {
+            Route::Local => {
+                let action = Self::action(tenant, &req.order_id, "", Kind::Route(routing));
+                self.act_answer(shard, action).await.map(Response::new)
+            }
+            Route::Forward { address, channel } => OrderServiceClient::new(channel)
+                .set_carrier_routing(self.forward_request(&request, req))
                 .await
                 .map_err(|s| forward_failed(s, &address))
                 .map(|r| with_leader(r, Some(&address))),

@@ -17,9 +17,9 @@ use surge_grpc::v1::{
     GetLabelRequest, GetOrderByExternalIdRequest, GetOrderRequest, GetOrderResponse,
     GetShardMapRequest, LabelDocument, ListOrdersRequest, ListOrdersResponse, NodeAddress, Order,
     OrderActionResponse, OrderStatus, OrderView, PlaceHoldRequest, ReadEventsRequest,
-    ReadEventsResponse, Rejection, ReleaseHoldRequest, ShardCommand, ShardMap, ShardRoute,
-    SubmitBatch, SubmitItem, SubmitOrderRequest, SubmitOrderResponse, SubmitOrdersRequest,
-    SubmitOrdersResponse, SubmitResult, WatchOrdersRequest,
+    ReadEventsResponse, Rejection, ReleaseHoldRequest, SetCarrierRoutingRequest, ShardCommand,
+    ShardMap, ShardRoute, SubmitBatch, SubmitItem, SubmitOrderRequest, SubmitOrderResponse,
+    SubmitOrdersRequest, SubmitOrdersResponse, SubmitResult, WatchOrdersRequest,
 };
 use surge_grpc::ApiError;
 use surge_proto::limits::{self, MAX_REPLY_BYTES};

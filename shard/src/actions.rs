@@ -139,6 +139,7 @@ impl<E: Engine> ShardSm<E> {
             Kind::Cancel(_) => self.cancel(ctx, &action, &mut rec, batch)?,
             Kind::Reprint(_) => self.reprint(ctx, &action, &mut rec, &mut job, batch),
             Kind::Lease(lease) => self.lease(ctx, &rec, lease, &mut job, batch),
+            Kind::Route(routing) => self.route(ctx, &action, &mut rec, routing, batch),
         };
         let changed = match result {
             Ok(changed) => changed,

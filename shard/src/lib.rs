@@ -25,6 +25,7 @@ pub mod outcome;
 pub mod planner;
 pub mod print_jobs;
 pub mod reads;
+pub mod routing;
 pub mod stage;
 pub mod state;
 pub mod waybills;
@@ -38,6 +39,7 @@ pub use outcome::{
     acceptance_of, view_of, ActionOutcome, Applied, Done, ItemOutcome, RefuseCode, ShardOutput,
     Trimmed,
 };
+pub use routing::{check_routing, routing_for};
 pub use stage::{stage_of, Stage, CARRIER_HOLD, REVIEW_ACTOR, WAYBILL_HOLD};
 pub use state::ShardSm;
 pub use waybills::free_numbers;

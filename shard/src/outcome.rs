@@ -38,6 +38,7 @@ pub type ShardOutput = Result<Applied, String>;
 pub enum RefuseCode {
     NotFound,
     FailedPrecondition,
+    InvalidArgument,
 }
 
 /// The answer to one action.
@@ -87,5 +88,6 @@ pub fn view_of(rec: OrderRecord) -> OrderView {
         waybill: rec.waybill,
         waybill_voided: rec.waybill_voided,
         reprints: rec.reprints,
+        carrier_routing: rec.carrier_routing,
     }
 }

@@ -217,6 +217,8 @@ async fn platform_files_import_twice_print_chinese_ewaybills_and_export_shipment
         assert!(zpl.contains(stock), "{}: {} on its stock", row[0], row[2]);
     }
 
+    carrier_routing_replaces_the_derived_one(&cluster, &key, &client).await;
+
     // Pack and ship the Pinduoduo orders; export their confirmations.
     let pdd: BTreeMap<String, (String, String, String)> = {
         let mut out = BTreeMap::new();
@@ -318,4 +320,86 @@ async fn platform_files_import_twice_print_chinese_ewaybills_and_export_shipment
         "one confirmation per shipped order"
     );
     assert_eq!(exported, expected);
+}
+
+/// `surgectl order route` records the carrier's 三段码 and 大头笔 for a printed Tmall order's
+/// waybill; `order get` shows them and the label prints the carrier's code; a routing for another
+/// waybill is refused naming `waybill` and changes nothing.
+async fn carrier_routing_replaces_the_derived_one(
+    cluster: &DevCluster,
+    key: &str,
+    client: &surge_client::OrderClient,
+) {
+    let printed = common::list_status(client, S::LabelPrinted).await;
+    let order = printed
+        .iter()
+        .find(|o| o.order.as_ref().is_some_and(|r| r.platform == "tmall"))
+        .expect("a printed Tmall order");
+    let surgectl = |args: &[&str]| {
+        cluster
+            .surgectl()
+            .args(["--nodes", &cluster.node_addresses().join(","), "-o", "json"])
+            .args(args)
+            .env("SURGE_API_KEY", key)
+            .output()
+            .expect("surgectl")
+    };
+    let id = order.order_id.as_str();
+    let out = surgectl(&[
+        "order",
+        "route",
+        id,
+        "--waybill",
+        &order.waybill,
+        "--sorting-code",
+        "998-Z77-66",
+        "--destination",
+        "杭州 转运中心",
+    ]);
+    assert!(
+        out.status.success(),
+        "route: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shown: Value =
+        serde_json::from_slice(&surgectl(&["order", "get", id]).stdout).expect("order get -o json");
+    assert_eq!(shown["carrier_routing"]["waybill"], order.waybill.as_str());
+    assert_eq!(shown["carrier_routing"]["sorting_code"], "998-Z77-66");
+    assert_eq!(shown["carrier_routing"]["destination"], "杭州 转运中心");
+    assert_eq!(shown["status"], "LABEL_PRINTED", "routing moves no status");
+    let zpl = cluster.dir.path().join("routed.zpl");
+    let out = surgectl(&["label", "get", id, "--out", zpl.to_str().expect("path")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let zpl = std::fs::read_to_string(&zpl).expect("label");
+    assert!(
+        zpl.contains("^FD998-Z77-66^FS"),
+        "the carrier's code printed:\n{zpl}"
+    );
+
+    let out = surgectl(&[
+        "order",
+        "route",
+        id,
+        "--waybill",
+        "SF-NOT-THIS-ONE",
+        "--sorting-code",
+        "111-A11-11",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "another waybill's routing accepted");
+    assert!(stderr.contains("waybill"), "names the field: {stderr}");
+    let out = surgectl(&["order", "route", id, "--waybill", &order.waybill]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "an empty routing accepted");
+    assert!(stderr.contains("sorting_code"), "names the field: {stderr}");
+    let shown: Value =
+        serde_json::from_slice(&surgectl(&["order", "get", id]).stdout).expect("order get -o json");
+    assert_eq!(
+        shown["carrier_routing"]["sorting_code"], "998-Z77-66",
+        "unchanged"
+    );
 }

@@ -415,6 +415,16 @@ impl OrderService for OrderApi {
         result
     }
 
+    async fn set_carrier_routing(
+        &self,
+        request: Request<SetCarrierRoutingRequest>,
+    ) -> Result<Response<OrderActionResponse>, Status> {
+        let started = Instant::now();
+        let result = self.set_carrier_routing_call(request).await;
+        observe("SetCarrierRouting", started, &result);
+        result
+    }
+
     async fn cancel_order(
         &self,
         request: Request<CancelOrderRequest>,

@@ -414,6 +414,19 @@ pub(crate) enum OrderCmd {
         #[arg(long)]
         weight_grams: i64,
     },
+    /// Records the carrier's routing for the order's waybill, as the carrier's e-waybill service
+    /// returned it with the number: the three-segment sorting code (三段码) and the destination
+    /// text (大头笔). The label prints them instead of the ones derived from the address.
+    Route {
+        order_id: String,
+        /// The waybill the carrier answered for; must be the one bound to the order.
+        #[arg(long)]
+        waybill: String,
+        #[arg(long, default_value = "")]
+        sorting_code: String,
+        #[arg(long, default_value = "")]
+        destination: String,
+    },
     /// Cancels (before printing) or intercepts (after printing) an order.
     Cancel {
         order_id: String,

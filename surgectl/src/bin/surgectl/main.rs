@@ -249,6 +249,19 @@ async fn main() -> std::process::ExitCode {
                     let act = order_actions::Act::Ship { weight_grams };
                     order_actions::act(&cli.nodes, key, cli.output, order_id, act).await
                 }
+                OrderCmd::Route {
+                    order_id,
+                    waybill,
+                    sorting_code,
+                    destination,
+                } => {
+                    let act = order_actions::Act::Route {
+                        waybill,
+                        sorting_code,
+                        destination,
+                    };
+                    order_actions::act(&cli.nodes, key, cli.output, order_id, act).await
+                }
                 OrderCmd::Tally => orders::tally(&cli.nodes, key, cli.output).await,
                 OrderCmd::Cancel { order_id, reason } => {
                     order_actions::cancel(&cli.nodes, key, cli.output, order_id, reason).await

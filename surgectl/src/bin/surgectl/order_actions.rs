@@ -1,5 +1,5 @@
 //! What a tenant does to one order through the nodes: read it, hold and release it, confirm
-//! packing and shipping, cancel it, fetch and reprint its label.
+//! packing and shipping, record the carrier's routing, cancel it, fetch and reprint its label.
 
 use std::path::PathBuf;
 
@@ -9,6 +9,7 @@ use surge_grpc::v1::print_service_client::PrintServiceClient;
 use surge_grpc::v1::{
     CancelAnswer, CancelOrderRequest, ConfirmPackedRequest, ConfirmShippedRequest, GetLabelRequest,
     LabelFormat, OrderActionResponse, PlaceHoldRequest, ReleaseHoldRequest, ReprintRequest,
+    SetCarrierRoutingRequest,
 };
 
 use crate::calls::{order_client as orders, status_error};
@@ -31,10 +32,23 @@ pub(crate) async fn get(
 
 /// What `order` subcommands ask of one order.
 pub(crate) enum Act {
-    Hold { code: String, reason: String },
-    Release { code: String, reason: String },
+    Hold {
+        code: String,
+        reason: String,
+    },
+    Release {
+        code: String,
+        reason: String,
+    },
     Pack,
-    Ship { weight_grams: i64 },
+    Ship {
+        weight_grams: i64,
+    },
+    Route {
+        waybill: String,
+        sorting_code: String,
+        destination: String,
+    },
 }
 
 pub(crate) async fn act(
@@ -83,6 +97,22 @@ pub(crate) async fn act(
             };
             c.on_order(&id, req, |ch, r| async move {
                 OrderServiceClient::new(ch).confirm_shipped(r).await
+            })
+            .await
+        }
+        Act::Route {
+            waybill,
+            sorting_code,
+            destination,
+        } => {
+            let req = SetCarrierRoutingRequest {
+                order_id,
+                waybill,
+                sorting_code,
+                destination,
+            };
+            c.on_order(&id, req, |ch, r| async move {
+                OrderServiceClient::new(ch).set_carrier_routing(r).await
             })
             .await
         }

@@ -1,11 +1,11 @@
 //! One order as `order get` and the order actions show it: status, carrier, waybill, holds
-//! and history.
+//! and history, and the carrier's routing when one was recorded.
 
 use surge_grpc::v1::{OrderStatus, OrderView};
 
+use crate::human::local_time;
 use crate::output::{emit, print_json, print_table, Format};
 
-/// `RECEIVED`, `LABEL_PRINTED`, ...: the status without its enum prefix.
 /// A refusal's code as the proto names it, without its prefix (`DUPLICATE`, `INVALID_ARGUMENT`).
 pub(crate) fn error_code_name(code: i32) -> &'static str {
     surge_proto::v1::ErrorCode::try_from(code)
@@ -14,6 +14,7 @@ pub(crate) fn error_code_name(code: i32) -> &'static str {
         .trim_start_matches("ERROR_CODE_")
 }
 
+/// `RECEIVED`, `LABEL_PRINTED`, ...: the status without its enum prefix.
 pub(crate) fn status_name(status: i32) -> String {
     OrderStatus::try_from(status)
         .map(|s| {
@@ -36,6 +37,9 @@ pub(crate) fn print_order_detail(format: Format, o: &OrderView) {
             "waybill_voided": o.waybill_voided,
             "intercepted": o.intercepted,
             "reprints": o.reprints,
+            "carrier_routing": o.carrier_routing.as_ref().map(|r| serde_json::json!({
+                "waybill": r.waybill, "sorting_code": r.sorting_code, "destination": r.destination,
+            })),
             "holds": o.holds.iter().map(|h| serde_json::json!({"code": h.code, "detail": h.detail, "actor": h.actor, "at_ms": h.at_ms})).collect::<Vec<_>>(),
             "history": o.history.iter().map(|t| serde_json::json!({
                 "from": status_name(t.from), "to": status_name(t.to), "action": t.action,
@@ -68,6 +72,22 @@ pub(crate) fn print_order_detail(format: Format, o: &OrderView) {
             o.reprints
         ));
     }
+    if let Some(r) = &o.carrier_routing {
+        emit(&format!(
+            "carrier routing for waybill {}: sorting code {}, destination {}",
+            r.waybill,
+            if r.sorting_code.is_empty() {
+                "(derived)"
+            } else {
+                &r.sorting_code
+            },
+            if r.destination.is_empty() {
+                "(derived)"
+            } else {
+                &r.destination
+            },
+        ));
+    }
     for h in &o.holds {
         emit(&format!("hold {}: {} (by {})", h.code, h.detail, h.actor));
     }
@@ -76,7 +96,7 @@ pub(crate) fn print_order_detail(format: Format, o: &OrderView) {
         .iter()
         .map(|t| {
             vec![
-                t.at_ms.to_string(),
+                local_time(t.at_ms),
                 t.action.clone(),
                 status_name(t.from),
                 status_name(t.to),
@@ -85,8 +105,5 @@ pub(crate) fn print_order_detail(format: Format, o: &OrderView) {
             ]
         })
         .collect();
-    print_table(
-        &["AT (MS)", "ACTION", "FROM", "TO", "ACTOR", "REASON"],
-        &rows,
-    );
+    print_table(&["AT", "ACTION", "FROM", "TO", "ACTOR", "REASON"], &rows);
 }
